@@ -1,0 +1,68 @@
+"""Authorisation: who must agree before a plan runs (the runbook's matrix, as data).
+
+The matrix maps severity × step risk to `auto`, `never` or an approval by a role
+with a quorum. A plan is only as automatic as its least automatic step: a
+migration rollback that starts by stopping services waits for its approval
+before the first stop, so a human never finds the stack half rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from watchdog.model import AuthMode, Authorization, Risk, Severity, Step
+from watchdog.policy.schema import Approval, AuthorityRow
+
+
+def authorize_step(
+    severity: Severity, risk: Risk, authority: Mapping[Severity, AuthorityRow]
+) -> Authorization:
+    row = authority.get(severity)
+    if row is None:
+        return Authorization(AuthMode.NEVER, f"no authority row for {severity}: nothing runs")
+    rule = getattr(row, risk.value)
+    why = f" ({row.why})" if row.why else ""
+    if rule == "auto":
+        return Authorization(AuthMode.AUTO, f"{severity} × {risk} steps run automatically{why}")
+    if rule == "never":
+        return Authorization(AuthMode.NEVER, f"{severity} × {risk} steps never run{why}")
+    assert isinstance(rule, Approval)
+    who = f"{rule.quorum} distinct {rule.role}" if rule.quorum > 1 else f"one {rule.role}"
+    return Authorization(
+        AuthMode.APPROVAL,
+        f"{severity} × {risk} steps need approval by {who}{why}",
+        role=rule.role,
+        quorum=rule.quorum,
+    )
+
+
+def authorize_plan(
+    severity: Severity, steps: Sequence[Step], authority: Mapping[Severity, AuthorityRow]
+) -> Authorization:
+    """The strictest authorisation any step needs, naming the step that needs it."""
+    if not steps:
+        return Authorization(AuthMode.AUTO, "no steps to run: notify only")
+    strictest: tuple[int, Authorization, Step] | None = None
+    for step in steps:
+        decision = authorize_step(severity, step.risk, authority)
+        weight = _weight(decision)
+        if strictest is None or weight > strictest[0]:
+            strictest = (weight, decision, step)
+    assert strictest is not None
+    _, decision, step = strictest
+    if decision.mode is AuthMode.AUTO:
+        return Authorization(AuthMode.AUTO, f"every step may run at once: {decision.reason}")
+    return Authorization(
+        decision.mode,
+        f"step {step.name!r} is {step.risk}: {decision.reason}",
+        role=decision.role,
+        quorum=decision.quorum,
+    )
+
+
+def _weight(decision: Authorization) -> int:
+    if decision.mode is AuthMode.NEVER:
+        return 1000
+    if decision.mode is AuthMode.APPROVAL:
+        return 100 + decision.quorum
+    return 0

@@ -1,0 +1,77 @@
+"""The actions a plan may name: what each needs and how much harm it can do.
+
+This is the contract between policy files and the executor's backends. The policy
+validator rejects a step that names an action missing here or omits a required
+parameter, so a typo is caught by `watchdog validate`, not at 3 a.m. in the middle
+of a rollback. Which backend carries an action out (the sandbox, Docker,
+PostgreSQL) is the executor's business, not the policy's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from watchdog.model import Risk
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    risk: Risk
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    idempotent: bool = True
+    summary: str = ""
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    "service.restart": ActionSpec(
+        Risk.SAFE, ("services",), ("stop_timeout",), summary="restart services' containers"
+    ),
+    "service.stop": ActionSpec(Risk.SAFE, ("services",), ("stop_timeout",), summary="stop"),
+    "service.start": ActionSpec(Risk.SAFE, ("services",), (), summary="start services"),
+    "service.revert": ActionSpec(
+        Risk.RISKY, ("service",), (), summary="recreate a service from its last good image"
+    ),
+    "config.backup": ActionSpec(Risk.SAFE, ("table",), (), summary="copy the live table"),
+    "config.restore": ActionSpec(
+        Risk.SAFE, ("table",), ("source",), summary="restore the last known good table"
+    ),
+    "config.reload": ActionSpec(Risk.SAFE, ("target",), (), summary="POST /admin/config/reload"),
+    "config.verify": ActionSpec(
+        Risk.SAFE, ("target", "table"), (), summary="GET /admin/config matches the table"
+    ),
+    "provider.disable": ActionSpec(
+        Risk.SAFE, ("provider", "table"), ("mode",), summary="take a provider out of use"
+    ),
+    "breaker.reset": ActionSpec(
+        Risk.SAFE, ("target", "provider"), (), summary="reset a gateway circuit breaker"
+    ),
+    "smoke_test": ActionSpec(
+        Risk.SAFE, ("target", "path", "body"), ("expect",), summary="one real request"
+    ),
+    "http.call": ActionSpec(
+        Risk.SAFE, ("target", "method", "path"), ("body", "expect_status"), summary="HTTP call"
+    ),
+    "wait": ActionSpec(Risk.SAFE, ("seconds",), (), summary="let the system settle"),
+    "database.restore": ActionSpec(
+        Risk.RISKY,
+        ("backup_dir",),
+        ("max_backup_age",),
+        idempotent=False,
+        summary="restore the newest database backup",
+    ),
+    "migrations.down": ActionSpec(
+        Risk.RISKY,
+        ("migration_dirs",),
+        ("target_version",),
+        idempotent=False,
+        summary="apply down migrations newest first",
+    ),
+    "system.rebuild": ActionSpec(
+        Risk.DESTRUCTIVE,
+        (),
+        ("services",),
+        idempotent=False,
+        summary="rebuild the whole stack (removes volumes)",
+    ),
+}

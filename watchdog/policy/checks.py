@@ -1,0 +1,265 @@
+"""Checks across a policy's parts, each problem named by its path in the file.
+
+pydantic checks each field on its own; what it cannot see is a rule naming a
+signal that does not exist, two signals with one name, a step naming an action no
+backend knows, or a threshold no value of its signal can ever cross. Those are
+found here, before the daemon starts, and reported the way `watchdog validate`
+prints them: path, what was found, what was expected.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from watchdog.policy.catalogue import ACTIONS
+from watchdog.policy.schema import (
+    AnySignal,
+    Approval,
+    DerivedSignal,
+    Policy,
+    ScenarioSpec,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    found: str
+    expected: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: found {self.found}; expected {self.expected}"
+
+
+def find_problems(policy: Policy) -> list[Problem]:
+    """Every cross-reference problem in the policy, in file order."""
+    return [
+        *_duplicates("signals", (s.name for s in policy.signals)),
+        *_duplicates("rules", (r.name for r in policy.rules)),
+        *_signal_problems(policy),
+        *_rule_problems(policy),
+        *_scenario_problems(policy),
+        *_authority_problems(policy),
+    ]
+
+
+def _duplicates(section: str, names: Iterable[str]) -> Iterator[Problem]:
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            yield Problem(
+                f"{section}[{index}].name",
+                repr(name),
+                f"a unique name ({section}[{seen[name]}] already has it)",
+            )
+        else:
+            seen[name] = index
+
+
+def _signal_problems(policy: Policy) -> Iterator[Problem]:
+    names = {s.name for s in policy.signals}
+    for index, signal in enumerate(policy.signals):
+        target = getattr(signal, "target", None)
+        if target is not None and target not in policy.targets:
+            yield Problem(
+                f"signals[{index}].target",
+                repr(target),
+                f"one of the targets {_known(policy.targets)}",
+            )
+        if isinstance(signal, DerivedSignal):
+            for position, member in enumerate(signal.of):
+                if member not in names:
+                    yield Problem(
+                        f"signals[{index}].of[{position}]", repr(member), "the name of a signal"
+                    )
+                elif member == signal.name:
+                    yield Problem(
+                        f"signals[{index}].of[{position}]", repr(member), "another signal"
+                    )
+            if signal.op in ("count", "fraction") and signal.where is None:
+                yield Problem(f"signals[{index}].where", "nothing", f"a condition for {signal.op}")
+        if signal.timeout > signal.interval:
+            yield Problem(
+                f"signals[{index}].timeout",
+                f"{signal.timeout:g} s",
+                f"at most the interval ({signal.interval:g} s), so probes never pile up",
+            )
+        if signal.interval <= 0:
+            yield Problem(f"signals[{index}].interval", "0", "a positive duration")
+
+
+def _rule_problems(policy: Policy) -> Iterator[Problem]:
+    signals = {s.name: s for s in policy.signals}
+    for index, rule in enumerate(policy.rules):
+        path = f"rules[{index}]"
+        signal = signals.get(rule.signal)
+        if signal is None:
+            yield Problem(
+                f"{path}.signal", repr(rule.signal), f"one of the signals {_known(signals)}"
+            )
+        elif rule.measure == "value":
+            reason = _impossible(signal, rule.op, rule.threshold)
+            if reason:
+                yield Problem(f"{path}.threshold", f"{rule.op} {rule.threshold:g}", reason)
+        if rule.scenario not in policy.scenarios:
+            yield Problem(
+                f"{path}.scenario",
+                repr(rule.scenario),
+                f"one of the scenarios {_known(policy.scenarios)}",
+            )
+        for placeholder in _placeholders(rule.subject, *rule.params.values()):
+            if placeholder not in ("series", "signal", "target", "service"):
+                yield Problem(
+                    f"{path}.subject",
+                    f"{{{placeholder}}}",
+                    "only {series}, {signal}, {target}, {service}",
+                )
+        scenario = policy.scenarios.get(rule.scenario)
+        if scenario is not None:
+            yield from _scenario_words(path, rule.params, scenario, signals)
+
+
+def _scenario_words(
+    path: str, params: dict[str, str], scenario: ScenarioSpec, signals: dict[str, AnySignal]
+) -> Iterator[Problem]:
+    """A scenario's templates must be fillable from every rule that leads to it."""
+    known = {"subject", "series", "service", *params}
+    texts = [scenario.title, *scenario.impact]
+    for step in scenario.steps:
+        texts += [step.name, step.note, *_strings(step.params)]
+    for check in scenario.checklist:
+        texts += [check.description, check.signal]
+        if "{" in check.signal:
+            rendered = check.signal.format_map(
+                {**params, "subject": "", "series": "", "service": ""}
+            )
+            if "{" not in rendered and rendered not in signals:
+                yield Problem(
+                    f"{path}.params", f"{check.signal} = {rendered!r}", "the name of a signal"
+                )
+    for placeholder in sorted(set(_placeholders(*texts)) - known):
+        yield Problem(
+            f"{path}.params",
+            f"no {placeholder!r} for scenario {rule_scenario(scenario)}",
+            f"params that fill {{{placeholder}}}",
+        )
+
+
+def rule_scenario(scenario: ScenarioSpec) -> str:
+    return repr(scenario.title)
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+
+
+def _scenario_problems(policy: Policy) -> Iterator[Problem]:
+    signals = {s.name: s for s in policy.signals}
+    for name, scenario in policy.scenarios.items():
+        yield from _duplicates(f"scenarios.{name}.steps", (s.name for s in scenario.steps))
+        for index, step in enumerate(scenario.steps):
+            path = f"scenarios.{name}.steps[{index}]"
+            action = ACTIONS.get(step.action)
+            if action is None:
+                yield Problem(f"{path}.action", repr(step.action), f"one of {_known(ACTIONS)}")
+                continue
+            for required in action.required:
+                if required not in step.params:
+                    yield Problem(
+                        f"{path}.params", f"no {required!r}", f"{step.action} needs {required!r}"
+                    )
+            for given in step.params:
+                if given not in action.required and given not in action.optional:
+                    allowed = ", ".join((*action.required, *action.optional)) or "none"
+                    yield Problem(f"{path}.params.{given}", repr(given), f"one of: {allowed}")
+            target = step.params.get("target")
+            if isinstance(target, str) and "{" not in target and target not in policy.targets:
+                yield Problem(
+                    f"{path}.params.target", repr(target), f"one of {_known(policy.targets)}"
+                )
+        if scenario.verify_timeout < scenario.verify_for:
+            yield Problem(
+                f"scenarios.{name}.verify_timeout",
+                f"{scenario.verify_timeout:g} s",
+                f"at least verify_for ({scenario.verify_for:g} s)",
+            )
+        for index, check in enumerate(scenario.checklist):
+            path = f"scenarios.{name}.checklist[{index}]"
+            signal = signals.get(check.signal)
+            if "{" in check.signal:
+                continue  # a template, filled in from the rule's params when planned
+            if signal is None:
+                yield Problem(
+                    f"{path}.signal", repr(check.signal), f"one of the signals {_known(signals)}"
+                )
+            elif check.measure == "value":
+                reason = _impossible(signal, check.op, check.threshold)
+                if reason:
+                    yield Problem(f"{path}.threshold", f"{check.op} {check.threshold:g}", reason)
+
+
+def _authority_problems(policy: Policy) -> Iterator[Problem]:
+    for severity, row in policy.authority.items():
+        for risk in ("safe", "risky", "destructive"):
+            rule = getattr(row, risk)
+            if isinstance(rule, Approval) and rule.role not in policy.roles:
+                yield Problem(
+                    f"authority.{severity}.{risk}.role",
+                    repr(rule.role),
+                    f"one of the roles {policy.roles}",
+                )
+        if row.destructive == "auto":
+            yield Problem(
+                f"authority.{severity}.destructive",
+                "'auto'",
+                "approval or never: destructive steps are never automatic",
+            )
+
+
+def _impossible(signal: AnySignal, op: str, threshold: float) -> str:
+    """Why a comparison against this signal can never, or always, hold; '' if it can."""
+    low, high = signal.value_range()
+    never = (
+        (op == ">" and threshold >= high)
+        or (op == ">=" and threshold > high)
+        or (op == "<" and threshold <= low)
+        or (op == "<=" and threshold < low)
+        or (op == "==" and not low <= threshold <= high)
+    )
+    always = (
+        (op == ">=" and threshold <= low)
+        or (op == "<=" and threshold >= high)
+        or (op == ">" and threshold < low)
+        or (op == "<" and threshold > high)
+    )
+    if never:
+        return (
+            f"a threshold that signal {signal.name!r} ({signal.unit}, {low:g}..{high:g}) can reach"
+        )
+    if always:
+        return (
+            f"a threshold that signal {signal.name!r} ({signal.unit}, {low:g}..{high:g}) "
+            "does not always meet"
+        )
+    return ""
+
+
+def _placeholders(*templates: str) -> Iterator[str]:
+    for template in templates:
+        for _, field, _, _ in string.Formatter().parse(template):
+            if field:
+                yield field
+
+
+def _known(names: Iterable[str]) -> str:
+    listed = sorted(names)
+    return "[" + ", ".join(listed) + "]" if listed else "(none defined)"

@@ -1,0 +1,64 @@
+"""Guards: the reasons the daemon may refuse to act even when a plan allows it.
+
+Blind restarters make outages worse by acting too often, on stale data, or while
+a human is working. Before every automatic plan the daemon gathers the facts
+(paused? actions in the last hour? last action on these targets? age of the data
+that triggered it?) and this pure function decides, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from watchdog.policy.durations import format_duration
+from watchdog.policy.schema import GuardSpec
+
+
+@dataclass(frozen=True, slots=True)
+class GuardFacts:
+    paused: bool
+    actions_last_hour: int
+    last_action_at: Mapping[str, float]
+    evidence_age_seconds: float
+    evidence_max_age_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class GuardVerdict:
+    allowed: bool
+    reason: str
+
+
+def assess_guards(guards: GuardSpec, facts: GuardFacts, now: float) -> GuardVerdict:
+    if facts.paused:
+        return GuardVerdict(False, "automatic actions are paused (watchdog resume to lift)")
+    if facts.actions_last_hour >= guards.actions_per_hour:
+        return GuardVerdict(
+            False,
+            f"hourly budget spent: {facts.actions_last_hour} automatic plans in the last hour "
+            f"(limit {guards.actions_per_hour}); paging instead",
+        )
+    for target, at in sorted(facts.last_action_at.items()):
+        elapsed = now - at
+        if elapsed < guards.cooldown:
+            return GuardVerdict(
+                False,
+                f"{target} was acted on {format_duration(elapsed)} ago; cooldown is "
+                f"{format_duration(guards.cooldown)}: paging instead of acting again",
+            )
+    if facts.evidence_age_seconds > facts.evidence_max_age_seconds:
+        return GuardVerdict(
+            False,
+            f"the evidence is {format_duration(facts.evidence_age_seconds)} old (limit "
+            f"{format_duration(facts.evidence_max_age_seconds)}): not acting on stale data",
+        )
+    return GuardVerdict(
+        True,
+        f"guards pass: {facts.actions_last_hour}/{guards.actions_per_hour} actions this hour, "
+        "no target in cooldown, evidence fresh",
+    )
+
+
+def budget_remaining(guards: GuardSpec, actions_last_hour: int) -> int:
+    return max(0, guards.actions_per_hour - actions_last_hour)

@@ -1,0 +1,110 @@
+"""Planner: a scenario and the finding behind it become a concrete Plan.
+
+The plan is complete before anything runs — steps with their parameters filled
+in, the checklist that will prove success, who must authorise it and the impact
+a human should weigh — so it can be journaled, paged and approved as one value,
+and what runs is exactly what was approved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from watchdog.model import Check, Plan, Severity, Step
+from watchdog.policy.authorize import authorize_plan
+from watchdog.policy.catalogue import ACTIONS
+from watchdog.policy.durations import format_duration
+from watchdog.policy.schema import Policy
+
+
+class _Words(dict[str, str]):
+    """Template values; a name with no value stays visible instead of vanishing."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def plan_for(
+    policy: Policy,
+    *,
+    scenario: str,
+    severity: Severity,
+    subject: str,
+    params: Mapping[str, str],
+    why: str,
+) -> Plan:
+    spec = policy.scenarios[scenario]
+    words = _Words(params)
+    words.setdefault("subject", subject)
+    steps = tuple(
+        Step(
+            name=step.name,
+            action=step.action,
+            risk=step.risk or ACTIONS[step.action].risk,
+            params=tuple(sorted((k, _render(v, words)) for k, v in step.params.items())),
+            idempotent=ACTIONS[step.action].idempotent,
+            timeout_seconds=step.timeout,
+            note=_render(step.note, words),
+        )
+        for step in spec.steps
+    )
+    checklist = tuple(
+        Check(
+            _render(c.description, words),
+            _render(c.signal, words),
+            c.op,
+            c.threshold,
+            c.measure,
+            c.window,
+        )
+        for c in spec.checklist
+    )
+    authorization = authorize_plan(severity, steps, policy.authority)
+    return Plan(
+        scenario=scenario,
+        title=_render(spec.title, words),
+        steps=steps,
+        checklist=checklist,
+        verify_for_seconds=spec.verify_for,
+        verify_timeout_seconds=spec.verify_timeout,
+        authorization=authorization,
+        reason=f"{severity} {scenario}"
+        + (f" ({spec.runbook})" if spec.runbook else "")
+        + f": {why}",
+        impact=_impact(policy, spec.impact, steps, spec.verify_for, words),
+    )
+
+
+def _impact(
+    policy: Policy, lines: list[str], steps: tuple[Step, ...], verify_for: float, words: _Words
+) -> tuple[str, ...]:
+    stopped = sorted(
+        {
+            service
+            for step in steps
+            if step.action in ("service.stop", "service.restart")
+            for service in step.param_map().get("services", [])
+        }
+    )
+    protected = sorted(set(stopped) & set(policy.stack.protected_services))
+    expected = sum(step.timeout_seconds for step in steps) + verify_for
+    facts = [_render(line, words) for line in lines]
+    if stopped:
+        facts.append("services stopped or restarted: " + ", ".join(stopped))
+    if protected:
+        facts.append(
+            "PROTECTED services in this plan (never touched automatically): " + ", ".join(protected)
+        )
+    facts.append(f"at most {format_duration(expected)} including verification")
+    return tuple(facts)
+
+
+def _render(value: Any, words: _Words) -> Any:
+    if isinstance(value, str):
+        return value.format_map(words)
+    if isinstance(value, list):
+        return [_render(item, words) for item in value]
+    if isinstance(value, dict):
+        return {key: _render(item, words) for key, item in value.items()}
+    return value

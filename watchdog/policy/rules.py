@@ -1,0 +1,234 @@
+"""Rules: from signal windows to findings, with `for` and `clear_for` hysteresis.
+
+A rule fires only once its condition has held for `for` seconds, and an active
+rule clears only once the condition has been false for `clear_for` seconds, so a
+flapping signal neither pages nor resolves on one reading. The state that makes
+this possible (since when has it held?) is a value handed in and handed back;
+`now` is an argument. Nothing here reads the clock or the network.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from watchdog.model import Finding, Observation
+from watchdog.policy.durations import format_duration
+from watchdog.policy.schema import AnySignal, DerivedSignal, Policy, RuleSpec
+from watchdog.policy.windows import Sample, Windows, change_per_minute
+
+COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """Where one rule stands for one series."""
+
+    active: bool = False
+    breach_since: float | None = None
+    clear_since: float | None = None
+    value: float | None = None
+
+
+RuleStates = Mapping[tuple[str, str], RuleState]
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The outcome of one evaluation: new state and what changed."""
+
+    states: dict[tuple[str, str], RuleState]
+    fired: list[Finding] = field(default_factory=list)
+    cleared: list[Finding] = field(default_factory=list)
+    active: list[Finding] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    spec: RuleSpec
+    signal: AnySignal
+    compare: Callable[[float, float], bool]
+    staleness: float
+    words: str
+    service: str
+
+
+class Evaluator:
+    """A policy's rules, compiled once, evaluated on every tick."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        signals = {s.name: s for s in policy.signals}
+        self._rules = [
+            _CompiledRule(
+                spec=rule,
+                signal=signals[rule.signal],
+                compare=COMPARE[rule.op],
+                staleness=signals[rule.signal].staleness_limit(),
+                words=rule.says or signals[rule.signal].description or rule.signal,
+                service=_service_of(policy, signals[rule.signal]),
+            )
+            for rule in policy.rules
+        ]
+        self._derived = [s for s in policy.signals if isinstance(s, DerivedSignal)]
+
+    def derive(self, windows: Windows, now: float) -> list[Observation]:
+        """Observations of the derived signals, from the latest values of their inputs."""
+        derived = []
+        for signal in self._derived:
+            observation = derive_signal(signal, windows, now)
+            windows.record(observation)
+            derived.append(observation)
+        return derived
+
+    def evaluate(self, windows: Windows, states: RuleStates, now: float) -> Tick:
+        new_states = dict(states)
+        tick = Tick(states=new_states)
+        for rule in self._rules:
+            for series, latest in windows.latest_all(rule.spec.signal):
+                key = (rule.spec.name, series)
+                before = states.get(key, _INACTIVE)
+                after = self._step(rule, windows, series, latest, before, now)
+                if after is not before:
+                    new_states[key] = after
+                if after.active:
+                    finding = self._finding(rule, series, after, now)
+                    tick.active.append(finding)
+                    if not before.active:
+                        tick.fired.append(finding)
+                elif before.active:
+                    tick.cleared.append(self._finding(rule, series, before, now, cleared=True))
+        return tick
+
+    def _step(
+        self,
+        rule: _CompiledRule,
+        windows: Windows,
+        series: str,
+        latest: Sample,
+        state: RuleState,
+        now: float,
+    ) -> RuleState:
+        if now - latest.at > rule.staleness:
+            return state  # too old to decide on: hold, never act on stale data
+        value = self._measure(rule, windows, series, latest, now)
+        if value is None:
+            if rule.spec.on_error != "breach":
+                return state
+            holds = True
+        else:
+            holds = rule.compare(value, rule.spec.threshold)
+        if holds:
+            since = state.breach_since if state.breach_since is not None else latest.at
+            active = state.active or now - since >= rule.spec.for_
+            if (active, since, None, value) == (
+                state.active,
+                state.breach_since,
+                state.clear_since,
+                state.value,
+            ):
+                return state
+            return RuleState(active=active, breach_since=since, clear_since=None, value=value)
+        if not state.active:
+            if state.breach_since is None and state.value == value:
+                return state
+            return RuleState(value=value)
+        clear_since = state.clear_since if state.clear_since is not None else latest.at
+        if now - clear_since >= rule.spec.clear_for:
+            return RuleState(value=value)
+        return replace(state, clear_since=clear_since, value=value)
+
+    @staticmethod
+    def _measure(
+        rule: _CompiledRule, windows: Windows, series: str, latest: Sample, now: float
+    ) -> float | None:
+        if rule.spec.measure == "value":
+            return latest.value
+        start = now - rule.spec.window
+        return change_per_minute(windows.since(rule.spec.signal, series, start))
+
+    def _finding(
+        self, rule: _CompiledRule, series: str, state: RuleState, now: float, cleared: bool = False
+    ) -> Finding:
+        spec = rule.spec
+        words = {
+            "series": series,
+            "signal": spec.signal,
+            "target": getattr(rule.signal, "target", ""),
+            "service": rule.service or series,
+        }
+        since = state.breach_since if state.breach_since is not None else now
+        value = "no value" if state.value is None else f"{state.value:.4g}"
+        per_minute = " per minute" if spec.measure == "change_per_minute" else ""
+        who = f" {series}" if series else ""
+        evidence = (
+            f"{rule.words}{who} {value}{per_minute} {spec.op} {spec.threshold:g} "
+            f"for {format_duration(now - since)} "
+            f"(rule {spec.name}, for {format_duration(spec.for_)})"
+        )
+        if cleared:
+            reason = (
+                f"{spec.name} cleared: {rule.words}{who} back within bounds "
+                f"for {format_duration(spec.clear_for)}"
+            )
+        else:
+            row = f" (runbook: {spec.runbook})" if spec.runbook else ""
+            reason = f"{spec.severity}{row}: {evidence}"
+        return Finding(
+            rule=spec.name,
+            signal=spec.signal,
+            series=series,
+            severity=spec.severity,
+            scenario=spec.scenario,
+            group=spec.group or spec.scenario,
+            subject=spec.subject.format(**words),
+            since=since,
+            reason=reason,
+            evidence=(evidence,),
+            params=tuple(sorted((k, v.format(**words)) for k, v in spec.params.items())),
+            supersedes=tuple(spec.supersedes),
+        )
+
+
+_INACTIVE = RuleState()
+
+
+def _service_of(policy: Policy, signal: AnySignal) -> str:
+    target = getattr(signal, "target", None)
+    spec = policy.targets.get(target) if target else None
+    return (spec.service or target or "") if spec is not None else ""
+
+
+def derive_signal(signal: DerivedSignal, windows: Windows, now: float) -> Observation:
+    """Count, share, sum, max or min over the latest values of other signals."""
+    values: list[float] = []
+    for name in signal.of:
+        for _, sample in windows.latest_all(name):
+            if sample.value is not None:
+                values.append(sample.value)
+    if not values:
+        return Observation(signal.name, now, None, error="no input values yet")
+    if signal.op in ("count", "fraction"):
+        assert signal.where is not None
+        compare, threshold = COMPARE[signal.where.op], signal.where.threshold
+        hits = sum(1 for v in values if compare(v, threshold))
+        result = float(hits) if signal.op == "count" else hits / len(values)
+        detail = f"{hits} of {len(values)} {signal.where.op} {threshold:g}"
+    else:
+        result = (
+            sum(values)
+            if signal.op == "sum"
+            else max(values)
+            if signal.op == "max"
+            else min(values)
+        )
+        detail = f"{signal.op} of {len(values)} values"
+    return Observation(signal.name, now, result, detail=detail)

@@ -1,0 +1,255 @@
+"""The shape of a policy file, validated by pydantic.
+
+A policy is the runbook as data: where the stack lives (targets), what to read
+(signals), when something is wrong (rules), how bad it is (severity on each rule),
+what to do (scenarios of steps) and who must agree (authority). Field-level
+checks live here; checks across fields (a rule naming an unknown signal) live in
+`watchdog.policy.checks` so each error can name its own path in the file.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from watchdog.model import Risk, Severity
+from watchdog.policy.durations import Duration
+
+Op = Literal[">", ">=", "<", "<=", "==", "!="]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a misspelt `clear_for` must not silently vanish."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Condition(Strict):
+    op: Op
+    threshold: float
+
+
+class TargetSpec(Strict):
+    url: str = Field(description="base URL, or host:port for TCP targets")
+    service: str | None = Field(None, description="the Compose service behind this target")
+    username: str | None = None
+    password: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_scheme_or_port(cls, value: str) -> str:
+        if "://" not in value and ":" not in value:
+            raise ValueError(f"expected 'http://host:port' or 'host:port', found {value!r}")
+        return value
+
+
+class SignalBase(Strict):
+    name: str
+    description: str = ""
+    unit: Literal["bool", "ratio", "count", "state", "seconds", "per_second"] = "count"
+    interval: Duration = 5.0
+    timeout: Duration = 2.0
+    stale_after: Duration | None = Field(
+        None, description="observations older than this are not acted on; default 3 intervals"
+    )
+
+    def staleness_limit(self) -> float:
+        return (
+            self.stale_after if self.stale_after is not None else 3 * self.interval + self.timeout
+        )
+
+    def value_range(self) -> tuple[float, float]:
+        """The values this signal can take, to catch thresholds that can never matter."""
+        return {
+            "bool": (0.0, 1.0),
+            "ratio": (0.0, 1.0),
+            "state": (0.0, 2.0),
+        }.get(self.unit, (0.0, float("inf")))
+
+
+class HttpSignal(SignalBase):
+    """An HTTP endpoint read as health (1/0), as a number, or as named series.
+
+    Health mode (neither `value` nor `series`): 1 when the status is expected AND
+    every `healthy_when` JMESPath expression is truthy — the status code alone
+    lies on this stack (TARGET-STACK.md's traps).
+    """
+
+    kind: Literal["http"]
+    target: str
+    path: str = "/health"
+    method: Literal["GET", "POST"] = "GET"
+    expect_status: list[int] = Field(default_factory=lambda: [200])
+    healthy_when: list[str] = Field(default_factory=list)
+    value: str | None = Field(None, description="JMESPath to a number or a boolean")
+    series: str | None = Field(None, description="JMESPath to an object of name -> value")
+    states: dict[str, float] = Field(
+        default_factory=dict, description="words to numbers, e.g. OPEN: 2"
+    )
+
+
+class PrometheusSignal(SignalBase):
+    """A metric read straight from a /metrics page in the text exposition format."""
+
+    kind: Literal["prometheus"]
+    target: str
+    path: str = "/metrics"
+    metric: str
+    match: dict[str, str] = Field(default_factory=dict)
+    mode: Literal["gauge", "rate", "ratio"] = "gauge"
+    numerator: dict[str, str] = Field(
+        default_factory=dict, description="for ratio: the share of matched series counted"
+    )
+    window: Duration = 60.0
+    by: str | None = Field(None, description="a label whose values become series")
+
+
+class TcpSignal(SignalBase):
+    """Reachability of a TCP port (1/0); with a password, a Redis AUTH + PING."""
+
+    kind: Literal["tcp"]
+    target: str
+    redis_password: str | None = None
+
+
+class HostSignal(SignalBase):
+    kind: Literal["host"]
+    metric: Literal["disk_used_ratio", "memory_used_ratio"]
+    path: str = "/"
+
+
+class DerivedSignal(SignalBase):
+    """Computed in the core from the latest values of other signals."""
+
+    kind: Literal["derived"]
+    op: Literal["count", "fraction", "sum", "max", "min"]
+    of: list[str] = Field(min_length=1)
+    where: Condition | None = Field(None, description="for count and fraction")
+
+
+class AlertSignal(SignalBase):
+    """1 while an Alertmanager alert matching the labels fires, per `by` label value."""
+
+    kind: Literal["alert"]
+    alertname: str | None = Field(None, description="any alert name when absent")
+    match: dict[str, str] = Field(default_factory=dict)
+    by: str | None = None
+
+
+AnySignal = HttpSignal | PrometheusSignal | TcpSignal | HostSignal | DerivedSignal | AlertSignal
+Signal = Annotated[AnySignal, Field(discriminator="kind")]
+
+
+class RuleSpec(Strict):
+    """A threshold held for `for` seconds fires; it clears only after `clear_for`."""
+
+    name: str
+    runbook: str = Field("", description="the runbook row this rule encodes")
+    signal: str
+    op: Op
+    threshold: float
+    measure: Literal["value", "change_per_minute"] = "value"
+    window: Duration = Field(60.0, description="how far back change_per_minute looks")
+    for_: Duration = Field(0.0, alias="for")
+    clear_for: Duration = 0.0
+    on_error: Literal["hold", "breach"] = Field(
+        "hold", description="what an observation without a value means for this rule"
+    )
+    severity: Severity
+    scenario: str
+    group: str | None = Field(None, description="findings of one group share an incident")
+    subject: str = Field("", description="template of the incident's subject, e.g. '{series}'")
+    params: dict[str, str] = Field(default_factory=dict)
+    supersedes: list[str] = Field(default_factory=list)
+    says: str = Field("", description="the words for the signal, e.g. 'DLQ depth'")
+
+
+class StepSpec(Strict):
+    name: str
+    action: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    risk: Risk | None = Field(None, description="defaults to the action's own risk class")
+    timeout: Duration = 30.0
+    note: str = ""
+
+
+class CheckSpec(Strict):
+    """One line of the post-rollback checklist; `signal` may be a template ('{health_signal}')."""
+
+    description: str
+    signal: str
+    op: Op
+    threshold: float
+    measure: Literal["value", "change_per_minute"] = "value"
+    window: Duration = 60.0
+
+
+class ScenarioSpec(Strict):
+    title: str
+    runbook: str = ""
+    steps: list[StepSpec] = Field(default_factory=list)
+    checklist: list[CheckSpec] = Field(default_factory=list)
+    verify_for: Duration = 30.0
+    verify_timeout: Duration = 120.0
+    impact: list[str] = Field(default_factory=list)
+
+
+class Approval(Strict):
+    role: str
+    quorum: int = Field(1, ge=1)
+
+
+AuthRule = Literal["auto", "never"] | Approval
+
+
+class AuthorityRow(Strict):
+    safe: AuthRule
+    risky: AuthRule
+    destructive: AuthRule
+    why: str = ""
+
+
+class GuardSpec(Strict):
+    cooldown: Duration = 300.0
+    actions_per_hour: int = Field(10, ge=0)
+    approval_expires: Duration = 1800.0
+
+
+class LastGoodSpec(Strict):
+    """When to snapshot configuration tables as 'last known good'.
+
+    A snapshot is read only while no rule is breaching and no incident is open,
+    and kept only if that stays true for `settle` afterwards, so a corruption
+    that lands between two probes is never taken for the good version.
+    """
+
+    tables: list[str] = Field(default_factory=lambda: ["metadata_enrichment_config"])
+    every: Duration = 60.0
+    settle: Duration = 15.0
+    keep: int = Field(10, ge=1)
+
+
+class StackSpec(Strict):
+    name: str
+    compose_project: str | None = None
+    protected_services: list[str] = Field(default_factory=list)
+
+
+class Policy(Strict):
+    version: Literal[1]
+    stack: StackSpec
+    targets: dict[str, TargetSpec] = Field(default_factory=dict)
+    signals: list[Signal] = Field(default_factory=list)
+    rules: list[RuleSpec] = Field(default_factory=list)
+    scenarios: dict[str, ScenarioSpec] = Field(default_factory=dict)
+    authority: dict[Severity, AuthorityRow]
+    roles: list[str] = Field(default_factory=lambda: ["oncall", "lead", "team"])
+    guards: GuardSpec = Field(default_factory=GuardSpec)
+    last_good: LastGoodSpec = Field(default_factory=LastGoodSpec)
+
+    def signal(self, name: str) -> AnySignal:
+        for signal in self.signals:
+            if signal.name == name:
+                return signal
+        raise KeyError(name)

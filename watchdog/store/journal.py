@@ -1,0 +1,196 @@
+"""The journal's contract, and the one place that picks a backend for a URL.
+
+Everything the daemon decides and does is written here before it acts, each
+write committed before the method returns, so a crash loses nothing and a
+restart rebuilds every open incident from what is stored. Times are passed in
+by the caller: the journal never reads the clock.
+
+Backends: SQLite now (`SqliteJournal`, the embedded default); a PostgreSQL
+backend for high availability comes later behind this same Protocol, and the
+contract tests in `tests/integration/test_journal.py` run over every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from watchdog.model import Finding, Plan, Severity, Step
+from watchdog.store.records import (
+    ApprovalRecord,
+    EventRecord,
+    IncidentRecord,
+    SnapshotRecord,
+    StepRecord,
+)
+from watchdog.store.sqlite import SqliteJournal
+
+SQLITE_SCHEME = "sqlite:///"
+ACCEPTED_FORMS = "a file path, or sqlite:///relative/path.db, or sqlite:////absolute/path.db"
+
+
+class Journal(Protocol):
+    """The write-ahead journal of incidents, steps, approvals, actions and snapshots.
+
+    Unknown incident or row ids raise `KeyError` naming the id; a value outside
+    its allowed set (a step status, an approval decision) raises `ValueError`.
+    """
+
+    # Incidents -------------------------------------------------------------
+
+    def open_incident(
+        self,
+        *,
+        key: str,
+        severity: Severity,
+        scenario: str,
+        subject: str,
+        state: str,
+        reason: str,
+        at: float,
+        findings: Sequence[Finding],
+    ) -> int:
+        """Insert an incident with its findings and an "opened" event.
+
+        Raises `ValueError` if an open incident already has this key.
+        """
+        ...
+
+    def find_open(self, key: str) -> IncidentRecord | None: ...
+
+    def open_incidents(self) -> list[IncidentRecord]:
+        """Every incident not yet closed, oldest first."""
+        ...
+
+    def incident(self, incident_id: int) -> IncidentRecord: ...
+
+    def list_incidents(
+        self, *, limit: int = 50, include_closed: bool = True
+    ) -> list[IncidentRecord]:
+        """Newest first."""
+        ...
+
+    def set_state(
+        self, incident_id: int, *, state: str, at: float, reason: str, closed: bool = False
+    ) -> None:
+        """Move to `state` and journal "from → to: reason"; `closed` sets closed_at."""
+        ...
+
+    def set_severity(
+        self, incident_id: int, *, severity: Severity, scenario: str, at: float, reason: str
+    ) -> None: ...
+
+    # Findings and timeline -------------------------------------------------
+
+    def add_finding(self, incident_id: int, finding: Finding, at: float) -> None: ...
+
+    def findings(self, incident_id: int) -> list[Finding]: ...
+
+    def add_event(
+        self,
+        incident_id: int,
+        *,
+        at: float,
+        kind: str,
+        summary: str,
+        data: dict[str, Any] | None = None,
+    ) -> int: ...
+
+    def timeline(self, incident_id: int) -> list[EventRecord]:
+        """Every event of the incident, in the order it was journaled."""
+        ...
+
+    # Plans and steps -------------------------------------------------------
+
+    def save_plan(self, incident_id: int, plan: Plan, *, at: float) -> None:
+        """Store the incident's current plan, replacing any earlier one."""
+        ...
+
+    def plan(self, incident_id: int) -> Plan | None: ...
+
+    def step_started(self, incident_id: int, *, index: int, step: Step, at: float) -> int:
+        """Write ahead: record that a step is about to run; returns the step row id.
+
+        Raises `ValueError` while an earlier attempt at the same step is still
+        'started': the caller must first decide what became of it.
+        """
+        ...
+
+    def step_finished(self, step_id: int, *, status: str, at: float, output: str) -> None:
+        """Record how a started step ended: succeeded, failed, unknown or skipped."""
+        ...
+
+    def steps(self, incident_id: int) -> list[StepRecord]: ...
+
+    def unfinished_steps(self) -> list[StepRecord]:
+        """Steps of any incident still 'started': what a crash left behind."""
+        ...
+
+    # Approvals and notifications -------------------------------------------
+
+    def record_approval(
+        self,
+        incident_id: int,
+        *,
+        at: float,
+        person: str,
+        role: str,
+        decision: str,
+        comment: str = "",
+    ) -> int: ...
+
+    def approvals(self, incident_id: int) -> list[ApprovalRecord]: ...
+
+    def record_notification(
+        self, incident_id: int, *, at: float, channel: str, status: str, summary: str
+    ) -> None: ...
+
+    # Guards: action budget, cooldown, flags --------------------------------
+
+    def record_action(self, *, target: str, at: float) -> None: ...
+
+    def actions_since(self, at: float) -> int:
+        """How many actions were recorded at or after `at`."""
+        ...
+
+    def last_action_at(self, target: str) -> float | None: ...
+
+    def set_flag(self, name: str, value: str, *, at: float) -> None: ...
+
+    def get_flag(self, name: str) -> str | None: ...
+
+    # Snapshots -------------------------------------------------------------
+
+    def save_snapshot(
+        self, table: str, rows: list[dict[str, Any]], *, at: float, keep: int = 10
+    ) -> SnapshotRecord | None:
+        """Store the rows if they differ from the newest version; keep `keep` versions."""
+        ...
+
+    def latest_snapshot(self, table: str) -> SnapshotRecord | None: ...
+
+    def snapshots(self, table: str) -> list[SnapshotRecord]:
+        """Every kept version of the table, newest first."""
+        ...
+
+    def snapshot(self, snapshot_id: int) -> SnapshotRecord: ...
+
+    def close(self) -> None: ...
+
+
+def open_journal(url_or_path: str) -> Journal:
+    """Open (creating if needed) the journal named by a path or a `sqlite:///` URL.
+
+    As in SQLAlchemy, `sqlite:///state/journal.db` is relative to the working
+    directory and `sqlite:////var/lib/watchdog/journal.db` is absolute.
+    """
+    if url_or_path.startswith(SQLITE_SCHEME):
+        path = url_or_path[len(SQLITE_SCHEME) :]
+        if path:
+            return SqliteJournal(path)
+    elif url_or_path and "://" not in url_or_path and not url_or_path.startswith("sqlite:"):
+        return SqliteJournal(url_or_path)
+    raise ValueError(
+        f"cannot open a journal at {url_or_path!r}: expected {ACCEPTED_FORMS} "
+        "(only SQLite is supported for now)"
+    )

@@ -1,0 +1,96 @@
+"""What the journal hands back: plain rows, read once and never written through.
+
+These are the stored shape of the "three shapes for one thing" (STYLE-EXAMPLES.md):
+the decision core works with `watchdog.model` values, the database with columns of
+primitives, and reads return these records, converted explicitly at the store's
+edge. Findings and plans come back as model values (see `codec`), because the core
+acts on them again after a restart; everything else is history and stays a record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from watchdog.model import Risk, Severity
+
+STEP_STATUSES = ("started", "succeeded", "failed", "unknown", "skipped")
+"""Every status a step row can have; 'started' is the write-ahead mark."""
+
+FINISHED_STEP_STATUSES = STEP_STATUSES[1:]
+
+DECISIONS = ("approve", "reject")
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRecord:
+    """One incident; it is open while `closed_at` is None."""
+
+    id: int
+    key: str
+    severity: Severity
+    scenario: str
+    subject: str
+    state: str
+    reason: str
+    opened_at: float
+    updated_at: float
+    closed_at: float | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One line of an incident's timeline, in the order it was journaled."""
+
+    id: int
+    incident_id: int
+    at: float
+    kind: str
+    summary: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One attempt at one step of a plan, written before the step ran."""
+
+    id: int
+    incident_id: int
+    index: int
+    name: str
+    action: str
+    risk: Risk
+    params: dict[str, Any]
+    status: str
+    attempt: int
+    started_at: float
+    finished_at: float | None
+    output: str
+    idempotent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    id: int
+    incident_id: int
+    at: float
+    person: str
+    role: str
+    decision: str
+    comment: str
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """One stored version of a table's rows, identified by their checksum."""
+
+    id: int
+    table_name: str
+    at: float
+    checksum: str
+    row_count: int
+    rows: list[dict[str, Any]]

@@ -1,0 +1,114 @@
+"""The journal's SQLite schema, and the check that a file speaks our version.
+
+`schema_version` holds one row; a later version adds its migration here, run in
+the same transaction that opens the file, keyed on the stored version. A file
+written by a newer watchdog is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+
+STATEMENTS = (
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS incidents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        scenario TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        opened_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        closed_at REAL
+    )""",
+    # At most one open incident per key, whatever process writes.
+    """CREATE UNIQUE INDEX IF NOT EXISTS incidents_open_key
+        ON incidents (key) WHERE closed_at IS NULL""",
+    """CREATE TABLE IF NOT EXISTS findings (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        at REAL NOT NULL,
+        body TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS findings_incident ON findings (incident_id)",
+    """CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        data TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS events_incident ON events (incident_id)",
+    """CREATE TABLE IF NOT EXISTS plans (
+        incident_id INTEGER PRIMARY KEY REFERENCES incidents (id),
+        at REAL NOT NULL,
+        body TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS steps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        idx INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        action TEXT NOT NULL,
+        risk TEXT NOT NULL,
+        params TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        output TEXT NOT NULL DEFAULT '',
+        idempotent INTEGER NOT NULL,
+        UNIQUE (incident_id, idx, attempt)
+    )""",
+    "CREATE INDEX IF NOT EXISTS steps_status ON steps (status)",
+    """CREATE TABLE IF NOT EXISTS approvals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        at REAL NOT NULL,
+        person TEXT NOT NULL,
+        role TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        comment TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS approvals_incident ON approvals (incident_id)",
+    """CREATE TABLE IF NOT EXISTS actions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target TEXT NOT NULL,
+        at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS actions_at ON actions (at)",
+    "CREATE INDEX IF NOT EXISTS actions_target_at ON actions (target, at)",
+    """CREATE TABLE IF NOT EXISTS flags (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS snapshots (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        table_name TEXT NOT NULL,
+        at REAL NOT NULL,
+        checksum TEXT NOT NULL,
+        row_count INTEGER NOT NULL,
+        rows TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS snapshots_table ON snapshots (table_name, id)",
+)
+
+
+def ensure_schema(conn: sqlite3.Connection, *, where: str) -> None:
+    """Create what is missing and record the version; call inside a write transaction."""
+    for statement in STATEMENTS:
+        conn.execute(statement)
+    version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+    if version is None:
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+    elif version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"journal {where} has schema version {version}, newer than the "
+            f"{SCHEMA_VERSION} this watchdog understands; upgrade watchdog"
+        )

@@ -1,0 +1,653 @@
+"""The journal in one SQLite file: the embedded default backend.
+
+Durability comes from SQLite itself: WAL mode with `synchronous=FULL`, and every
+write method runs in its own `BEGIN IMMEDIATE … COMMIT` before it returns, so a
+row is on disk before the daemon acts on it, and a read-then-write (the
+from-state of a transition, the attempt number of a step) cannot interleave with
+another writer, even one in another process. One connection is shared by every
+thread behind a lock, so the asyncio daemon may call in from a worker thread;
+each call is a handful of indexed statements.
+
+Rows hold primitives and JSON (`json.dumps(..., sort_keys=True, default=str)`:
+anything not JSON-able is stored as its string); they are converted to records
+and model values here, at the store's edge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from watchdog.model import Finding, Plan, Risk, Severity, Step
+from watchdog.store.codec import finding_from_dict, finding_to_dict, plan_from_dict, plan_to_dict
+from watchdog.store.records import (
+    DECISIONS,
+    FINISHED_STEP_STATUSES,
+    ApprovalRecord,
+    EventRecord,
+    IncidentRecord,
+    SnapshotRecord,
+    StepRecord,
+)
+from watchdog.store.schema import ensure_schema
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def dumps(value: Any) -> str:
+    """The one JSON encoding of the journal: sorted keys, anything else as a string."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def rows_checksum(rows: Sequence[dict[str, Any]]) -> str:
+    """sha256 of the rows as canonical JSON, independent of the order of rows and keys."""
+    canonical = sorted(json.dumps(row, sort_keys=True, default=str) for row in rows)
+    return hashlib.sha256(("[" + ",".join(canonical) + "]").encode()).hexdigest()
+
+
+class SqliteJournal:
+    """The `Journal` over one SQLite file, created with its schema on first open."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,
+        )
+        try:
+            self._conn.row_factory = sqlite3.Row
+            self._configure()
+            self._create_schema()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # Connection and transactions ---------------------------------------------
+
+    def _configure(self) -> None:
+        mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise RuntimeError(
+                f"journal {self.path}: SQLite would not switch to WAL mode (got {mode!r}); "
+                "put the journal on a local filesystem"
+            )
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def _create_schema(self) -> None:
+        with self._transaction() as conn:
+            ensure_schema(conn, where=str(self.path))
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError(f"journal {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed before the caller returns."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._connection().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    # Incidents -----------------------------------------------------------------
+
+    def open_incident(
+        self,
+        *,
+        key: str,
+        severity: Severity,
+        scenario: str,
+        subject: str,
+        state: str,
+        reason: str,
+        at: float,
+        findings: Sequence[Finding],
+    ) -> int:
+        severity = Severity(severity)
+        with self._transaction() as conn:
+            existing = conn.execute(
+                "SELECT id FROM incidents WHERE key = ? AND closed_at IS NULL", (key,)
+            ).fetchone()
+            if existing is not None:
+                raise ValueError(f"incident {existing['id']} with key {key!r} is still open")
+            cursor = conn.execute(
+                "INSERT INTO incidents (key, severity, scenario, subject, state, reason,"
+                " opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, severity.value, scenario, subject, state, reason, at, at),
+            )
+            incident_id = _lastrowid(cursor)
+            for finding in findings:
+                _insert_finding(conn, incident_id, finding, at)
+            _insert_event(
+                conn,
+                incident_id,
+                at=at,
+                kind="opened",
+                summary=f"{severity.value} {scenario} on {subject or key} ({state}): {reason}",
+                data={
+                    "key": key,
+                    "severity": severity.value,
+                    "scenario": scenario,
+                    "subject": subject,
+                    "state": state,
+                    "findings": [finding.rule for finding in findings],
+                },
+            )
+            return incident_id
+
+    def find_open(self, key: str) -> IncidentRecord | None:
+        rows = self._read("SELECT * FROM incidents WHERE key = ? AND closed_at IS NULL", (key,))
+        return _incident(rows[0]) if rows else None
+
+    def open_incidents(self) -> list[IncidentRecord]:
+        rows = self._read("SELECT * FROM incidents WHERE closed_at IS NULL ORDER BY opened_at, id")
+        return [_incident(row) for row in rows]
+
+    def incident(self, incident_id: int) -> IncidentRecord:
+        rows = self._read("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        if not rows:
+            raise KeyError(f"no incident with id {incident_id}")
+        return _incident(rows[0])
+
+    def list_incidents(
+        self, *, limit: int = 50, include_closed: bool = True
+    ) -> list[IncidentRecord]:
+        where = "" if include_closed else "WHERE closed_at IS NULL"
+        rows = self._read(
+            f"SELECT * FROM incidents {where} ORDER BY opened_at DESC, id DESC LIMIT ?",
+            (limit,),
+        )
+        return [_incident(row) for row in rows]
+
+    def set_state(
+        self, incident_id: int, *, state: str, at: float, reason: str, closed: bool = False
+    ) -> None:
+        with self._transaction() as conn:
+            before = _require_incident(conn, incident_id)
+            conn.execute(
+                "UPDATE incidents SET state = ?, updated_at = ?,"
+                " closed_at = CASE WHEN ? THEN COALESCE(closed_at, ?) ELSE closed_at END"
+                " WHERE id = ?",
+                (state, at, closed, at, incident_id),
+            )
+            _insert_event(
+                conn,
+                incident_id,
+                at=at,
+                kind="state",
+                summary=f"{before['state']} → {state}: {reason}",
+                data={"from": before["state"], "to": state, "closed": closed},
+            )
+
+    def set_severity(
+        self, incident_id: int, *, severity: Severity, scenario: str, at: float, reason: str
+    ) -> None:
+        severity = Severity(severity)
+        with self._transaction() as conn:
+            before = _require_incident(conn, incident_id)
+            conn.execute(
+                "UPDATE incidents SET severity = ?, scenario = ?, updated_at = ? WHERE id = ?",
+                (severity.value, scenario, at, incident_id),
+            )
+            _insert_event(
+                conn,
+                incident_id,
+                at=at,
+                kind="escalated",
+                summary=(
+                    f"{before['severity']} {before['scenario']} → "
+                    f"{severity.value} {scenario}: {reason}"
+                ),
+                data={
+                    "from_severity": before["severity"],
+                    "to_severity": severity.value,
+                    "from_scenario": before["scenario"],
+                    "to_scenario": scenario,
+                },
+            )
+
+    # Findings and timeline -------------------------------------------------------
+
+    def add_finding(self, incident_id: int, finding: Finding, at: float) -> None:
+        with self._transaction() as conn:
+            _require_incident(conn, incident_id)
+            _insert_finding(conn, incident_id, finding, at)
+            _insert_event(
+                conn,
+                incident_id,
+                at=at,
+                kind="finding",
+                summary=f"{finding.rule}: {finding.reason}",
+                data={
+                    "rule": finding.rule,
+                    "signal": finding.signal,
+                    "series": finding.series,
+                    "severity": finding.severity.value,
+                    "scenario": finding.scenario,
+                },
+            )
+
+    def findings(self, incident_id: int) -> list[Finding]:
+        rows = self._read(
+            "SELECT body FROM findings WHERE incident_id = ? ORDER BY id", (incident_id,)
+        )
+        return [finding_from_dict(json.loads(row["body"])) for row in rows]
+
+    def add_event(
+        self,
+        incident_id: int,
+        *,
+        at: float,
+        kind: str,
+        summary: str,
+        data: dict[str, Any] | None = None,
+    ) -> int:
+        with self._transaction() as conn:
+            _require_incident(conn, incident_id)
+            return _insert_event(conn, incident_id, at=at, kind=kind, summary=summary, data=data)
+
+    def timeline(self, incident_id: int) -> list[EventRecord]:
+        rows = self._read("SELECT * FROM events WHERE incident_id = ? ORDER BY id", (incident_id,))
+        return [
+            EventRecord(
+                id=row["id"],
+                incident_id=row["incident_id"],
+                at=row["at"],
+                kind=row["kind"],
+                summary=row["summary"],
+                data=json.loads(row["data"]),
+            )
+            for row in rows
+        ]
+
+    # Plans and steps ---------------------------------------------------------------
+
+    def save_plan(self, incident_id: int, plan: Plan, *, at: float) -> None:
+        body = plan_to_dict(plan)
+        with self._transaction() as conn:
+            _require_incident(conn, incident_id)
+            replaced = conn.execute(
+                "SELECT 1 FROM plans WHERE incident_id = ?", (incident_id,)
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO plans (incident_id, at, body) VALUES (?, ?, ?)"
+                " ON CONFLICT (incident_id) DO UPDATE SET at = excluded.at, body = excluded.body",
+                (incident_id, at, dumps(body)),
+            )
+            auth = plan.authorization
+            _insert_event(
+                conn,
+                incident_id,
+                at=at,
+                kind="plan",
+                summary=(
+                    f"{'replaced by ' if replaced else ''}{plan.title}: "
+                    f"{len(plan.steps)} steps, {auth.mode.value}: {auth.reason}"
+                ),
+                data={"replaced": replaced is not None, "plan": body},
+            )
+
+    def plan(self, incident_id: int) -> Plan | None:
+        rows = self._read("SELECT body FROM plans WHERE incident_id = ?", (incident_id,))
+        return plan_from_dict(json.loads(rows[0]["body"])) if rows else None
+
+    def step_started(self, incident_id: int, *, index: int, step: Step, at: float) -> int:
+        with self._transaction() as conn:
+            _require_incident(conn, incident_id)
+            previous = conn.execute(
+                "SELECT id, attempt, status FROM steps WHERE incident_id = ? AND idx = ?"
+                " ORDER BY attempt DESC LIMIT 1",
+                (incident_id, index),
+            ).fetchone()
+            if previous is not None and previous["status"] == "started":
+                raise ValueError(
+                    f"step {index} of incident {incident_id} is still started "
+                    f"(step row {previous['id']}, attempt {previous['attempt']}); "
+                    "finish it (e.g. as 'unknown') before starting it again"
+                )
+            attempt = 1 if previous is None else previous["attempt"] + 1
+            params = step.param_map()
+            cursor = conn.execute(
+                "INSERT INTO steps (incident_id, idx, name, action, risk, params, status,"
+                " attempt, started_at, idempotent) VALUES (?, ?, ?, ?, ?, ?, 'started', ?, ?, ?)",
+                (
+                    incident_id,
+                    index,
+                    step.name,
+                    step.action,
+                    step.risk.value,
+                    dumps(params),
+                    attempt,
+                    at,
+                    step.idempotent,
+                ),
+            )
+            step_id = _lastrowid(cursor)
+            _insert_event(
+                conn,
+                incident_id,
+                at=at,
+                kind="step_started",
+                summary=(
+                    f"step {index} {step.name} (attempt {attempt}): "
+                    f"{step.action} [{step.risk.value}]"
+                ),
+                data={
+                    "step_id": step_id,
+                    "index": index,
+                    "attempt": attempt,
+                    "action": step.action,
+                    "risk": step.risk.value,
+                    "params": params,
+                    "idempotent": step.idempotent,
+                },
+            )
+            return step_id
+
+    def step_finished(self, step_id: int, *, status: str, at: float, output: str) -> None:
+        if status not in FINISHED_STEP_STATUSES:
+            raise ValueError(
+                f"step status {status!r} is not one of {', '.join(FINISHED_STEP_STATUSES)}"
+            )
+        with self._transaction() as conn:
+            row = conn.execute("SELECT * FROM steps WHERE id = ?", (step_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no step with id {step_id}")
+            if row["status"] != "started":
+                raise ValueError(f"step {step_id} already finished as {row['status']!r}")
+            conn.execute(
+                "UPDATE steps SET status = ?, finished_at = ?, output = ? WHERE id = ?",
+                (status, at, output, step_id),
+            )
+            first_line = output.strip().splitlines()[0] if output.strip() else ""
+            _insert_event(
+                conn,
+                row["incident_id"],
+                at=at,
+                kind=f"step_{status}",
+                summary=(
+                    f"step {row['idx']} {row['name']} (attempt {row['attempt']}) {status}"
+                    + (f": {first_line}" if first_line else "")
+                ),
+                data={
+                    "step_id": step_id,
+                    "index": row["idx"],
+                    "attempt": row["attempt"],
+                    "seconds": at - row["started_at"],
+                },
+            )
+
+    def steps(self, incident_id: int) -> list[StepRecord]:
+        rows = self._read("SELECT * FROM steps WHERE incident_id = ? ORDER BY id", (incident_id,))
+        return [_step(row) for row in rows]
+
+    def unfinished_steps(self) -> list[StepRecord]:
+        rows = self._read("SELECT * FROM steps WHERE status = 'started' ORDER BY id")
+        return [_step(row) for row in rows]
+
+    # Approvals and notifications ------------------------------------------------------
+
+    def record_approval(
+        self,
+        incident_id: int,
+        *,
+        at: float,
+        person: str,
+        role: str,
+        decision: str,
+        comment: str = "",
+    ) -> int:
+        if decision not in DECISIONS:
+            raise ValueError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
+        with self._transaction() as conn:
+            _require_incident(conn, incident_id)
+            cursor = conn.execute(
+                "INSERT INTO approvals (incident_id, at, person, role, decision, comment)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (incident_id, at, person, role, decision, comment),
+            )
+            approval_id = _lastrowid(cursor)
+            verb = "approved" if decision == "approve" else "rejected"
+            _insert_event(
+                conn,
+                incident_id,
+                at=at,
+                kind="approval",
+                summary=f"{person} ({role}) {verb}" + (f": {comment}" if comment else ""),
+                data={
+                    "approval_id": approval_id,
+                    "person": person,
+                    "role": role,
+                    "decision": decision,
+                },
+            )
+            return approval_id
+
+    def approvals(self, incident_id: int) -> list[ApprovalRecord]:
+        rows = self._read(
+            "SELECT * FROM approvals WHERE incident_id = ? ORDER BY id", (incident_id,)
+        )
+        return [
+            ApprovalRecord(
+                id=row["id"],
+                incident_id=row["incident_id"],
+                at=row["at"],
+                person=row["person"],
+                role=row["role"],
+                decision=row["decision"],
+                comment=row["comment"],
+            )
+            for row in rows
+        ]
+
+    def record_notification(
+        self, incident_id: int, *, at: float, channel: str, status: str, summary: str
+    ) -> None:
+        with self._transaction() as conn:
+            _require_incident(conn, incident_id)
+            _insert_event(
+                conn,
+                incident_id,
+                at=at,
+                kind="notification",
+                summary=f"{channel} {status}: {summary}",
+                data={"channel": channel, "status": status},
+            )
+
+    # Guards ------------------------------------------------------------------------------
+
+    def record_action(self, *, target: str, at: float) -> None:
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO actions (target, at) VALUES (?, ?)", (target, at))
+
+    def actions_since(self, at: float) -> int:
+        count: int = self._read("SELECT COUNT(*) FROM actions WHERE at >= ?", (at,))[0][0]
+        return count
+
+    def last_action_at(self, target: str) -> float | None:
+        rows = self._read("SELECT MAX(at) FROM actions WHERE target = ?", (target,))
+        last: float | None = rows[0][0]
+        return last
+
+    def set_flag(self, name: str, value: str, *, at: float) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO flags (name, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
+                " updated_at = excluded.updated_at",
+                (name, value, at),
+            )
+
+    def get_flag(self, name: str) -> str | None:
+        rows = self._read("SELECT value FROM flags WHERE name = ?", (name,))
+        return str(rows[0]["value"]) if rows else None
+
+    # Snapshots -----------------------------------------------------------------------------
+
+    def save_snapshot(
+        self, table: str, rows: list[dict[str, Any]], *, at: float, keep: int = 10
+    ) -> SnapshotRecord | None:
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep}")
+        checksum = rows_checksum(rows)
+        body = dumps(rows)
+        with self._transaction() as conn:
+            newest = conn.execute(
+                "SELECT checksum FROM snapshots WHERE table_name = ? ORDER BY id DESC LIMIT 1",
+                (table,),
+            ).fetchone()
+            if newest is not None and newest["checksum"] == checksum:
+                return None
+            cursor = conn.execute(
+                "INSERT INTO snapshots (table_name, at, checksum, row_count, rows)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (table, at, checksum, len(rows), body),
+            )
+            snapshot_id = _lastrowid(cursor)
+            conn.execute(
+                "DELETE FROM snapshots WHERE table_name = ? AND id NOT IN"
+                " (SELECT id FROM snapshots WHERE table_name = ? ORDER BY id DESC LIMIT ?)",
+                (table, table, keep),
+            )
+        return SnapshotRecord(
+            id=snapshot_id,
+            table_name=table,
+            at=at,
+            checksum=checksum,
+            row_count=len(rows),
+            rows=json.loads(body),
+        )
+
+    def latest_snapshot(self, table: str) -> SnapshotRecord | None:
+        rows = self._read(
+            "SELECT * FROM snapshots WHERE table_name = ? ORDER BY id DESC LIMIT 1", (table,)
+        )
+        return _snapshot(rows[0]) if rows else None
+
+    def snapshots(self, table: str) -> list[SnapshotRecord]:
+        rows = self._read("SELECT * FROM snapshots WHERE table_name = ? ORDER BY id DESC", (table,))
+        return [_snapshot(row) for row in rows]
+
+    def snapshot(self, snapshot_id: int) -> SnapshotRecord:
+        rows = self._read("SELECT * FROM snapshots WHERE id = ?", (snapshot_id,))
+        if not rows:
+            raise KeyError(f"no snapshot with id {snapshot_id}")
+        return _snapshot(rows[0])
+
+
+# Rows in, rows out -----------------------------------------------------------------------
+
+
+def _lastrowid(cursor: sqlite3.Cursor) -> int:
+    row_id = cursor.lastrowid
+    if row_id is None:  # only after statements that insert nothing
+        raise RuntimeError("SQLite reported no id for an inserted row")
+    return row_id
+
+
+def _require_incident(conn: sqlite3.Connection, incident_id: int) -> sqlite3.Row:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM incidents WHERE id = ?", (incident_id,)
+    ).fetchone()
+    if row is None:
+        raise KeyError(f"no incident with id {incident_id}")
+    return row
+
+
+def _insert_finding(
+    conn: sqlite3.Connection, incident_id: int, finding: Finding, at: float
+) -> None:
+    conn.execute(
+        "INSERT INTO findings (incident_id, at, body) VALUES (?, ?, ?)",
+        (incident_id, at, dumps(finding_to_dict(finding))),
+    )
+
+
+def _insert_event(
+    conn: sqlite3.Connection,
+    incident_id: int,
+    *,
+    at: float,
+    kind: str,
+    summary: str,
+    data: dict[str, Any] | None,
+) -> int:
+    cursor = conn.execute(
+        "INSERT INTO events (incident_id, at, kind, summary, data) VALUES (?, ?, ?, ?, ?)",
+        (incident_id, at, kind, summary, dumps(data or {})),
+    )
+    return _lastrowid(cursor)
+
+
+def _incident(row: sqlite3.Row) -> IncidentRecord:
+    return IncidentRecord(
+        id=row["id"],
+        key=row["key"],
+        severity=Severity(row["severity"]),
+        scenario=row["scenario"],
+        subject=row["subject"],
+        state=row["state"],
+        reason=row["reason"],
+        opened_at=row["opened_at"],
+        updated_at=row["updated_at"],
+        closed_at=row["closed_at"],
+    )
+
+
+def _step(row: sqlite3.Row) -> StepRecord:
+    return StepRecord(
+        id=row["id"],
+        incident_id=row["incident_id"],
+        index=row["idx"],
+        name=row["name"],
+        action=row["action"],
+        risk=Risk(row["risk"]),
+        params=json.loads(row["params"]),
+        status=row["status"],
+        attempt=row["attempt"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        output=row["output"],
+        idempotent=bool(row["idempotent"]),
+    )
+
+
+def _snapshot(row: sqlite3.Row) -> SnapshotRecord:
+    return SnapshotRecord(
+        id=row["id"],
+        table_name=row["table_name"],
+        at=row["at"],
+        checksum=row["checksum"],
+        row_count=row["row_count"],
+        rows=json.loads(row["rows"]),
+    )
