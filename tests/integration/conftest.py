@@ -1,0 +1,17 @@
+"""Shared fixtures for integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from watchdog.sandbox.stack import SandboxStack
+
+
+@pytest.fixture
+def sandbox_stack(tmp_path: Path) -> Iterator[SandboxStack]:
+    """A running sandbox (real processes on 127.0.0.1) in a fresh state folder."""
+    with SandboxStack(tmp_path / "sandbox") as stack:
+        yield stack
