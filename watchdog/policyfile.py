@@ -22,7 +22,7 @@ from watchdog.policy.checks import Problem, find_problems
 from watchdog.policy.schema import Policy
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SIGNAL_KINDS = {"http", "prometheus", "tcp", "host", "derived", "alert"}
+_SIGNAL_KINDS = {"http", "prometheus", "tcp", "host", "table", "derived", "alert"}
 
 
 class PolicyError(Exception):

@@ -740,6 +740,7 @@ _checks = st.builds(
     op=st.sampled_from(["<", "<=", ">", ">=", "=="]),
     threshold=_numbers,
     measure=_texts,
+    window_seconds=_numbers,
 )
 plans = st.builds(
     Plan,

@@ -33,7 +33,7 @@ HEALTHY: dict[str, float | dict[str, float]] = {
     "provider_error_rate": {"spotify": 0.01, "musicbrainz": 0.0},
     "breaker_state": {"spotify": 0.0, "musicbrainz": 0.0, "lastfm": 0.0},
     "dlq_depth": 12.0,
-    "config_fields_loaded": 14.0,
+    "config_invalid_rows": 0.0,
     "database_reachable": 1.0,
     "redis_reachable": 1.0,
     "disk_used": 0.40,

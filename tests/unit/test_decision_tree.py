@@ -108,7 +108,7 @@ ROWS = [
     ),
     (
         "P2 configuration issue",
-        {"config_fields_loaded": 11.0},
+        {"config_invalid_rows": 3.0},
         "configuration-invalid",
         Severity.P2,
         "configuration_corruption",

@@ -39,7 +39,7 @@ def plan_for(
     words.setdefault("subject", subject)
     steps = tuple(
         Step(
-            name=step.name,
+            name=_render(step.name, words),
             action=step.action,
             risk=step.risk or ACTIONS[step.action].risk,
             params=tuple(sorted((k, _render(v, words)) for k, v in step.params.items())),

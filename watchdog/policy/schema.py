@@ -119,6 +119,20 @@ class HostSignal(SignalBase):
     path: str = "/"
 
 
+class TableSignal(SignalBase):
+    """Problems in a configuration table, read through the daemon's configuration store.
+
+    `invalid_rows` counts what the runbook's scenario 4 calls corruption: an
+    enabled row with no first provider, a provider twice in one waterfall, a
+    confidence outside 0..1. The check runs on the rows themselves, so it works
+    on any store the daemon is given.
+    """
+
+    kind: Literal["table"]
+    table: str
+    check: Literal["invalid_rows"] = "invalid_rows"
+
+
 class DerivedSignal(SignalBase):
     """Computed in the core from the latest values of other signals."""
 
@@ -137,7 +151,15 @@ class AlertSignal(SignalBase):
     by: str | None = None
 
 
-AnySignal = HttpSignal | PrometheusSignal | TcpSignal | HostSignal | DerivedSignal | AlertSignal
+AnySignal = (
+    HttpSignal
+    | PrometheusSignal
+    | TcpSignal
+    | HostSignal
+    | TableSignal
+    | DerivedSignal
+    | AlertSignal
+)
 Signal = Annotated[AnySignal, Field(discriminator="kind")]
 
 

@@ -10,6 +10,7 @@ lists inside them come back as tuples too, since plan values are immutable
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from watchdog.model import AuthMode, Authorization, Check, Finding, Plan, Risk, Severity, Step
@@ -79,16 +80,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "scenario": plan.scenario,
         "title": plan.title,
         "steps": [step_to_dict(step) for step in plan.steps],
-        "checklist": [
-            {
-                "description": check.description,
-                "signal": check.signal,
-                "op": check.op,
-                "threshold": check.threshold,
-                "measure": check.measure,
-            }
-            for check in plan.checklist
-        ],
+        "checklist": [dataclasses.asdict(check) for check in plan.checklist],
         "verify_for_seconds": plan.verify_for_seconds,
         "verify_timeout_seconds": plan.verify_timeout_seconds,
         "authorization": {
@@ -108,16 +100,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
         scenario=data["scenario"],
         title=data["title"],
         steps=tuple(step_from_dict(step) for step in data["steps"]),
-        checklist=tuple(
-            Check(
-                description=check["description"],
-                signal=check["signal"],
-                op=check["op"],
-                threshold=check["threshold"],
-                measure=check.get("measure", "value"),
-            )
-            for check in data["checklist"]
-        ),
+        checklist=tuple(Check(**check) for check in data["checklist"]),
         verify_for_seconds=data["verify_for_seconds"],
         verify_timeout_seconds=data["verify_timeout_seconds"],
         authorization=Authorization(

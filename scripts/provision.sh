@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project needs when they are missing (we run as
+# root on these machines); `apt-get update` runs once, only if something is missing.
+set -euo pipefail
+
+need=()
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# Each later capability adds its packages here (docker.io, busybox-static, postgresql, ...).
+
+if ((${#need[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "provision: missing Debian packages: ${need[*]} (run as root or install them)" >&2
+    exit 1
+  fi
+  echo "provision: installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi

@@ -1,0 +1,83 @@
+"""The action name → handler table the executor runs plans through.
+
+Names are the catalogue's (`watchdog.policy.catalogue`); which backend serves
+each is decided here, once, from the daemon's settings. An action with no
+backend in this deployment is absent from the table, and the executor fails that
+step with a message naming it instead of pretending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+from watchdog.actions.base import ActionFailed, ActionOutcome, Handler, Orchestrator, services_param
+from watchdog.actions.config import ConfigActions
+from watchdog.actions.http import HttpActions
+from watchdog.model import Risk, Step
+
+
+def build_handlers(
+    *,
+    http: HttpActions,
+    orchestrator: Orchestrator | None,
+    config: ConfigActions | None,
+    protected: Sequence[str],
+) -> dict[str, Handler]:
+    handlers: dict[str, Handler] = {
+        "config.reload": http.reload_config,
+        "breaker.reset": http.reset_breaker,
+        "smoke_test": http.smoke_test,
+        "http.call": http.generic,
+        "wait": _wait,
+    }
+    if orchestrator is not None:
+        handlers.update(_service_handlers(orchestrator, set(protected)))
+    if config is not None:
+        handlers.update(
+            {
+                "config.backup": config.backup,
+                "config.restore": config.restore,
+                "config.verify": config.verify,
+                "provider.disable": config.disable,
+            }
+        )
+    return handlers
+
+
+def _service_handlers(orchestrator: Orchestrator, protected: set[str]) -> dict[str, Handler]:
+    def guarded(run: Callable[[Step, list[str]], Awaitable[str]]) -> Handler:
+        async def handler(step: Step) -> ActionOutcome:
+            services = services_param(step)
+            touched = sorted(set(services) & protected)
+            if touched and step.risk is Risk.SAFE:
+                raise ActionFailed(
+                    f"refusing to touch protected service(s) {touched} automatically: "
+                    "they are stateful; a human must approve a risky step"
+                )
+            return ActionOutcome(True, await run(step, services))
+
+        return handler
+
+    async def restart(step: Step, services: list[str]) -> str:
+        timeout = float(step.param_map().get("stop_timeout", 10))
+        return await orchestrator.restart(services, stop_timeout=timeout)
+
+    async def stop(step: Step, services: list[str]) -> str:
+        timeout = float(step.param_map().get("stop_timeout", 10))
+        return await orchestrator.stop(services, stop_timeout=timeout)
+
+    async def start(step: Step, services: list[str]) -> str:
+        return await orchestrator.start(services)
+
+    return {
+        "service.restart": guarded(restart),
+        "service.stop": guarded(stop),
+        "service.start": guarded(start),
+    }
+
+
+async def _wait(step: Step) -> ActionOutcome:
+    seconds = float(step.param_map()["seconds"])
+    await asyncio.sleep(seconds)
+    return ActionOutcome(True, f"waited {seconds:g} s")

@@ -1,0 +1,107 @@
+"""The sandbox's orchestrator and configuration table, reached through its control API.
+
+The sandbox (`watchdog.sandbox`) plays the guarded stack for the demo and the
+tests: its supervisor starts and stops processes the way Docker starts and stops
+containers, and keeps the configuration table the way PostgreSQL does. These
+backends speak to it over HTTP, so the daemon runs against the sandbox exactly
+as it will against the real stack, behind the same two Protocols.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from watchdog.actions.base import ActionFailed
+
+
+class SandboxOrchestrator:
+    def __init__(self, control_url: str, client: httpx.AsyncClient) -> None:
+        self._url = control_url.rstrip("/")
+        self._client = client
+
+    async def _services(self) -> dict[str, Any]:
+        body = await self._request("GET", "/services")
+        return body if isinstance(body, dict) else {}
+
+    async def expand(self, services: Sequence[str]) -> list[str]:
+        """Compose service names to sandbox processes: `enrichment-worker` is every replica."""
+        known = await self._services()
+        names: list[str] = []
+        for service in services:
+            replicas = sorted(n for n in known if re.fullmatch(re.escape(service) + r"-\d+", n))
+            if service in known:
+                names.append(service)
+            elif replicas:
+                names.extend(replicas)
+            else:
+                raise ActionFailed(f"no service {service!r} in the sandbox; known: {sorted(known)}")
+        return names
+
+    async def _each(self, verb: str, services: Sequence[str]) -> str:
+        done = []
+        for name in await self.expand(services):
+            body = await self._request("POST", f"/services/{name}/{verb}")
+            pid = body.get("pid") if isinstance(body, dict) else None
+            done.append(f"{name} (pid {pid})" if pid else name)
+        return f"{verb}: " + ", ".join(done)
+
+    async def restart(self, services: Sequence[str], *, stop_timeout: float) -> str:
+        return await self._each("restart", services)
+
+    async def stop(self, services: Sequence[str], *, stop_timeout: float) -> str:
+        return await self._each("stop", services)
+
+    async def start(self, services: Sequence[str]) -> str:
+        return await self._each("start", services)
+
+    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            response = await self._client.request(method, self._url + path, json=body, timeout=15.0)
+        except httpx.HTTPError as error:
+            raise ActionFailed(
+                f"sandbox control {method} {path}: {type(error).__name__}: {error}"
+            ) from error
+        if not response.is_success:
+            raise ActionFailed(
+                f"sandbox control {method} {path} answered {response.status_code}: "
+                f"{response.text[:200]}"
+            )
+        return response.json()
+
+
+class SandboxConfigStore:
+    def __init__(self, control_url: str, client: httpx.AsyncClient) -> None:
+        self._url = control_url.rstrip("/")
+        self._client = client
+
+    async def read_rows(self, table: str) -> list[dict[str, Any]]:
+        try:
+            response = await self._client.get(f"{self._url}/db/tables/{table}", timeout=10.0)
+        except httpx.HTTPError as error:
+            raise ActionFailed(f"reading table {table}: {type(error).__name__}: {error}") from error
+        if response.status_code != 200:
+            raise ActionFailed(
+                f"reading table {table}: {response.status_code} {response.text[:200]}"
+            )
+        rows = response.json().get("rows")
+        if not isinstance(rows, list):
+            raise ActionFailed(f"reading table {table}: the answer has no 'rows' list")
+        return [dict(row) for row in rows]
+
+    async def replace_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        try:
+            response = await self._client.put(
+                f"{self._url}/db/tables/{table}",
+                json={"rows": [dict(r) for r in rows]},
+                timeout=10.0,
+            )
+        except httpx.HTTPError as error:
+            raise ActionFailed(f"writing table {table}: {type(error).__name__}: {error}") from error
+        if response.status_code != 200:
+            raise ActionFailed(
+                f"writing table {table}: {response.status_code} {response.text[:200]}"
+            )

@@ -1,0 +1,102 @@
+"""The daemon's HTTP face: /healthz, /metrics and /incidents.
+
+Small on purpose: it reads the journal and the metrics registry, and decides
+nothing. The Alertmanager receiver, approvals and the web page join it later,
+behind the same app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from watchdog.engine.daemon import Health
+from watchdog.metrics import Metrics
+from watchdog.store.journal import Journal
+from watchdog.store.records import IncidentRecord
+
+
+def create_app(
+    journal: Journal, metrics: Metrics, health: Health, clock: Callable[[], float]
+) -> FastAPI:
+    app = FastAPI(title="watchdog", docs_url=None, redoc_url=None)
+
+    @app.get("/healthz")
+    def healthz(response: Response) -> dict[str, Any]:
+        now = clock()
+        behind = now - health.last_tick_at if health.ticks else None
+        alive = behind is not None and behind < 10.0
+        if not alive:
+            response.status_code = 503
+        return {
+            "status": "ok" if alive else "starting" if health.ticks == 0 else "stalled",
+            "seconds_since_last_tick": behind,
+            **asdict(health),
+        }
+
+    @app.get("/metrics")
+    def metrics_page() -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/incidents")
+    def incidents(limit: int = 50, open_only: bool = False) -> dict[str, Any]:
+        records = journal.list_incidents(limit=limit, include_closed=not open_only)
+        return {"incidents": [incident_json(journal, r) for r in records]}
+
+    @app.get("/incidents/{incident_id}")
+    def incident(incident_id: int) -> dict[str, Any]:
+        try:
+            record = journal.incident(incident_id)
+        except KeyError:
+            raise HTTPException(404, f"no incident {incident_id}") from None
+        return incident_json(journal, record)
+
+    return app
+
+
+def incident_json(journal: Journal, record: IncidentRecord) -> dict[str, Any]:
+    plan = journal.plan(record.id)
+    return {
+        "id": record.id,
+        "key": record.key,
+        "severity": record.severity.value,
+        "scenario": record.scenario,
+        "subject": record.subject,
+        "state": record.state,
+        "reason": record.reason,
+        "opened_at": record.opened_at,
+        "closed_at": record.closed_at,
+        "plan": None
+        if plan is None
+        else {
+            "title": plan.title,
+            "reason": plan.reason,
+            "authorization": {
+                "mode": plan.authorization.mode.value,
+                "reason": plan.authorization.reason,
+            },
+            "steps": [
+                {"name": s.name, "action": s.action, "risk": s.risk.value} for s in plan.steps
+            ],
+            "impact": list(plan.impact),
+        },
+        "steps": [
+            {
+                "index": s.index,
+                "name": s.name,
+                "status": s.status,
+                "attempt": s.attempt,
+                "started_at": s.started_at,
+                "finished_at": s.finished_at,
+                "output": s.output,
+            }
+            for s in journal.steps(record.id)
+        ],
+        "timeline": [
+            {"at": e.at, "kind": e.kind, "summary": e.summary} for e in journal.timeline(record.id)
+        ],
+    }

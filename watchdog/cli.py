@@ -1,0 +1,184 @@
+"""The `watchdog` command: run, check, validate, incidents, pause, resume, demo, sandbox.
+
+Commands that change what the daemon does (pause, resume) only write intent to
+the journal; the running daemon reads it on its next tick, as a controller
+reads a desired state. Exit codes: 0 success, 1 unhealthy or failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+
+from watchdog.engine.incidents import PAUSED_FLAG
+from watchdog.logs import configure_logging
+from watchdog.policy.scaling import compress_time
+from watchdog.policy.schema import Policy
+from watchdog.policyfile import PolicyError, load_policy
+from watchdog.settings import Settings
+from watchdog.store import render
+from watchdog.store.journal import open_journal
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.handler(args)
+    except PolicyError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except (ValueError, KeyError) as error:
+        print(f"watchdog {args.command}: {error}", file=sys.stderr)
+        return 2
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="watchdog", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+
+    def command(name: str, help_text: str, handler: object) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("validate", "check policy files; exit 2 naming every problem", _validate)
+    p.add_argument("files", nargs="+")
+
+    p = command("run", "run the daemon until SIGTERM", _run)
+    p.add_argument("--policy", required=True)
+    p.add_argument("--state", help="journal path or sqlite:/// URL (WATCHDOG_STATE)")
+    p.add_argument("--listen", help="host:port for the API (WATCHDOG_LISTEN)")
+    p.add_argument("--dry-run", action="store_true", help="journal and print steps, touch nothing")
+    p.add_argument("--time-scale", type=float, help="divide policy durations by this (drills)")
+
+    p = command("check", "probe every target once; exit 0 when all healthy, 1 otherwise", _check)
+    p.add_argument("--policy", required=True)
+
+    p = command("incidents", "list incidents, or `incidents show ID` for the timeline", _incidents)
+    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    p.add_argument("id", nargs="?", type=int)
+    p.add_argument("--state", help="journal path or sqlite:/// URL")
+    p.add_argument("--all", action="store_true", help="include closed incidents (default)")
+    p.add_argument("--open", action="store_true", help="only open incidents")
+
+    for name, value, words in (("pause", "1", "stop"), ("resume", "0", "allow")):
+        p = command(name, f"{words} all automatic actions (the kill switch)", _flagger(value))
+        p.add_argument("--state", help="journal path or sqlite:/// URL")
+
+    p = command("demo", "run the daemon on the sandbox and inject four faults", _demo)
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder")
+
+    p = command("sandbox", "run the sandbox stack until interrupted", _sandbox)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--state-dir", default=None)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: v for k in ("state", "listen", "time_scale") if (v := getattr(args, k, None))}
+    return Settings(**overrides)
+
+
+def load_scaled(path: str, settings: Settings) -> Policy:
+    return compress_time(load_policy(path), settings.time_scale)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.files:
+        try:
+            policy = load_policy(path)
+        except PolicyError as error:
+            failed += 1
+            print(error, file=sys.stderr)
+            continue
+        print(
+            f"{path}: ok ({len(policy.signals)} signals, {len(policy.rules)} rules, "
+            f"{len(policy.scenarios)} scenarios)"
+        )
+    return 2 if failed else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from watchdog.engine.runner import serve
+
+    settings = _settings(args)
+    configure_logging(settings.log_format, settings.log_level)
+    policy = load_scaled(args.policy, settings)
+    return asyncio.run(serve(policy, settings, dry_run=args.dry_run))
+
+
+def _check(args: argparse.Namespace) -> int:
+    from watchdog.engine.check import render_rows, run_check
+
+    rows = asyncio.run(run_check(load_policy(args.policy), _settings(args)))
+    print(render_rows(rows))
+    return 1 if any(r.status == "FAIL" for r in rows) else 0
+
+
+def _incidents(args: argparse.Namespace) -> int:
+    journal = open_journal(_settings(args).state)
+    try:
+        if args.action == "show":
+            if args.id is None:
+                raise ValueError(
+                    "`incidents show` needs an incident ID, e.g. watchdog incidents show 3"
+                )
+            record = journal.incident(args.id)
+            print(
+                render.incident_report(
+                    record,
+                    events=journal.timeline(record.id),
+                    steps=journal.steps(record.id),
+                    plan=journal.plan(record.id),
+                    findings=journal.findings(record.id),
+                    approvals=journal.approvals(record.id),
+                )
+            )
+        else:
+            records = journal.list_incidents(limit=100, include_closed=not args.open)
+            print(render.incidents_table(records, time.time()))
+    finally:
+        journal.close()
+    return 0
+
+
+def _flagger(value: str) -> object:
+    def handler(args: argparse.Namespace) -> int:
+        journal = open_journal(_settings(args).state)
+        try:
+            journal.set_flag(PAUSED_FLAG, value, at=time.time())
+        finally:
+            journal.close()
+        print("automatic actions paused" if value == "1" else "automatic actions resumed")
+        return 0
+
+    return handler
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from watchdog.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from watchdog.sandbox.__main__ import main as sandbox_main
+
+    argv = ["up", "--port", str(args.port)]
+    if args.state_dir:
+        argv += ["--state-dir", args.state_dir]
+    code: int = sandbox_main(argv)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

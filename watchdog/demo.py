@@ -1,0 +1,262 @@
+"""`watchdog demo`: the real daemon, the real songnodes policy, the sandbox stack, four faults.
+
+It starts the sandbox (stub services as separate processes on 127.0.0.1), runs
+`watchdog run` against it as a separate process with an SQLite journal in a
+temporary folder and the policy's clock compressed tenfold, waits for a healthy
+baseline (a last known good configuration in the journal), then injects one
+fault at a time and follows the daemon's own API, printing the timeline as it
+happens. It exits 0 only if every scenario recovered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from watchdog.sandbox.stack import SandboxStack
+from watchdog.store.journal import open_journal
+
+POLICY = Path(__file__).resolve().parents[1] / "policies" / "songnodes.yaml"
+TIME_SCALE = 10.0
+SCENARIO_TIMEOUT = 45.0
+
+#: Sandbox service → the environment variable songnodes.yaml reads its address from.
+ADDRESSES = {
+    "metadata-enrichment": "WATCHDOG_URL_METADATA_ENRICHMENT",
+    "audio-analysis": "WATCHDOG_URL_AUDIO_ANALYSIS",
+    "dlq-manager": "WATCHDOG_URL_DLQ_MANAGER",
+    "api-gateway-internal": "WATCHDOG_URL_API_GATEWAY_INTERNAL",
+    "rest-api": "WATCHDOG_URL_REST_API",
+    "api-gateway": "WATCHDOG_URL_API_GATEWAY",
+    "graph-visualization-api": "WATCHDOG_URL_GRAPH_VISUALIZATION_API",
+    "scraper-mixesdb": "WATCHDOG_URL_SCRAPER_MIXESDB",
+    "scraper-1001tracklists": "WATCHDOG_URL_SCRAPER_1001TRACKLISTS",
+    "rabbitmq": "WATCHDOG_URL_RABBITMQ_MANAGEMENT",
+    "postgres": "WATCHDOG_ADDR_POSTGRES",
+    "redis": "WATCHDOG_ADDR_REDIS",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    title: str
+    kind: str
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+FAULTS = (
+    Fault("crashed service (dlq-manager killed)", "crash", {"service": "dlq-manager"}),
+    Fault("corrupted enrichment configuration", "corrupt_config"),
+    Fault(
+        "failing provider (spotify down, breaker OPEN)", "provider_outage", {"provider": "spotify"}
+    ),
+    Fault("DLQ overflow (workers dead-lettering)", "dlq_overflow"),
+)
+
+
+@dataclass(slots=True)
+class Outcome:
+    fault: Fault
+    incident: dict[str, Any] | None = None
+    detected_after: float | None = None
+    recovered_after: float | None = None
+
+    @property
+    def recovered(self) -> bool:
+        return self.incident is not None and self.incident["state"] == "resolved"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def daemon_environment(
+    stack: SandboxStack, state: Path, listen: str, time_scale: float
+) -> dict[str, str]:
+    """What `watchdog run` needs to guard the sandbox with the songnodes policy."""
+    env = dict(os.environ)
+    for service, variable in ADDRESSES.items():
+        address = stack.urls.get(service)
+        if address is None:
+            raise RuntimeError(f"the sandbox has no {service!r}; it has {sorted(stack.urls)}")
+        env[variable] = address.removeprefix("tcp://")
+    env.update(
+        WATCHDOG_STATE=str(state / "journal.db"),
+        WATCHDOG_LISTEN=listen,
+        WATCHDOG_ORCHESTRATOR=f"sandbox+{stack.control_url}",
+        WATCHDOG_CONFIG_STORE=f"sandbox+{stack.control_url}",
+        WATCHDOG_BACKUP_DIR=str(state / "backups"),
+        WATCHDOG_TIME_SCALE=str(time_scale),
+        WATCHDOG_REDIS_PASSWORD="sandbox-redis",
+        WATCHDOG_LOG_FORMAT="json",
+    )
+    return env
+
+
+@contextlib.contextmanager
+def running_daemon(
+    stack: SandboxStack, state: Path, *, time_scale: float = TIME_SCALE, policy: Path = POLICY
+) -> Iterator[str]:
+    """`watchdog run` as its own process against the sandbox; yields its base URL."""
+    listen = f"127.0.0.1:{free_port()}"
+    log = (state / "daemon.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "watchdog.cli", "run", "--policy", str(policy)],
+        env=daemon_environment(stack, state, listen, time_scale),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+    )
+    url = f"http://{listen}"
+    try:
+        wait_for(lambda: _answers(url + "/healthz"), 20, f"the daemon at {url} to answer /healthz")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _answers(url: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(url, timeout=1).status_code == 200
+    return False
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"gave up after {seconds:g} s waiting for {what}")
+
+
+def has_last_good(state: Path) -> bool:
+    journal = open_journal(str(state / "journal.db"))
+    try:
+        return journal.latest_snapshot("metadata_enrichment_config") is not None
+    finally:
+        journal.close()
+
+
+def quiet(url: str) -> bool:
+    body = httpx.get(url + "/incidents", params={"open_only": True}, timeout=2).json()
+    return not body["incidents"]
+
+
+class Follower:
+    """Prints an incident's timeline as the daemon writes it."""
+
+    def __init__(self, url: str, started: float, out: Callable[[str], None]) -> None:
+        self.url = url
+        self.started = started
+        self.out = out
+        self.seen = 0
+
+    def show(self, incident: dict[str, Any]) -> None:
+        for event in incident["timeline"][self.seen :]:
+            offset = event["at"] - self.started
+            self.out(f"  +{offset:6.2f} s  {event['kind']:<15} {event['summary']}")
+        self.seen = len(incident["timeline"])
+
+
+def run_scenario(
+    url: str, stack: SandboxStack, fault: Fault, out: Callable[[str], None]
+) -> Outcome:
+    known = {i["id"] for i in httpx.get(url + "/incidents", timeout=2).json()["incidents"]}
+    outcome = Outcome(fault)
+    out(f"\n=== {fault.title} ===")
+    started = time.time()
+    stack.inject(fault.kind, **fault.body)
+    out(f"  +  0.00 s  fault injected   {fault.kind} {fault.body or ''}".rstrip())
+    follower = Follower(url, started, out)
+    deadline = time.monotonic() + SCENARIO_TIMEOUT
+    while time.monotonic() < deadline:
+        incidents = httpx.get(url + "/incidents", timeout=2).json()["incidents"]
+        new = [i for i in incidents if i["id"] not in known]
+        if new:
+            incident = min(new, key=lambda i: i["id"])
+            if outcome.incident is None:
+                outcome.detected_after = incident["opened_at"] - started
+            outcome.incident = incident
+            follower.show(incident)
+            if incident["state"] in ("resolved", "closed", "escalated"):
+                if incident["closed_at"]:
+                    outcome.recovered_after = incident["closed_at"] - started
+                break
+        time.sleep(0.2)
+    if outcome.incident is None:
+        out(f"  no incident within {SCENARIO_TIMEOUT:g} s")
+    return outcome
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    rows = [("SCENARIO", "DETECTED", "SEVERITY", "PLAN", "STEPS", "OUTCOME", "RECOVERED")]
+    for o in outcomes:
+        incident = o.incident or {}
+        steps = incident.get("steps", [])
+        ok = sum(1 for s in steps if s["status"] == "succeeded")
+        rows.append(
+            (
+                o.fault.title,
+                "-" if o.detected_after is None else f"{o.detected_after:.1f} s",
+                str(incident.get("severity", "-")),
+                str(incident.get("scenario", "-")),
+                f"{ok}/{len(steps)}",
+                str(incident.get("state", "not detected")),
+                "-" if o.recovered_after is None else f"{o.recovered_after:.1f} s",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)) for r in rows)
+
+
+def run_demo(*, keep: bool = False, out: Callable[[str], None] = print) -> int:
+    began = time.monotonic()
+    folder = Path(tempfile.mkdtemp(prefix="watchdog-demo-"))
+    out(f"watchdog demo: sandbox and journal in {folder}")
+    outcomes: list[Outcome] = []
+    try:
+        with SandboxStack(folder / "sandbox") as stack:
+            services = len(stack.control.services())
+            out(f"sandbox up: {services} processes on 127.0.0.1, control {stack.control_url}")
+            with running_daemon(stack, folder) as url:
+                out(f"daemon up at {url} (songnodes policy, clock compressed {TIME_SCALE:g}x)")
+                wait_for(lambda: has_last_good(folder), 30, "a last known good configuration")
+                out("healthy baseline: last known good configuration snapshotted")
+                for fault in FAULTS:
+                    wait_for(lambda: quiet(url), 30, "no open incident before the next fault")
+                    outcomes.append(run_scenario(url, stack, fault, out))
+    finally:
+        out(f"\n{summary(outcomes)}" if outcomes else "")
+        if not keep:
+            out(f"(journal and logs removed; --keep keeps {folder})")
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            out(f"journal: {folder / 'journal.db'}  logs: {folder / 'daemon.log'}")
+    ok = len(outcomes) == len(FAULTS) and all(o.recovered for o in outcomes)
+    out(
+        f"\n{'all scenarios recovered' if ok else 'NOT every scenario recovered'} "
+        f"in {time.monotonic() - began:.1f} s"
+    )
+    return 0 if ok else 1

@@ -1,0 +1,186 @@
+"""The daemon loop: probes in, decisions through the core, incidents out.
+
+This is the only place that reads the clock for the decision core: each tick
+takes the time once, drains what the probes observed, and hands values to the
+pure functions (derive, evaluate, triage, plan, assess). It wires adapters
+together and owns no policy of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import httpx
+import structlog
+
+from watchdog.actions.base import ConfigStore, Handler
+from watchdog.engine.executor import Executor
+from watchdog.engine.incidents import PAUSED_FLAG, Incidents, Recovery
+from watchdog.engine.lastgood import LastGood
+from watchdog.metrics import Metrics
+from watchdog.model import Observation
+from watchdog.policy.rules import Evaluator, RuleState
+from watchdog.policy.schema import AlertSignal, DerivedSignal, Policy
+from watchdog.policy.triage import triage
+from watchdog.policy.windows import Windows
+from watchdog.probes.base import Probe, build_probe
+from watchdog.probes.scheduler import ProbeScheduler
+from watchdog.store.journal import Journal
+
+log = structlog.get_logger("watchdog.daemon")
+
+
+@dataclass(slots=True)
+class Health:
+    """What /healthz reports: the loop is alive and how far behind it is."""
+
+    started_at: float
+    pid: int = 0
+    last_tick_at: float = 0.0
+    ticks: int = 0
+    paused: bool = False
+    dry_run: bool = False
+    observations: int = 0
+    open_incidents: int = 0
+
+
+class Daemon:
+    def __init__(
+        self,
+        policy: Policy,
+        journal: Journal,
+        handlers: Mapping[str, Handler],
+        *,
+        metrics: Metrics | None = None,
+        client: httpx.AsyncClient | None = None,
+        config_store: ConfigStore | None = None,
+        dry_run: bool = False,
+        clock: Callable[[], float] = time.time,
+        tick_seconds: float | None = None,
+        probes: list[Probe] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.journal = journal
+        self.metrics = metrics or Metrics.for_policy(policy)
+        self.clock = clock
+        self.client = client or httpx.AsyncClient()
+        self._own_client = client is None
+        shortest = min((s.interval for s in policy.signals), default=1.0)
+        self.tick_seconds = tick_seconds or min(1.0, max(0.05, shortest / 4))
+        horizon = max(
+            [600.0]
+            + [getattr(s, "window", 0.0) * 2 for s in policy.signals]
+            + [r.window * 2 for r in policy.rules]
+        )
+        self.windows = Windows(horizon=horizon)
+        self.evaluator = Evaluator(policy)
+        self.states: dict[tuple[str, str], RuleState] = {}
+        self.queue: asyncio.Queue[list[Observation]] = asyncio.Queue()
+        if probes is None:
+            read_rows = config_store.read_rows if config_store is not None else None
+            probes = [
+                p
+                for s in policy.signals
+                if (p := build_probe(s, policy, self.client, read_rows=read_rows))
+            ]
+        self.scheduler = ProbeScheduler(probes, self.queue)
+        executor = Executor(journal, handlers, self.metrics, dry_run=dry_run, clock=clock)
+        self.incidents = Incidents(policy, journal, executor, self.metrics, self.windows, clock)
+        self.last_good = LastGood(policy.last_good, config_store, journal, clock)
+        self.health = Health(started_at=clock(), pid=os.getpid(), dry_run=dry_run)
+        self._watched = {
+            s.name for s in policy.signals if not isinstance(s, AlertSignal | DerivedSignal)
+        }
+
+    async def run(self, stop: asyncio.Event, *, grace_seconds: float = 20.0) -> None:
+        """Until `stop` is set; then let steps in flight finish for `grace_seconds`."""
+        recovered = Recovery(self.incidents).run()
+        log.info(
+            "daemon_started",
+            policy=self.policy.stack.name,
+            signals=len(self.policy.signals),
+            rules=len(self.policy.rules),
+            recovered_incidents=recovered,
+            dry_run=self.incidents.executor.dry_run,
+        )
+        self.scheduler.start()
+        try:
+            while not stop.is_set():
+                await self.tick()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.tick_seconds)
+        finally:
+            self.scheduler.shutdown()
+            await self._finish_in_flight(grace_seconds)
+            if self._own_client:
+                await self.client.aclose()
+            log.info("daemon_stopped")
+
+    async def _finish_in_flight(self, grace_seconds: float) -> None:
+        tasks = list(self.incidents.tasks.values())
+        if not tasks:
+            return
+        log.info("waiting_for_steps_in_flight", count=len(tasks), grace_seconds=grace_seconds)
+        _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+        for task in pending:
+            task.cancel()  # the step stays 'started' in the journal: recovery decides
+        if pending:
+            await asyncio.wait(pending, timeout=2)
+
+    def record(self, observations: list[Observation]) -> None:
+        for observation in observations:
+            self.windows.record(observation)
+            self.health.observations += 1
+            if observation.error is not None:
+                self.metrics.probe_errors.labels(observation.signal).inc()
+            if observation.duration_seconds:
+                self.metrics.probe_duration.labels(observation.signal).observe(
+                    observation.duration_seconds
+                )
+            if observation.value is not None:
+                self.metrics.signal_value.labels(observation.signal, observation.series).set(
+                    observation.value
+                )
+
+    async def tick(self) -> None:
+        began = time.perf_counter()
+        while not self.queue.empty():
+            self.record(self.queue.get_nowait())
+        now = self.clock()
+        self.record(self.evaluator.derive(self.windows, now))
+        result = self.evaluator.evaluate(self.windows, self.states, now)
+        self.states = result.states
+        for finding in result.fired:
+            log.warning(
+                "finding_fired", rule=finding.rule, series=finding.series, reason=finding.reason
+            )
+        for finding in result.cleared:
+            log.info(
+                "finding_cleared", rule=finding.rule, series=finding.series, reason=finding.reason
+            )
+        self.incidents.apply(triage(result.active, self.incidents.open_views()))
+        self.incidents.tick(result.active)
+        for closed in self.incidents.take_closed_findings():
+            rule, _, series = closed.partition("/")
+            self.states[(rule, series)] = RuleState()
+        paused = self.journal.get_flag(PAUSED_FLAG) == "1"
+        self.metrics.paused.set(1 if paused else 0)
+        await self.last_good.tick(healthy=self._healthy(result.active))
+        self.health.last_tick_at = now
+        self.health.ticks += 1
+        self.health.paused = paused
+        self.health.open_incidents = len(self.incidents.views)
+        self.metrics.tick_duration.observe(time.perf_counter() - began)
+
+    def _healthy(self, active: Sequence[object]) -> bool:
+        """Nothing breaching, nothing open, and every probed signal seen at least once."""
+        if active or self.incidents.views:
+            return False
+        if any(state.breach_since is not None for state in self.states.values()):
+            return False
+        return all(self.windows.series(name) for name in self._watched)

@@ -1,0 +1,81 @@
+"""Last known good configuration: snapshots taken only while the stack is healthy.
+
+The runbook restores "defaults" whose INSERT does not even match the real
+table; we restore what the table was the last time everything worked. A
+candidate is read while nothing breaches and no incident is open, and it is kept
+(in the journal, only if it changed) only if that stays true for `settle`
+seconds after the read: a corruption that lands just before a read is caught by
+the rules within `settle` and the candidate is thrown away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from watchdog.actions.base import ActionFailed, ConfigStore
+from watchdog.policy.schema import LastGoodSpec
+from watchdog.store.journal import Journal
+
+log = structlog.get_logger("watchdog.lastgood")
+
+
+@dataclass(slots=True)
+class _Candidate:
+    at: float
+    tables: dict[str, list[dict[str, Any]]]
+
+
+class LastGood:
+    def __init__(
+        self,
+        spec: LastGoodSpec,
+        store: ConfigStore | None,
+        journal: Journal,
+        clock: Callable[[], float],
+    ) -> None:
+        self._spec = spec
+        self._store = store
+        self._journal = journal
+        self._clock = clock
+        self._candidate: _Candidate | None = None
+        self._last_read = float("-inf")
+
+    async def tick(self, *, healthy: bool) -> None:
+        if self._store is None or not self._spec.tables:
+            return
+        now = self._clock()
+        if not healthy:
+            if self._candidate is not None:
+                log.info(
+                    "last_good_discarded", reason="a rule breached before the candidate settled"
+                )
+            self._candidate = None
+            return
+        if self._candidate is not None:
+            if now - self._candidate.at >= self._spec.settle:
+                self._keep(self._candidate)
+                self._candidate = None
+            return
+        if now - self._last_read >= self._spec.every:
+            self._last_read = now
+            try:
+                tables = {t: await self._store.read_rows(t) for t in self._spec.tables}
+            except ActionFailed as error:
+                log.warning("last_good_read_failed", error=str(error))
+                return
+            self._candidate = _Candidate(now, tables)
+
+    def _keep(self, candidate: _Candidate) -> None:
+        for table, rows in candidate.tables.items():
+            saved = self._journal.save_snapshot(table, rows, at=candidate.at, keep=self._spec.keep)
+            if saved is not None:
+                log.info(
+                    "last_good_saved",
+                    table=table,
+                    rows=saved.row_count,
+                    checksum=saved.checksum[:12],
+                )

@@ -1,0 +1,124 @@
+"""Every Prometheus metric the watchdog exports, defined once, with units in names.
+
+Grafana panels and alert rules are written against these names, so they live in
+one place. `Metrics.for_policy` creates every labelled series at zero up front
+(as Alertmanager's `InitializeFor` does) so that a dashboard shows 0, not "no
+data", before the first incident. Each daemon owns its own registry, which keeps
+tests independent of each other.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from watchdog.model import Severity
+from watchdog.policy.schema import Policy
+
+_DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
+_PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
+OUTCOMES = ("succeeded", "failed", "skipped", "unknown", "dry_run")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.incidents_opened = Counter(
+            "watchdog_incidents_opened_total",
+            "Incidents opened, by severity and scenario.",
+            ["severity", "scenario"],
+            registry=r,
+        )
+        self.incidents_open = Gauge(
+            "watchdog_incidents_open",
+            "Incidents not yet resolved or closed, by severity.",
+            ["severity"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "watchdog_actions_total",
+            "Plan steps run, by scenario, action and outcome.",
+            ["scenario", "action", "outcome"],
+            registry=r,
+        )
+        self.rollback_duration = Histogram(
+            "watchdog_rollback_duration_seconds",
+            "Time to run a plan's steps, by outcome.",
+            ["scenario", "outcome"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.detection_delay = Histogram(
+            "watchdog_detection_delay_seconds",
+            "Time from the first breach to the incident.",
+            ["scenario"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.time_to_recover = Histogram(
+            "watchdog_time_to_recover_seconds",
+            "Time from the first breach to verified recovery.",
+            ["scenario"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.probe_duration = Histogram(
+            "watchdog_probe_duration_seconds",
+            "Time one probe took.",
+            ["signal"],
+            buckets=_PROBE_BUCKETS,
+            registry=r,
+        )
+        self.probe_errors = Counter(
+            "watchdog_probe_errors_total",
+            "Probe readings that were errors.",
+            ["signal"],
+            registry=r,
+        )
+        self.signal_value = Gauge(
+            "watchdog_signal_value",
+            "Last observed value per signal and series.",
+            ["signal", "series"],
+            registry=r,
+        )
+        self.budget_remaining = Gauge(
+            "watchdog_action_budget_remaining",
+            "Automatic plans the hourly budget still allows.",
+            registry=r,
+        )
+        self.paused = Gauge(
+            "watchdog_paused",
+            "1 while automatic actions are paused by the kill switch.",
+            registry=r,
+        )
+        self.tick_duration = Histogram(
+            "watchdog_tick_duration_seconds",
+            "Time one decision tick took.",
+            buckets=_PROBE_BUCKETS,
+            registry=r,
+        )
+
+    @classmethod
+    def for_policy(cls, policy: Policy, registry: CollectorRegistry | None = None) -> Metrics:
+        metrics = cls(registry)
+        for severity, opened in {(rule.severity, rule.scenario) for rule in policy.rules}:
+            metrics.incidents_opened.labels(severity.value, opened)
+        for severity in Severity:
+            metrics.incidents_open.labels(severity.value).set(0)
+        for name, scenario in policy.scenarios.items():
+            metrics.detection_delay.labels(name)
+            metrics.time_to_recover.labels(name)
+            for step in scenario.steps:
+                for outcome in OUTCOMES:
+                    metrics.actions.labels(name, step.action, outcome)
+            for outcome in ("succeeded", "failed"):
+                metrics.rollback_duration.labels(name, outcome)
+        for signal in policy.signals:
+            metrics.probe_duration.labels(signal.name)
+            metrics.probe_errors.labels(signal.name)
+        metrics.budget_remaining.set(policy.guards.actions_per_hour)
+        metrics.paused.set(0)
+        return metrics
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

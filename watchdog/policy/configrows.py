@@ -1,0 +1,105 @@
+"""The enrichment configuration table as pure row arithmetic: validity and waterfalls.
+
+`invalid_rows` is the validation query of the runbook's scenario 4 done over rows
+in hand, so any store (the sandbox's table, PostgreSQL) can be checked the same
+way: an enabled row with no first provider, a provider twice in one waterfall,
+or a confidence outside 0..1.
+
+Taking a provider out of the enrichment waterfall:
+Two modes, as TARGET-STACK.md asks. `runbook`: the runbook's UPDATE — disable
+every row that routes through the provider (12 of 14 fields for Spotify).
+`surgical`: remove the provider from each row's priorities, later priorities
+moving up with their confidences, and disable only rows left with no provider.
+Both return the exact before-image of every changed row, so an undo restores
+exactly those rows and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+PRIORITIES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class WaterfallChange:
+    rows: list[dict[str, Any]]
+    before: list[dict[str, Any]]
+    summary: str
+
+
+def invalid_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per problem, naming the row and what is wrong with it."""
+    problems = []
+    for row in rows:
+        field = row.get("metadata_field", "?")
+        if row.get("enabled") and not row.get("priority_1_provider"):
+            problems.append(f"{field}: enabled with no first provider")
+        named = providers_of(row)
+        twice = sorted({p for p in named if named.count(p) > 1})
+        if twice:
+            problems.append(f"{field}: {', '.join(twice)} twice in one waterfall")
+        for n in range(1, PRIORITIES + 1):
+            confidence = row.get(f"priority_{n}_confidence")
+            if confidence is not None and not 0 <= float(confidence) <= 1:
+                problems.append(f"{field}: priority_{n}_confidence {confidence} outside 0..1")
+    return problems
+
+
+def routes_through(row: Mapping[str, Any], provider: str) -> bool:
+    return any(row.get(f"priority_{n}_provider") == provider for n in range(1, PRIORITIES + 1))
+
+
+def providers_of(row: Mapping[str, Any]) -> list[str]:
+    """The row's waterfall in priority order, skipping empty slots."""
+    found = []
+    for n in range(1, PRIORITIES + 1):
+        provider = row.get(f"priority_{n}_provider")
+        if provider:
+            found.append(str(provider))
+    return found
+
+
+def disable_provider(
+    rows: Sequence[Mapping[str, Any]], provider: str, mode: Literal["runbook", "surgical"]
+) -> WaterfallChange:
+    new_rows: list[dict[str, Any]] = []
+    before: list[dict[str, Any]] = []
+    disabled: list[str] = []
+    rerouted: list[str] = []
+    for row in rows:
+        if not routes_through(row, provider):
+            new_rows.append(dict(row))
+            continue
+        before.append(dict(row))
+        changed = dict(row)
+        if mode == "runbook":
+            changed["enabled"] = False
+            disabled.append(str(row.get("metadata_field")))
+        else:
+            kept = [
+                (row.get(f"priority_{n}_provider"), row.get(f"priority_{n}_confidence"))
+                for n in range(1, PRIORITIES + 1)
+                if row.get(f"priority_{n}_provider")
+                and row.get(f"priority_{n}_provider") != provider
+            ]
+            for n in range(1, PRIORITIES + 1):
+                name, confidence = kept[n - 1] if n <= len(kept) else (None, None)
+                changed[f"priority_{n}_provider"] = name
+                changed[f"priority_{n}_confidence"] = confidence
+            if not kept:
+                changed["enabled"] = False
+                disabled.append(str(row.get("metadata_field")))
+            else:
+                rerouted.append(str(row.get("metadata_field")))
+        changed["updated_by"] = "watchdog"
+        new_rows.append(changed)
+    summary = (
+        f"{provider} removed ({mode}): {len(rerouted)} field(s) rerouted"
+        + (f" [{', '.join(rerouted)}]" if rerouted else "")
+        + f", {len(disabled)} disabled"
+        + (f" [{', '.join(disabled)}]" if disabled else "")
+    )
+    return WaterfallChange(new_rows, before, summary)

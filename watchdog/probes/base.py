@@ -1,0 +1,77 @@
+"""What every probe is, and which probe reads which kind of signal.
+
+A probe asks one source one question and answers with Observations. Whatever
+the target does (refuse, hang, answer garbage, answer 503) the answer is an
+Observation whose `error` says what went wrong and what was expected: at this
+edge errors are data, and rules decide later whether they matter. Exceptions
+are reserved for our own mistakes (a policy naming an unknown target, a
+malformed JMESPath), which surface in `build_probe`, before the daemon starts.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import httpx
+
+from watchdog.model import Observation
+from watchdog.policy.schema import (
+    AnySignal,
+    HostSignal,
+    HttpSignal,
+    Policy,
+    PrometheusSignal,
+    TableSignal,
+    TargetSpec,
+    TcpSignal,
+)
+from watchdog.probes.host import HostProbe
+from watchdog.probes.http import HttpProbe
+from watchdog.probes.prometheus import PrometheusProbe
+from watchdog.probes.table import RowReader, TableProbe
+from watchdog.probes.tcp import TcpProbe
+
+ProbedSignal = HttpSignal | PrometheusSignal | TcpSignal | HostSignal | TableSignal
+
+
+class Probe(Protocol):
+    """One signal's source. `observe` never raises for anything the target does."""
+
+    @property
+    def signal(self) -> ProbedSignal: ...
+
+    async def observe(self) -> list[Observation]: ...
+
+
+def build_probe(
+    signal: AnySignal,
+    policy: Policy,
+    client: httpx.AsyncClient,
+    *,
+    read_rows: RowReader | None = None,
+) -> Probe | None:
+    """The probe for one signal; None for kinds computed elsewhere (derived, alert).
+
+    `client` is the one connection pool shared by every HTTP probe. Raises
+    ValueError when the policy is inconsistent (a signal naming an unknown target,
+    a malformed JMESPath or address): a mistake of ours, not the target's.
+    """
+    if isinstance(signal, HostSignal):
+        return HostProbe(signal)
+    if isinstance(signal, HttpSignal):
+        return HttpProbe(signal, signal.target, _target(signal.target, policy), client)
+    if isinstance(signal, PrometheusSignal):
+        return PrometheusProbe(signal, signal.target, _target(signal.target, policy), client)
+    if isinstance(signal, TcpSignal):
+        return TcpProbe(signal, signal.target, _target(signal.target, policy))
+    if isinstance(signal, TableSignal):
+        return TableProbe(signal, read_rows)
+    return None
+
+
+def _target(name: str, policy: Policy) -> TargetSpec:
+    try:
+        return policy.targets[name]
+    except KeyError:
+        known = ", ".join(sorted(policy.targets)) or "none"
+        raise ValueError(f"target {name!r} is not defined (known targets: {known})") from None
