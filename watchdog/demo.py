@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,32 +109,72 @@ def daemon_environment(
     return env
 
 
-@contextlib.contextmanager
-def running_daemon(
-    stack: SandboxStack, state: Path, *, time_scale: float = TIME_SCALE, policy: Path = POLICY
-) -> Iterator[str]:
-    """`watchdog run` as its own process against the sandbox; yields its base URL."""
-    listen = f"127.0.0.1:{free_port()}"
-    log = (state / "daemon.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "watchdog.cli", "run", "--policy", str(policy)],
-        env=daemon_environment(stack, state, listen, time_scale),
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
-    )
-    url = f"http://{listen}"
-    try:
-        wait_for(lambda: _answers(url + "/healthz"), 20, f"the daemon at {url} to answer /healthz")
-        yield url
-    finally:
-        process.terminate()
+class DaemonProcess:
+    """`watchdog run` as its own process against the sandbox, restartable on the same port."""
+
+    def __init__(
+        self,
+        stack: SandboxStack,
+        state: Path,
+        *,
+        time_scale: float = TIME_SCALE,
+        policy: Path = POLICY,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.listen = f"127.0.0.1:{free_port()}"
+        self.url = f"http://{self.listen}"
+        self._command = [
+            sys.executable,
+            "-m",
+            "watchdog.cli",
+            "run",
+            "--policy",
+            str(policy),
+            *extra_args,
+        ]
+        self._env = daemon_environment(stack, state, self.listen, time_scale)
+        self._log_path = state / "daemon.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DaemonProcess:
+        with self._log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                self._command, env=self._env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+        wait_for(lambda: _answers(self.url + "/healthz"), 20, f"the daemon at {self.url}")
+        return self
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Send `signum` and wait; the exit code (SIGKILL after `timeout`)."""
+        process, self._process = self._process, None
+        if process is None:
+            return 0
+        if process.poll() is None:
+            process.send_signal(signum)
         try:
-            process.wait(30)
+            return process.wait(timeout)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
-        log.close()
+            return process.wait()
+
+
+@contextlib.contextmanager
+def running_daemon(
+    stack: SandboxStack,
+    state: Path,
+    *,
+    time_scale: float = TIME_SCALE,
+    policy: Path = POLICY,
+    extra_args: Sequence[str] = (),
+) -> Iterator[str]:
+    """A started `DaemonProcess`, stopped with SIGTERM on exit; yields its base URL."""
+    daemon = DaemonProcess(
+        stack, state, time_scale=time_scale, policy=policy, extra_args=extra_args
+    ).start()
+    try:
+        yield daemon.url
+    finally:
+        daemon.stop()
 
 
 def _answers(url: str) -> bool:

@@ -20,7 +20,7 @@ import structlog
 
 from watchdog.actions.base import ConfigStore, Handler
 from watchdog.engine.executor import Executor
-from watchdog.engine.incidents import PAUSED_FLAG, Incidents, Recovery
+from watchdog.engine.incidents import PAUSED_FLAG, Incidents, Recovery, rule_key
 from watchdog.engine.lastgood import LastGood
 from watchdog.metrics import Metrics
 from watchdog.model import Observation
@@ -164,10 +164,9 @@ class Daemon:
                 "finding_cleared", rule=finding.rule, series=finding.series, reason=finding.reason
             )
         self.incidents.apply(triage(result.active, self.incidents.open_views()))
-        self.incidents.tick(result.active)
+        self.incidents.tick(result.active, self.states)
         for closed in self.incidents.take_closed_findings():
-            rule, _, series = closed.partition("/")
-            self.states[(rule, series)] = RuleState()
+            self.states[rule_key(closed)] = RuleState()
         paused = self.journal.get_flag(PAUSED_FLAG) == "1"
         self.metrics.paused.set(1 if paused else 0)
         await self.last_good.tick(healthy=self._healthy(result.active))

@@ -11,7 +11,7 @@ start, which is how a restarted daemon picks up where the last one stopped.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 import structlog
@@ -23,6 +23,7 @@ from watchdog.policy.durations import format_duration
 from watchdog.policy.guards import GuardFacts, assess_guards, budget_remaining
 from watchdog.policy.lifecycle import Lifecycle
 from watchdog.policy.planner import plan_for
+from watchdog.policy.rules import RuleState
 from watchdog.policy.schema import Policy
 from watchdog.policy.triage import Attach, Escalate, Open, OpenIncident, TriageDecision, finding_id
 from watchdog.policy.verify import assess
@@ -32,6 +33,8 @@ from watchdog.store.journal import Journal
 log = structlog.get_logger("watchdog.incidents")
 
 PAUSED_FLAG = "paused"
+#: The journal's action target that counts automatic plans against the hourly budget.
+PLAN_BUDGET = "budget:automatic-plan"
 WAITING_STATES = ("awaiting_approval",)
 
 
@@ -243,7 +246,7 @@ class Incidents:
         now = self.clock()
         targets = plan_targets(plan, view.key)
         hour_ago = now - 3600
-        actions = self.journal.actions_since(hour_ago)
+        actions = self.journal.actions_since(hour_ago, target=PLAN_BUDGET)
         last = {t: at for t in targets if (at := self.journal.last_action_at(t)) is not None}
         evidence_age = max(0.0, now - self._evidence_time(finding))
         verdict = assess_guards(
@@ -262,10 +265,12 @@ class Incidents:
             self._move(view, "escalate", verdict.reason)
             return
         if not self.executor.dry_run:
-            for target in targets:
+            for target in [PLAN_BUDGET, *targets]:
                 self.journal.record_action(target=target, at=now)
         self.metrics.budget_remaining.set(
-            budget_remaining(self.policy.guards, self.journal.actions_since(hour_ago))
+            budget_remaining(
+                self.policy.guards, self.journal.actions_since(hour_ago, target=PLAN_BUDGET)
+            )
         )
         view = self._move(view, "execute", f"{plan.title}: {plan.authorization.reason}")
         self.start_plan(view, plan, 0)
@@ -292,9 +297,9 @@ class Incidents:
 
     # ---- every tick --------------------------------------------------------
 
-    def tick(self, active: list[Finding]) -> None:
+    def tick(self, active: list[Finding], states: Mapping[tuple[str, str], RuleState]) -> None:
         self._verify()
-        self._settle_quiet_incidents(active)
+        self._settle_quiet_incidents(active, states)
         self._check_approvals()
 
     def _verify(self) -> None:
@@ -341,11 +346,23 @@ class Incidents:
                 )
                 self._move(failed, "escalate", "verification failed, paging a human")
 
-    def _settle_quiet_incidents(self, active: list[Finding]) -> None:
-        """Close notify-only incidents, and resolve escalated ones, once their findings clear."""
+    def _settle_quiet_incidents(
+        self, active: list[Finding], states: Mapping[tuple[str, str], RuleState]
+    ) -> None:
+        """Close notify-only incidents, and resolve escalated ones, once their findings clear.
+
+        Clear means seen clear: every rule behind the incident has been evaluated
+        since the daemon started and is neither active nor breaching. An incident
+        with no findings, or one whose rules have not been evaluated yet (just
+        after a restart), stays open for a human.
+        """
         live_keys = {f.key for f in active}
         for view in list(self.views.values()):
             if view.key in live_keys or any(f.group in view.supersedes for f in active):
+                continue
+            if not view.finding_ids or not all(
+                _seen_clear(states.get(rule_key(fid))) for fid in view.finding_ids
+            ):
                 continue
             if view.state == "notified":
                 self._move(view, "close", "every finding cleared", closed=True)
@@ -389,6 +406,15 @@ class Incidents:
                     f"no approval within {format_duration(self.policy.guards.approval_expires)}",
                 )
                 self._move(view, "escalate", "approval expired: paging again")
+
+
+def rule_key(fid: str) -> tuple[str, str]:
+    rule, _, series = fid.partition("/")
+    return rule, series
+
+
+def _seen_clear(state: RuleState | None) -> bool:
+    return state is not None and not state.active and state.breach_since is None
 
 
 def plan_targets(plan: Plan, key: str) -> list[str]:

@@ -39,7 +39,8 @@ def assess_guards(guards: GuardSpec, facts: GuardFacts, now: float) -> GuardVerd
             f"hourly budget spent: {facts.actions_last_hour} automatic plans in the last hour "
             f"(limit {guards.actions_per_hour}); paging instead",
         )
-    for target, at in sorted(facts.last_action_at.items()):
+    # Services first: "rest-api was acted on" says more than the incident's key.
+    for target, at in sorted(facts.last_action_at.items(), key=lambda i: (":" in i[0], i[0])):
         elapsed = now - at
         if elapsed < guards.cooldown:
             return GuardVerdict(

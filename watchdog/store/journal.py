@@ -149,8 +149,8 @@ class Journal(Protocol):
 
     def record_action(self, *, target: str, at: float) -> None: ...
 
-    def actions_since(self, at: float) -> int:
-        """How many actions were recorded at or after `at`."""
+    def actions_since(self, at: float, *, target: str | None = None) -> int:
+        """How many actions (on `target`, if given) were recorded at or after `at`."""
         ...
 
     def last_action_at(self, target: str) -> float | None: ...

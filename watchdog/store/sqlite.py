@@ -490,8 +490,14 @@ class SqliteJournal:
         with self._transaction() as conn:
             conn.execute("INSERT INTO actions (target, at) VALUES (?, ?)", (target, at))
 
-    def actions_since(self, at: float) -> int:
-        count: int = self._read("SELECT COUNT(*) FROM actions WHERE at >= ?", (at,))[0][0]
+    def actions_since(self, at: float, *, target: str | None = None) -> int:
+        if target is None:
+            rows = self._read("SELECT COUNT(*) FROM actions WHERE at >= ?", (at,))
+        else:
+            rows = self._read(
+                "SELECT COUNT(*) FROM actions WHERE at >= ? AND target = ?", (at, target)
+            )
+        count: int = rows[0][0]
         return count
 
     def last_action_at(self, target: str) -> float | None:

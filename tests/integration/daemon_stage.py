@@ -1,0 +1,78 @@
+"""A sandbox and a daemon process, with the helpers the daemon tests share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from watchdog.demo import POLICY, DaemonProcess, has_last_good, quiet, wait_for
+from watchdog.sandbox.stack import SandboxStack
+from watchdog.store.journal import Journal, open_journal
+
+
+class Stage:
+    def __init__(self, folder: Path, stack: SandboxStack, daemon: DaemonProcess) -> None:
+        self.folder = folder
+        self.stack = stack
+        self.daemon = daemon
+
+    @property
+    def url(self) -> str:
+        return self.daemon.url
+
+    def journal(self) -> Journal:
+        return open_journal(str(self.folder / "journal.db"))
+
+    def wait_for_baseline(self) -> None:
+        wait_for(lambda: has_last_good(self.folder), 30, "a last known good configuration")
+
+    def incidents(self) -> list[dict[str, Any]]:
+        body: dict[str, Any] = httpx.get(self.url + "/incidents", timeout=5).json()
+        return list(body["incidents"])
+
+    def inject(self, kind: str, **body: Any) -> set[int]:
+        """Inject a fault once nothing is open; the incident ids known before it."""
+        wait_for(lambda: quiet(self.url), 30, "no open incident")
+        known = {i["id"] for i in self.incidents()}
+        self.stack.inject(kind, **body)
+        return known
+
+    def follow(
+        self, known: set[int], states: tuple[str, ...], seconds: float = 45
+    ) -> dict[str, Any]:
+        """The first incident opened after `known`, once it reaches one of `states`."""
+        found: dict[str, Any] = {}
+
+        def reached() -> bool:
+            new = [i for i in self.incidents() if i["id"] not in known]
+            if new:
+                found.clear()
+                found.update(min(new, key=lambda i: i["id"]))
+            return bool(found) and found["state"] in states
+
+        wait_for(reached, seconds, f"an incident in {states}")
+        return found
+
+    def inject_and_follow(self, kind: str, seconds: float = 45, **body: Any) -> dict[str, Any]:
+        known = self.inject(kind, **body)
+        return self.follow(known, ("resolved", "closed", "escalated"), seconds)
+
+    def metric(self, name: str, **labels: str) -> float:
+        for line in httpx.get(self.url + "/metrics", timeout=5).text.splitlines():
+            if line.startswith(name + ("{" if labels else " ")):
+                label_part = line[len(name) :].split(" ")[0]
+                if all(f'{k}="{v}"' in label_part for k, v in labels.items()):
+                    return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"no sample {name} {labels} in /metrics")
+
+
+def songnodes_variant(folder: Path, change: Any) -> Path:
+    """songnodes.yaml with `change(data)` applied, written beside the test's journal."""
+    data = yaml.safe_load(POLICY.read_text())
+    change(data)
+    path = folder / "policy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
