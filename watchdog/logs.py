@@ -27,3 +27,6 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    # APScheduler warns on every skipped probe run; the probe scheduler counts and
+    # logs those itself, once, in structured form.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)

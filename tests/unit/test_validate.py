@@ -67,6 +67,17 @@ CASES = [
         "rules[1].scenario: found 'reboot_everything'",
     ),
     (
+        "a JMESPath expression that does not compile",
+        lambda d: d["signals"][0]["healthy_when"].append("connections.[database"),
+        "signals[0].healthy_when[4]: found 'connections.[database'; "
+        "expected a JMESPath expression",
+    ),
+    (
+        "a rate window shorter than two scrapes",
+        lambda d: d["signals"][11].update(window="6s"),
+        "signals[11].window: found 6 s; expected at least two intervals (10 s)",
+    ),
+    (
         "an unknown action",
         lambda d: d["scenarios"]["service_failure"]["steps"][0].update(action="service.reboot"),
         "scenarios.service_failure.steps[0].action: found 'service.reboot'; expected one of",

@@ -13,12 +13,17 @@ import string
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import jmespath
+import jmespath.exceptions
+
 from watchdog.policy.catalogue import ACTIONS
 from watchdog.policy.schema import (
     AnySignal,
     Approval,
     DerivedSignal,
+    HttpSignal,
     Policy,
+    PrometheusSignal,
     ScenarioSpec,
 )
 
@@ -80,6 +85,20 @@ def _signal_problems(policy: Policy) -> Iterator[Problem]:
                     )
             if signal.op in ("count", "fraction") and signal.where is None:
                 yield Problem(f"signals[{index}].where", "nothing", f"a condition for {signal.op}")
+        if isinstance(signal, HttpSignal):
+            expressions = [("value", signal.value), ("series", signal.series)]
+            expressions += [(f"healthy_when[{i}]", e) for i, e in enumerate(signal.healthy_when)]
+            for key, expression in expressions:
+                problem = _jmespath_problem(expression)
+                if problem:
+                    yield Problem(f"signals[{index}].{key}", repr(expression), problem)
+        rated = isinstance(signal, PrometheusSignal) and signal.mode != "gauge"
+        if rated and getattr(signal, "window", 0.0) < 2 * signal.interval:
+            yield Problem(
+                f"signals[{index}].window",
+                f"{getattr(signal, 'window', 0.0):g} s",
+                f"at least two intervals ({2 * signal.interval:g} s): a rate needs two scrapes",
+            )
         if signal.timeout > signal.interval:
             yield Problem(
                 f"signals[{index}].timeout",
@@ -181,6 +200,10 @@ def _scenario_problems(policy: Policy) -> Iterator[Problem]:
                 if given not in action.required and given not in action.optional:
                     allowed = ", ".join((*action.required, *action.optional)) or "none"
                     yield Problem(f"{path}.params.{given}", repr(given), f"one of: {allowed}")
+            expect = step.params.get("expect")
+            problem = _jmespath_problem(expect) if isinstance(expect, str) else ""
+            if problem:
+                yield Problem(f"{path}.params.expect", repr(expect), problem)
             target = step.params.get("target")
             if isinstance(target, str) and "{" not in target and target not in policy.targets:
                 yield Problem(
@@ -250,6 +273,17 @@ def _impossible(signal: AnySignal, op: str, threshold: float) -> str:
             f"a threshold that signal {signal.name!r} ({signal.unit}, {low:g}..{high:g}) "
             "does not always meet"
         )
+    return ""
+
+
+def _jmespath_problem(expression: str | None) -> str:
+    """Why an expression does not compile, or ''."""
+    if expression is None:
+        return ""
+    try:
+        jmespath.compile(expression)
+    except jmespath.exceptions.JMESPathError as error:
+        return f"a JMESPath expression ({' '.join(str(error).split())})"
     return ""
 
 

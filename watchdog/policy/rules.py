@@ -100,12 +100,14 @@ class Evaluator:
                 if after is not before:
                     new_states[key] = after
                 if after.active:
-                    finding = self._finding(rule, series, after, now)
+                    finding = self._finding(rule, series, after, now, latest)
                     tick.active.append(finding)
                     if not before.active:
                         tick.fired.append(finding)
                 elif before.active:
-                    tick.cleared.append(self._finding(rule, series, before, now, cleared=True))
+                    tick.cleared.append(
+                        self._finding(rule, series, before, now, latest, cleared=True)
+                    )
         return tick
 
     def _step(
@@ -156,7 +158,13 @@ class Evaluator:
         return change_per_minute(windows.since(rule.spec.signal, series, start))
 
     def _finding(
-        self, rule: _CompiledRule, series: str, state: RuleState, now: float, cleared: bool = False
+        self,
+        rule: _CompiledRule,
+        series: str,
+        state: RuleState,
+        now: float,
+        latest: Sample,
+        cleared: bool = False,
     ) -> Finding:
         spec = rule.spec
         words = {
@@ -174,6 +182,7 @@ class Evaluator:
             f"for {format_duration(now - since)} "
             f"(rule {spec.name}, for {format_duration(spec.for_)})"
         )
+        observed = latest.error or latest.detail
         if cleared:
             reason = (
                 f"{spec.name} cleared: {rule.words}{who} back within bounds "
@@ -181,7 +190,9 @@ class Evaluator:
             )
         else:
             row = f" (runbook: {spec.runbook})" if spec.runbook else ""
-            reason = f"{spec.severity}{row}: {evidence}"
+            reason = f"{spec.severity}{row}: {evidence}" + (
+                f"; seen: {observed}" if observed else ""
+            )
         return Finding(
             rule=spec.name,
             signal=spec.signal,
@@ -192,7 +203,7 @@ class Evaluator:
             subject=spec.subject.format(**words),
             since=since,
             reason=reason,
-            evidence=(evidence,),
+            evidence=(evidence, observed) if observed else (evidence,),
             params=tuple(sorted((k, v.format(**words)) for k, v in spec.params.items())),
             supersedes=tuple(spec.supersedes),
         )
