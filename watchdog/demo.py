@@ -239,6 +239,10 @@ def run_scenario(
             incident = min(new, key=lambda i: i["id"])
             if outcome.incident is None:
                 outcome.detected_after = incident["opened_at"] - started
+                out(
+                    f"  >> detected after {outcome.detected_after:.1f} s: "
+                    f"{incident['severity']} {incident['scenario']}"
+                )
             outcome.incident = incident
             follower.show(incident)
             if incident["state"] in ("resolved", "closed", "escalated"):
@@ -248,6 +252,10 @@ def run_scenario(
         time.sleep(0.2)
     if outcome.incident is None:
         out(f"  no incident within {SCENARIO_TIMEOUT:g} s")
+    elif outcome.recovered:
+        out(f"  >> recovered and verified {outcome.recovered_after:.1f} s after the fault")
+    else:
+        out(f"  >> NOT recovered: the incident is {outcome.incident['state']}")
     return outcome
 
 

@@ -20,13 +20,13 @@ import structlog
 
 from watchdog.actions.base import ConfigStore, Handler
 from watchdog.engine.executor import Executor
-from watchdog.engine.incidents import PAUSED_FLAG, Incidents, Recovery, rule_key
+from watchdog.engine.incidents import PAUSED_FLAG, Incidents, Recovery
 from watchdog.engine.lastgood import LastGood
 from watchdog.metrics import Metrics
 from watchdog.model import Observation
 from watchdog.policy.rules import Evaluator, RuleState
 from watchdog.policy.schema import AlertSignal, DerivedSignal, Policy
-from watchdog.policy.triage import triage
+from watchdog.policy.triage import rule_key, triage
 from watchdog.policy.windows import Windows
 from watchdog.probes.base import Probe, build_probe
 from watchdog.probes.scheduler import ProbeScheduler
@@ -111,7 +111,10 @@ class Daemon:
         self.scheduler.start()
         try:
             while not stop.is_set():
-                await self.tick()
+                try:
+                    await self.tick()
+                except Exception:  # one bad tick is logged; the watchdog keeps watching
+                    log.exception("tick_failed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.tick_seconds)
         finally:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import structlog
 
-from watchdog.engine.executor import Executor
+from watchdog.engine.executor import Executor, PlanRun
 from watchdog.metrics import Metrics
 from watchdog.model import AuthMode, Finding, Plan, Severity
 from watchdog.policy.durations import format_duration
@@ -25,7 +25,15 @@ from watchdog.policy.lifecycle import Lifecycle
 from watchdog.policy.planner import plan_for
 from watchdog.policy.rules import RuleState
 from watchdog.policy.schema import Policy
-from watchdog.policy.triage import Attach, Escalate, Open, OpenIncident, TriageDecision, finding_id
+from watchdog.policy.triage import (
+    Attach,
+    Escalate,
+    Open,
+    OpenIncident,
+    TriageDecision,
+    finding_id,
+    rule_key,
+)
 from watchdog.policy.verify import assess
 from watchdog.policy.windows import Windows
 from watchdog.store.journal import Journal
@@ -286,7 +294,11 @@ class Incidents:
 
     async def _run(self, key: str, plan: Plan, start: int) -> None:
         view = self.views[key]
-        run = await self.executor.run_plan(view.id, plan, start=start)
+        try:
+            run = await self.executor.run_plan(view.id, plan, start=start)
+        except Exception as error:  # a bug of ours: page, never leave it 'executing' silently
+            log.exception("plan_crashed", incident=view.id)
+            run = PlanRun(False, f"the executor failed: {type(error).__name__}: {error}", 0)
         view = self.views.get(key, view)
         if run.ok:
             self._move(view, "verify", run.reason)
@@ -406,11 +418,6 @@ class Incidents:
                     f"no approval within {format_duration(self.policy.guards.approval_expires)}",
                 )
                 self._move(view, "escalate", "approval expired: paging again")
-
-
-def rule_key(fid: str) -> tuple[str, str]:
-    rule, _, series = fid.partition("/")
-    return rule, series
 
 
 def _seen_clear(state: RuleState | None) -> bool:

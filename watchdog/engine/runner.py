@@ -40,20 +40,21 @@ def backends(
     orchestrator: Orchestrator | None = None
     store: ConfigStore | None = None
     if settings.orchestrator:
-        if not settings.orchestrator.startswith(SANDBOX_SCHEME):
-            raise ValueError(
-                f"WATCHDOG_ORCHESTRATOR={settings.orchestrator!r}: expected "
-                "sandbox+http://host:port (Docker arrives with its own backend)"
-            )
-        orchestrator = SandboxOrchestrator(settings.orchestrator[len(SANDBOX_SCHEME) :], client)
+        url = _sandbox_url("WATCHDOG_ORCHESTRATOR", settings.orchestrator, "Docker")
+        orchestrator = SandboxOrchestrator(url, client)
     if settings.config_store:
-        if not settings.config_store.startswith(SANDBOX_SCHEME):
-            raise ValueError(
-                f"WATCHDOG_CONFIG_STORE={settings.config_store!r}: expected "
-                "sandbox+http://host:port (PostgreSQL arrives with its own backend)"
-            )
-        store = SandboxConfigStore(settings.config_store[len(SANDBOX_SCHEME) :], client)
+        url = _sandbox_url("WATCHDOG_CONFIG_STORE", settings.config_store, "PostgreSQL")
+        store = SandboxConfigStore(url, client)
     return orchestrator, store
+
+
+def _sandbox_url(variable: str, value: str, later: str) -> str:
+    if not value.startswith(SANDBOX_SCHEME):
+        raise ValueError(
+            f"{variable}={value!r}: expected sandbox+http://host:port "
+            f"({later} arrives with its own backend)"
+        )
+    return value[len(SANDBOX_SCHEME) :]
 
 
 def build_daemon(

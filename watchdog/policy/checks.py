@@ -161,13 +161,9 @@ def _scenario_words(
     for placeholder in sorted(set(_placeholders(*texts)) - known):
         yield Problem(
             f"{path}.params",
-            f"no {placeholder!r} for scenario {rule_scenario(scenario)}",
+            f"no {placeholder!r} for scenario {scenario.title!r}",
             f"params that fill {{{placeholder}}}",
         )
-
-
-def rule_scenario(scenario: ScenarioSpec) -> str:
-    return repr(scenario.title)
 
 
 def _strings(value: object) -> Iterator[str]:

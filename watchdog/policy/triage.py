@@ -61,6 +61,12 @@ def finding_id(finding: Finding) -> str:
     return f"{finding.rule}/{finding.series}" if finding.series else finding.rule
 
 
+def rule_key(identity: str) -> tuple[str, str]:
+    """The (rule, series) a `finding_id` names: the key of that rule's state."""
+    rule, _, series = identity.partition("/")
+    return rule, series
+
+
 def triage(findings: Iterable[Finding], incidents: Sequence[OpenIncident]) -> list[TriageDecision]:
     """Decide, for every active finding not yet placed, where it belongs."""
     ordered = sorted(findings, key=lambda f: (f.severity.rank, f.key, finding_id(f)))
