@@ -8,11 +8,11 @@ its observations and opens incidents whose evidence names the error.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,15 +114,18 @@ def test_incidents_table_and_timeline_from_the_journal(tmp_path: Path) -> None:
 
 
 class _Misbehaving(http.server.BaseHTTPRequestHandler):
+    release = threading.Event()
+
     def do_GET(self) -> None:
         if self.path == "/hang":
-            time.sleep(30)
+            self.release.wait(30)  # hangs until the test is over
         body = b"<html>definitely not json</html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        with contextlib.suppress(OSError):  # the probe gave up long ago
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -130,12 +133,16 @@ class _Misbehaving(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def misbehaving() -> Iterator[str]:
+    _Misbehaving.release.clear()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Misbehaving)
-    server.daemon_threads = True
+    server.daemon_threads = False  # server_close() joins every handler thread
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
+    _Misbehaving.release.set()
     server.shutdown()
+    server.server_close()
+    thread.join(5)
 
 
 def test_daemon_survives_refused_hanging_and_non_json_targets(
