@@ -18,10 +18,10 @@ class Settings(BaseSettings):
     state: str = Field("state/journal.db", description="journal: a path or sqlite:/// URL")
     listen: str = Field("127.0.0.1:9095", description="host:port of the HTTP API")
     orchestrator: str | None = Field(
-        None, description="sandbox+http://host:port (the sandbox's control API); docker later"
+        None, description="sandbox+http://127.0.0.1:PORT (the sandbox's control API); docker later"
     )
     config_store: str | None = Field(
-        None, description="sandbox+http://host:port; postgresql:// later"
+        None, description="sandbox+http://127.0.0.1:PORT; postgresql:// later"
     )
     backup_dir: Path = Field(Path("state/backups"), description="CSV backups of tables")
     time_scale: float = Field(1.0, gt=0, description="divide policy durations by this (drills)")

@@ -51,7 +51,7 @@ def backends(
 def _sandbox_url(variable: str, value: str, later: str) -> str:
     if not value.startswith(SANDBOX_SCHEME):
         raise ValueError(
-            f"{variable}={value!r}: expected sandbox+http://host:port "
+            f"{variable}={value!r}: expected sandbox+http://127.0.0.1:PORT "
             f"({later} arrives with its own backend)"
         )
     return value[len(SANDBOX_SCHEME) :]

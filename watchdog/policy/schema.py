@@ -40,7 +40,9 @@ class TargetSpec(Strict):
     @classmethod
     def _url_has_scheme_or_port(cls, value: str) -> str:
         if "://" not in value and ":" not in value:
-            raise ValueError(f"expected 'http://host:port' or 'host:port', found {value!r}")
+            raise ValueError(
+                "a URL such as 'http://127.0.0.1:8022' or an address such as '127.0.0.1:5433'"
+            )
         return value
 
 

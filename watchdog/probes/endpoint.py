@@ -67,7 +67,9 @@ class Endpoint:
                 f"request failed: {type(exc).__name__} (expected an HTTP reply)", str(exc)
             )
         except httpx.InvalidURL as exc:
-            return self.failure(f"invalid URL {self.url!r} (expected http://host:port)", str(exc))
+            return self.failure(
+                f"invalid URL {self.url!r} (expected a URL such as http://127.0.0.1:8022)", str(exc)
+            )
 
     def failure(self, what: str, detail: str = "") -> Failure:
         return Failure(f"{self.where}: {what}", detail)
