@@ -6,7 +6,10 @@ set -euo pipefail
 need=()
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-# Each later capability adds its packages here (docker.io, busybox-static, postgresql, ...).
+# A real Docker engine for the Docker tests (started by the suite when none answers),
+# and the static busybox their images are made of.
+command -v dockerd >/dev/null || need+=(docker.io)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" != 0 ]; then

@@ -135,6 +135,23 @@ class TableSignal(SignalBase):
     check: Literal["invalid_rows"] = "invalid_rows"
 
 
+class DockerSignal(SignalBase):
+    """Containers of the Compose project, found by their labels, one series per service.
+
+    `running` and `healthy` are 1/0 (all replicas must be; a container without a
+    healthcheck counts as healthy while running), `restarts` the restart count,
+    `crash_loop` the number of restarts and deaths within `window`, `oom_killed`
+    1 if a replica was OOM-killed, `engine_up` 1 while the engine answers (the
+    P0 "orchestrator down" signal; one series, "").
+    """
+
+    kind: Literal["docker"]
+    metric: Literal["running", "healthy", "restarts", "crash_loop", "oom_killed", "engine_up"]
+    project: str
+    services: list[str] = Field(default_factory=list, description="empty: every service")
+    window: Duration = 60.0
+
+
 class DerivedSignal(SignalBase):
     """Computed in the core from the latest values of other signals."""
 
@@ -159,6 +176,7 @@ AnySignal = (
     | TcpSignal
     | HostSignal
     | TableSignal
+    | DockerSignal
     | DerivedSignal
     | AlertSignal
 )

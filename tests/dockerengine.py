@@ -1,0 +1,173 @@
+"""A real Docker engine for the tests, and the busybox images they run.
+
+If DOCKER_HOST (or the default socket) answers, that engine is used. Otherwise
+the suite starts its own: Debian's `dockerd` with no bridge, no iptables and its
+own data root, exec root, pidfile and socket under a temporary folder, stopped
+at the end. Images are never pulled: `docker import` turns a root filesystem made
+of Debian's `busybox-static` into
+
+- `watchdog-test/web:good`: busybox httpd serving /www, a folder the test binds,
+  so a test makes a service healthy or unhealthy by creating or removing
+  `/www/healthy` (GET /healthy answers 200 or 404; the Docker healthcheck reads it);
+- `watchdog-test/web:broken`: the same root filesystem whose command exits 1 at
+  once, a "new version" that crash-loops.
+
+Containers run with host networking, `--init` (busybox httpd as PID 1 ignores
+SIGTERM) and bind to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import docker.errors
+
+BUSYBOX = Path("/bin/busybox")
+GOOD = "watchdog-test/web:good"
+BROKEN = "watchdog-test/web:broken"
+MISSING = (
+    "no Docker engine answers and none can be started here: install Debian's docker.io and "
+    "busybox-static (make test runs scripts/provision.sh, which does) and run as root"
+)
+
+
+def _answers(url: str) -> bool:
+    try:
+        client = docker.DockerClient(base_url=url, timeout=5)
+    except (docker.errors.DockerException, OSError):
+        return False
+    try:
+        return bool(client.ping())
+    except (docker.errors.DockerException, OSError):
+        return False
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def docker_engine() -> Iterator[str]:
+    """Yields a DOCKER_HOST URL for a working engine; starts one when none answers."""
+    existing = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if _answers(existing):
+        yield existing
+        return
+    dockerd = shutil.which("dockerd")
+    if dockerd is None or not BUSYBOX.exists():
+        raise RuntimeError(MISSING)
+    folder = Path(tempfile.mkdtemp(prefix="watchdog-dockerd-", dir="/tmp"))
+    socket = folder / "docker.sock"
+    url = f"unix://{socket}"
+    log = (folder / "dockerd.log").open("wb")
+    process = subprocess.Popen(
+        [
+            dockerd, "--bridge=none", "--iptables=false", "--ip-masq=false",
+            "--ip-forward=false", "--data-root", str(folder / "data"),
+            "--exec-root", str(folder / "exec"), "--pidfile", str(folder / "dockerd.pid"),
+            "-H", url,
+        ],
+        stdout=log, stderr=log, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (socket.exists() and _answers(url)):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = (folder / "dockerd.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"dockerd did not start ({MISSING}); its log ends:\n{tail}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        subprocess.run(["umount", "-R", str(folder / "data")], capture_output=True, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _rootfs_tar(command: list[str] | None = None) -> bytes:
+    """A tar of a busybox root filesystem: /bin/busybox, its applets, an empty /www."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for folder in ("bin", "www", "tmp", "etc"):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        tar.add(str(BUSYBOX), arcname="bin/busybox")
+        for applet in ("sh", "httpd", "sleep", "cat", "echo", "ls", "kill", "false", "true", "test"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+    return buffer.getvalue()
+
+
+def build_images(client: docker.DockerClient) -> None:
+    """Import the good and broken images once per engine (idempotent)."""
+    have = {tag for image in client.images.list() for tag in image.tags}
+    if GOOD in have and BROKEN in have:
+        return
+    tar = _rootfs_tar()
+    good = client.api.import_image_from_data(
+        tar, repository="watchdog-test/web", tag="good",
+        changes=['CMD ["/bin/httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"]'],
+    )
+    broken = client.api.import_image_from_data(
+        tar, repository="watchdog-test/web", tag="broken",
+        changes=['CMD ["/bin/sh", "-c", "echo new version cannot start >&2; exit 1"]'],
+    )
+    if not (good and broken):
+        raise RuntimeError("docker import of the busybox root filesystem failed")
+
+
+def run_service(
+    client: docker.DockerClient,
+    *,
+    project: str,
+    service: str,
+    port: int,
+    www: Path,
+    image: str = GOOD,
+    number: int = 1,
+    depends_on: str = "",
+    restart: str = "no",
+) -> docker.models.containers.Container:
+    """A container as Compose would label it, serving `www` on 127.0.0.1:`port`."""
+    labels = {
+        "com.docker.compose.project": project,
+        "com.docker.compose.service": service,
+        "com.docker.compose.container-number": str(number),
+        "com.docker.compose.oneoff": "False",
+    }
+    if depends_on:
+        labels["com.docker.compose.depends_on"] = depends_on
+    return client.containers.run(
+        image,
+        command=None if image != GOOD else
+        ["/bin/httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"],
+        name=f"{project}-{service}-{number}",
+        labels=labels,
+        network_mode="host",
+        init=True,
+        detach=True,
+        volumes={str(www): {"bind": "/www", "mode": "ro"}},
+        environment={"SERVICE": service, "PORT": str(port)},
+        restart_policy={"Name": restart} if restart != "no" else None,
+        healthcheck={
+            "test": ["CMD", "/bin/cat", "/www/healthy"],
+            "interval": 1_000_000_000, "timeout": 1_000_000_000, "retries": 1,
+            "start_period": 0,
+        },
+    )
