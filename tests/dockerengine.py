@@ -71,12 +71,23 @@ def docker_engine() -> Iterator[str]:
     log = (folder / "dockerd.log").open("wb")
     process = subprocess.Popen(
         [
-            dockerd, "--bridge=none", "--iptables=false", "--ip-masq=false",
-            "--ip-forward=false", "--data-root", str(folder / "data"),
-            "--exec-root", str(folder / "exec"), "--pidfile", str(folder / "dockerd.pid"),
-            "-H", url,
+            dockerd,
+            "--bridge=none",
+            "--iptables=false",
+            "--ip-masq=false",
+            "--ip-forward=false",
+            "--data-root",
+            str(folder / "data"),
+            "--exec-root",
+            str(folder / "exec"),
+            "--pidfile",
+            str(folder / "dockerd.pid"),
+            "-H",
+            url,
         ],
-        stdout=log, stderr=log, start_new_session=True,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -107,7 +118,18 @@ def _rootfs_tar(command: list[str] | None = None) -> bytes:
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             tar.addfile(info)
         tar.add(str(BUSYBOX), arcname="bin/busybox")
-        for applet in ("sh", "httpd", "sleep", "cat", "echo", "ls", "kill", "false", "true", "test"):
+        for applet in (
+            "sh",
+            "httpd",
+            "sleep",
+            "cat",
+            "echo",
+            "ls",
+            "kill",
+            "false",
+            "true",
+            "test",
+        ):
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(link)
@@ -121,11 +143,15 @@ def build_images(client: docker.DockerClient) -> None:
         return
     tar = _rootfs_tar()
     good = client.api.import_image_from_data(
-        tar, repository="watchdog-test/web", tag="good",
+        tar,
+        repository="watchdog-test/web",
+        tag="good",
         changes=['CMD ["/bin/httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"]'],
     )
     broken = client.api.import_image_from_data(
-        tar, repository="watchdog-test/web", tag="broken",
+        tar,
+        repository="watchdog-test/web",
+        tag="broken",
         changes=['CMD ["/bin/sh", "-c", "echo new version cannot start >&2; exit 1"]'],
     )
     if not (good and broken):
@@ -155,8 +181,9 @@ def run_service(
         labels["com.docker.compose.depends_on"] = depends_on
     return client.containers.run(
         image,
-        command=None if image != GOOD else
-        ["/bin/httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"],
+        command=None
+        if image != GOOD
+        else ["/bin/httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"],
         name=f"{project}-{service}-{number}",
         labels=labels,
         network_mode="host",
@@ -167,7 +194,9 @@ def run_service(
         restart_policy={"Name": restart} if restart != "no" else None,
         healthcheck={
             "test": ["CMD", "/bin/cat", "/www/healthy"],
-            "interval": 1_000_000_000, "timeout": 1_000_000_000, "retries": 1,
+            "interval": 1_000_000_000,
+            "timeout": 1_000_000_000,
+            "retries": 1,
             "start_period": 0,
         },
     )
