@@ -125,6 +125,7 @@ class Check:
     threshold: float
     measure: str = "value"
     window_seconds: float = 60.0
+    series: str = ""
 
 
 @dataclass(frozen=True, slots=True)

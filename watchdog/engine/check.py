@@ -39,7 +39,9 @@ async def run_check(policy: Policy, settings: Settings) -> list[CheckRow]:
         _, store = backends(settings, client)
         read_rows = store.read_rows if store is not None else None
         probes = [
-            p for s in policy.signals if (p := build_probe(s, policy, client, read_rows=read_rows))
+            p
+            for s in policy.probed_signals()
+            if (p := build_probe(s, policy, client, read_rows=read_rows))
         ]
         observations = await observe_all(probes)
         if any(o.error and WARMING_UP in o.error for o in observations):

@@ -25,7 +25,7 @@ from watchdog.engine.lastgood import LastGood
 from watchdog.metrics import Metrics
 from watchdog.model import Observation
 from watchdog.policy.rules import Evaluator, RuleState
-from watchdog.policy.schema import AlertSignal, DerivedSignal, Policy
+from watchdog.policy.schema import Policy
 from watchdog.policy.triage import rule_key, triage
 from watchdog.policy.windows import Windows
 from watchdog.probes.base import Probe, build_probe
@@ -85,7 +85,7 @@ class Daemon:
             read_rows = config_store.read_rows if config_store is not None else None
             probes = [
                 p
-                for s in policy.signals
+                for s in policy.probed_signals()
                 if (p := build_probe(s, policy, self.client, read_rows=read_rows))
             ]
         self.scheduler = ProbeScheduler(probes, self.queue)
@@ -93,9 +93,7 @@ class Daemon:
         self.incidents = Incidents(policy, journal, executor, self.metrics, self.windows, clock)
         self.last_good = LastGood(policy.last_good, config_store, journal, clock)
         self.health = Health(started_at=clock(), pid=os.getpid(), dry_run=dry_run)
-        self._watched = {
-            s.name for s in policy.signals if not isinstance(s, AlertSignal | DerivedSignal)
-        }
+        self._watched = {s.name for s in policy.probed_signals()}
 
     async def run(self, stop: asyncio.Event, *, grace_seconds: float = 20.0) -> None:
         """Until `stop` is set; then let steps in flight finish for `grace_seconds`."""

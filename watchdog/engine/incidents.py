@@ -215,13 +215,13 @@ class Incidents:
 
     # ---- planning and execution -------------------------------------------
 
-    def _plan_and_start(self, view: View, finding: Finding) -> None:
+    def _plan_and_start(self, view: View, finding: Finding, *, climbing: bool = False) -> None:
         plan = plan_for(
             self.policy,
             scenario=view.scenario,
             severity=view.severity,
             subject=view.subject,
-            params=finding.param_map(),
+            params={"series": finding.series, **finding.param_map()},
             why=finding.reason,
         )
         now = self.clock()
@@ -248,14 +248,21 @@ class Incidents:
         if plan.authorization.mode is AuthMode.APPROVAL:
             self._move(view, "request_approval", plan.authorization.reason)
             return
-        self._start_if_guards_allow(view, plan, finding)
+        self._start_if_guards_allow(view, plan, finding, climbing=climbing)
 
-    def _start_if_guards_allow(self, view: View, plan: Plan, finding: Finding) -> None:
+    def _start_if_guards_allow(
+        self, view: View, plan: Plan, finding: Finding, *, climbing: bool = False
+    ) -> None:
         now = self.clock()
         targets = plan_targets(plan, view.key)
         hour_ago = now - 3600
         actions = self.journal.actions_since(hour_ago, target=PLAN_BUDGET)
-        last = {t: at for t in targets if (at := self.journal.last_action_at(t)) is not None}
+        last = {
+            t: at
+            for t in ([] if climbing else targets)
+            if (at := self.journal.last_action_at(t)) is not None
+        }
+        recent = {t: self.journal.actions_since(hour_ago, target=t) for t in last}
         evidence_age = max(0.0, now - self._evidence_time(finding))
         verdict = assess_guards(
             self.policy.guards,
@@ -265,6 +272,7 @@ class Incidents:
                 last_action_at=last,
                 evidence_age_seconds=evidence_age,
                 evidence_max_age_seconds=self.max_evidence_age,
+                recent_actions=recent,
             ),
             now,
         )
@@ -304,8 +312,26 @@ class Incidents:
             self._move(view, "verify", run.reason)
             self.verifying[view.id] = Verification(started=self.clock())
         else:
-            view = self._move(view, "fail", run.reason)
-            self._move(view, "escalate", f"rollback failed, paging a human: {run.reason}")
+            self._failed(self._move(view, "fail", run.reason), run.reason)
+
+    def _failed(self, view: View, why: str) -> None:
+        """Climb to the next rung of the remediation ladder, or page when there is none."""
+        rung = self.policy.scenarios[view.scenario].next
+        if rung is None:
+            self._move(view, "escalate", f"rollback failed, paging a human: {why}")
+            return
+        findings = self.journal.findings(view.id)
+        now = self.clock()
+        reason = f"{view.scenario} did not recover it; next rung of the ladder: {rung}"
+        self.journal.set_severity(
+            view.id, severity=view.severity, scenario=rung, at=now, reason=reason
+        )
+        view = self._move(replace(view, scenario=rung), "next_rung", reason)
+        if findings:
+            # The ladder is one remediation: its own earlier rung is no cooldown.
+            self._plan_and_start(view, findings[0], climbing=True)
+        else:
+            self._move(view, "escalate", "no finding to plan the next rung from")
 
     # ---- every tick --------------------------------------------------------
 
@@ -349,14 +375,11 @@ class Incidents:
             verification.passing_since = None
             if now - verification.started > plan.verify_timeout_seconds:
                 self.verifying.pop(view.id, None)
-                failed = self._move(
-                    view,
-                    "fail",
+                why = (
                     "checklist did not hold within "
-                    f"{format_duration(plan.verify_timeout_seconds)}: "
-                    f"{assessment.summary}",
+                    f"{format_duration(plan.verify_timeout_seconds)}: {assessment.summary}"
                 )
-                self._move(failed, "escalate", "verification failed, paging a human")
+                self._failed(self._move(view, "fail", why), why)
 
     def _settle_quiet_incidents(
         self, active: list[Finding], states: Mapping[tuple[str, str], RuleState]

@@ -205,6 +205,11 @@ def _scenario_problems(policy: Policy) -> Iterator[Problem]:
                 yield Problem(
                     f"{path}.params.target", repr(target), f"one of {_known(policy.targets)}"
                 )
+        if scenario.next is not None and scenario.next not in policy.scenarios:
+            yield Problem(
+                f"scenarios.{name}.next", repr(scenario.next),
+                f"one of the scenarios {_known(policy.scenarios)}",
+            )
         if scenario.verify_timeout < scenario.verify_for:
             yield Problem(
                 f"scenarios.{name}.verify_timeout",

@@ -9,7 +9,7 @@ that triggered it?) and this pure function decides, with the reason.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from watchdog.policy.durations import format_duration
 from watchdog.policy.schema import GuardSpec
@@ -22,6 +22,8 @@ class GuardFacts:
     last_action_at: Mapping[str, float]
     evidence_age_seconds: float
     evidence_max_age_seconds: float
+    #: How often each target was acted on in the last hour (for the backoff).
+    recent_actions: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +44,14 @@ def assess_guards(guards: GuardSpec, facts: GuardFacts, now: float) -> GuardVerd
     # Services first: "rest-api was acted on" says more than the incident's key.
     for target, at in sorted(facts.last_action_at.items(), key=lambda i: (":" in i[0], i[0])):
         elapsed = now - at
-        if elapsed < guards.cooldown:
+        times = facts.recent_actions.get(target, 1)
+        wait = backoff(guards, times)
+        if elapsed < wait:
+            grown = f" (grown {times - 1}x after {times} actions this hour)" if times > 1 else ""
             return GuardVerdict(
                 False,
                 f"{target} was acted on {format_duration(elapsed)} ago; cooldown is "
-                f"{format_duration(guards.cooldown)}: paging instead of acting again",
+                f"{format_duration(wait)}{grown}: paging instead of acting again",
             )
     if facts.evidence_age_seconds > facts.evidence_max_age_seconds:
         return GuardVerdict(
@@ -59,6 +64,16 @@ def assess_guards(guards: GuardSpec, facts: GuardFacts, now: float) -> GuardVerd
         f"guards pass: {facts.actions_last_hour}/{guards.actions_per_hour} actions this hour, "
         "no target in cooldown, evidence fresh",
     )
+
+
+def backoff(guards: GuardSpec, times: int) -> float:
+    """The cooldown after a target's `times`-th action this hour: it doubles each time.
+
+    A crash-looping service is restarted after 1, 2, 4, 8 ... cooldowns, never in
+    a tight loop, up to `max_cooldown`; the hourly budget caps the total.
+    """
+    grown = guards.cooldown * guards.backoff_factor ** max(0, times - 1)
+    return float(min(guards.max_cooldown, grown))
 
 
 def budget_remaining(guards: GuardSpec, actions_last_hour: int) -> int:

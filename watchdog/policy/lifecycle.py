@@ -5,6 +5,7 @@ detected → triaged ─┬─ (auto allowed)  → executing → verifying ─�
                     ├─ (needs approval) → awaiting_approval ─┬→ approved → executing …
                     │                                        └→ rejected | expired → escalated
                     └─ (P3 / fix forward) → notified → closed      verifying ─→ failed → escalated
+                                                          failed ─(next rung of the ladder)→ triaged
 ```
 
 The machine only says which moves are legal; it holds no other state and does
@@ -57,6 +58,7 @@ TRANSITIONS: tuple[dict[str, Any], ...] = (
         "dest": "escalated",
     },
     {"trigger": "retriage", "source": ["notified", "awaiting_approval"], "dest": "triaged"},
+    {"trigger": "next_rung", "source": "failed", "dest": "triaged"},
     {"trigger": "close", "source": ["notified", "escalated"], "dest": "closed"},
 )
 

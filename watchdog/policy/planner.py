@@ -57,6 +57,7 @@ def plan_for(
             c.threshold,
             c.measure,
             c.window,
+            _render(c.series, words),
         )
         for c in spec.checklist
     )

@@ -54,6 +54,7 @@ def compress_time(policy: Policy, factor: float) -> Policy:
     guards = policy.guards.model_copy(
         update={
             "cooldown": s(policy.guards.cooldown),
+            "max_cooldown": s(policy.guards.max_cooldown),
             "approval_expires": s(policy.guards.approval_expires),
         }
     )

@@ -49,6 +49,9 @@ class TargetSpec(Strict):
 class SignalBase(Strict):
     name: str
     description: str = ""
+    enabled: bool = Field(
+        True, description="false: not probed, its rules never fire (e.g. no Docker here)"
+    )
     unit: Literal["bool", "ratio", "count", "state", "seconds", "per_second"] = "count"
     interval: Duration = 5.0
     timeout: Duration = 2.0
@@ -225,6 +228,7 @@ class CheckSpec(Strict):
     threshold: float
     measure: Literal["value", "change_per_minute"] = "value"
     window: Duration = 60.0
+    series: str = Field("", description="only this series (a template, e.g. '{subject}')")
 
 
 class ScenarioSpec(Strict):
@@ -235,6 +239,9 @@ class ScenarioSpec(Strict):
     verify_for: Duration = 30.0
     verify_timeout: Duration = 120.0
     impact: list[str] = Field(default_factory=list)
+    next: str | None = Field(
+        None, description="the next rung of the remediation ladder when this one fails"
+    )
 
 
 class Approval(Strict):
@@ -254,6 +261,8 @@ class AuthorityRow(Strict):
 
 class GuardSpec(Strict):
     cooldown: Duration = 300.0
+    backoff_factor: float = Field(2.0, ge=1.0, description="the cooldown grows by this each time")
+    max_cooldown: Duration = 3600.0
     actions_per_hour: int = Field(10, ge=0)
     approval_expires: Duration = 1800.0
 
@@ -289,6 +298,14 @@ class Policy(Strict):
     roles: list[str] = Field(default_factory=lambda: ["oncall", "lead", "team"])
     guards: GuardSpec = Field(default_factory=GuardSpec)
     last_good: LastGoodSpec = Field(default_factory=LastGoodSpec)
+
+    def probed_signals(self) -> list[AnySignal]:
+        """The enabled signals a probe reads (not derived, not fed by alerts)."""
+        return [
+            s
+            for s in self.signals
+            if s.enabled and not isinstance(s, DerivedSignal | AlertSignal)
+        ]
 
     def signal(self, name: str) -> AnySignal:
         for signal in self.signals:

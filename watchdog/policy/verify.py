@@ -44,7 +44,11 @@ def assess(checks: Sequence[Check], windows: Windows, now: float, max_age: float
 
 def _assess_one(check: Check, windows: Windows, now: float, max_age: float) -> CheckResult:
     compare = COMPARE[check.op]
-    series = list(windows.latest_all(check.signal))
+    series = [
+        (name, sample)
+        for name, sample in windows.latest_all(check.signal)
+        if not check.series or name == check.series
+    ]
     if not series:
         return CheckResult(
             check, False, f"{check.description}: no observation of {check.signal} yet"
