@@ -43,6 +43,8 @@ MISSING = (
 
 
 def _answers(url: str) -> bool:
+    if url.startswith("unix://") and not Path(url.removeprefix("unix://")).exists():
+        return False  # the SDK would leave the socket of a failed connect unclosed
     try:
         client = docker.DockerClient(base_url=url, timeout=5)
     except (docker.errors.DockerException, OSError):

@@ -10,13 +10,16 @@ malformed JMESPath), which surface in `build_probe`, before the daemon starts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
+import docker
 import httpx
 
 from watchdog.model import Observation
 from watchdog.policy.schema import (
     AnySignal,
+    DockerSignal,
     HostSignal,
     HttpSignal,
     Policy,
@@ -25,13 +28,14 @@ from watchdog.policy.schema import (
     TargetSpec,
     TcpSignal,
 )
+from watchdog.probes.docker import DockerProbe, env_client_factory
 from watchdog.probes.host import HostProbe
 from watchdog.probes.http import HttpProbe
 from watchdog.probes.prometheus import PrometheusProbe
 from watchdog.probes.table import RowReader, TableProbe
 from watchdog.probes.tcp import TcpProbe
 
-ProbedSignal = HttpSignal | PrometheusSignal | TcpSignal | HostSignal | TableSignal
+ProbedSignal = HttpSignal | PrometheusSignal | TcpSignal | HostSignal | TableSignal | DockerSignal
 
 
 class Probe(Protocol):
@@ -49,10 +53,14 @@ def build_probe(
     client: httpx.AsyncClient,
     *,
     read_rows: RowReader | None = None,
+    docker_client_factory: Callable[[], docker.DockerClient] | None = None,
 ) -> Probe | None:
     """The probe for one signal; None for kinds computed elsewhere (derived, alert).
 
-    `client` is the one connection pool shared by every HTTP probe. Raises
+    `client` is the one connection pool shared by every HTTP probe. Docker probes
+    make their clients with `docker_client_factory`; without one they use
+    `docker.DockerClient.from_env`, which reads DOCKER_HOST (DOCKER_TLS_VERIFY,
+    DOCKER_CERT_PATH) and otherwise the local socket, with the signal's timeout. Raises
     ValueError when the policy is inconsistent (a signal naming an unknown target,
     a malformed JMESPath or address): a mistake of ours, not the target's.
     """
@@ -66,6 +74,9 @@ def build_probe(
         return TcpProbe(signal, signal.target, _target(signal.target, policy))
     if isinstance(signal, TableSignal):
         return TableProbe(signal, read_rows)
+    if isinstance(signal, DockerSignal):
+        factory = docker_client_factory or env_client_factory(signal.timeout)
+        return DockerProbe(signal, factory)
     return None
 
 

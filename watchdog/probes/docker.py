@@ -1,0 +1,314 @@
+"""The Compose project's containers as the Docker engine sees them, one series per service.
+
+Containers are found by Compose's labels (project and service), never by name:
+a name is whatever `container_name` or a rename made it, the labels are what
+Compose itself uses. Stopped containers count (`all=True`): an exited replica
+is exactly what the runbook's crash scenarios are about. One-off containers
+(`docker compose run`) are not replicas of a service and are ignored.
+
+The SDK is blocking, so each run makes its own client in a worker thread
+(bounded by the signal's timeout and by `asyncio.wait_for`) and closes it: an
+engine that restarted between runs needs no reconnect logic. An engine that
+does not answer is data, not an exception: `engine_up` reads 0, every other
+metric reads None with the reason, so a rule can tell "down" from "unknown".
+
+`summarize` is the pure part (inspect dicts in, per-service verdicts out), so
+the logic is tested without an engine; `CrashHistory` remembers what each
+container looked like on earlier runs, which a single inspect cannot tell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import docker
+import docker.errors
+
+from watchdog.model import Observation
+from watchdog.policy.schema import DockerSignal
+from watchdog.probes.stamp import Stamp, Stopwatch
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+ONEOFF_LABEL = "com.docker.compose.oneoff"
+UNREACHABLE = "Docker engine unreachable"
+NO_CONTAINER = "no container"
+
+ClientFactory = Callable[[], Any]
+
+
+def env_client_factory(timeout: float) -> ClientFactory:
+    """Clients as the docker CLI would make them: DOCKER_HOST (and DOCKER_TLS_VERIFY,
+    DOCKER_CERT_PATH) from the environment, else the local socket; every call
+    bounded by `timeout` seconds so a hung engine cannot pile up worker threads."""
+
+    def make() -> Any:
+        return docker.DockerClient.from_env(timeout=timeout)
+
+    return make
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """One container of a service, reduced to what the verdicts need."""
+
+    id: str
+    name: str
+    service: str
+    state: str
+    health: str
+    exit_code: int
+    restarts: int
+    oom: bool
+    started_at: str
+    finished_at: str
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def healthy(self) -> bool:
+        """Running, and its healthcheck says healthy or it has none ("starting" is not yet)."""
+        return self.running and self.health in ("", "healthy")
+
+    def evidence(self) -> str:
+        words = [self.name, self.state]
+        if self.health and self.running:  # a stopped container's health is its last, stale one
+            words.append(self.health)
+        if not self.running:
+            words.append(f"exit={self.exit_code}")
+        words.append(f"restarts={self.restarts}")
+        if self.oom:
+            words.append("oom=true")
+        return " ".join(words)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSummary:
+    """Every replica of one service; the verdicts hold for all of them at once."""
+
+    service: str
+    replicas: tuple[Replica, ...]
+
+    @property
+    def running(self) -> float:
+        return 1.0 if self.replicas and all(r.running for r in self.replicas) else 0.0
+
+    @property
+    def healthy(self) -> float:
+        return 1.0 if self.replicas and all(r.healthy for r in self.replicas) else 0.0
+
+    @property
+    def restarts(self) -> float:
+        return float(sum(r.restarts for r in self.replicas))
+
+    @property
+    def oom_killed(self) -> float:
+        return 1.0 if any(r.oom for r in self.replicas) else 0.0
+
+    @property
+    def detail(self) -> str:
+        """Replicas in trouble first, so clipping never hides the one that matters."""
+        if not self.replicas:
+            return NO_CONTAINER
+        ordered = sorted(self.replicas, key=lambda r: (r.healthy, r.name))
+        return "; ".join(r.evidence() for r in ordered)
+
+
+def replica(inspect: dict[str, Any]) -> Replica | None:
+    """A Replica from `docker inspect` output; None for one-offs and unlabelled containers."""
+    labels = (inspect.get("Config") or {}).get("Labels") or {}
+    service = labels.get(SERVICE_LABEL)
+    if not service or str(labels.get(ONEOFF_LABEL, "False")).lower() == "true":
+        return None
+    state = inspect.get("State") or {}
+    health = state.get("Health") or {}
+    return Replica(
+        id=str(inspect.get("Id", "")),
+        name=str(inspect.get("Name", "")).lstrip("/"),
+        service=str(service),
+        state=str(state.get("Status", "unknown")),
+        health=str(health.get("Status", "")),
+        exit_code=int(state.get("ExitCode") or 0),
+        restarts=int(inspect.get("RestartCount") or 0),
+        oom=bool(state.get("OOMKilled")),
+        started_at=str(state.get("StartedAt", "")),
+        finished_at=str(state.get("FinishedAt", "")),
+    )
+
+
+def summarize(containers: list[dict[str, Any]]) -> dict[str, ServiceSummary]:
+    """Inspect dicts grouped into one summary per Compose service, by service name."""
+    grouped: dict[str, list[Replica]] = {}
+    for inspect in containers:
+        found = replica(inspect)
+        if found is not None:
+            grouped.setdefault(found.service, []).append(found)
+    return {
+        service: ServiceSummary(service, tuple(sorted(replicas, key=lambda r: r.name)))
+        for service, replicas in sorted(grouped.items())
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """What one container looked like at one run: enough to tell a restart or a death."""
+
+    at: float
+    restart_count: int
+    started_at: str
+    finished_at: str
+    exit_code: int
+
+
+def transitions(before: Sample, after: Sample) -> int:
+    """Restarts and deaths between two samples of one container.
+
+    The restart policy's restarts between two runs all show in RestartCount,
+    even when several happened; a manual start (which resets RestartCount) or a
+    death that stays dead shows as a new StartedAt or FinishedAt. One cycle moves
+    all three at once, so the largest of them is counted, never their sum.
+    """
+    restarted = max(0, after.restart_count - before.restart_count)
+    started = int(after.started_at != before.started_at)
+    died = int(after.finished_at != before.finished_at)
+    return max(restarted, started, died)
+
+
+class CrashHistory:
+    """Per-container samples over the last `window` seconds (plus one before, as a baseline)."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._samples: dict[str, deque[Sample]] = {}
+
+    def record(self, container_id: str, sample: Sample) -> None:
+        samples = self._samples.setdefault(container_id, deque())
+        if samples and sample.at < samples[-1].at:
+            return  # a concurrent run that finished late: its answer is older than ours
+        samples.append(sample)
+        horizon = sample.at - self.window
+        while len(samples) > 1 and samples[1].at < horizon:
+            samples.popleft()
+
+    def count(self, container_id: str, now: float) -> int:
+        """Restarts and deaths seen in samples newer than `now - window`; the first sample
+        of a container has nothing to compare with and counts none."""
+        horizon = now - self.window
+        return sum(
+            transitions(before, after)
+            for before, after in pairwise(self._samples.get(container_id, ()))
+            if after.at >= horizon
+        )
+
+    def keep_only(self, container_ids: Iterable[str]) -> None:
+        """Forget removed containers, so a long-lived daemon does not grow."""
+        alive = set(container_ids)
+        for gone in set(self._samples) - alive:
+            del self._samples[gone]
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """One run's answer from the engine: inspect dicts and when they were read."""
+
+    containers: list[dict[str, Any]]
+    at: float
+
+
+class DockerProbe:
+    """Reads one `DockerSignal`: one Observation per service, or `engine_up` alone."""
+
+    def __init__(self, signal: DockerSignal, client_factory: ClientFactory) -> None:
+        self.signal = signal
+        self._client_factory = client_factory
+        self._history = CrashHistory(signal.window)
+        self._seen_services: tuple[str, ...] = ()
+
+    async def observe(self) -> list[Observation]:
+        watch = Stopwatch(self.signal.name)
+        timeout = self.signal.timeout
+        call = self._ping if self.signal.metric == "engine_up" else self._list
+        try:
+            answer = await asyncio.wait_for(asyncio.to_thread(call), timeout)
+        except TimeoutError:
+            return self._unreachable(watch.stop(), f"no answer within {timeout:g} s")
+        except (docker.errors.DockerException, OSError) as exc:
+            return self._unreachable(watch.stop(), f"{type(exc).__name__}: {exc}")
+        stamp = watch.stop()
+        if answer is None:
+            return [stamp.reading(1.0, detail="engine answers ping")]
+        return self._readings(stamp, answer)
+
+    def _client(self) -> Any:
+        """The factory's client, its requests bounded by this signal's timeout whatever the
+        factory chose: a run given up by `wait_for` must not leave its thread hanging long."""
+        client = self._client_factory()
+        limit = self.signal.timeout
+        client.api.timeout = min(float(client.api.timeout or limit), limit)
+        return client
+
+    def _ping(self) -> None:
+        client = self._client()
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+    def _list(self) -> _Answer:
+        client = self._client()
+        try:
+            found = client.containers.list(
+                all=True,
+                filters={"label": [f"{PROJECT_LABEL}={self.signal.project}", SERVICE_LABEL]},
+                ignore_removed=True,
+            )
+            containers: list[dict[str, Any]] = [dict(c.attrs) for c in found]
+            return _Answer(containers, time.time())
+        finally:
+            client.close()
+
+    def _readings(self, stamp: Stamp, answer: _Answer) -> list[Observation]:
+        summaries = summarize(answer.containers)
+        wanted = self.signal.services or list(summaries)
+        self._seen_services = tuple(wanted)
+        replicas = [r for s in summaries.values() for r in s.replicas]
+        for r in replicas:
+            self._history.record(
+                r.id, Sample(answer.at, r.restarts, r.started_at, r.finished_at, r.exit_code)
+            )
+        self._history.keep_only(r.id for r in replicas)
+        observations: list[Observation] = []
+        for service in wanted:
+            summary = summaries.get(service, ServiceSummary(service, ()))
+            value, detail = self._value(summary, answer.at)
+            observations.append(stamp.reading(value, series=service, detail=detail))
+        return observations
+
+    def _value(self, summary: ServiceSummary, now: float) -> tuple[float, str]:
+        metric = self.signal.metric
+        if metric == "crash_loop":
+            count = sum(self._history.count(r.id, now) for r in summary.replicas)
+            window = f"{self.signal.window:g} s"
+            return float(count), f"{count} restarts/deaths in {window}: {summary.detail}"
+        value = {
+            "running": summary.running,
+            "healthy": summary.healthy,
+            "restarts": summary.restarts,
+            "oom_killed": summary.oom_killed,
+        }[metric]
+        return value, summary.detail
+
+    def _unreachable(self, stamp: Stamp, reason: str) -> list[Observation]:
+        error = f"{UNREACHABLE}: {reason}"
+        if self.signal.metric == "engine_up":
+            return [stamp.failure(error, value=0.0)]
+        series = self.signal.services or self._seen_services or ("",)
+        return [stamp.failure(error, series=service) for service in series]
