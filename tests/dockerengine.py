@@ -23,6 +23,7 @@ import io
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tarfile
 import tempfile
@@ -42,9 +43,20 @@ MISSING = (
 )
 
 
+def _listening(path: str) -> bool:
+    """A plain connect first: the docker SDK leaves the socket of a failed connect open."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
 def _answers(url: str) -> bool:
-    if url.startswith("unix://") and not Path(url.removeprefix("unix://")).exists():
-        return False  # the SDK would leave the socket of a failed connect unclosed
+    if url.startswith("unix://") and not _listening(url.removeprefix("unix://")):
+        return False
     try:
         client = docker.DockerClient(base_url=url, timeout=5)
     except (docker.errors.DockerException, OSError):
@@ -68,8 +80,8 @@ def docker_engine() -> Iterator[str]:
     if dockerd is None or not BUSYBOX.exists():
         raise RuntimeError(MISSING)
     folder = Path(tempfile.mkdtemp(prefix="watchdog-dockerd-", dir="/tmp"))
-    socket = folder / "docker.sock"
-    url = f"unix://{socket}"
+    sock = folder / "docker.sock"
+    url = f"unix://{sock}"
     log = (folder / "dockerd.log").open("wb")
     process = subprocess.Popen(
         [
@@ -93,7 +105,7 @@ def docker_engine() -> Iterator[str]:
     )
     try:
         deadline = time.monotonic() + 60
-        while not (socket.exists() and _answers(url)):
+        while not (sock.exists() and _answers(url)):
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = (folder / "dockerd.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"dockerd did not start ({MISSING}); its log ends:\n{tail}")

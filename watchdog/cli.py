@@ -1,4 +1,4 @@
-"""The `watchdog` command: run, check, validate, incidents, pause, resume, demo, sandbox.
+"""The `watchdog` command: run, check, validate, rollback, incidents, pause, resume, demo.
 
 Commands that change what the daemon does (pause, resume) only write intent to
 the journal; the running daemon reads it on its next tick, as a controller
@@ -62,6 +62,18 @@ def _parser() -> argparse.ArgumentParser:
     p = command("check", "probe every target once; exit 0 when all healthy, 1 otherwise", _check)
     p.add_argument("--policy", required=True)
 
+    p = command(
+        "rollback",
+        "restart a service, or revert it to its last known good image, by hand (journaled)",
+        _rollback,
+    )
+    p.add_argument("--policy", required=True)
+    p.add_argument("--service", required=True, help="the Compose service")
+    p.add_argument("--to-last-good", action="store_true", help="revert to the last good image")
+    p.add_argument("--dry-run", action="store_true", help="journal and print, touch nothing")
+    p.add_argument("--state", help="journal path or sqlite:/// URL")
+    p.add_argument("--time-scale", type=float, help="divide policy durations by this (drills)")
+
     p = command("incidents", "list incidents, or `incidents show ID` for the timeline", _incidents)
     p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     p.add_argument("id", nargs="?", type=int)
@@ -122,6 +134,23 @@ def _check(args: argparse.Namespace) -> int:
     rows = asyncio.run(run_check(load_policy(args.policy), _settings(args)))
     print(render_rows(rows))
     return 1 if any(r.status == "FAIL" for r in rows) else 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from watchdog.engine.manual import manual_rollback
+
+    settings = _settings(args)
+    policy = load_scaled(args.policy, settings)
+    code: int = asyncio.run(
+        manual_rollback(
+            policy,
+            settings,
+            service=args.service,
+            to_last_good=args.to_last_good,
+            dry_run=args.dry_run,
+        )
+    )
+    return code
 
 
 def _incidents(args: argparse.Namespace) -> int:

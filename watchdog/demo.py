@@ -104,6 +104,7 @@ def daemon_environment(
         WATCHDOG_BACKUP_DIR=str(state / "backups"),
         WATCHDOG_TIME_SCALE=str(time_scale),
         WATCHDOG_REDIS_PASSWORD="sandbox-redis",
+        WATCHDOG_DOCKER_SIGNALS="false",  # the sandbox plays Docker through its own API
         WATCHDOG_LOG_FORMAT="json",
     )
     return env

@@ -37,6 +37,9 @@ HEALTHY: dict[str, float | dict[str, float]] = {
     "database_reachable": 1.0,
     "redis_reachable": 1.0,
     "disk_used": 0.40,
+    "docker_engine_up": 1.0,
+    "container_healthy": {"dlq-manager": 1.0, "rest-api": 1.0},
+    "container_crash_loop": {"dlq-manager": 0.0, "rest-api": 0.0},
     "memory_used": 0.50,
 }
 

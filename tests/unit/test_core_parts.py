@@ -341,3 +341,53 @@ def test_the_core_reads_no_clock(path: Path) -> None:
                     "os",
                     "subprocess",
                 }, f"{path.name}:{node.lineno} imports {name}: the decision core does no I/O"
+
+
+# ---- backoff, ladder, per-series checks --------------------------------------
+
+
+def test_cooldown_doubles_with_each_action_this_hour_up_to_the_cap() -> None:
+    from watchdog.policy.guards import backoff
+
+    guards = songnodes().guards.model_copy(update={"cooldown": 60.0, "max_cooldown": 600.0})
+    assert [backoff(guards, n) for n in (1, 2, 3, 4, 5, 9)] == [60, 120, 240, 480, 600, 600]
+    verdict = assess_guards(
+        guards,
+        facts(last_action_at={"web": 800.0}, recent_actions={"web": 3}),
+        now=1000.0,
+    )
+    assert not verdict.allowed
+    assert "cooldown is 4 min (grown 2x after 3 actions this hour)" in verdict.reason
+    assert assess_guards(
+        guards, facts(last_action_at={"web": 700.0}, recent_actions={"web": 3}), now=1000.0
+    ).allowed
+
+
+def test_a_failed_rung_climbs_to_the_next_one() -> None:
+    assert next_state("failed", "next_rung") == "triaged"
+    with pytest.raises(IllegalTransition):
+        next_state("resolved", "next_rung")
+
+
+def test_a_check_can_name_one_series() -> None:
+    windows = Windows()
+    windows.record(Observation("container_healthy", 10, 1, series="web"))
+    windows.record(Observation("container_healthy", 10, 0, series="worker"))
+    web = Check("web healthy", "container_healthy", ">=", 1, series="web")
+    assert assess([web], windows, now=11, max_age=5).passed
+    every = Check("all healthy", "container_healthy", ">=", 1)
+    assert not assess([every], windows, now=11, max_age=5).passed
+
+
+def test_generic_policy_climbs_from_restart_to_revert() -> None:
+    from watchdog.policyfile import load_policy
+
+    policy = load_policy(ROOT / "policies" / "compose-generic.yaml", environ={})
+    assert policy.scenarios["restart_service"].next == "revert_service"
+    plan = plan_for(
+        policy, scenario="revert_service", severity=Severity.P2, subject="web",
+        params={"series": "web", "health_signal": "container_healthy"}, why="crash loop",
+    )
+    assert plan.authorization.mode is AuthMode.AUTO
+    assert plan.steps[0].param_map() == {"service": "web"}
+    assert plan.checklist[0].series == "web"

@@ -90,13 +90,13 @@ CASES = [
     (
         "a duplicate signal name",
         lambda d: d["signals"].append(dict(d["signals"][0])),
-        "signals[25].name: found 'enrichment_health'; "
+        "signals[28].name: found 'enrichment_health'; "
         "expected a unique name (signals[0] already has it)",
     ),
     (
         "a duplicate rule name",
         lambda d: d["rules"].append(dict(d["rules"][0])),
-        "rules[25].name: found 'complete-outage'; expected a unique name",
+        "rules[28].name: found 'complete-outage'; expected a unique name",
     ),
     (
         "automatic destructive steps",

@@ -36,6 +36,14 @@ class Orchestrator(Protocol):
     async def start(self, services: Sequence[str]) -> str: ...
 
 
+class Reverter(Protocol):
+    """An orchestrator that can also put a service back on its last known good image."""
+
+    async def revert(self, service: str) -> str: ...
+
+    async def record_last_good(self, service: str) -> bool: ...
+
+
 class ConfigStore(Protocol):
     """Reads and replaces a configuration table (the sandbox now; PostgreSQL later)."""
 

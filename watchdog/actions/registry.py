@@ -11,7 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-from watchdog.actions.base import ActionFailed, ActionOutcome, Handler, Orchestrator, services_param
+from watchdog.actions.base import (
+    ActionFailed,
+    ActionOutcome,
+    Handler,
+    Orchestrator,
+    Reverter,
+    services_param,
+)
 from watchdog.actions.config import ConfigActions
 from watchdog.actions.http import HttpActions
 from watchdog.model import Risk, Step
@@ -23,6 +30,7 @@ def build_handlers(
     orchestrator: Orchestrator | None,
     config: ConfigActions | None,
     protected: Sequence[str],
+    reverter: Reverter | None = None,
 ) -> dict[str, Handler]:
     handlers: dict[str, Handler] = {
         "config.reload": http.reload_config,
@@ -33,6 +41,8 @@ def build_handlers(
     }
     if orchestrator is not None:
         handlers.update(_service_handlers(orchestrator, set(protected)))
+    if reverter is not None:
+        handlers["service.revert"] = _revert_handler(reverter, set(protected))
     if config is not None:
         handlers.update(
             {
@@ -75,6 +85,18 @@ def _service_handlers(orchestrator: Orchestrator, protected: set[str]) -> dict[s
         "service.stop": guarded(stop),
         "service.start": guarded(start),
     }
+
+
+def _revert_handler(reverter: Reverter, protected: set[str]) -> Handler:
+    async def revert(step: Step) -> ActionOutcome:
+        service = str(step.param_map()["service"])
+        if service in protected:
+            raise ActionFailed(
+                f"refusing to recreate protected service {service!r}: it is stateful"
+            )
+        return ActionOutcome(True, await reverter.revert(service))
+
+    return revert
 
 
 async def _wait(step: Step) -> ActionOutcome:

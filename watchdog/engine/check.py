@@ -36,12 +36,16 @@ class CheckRow:
 
 async def run_check(policy: Policy, settings: Settings) -> list[CheckRow]:
     async with httpx.AsyncClient() as client:
-        _, store = backends(settings, client)
-        read_rows = store.read_rows if store is not None else None
+        chosen = backends(settings, client)
+        read_rows = chosen.store.read_rows if chosen.store is not None else None
         probes = [
             p
             for s in policy.probed_signals()
-            if (p := build_probe(s, policy, client, read_rows=read_rows))
+            if (
+                p := build_probe(
+                    s, policy, client, read_rows=read_rows, docker_client_factory=chosen.docker
+                )
+            )
         ]
         observations = await observe_all(probes)
         if any(o.error and WARMING_UP in o.error for o in observations):

@@ -14,21 +14,24 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import structlog
 
-from watchdog.actions.base import ConfigStore, Handler
+from watchdog.actions.base import ConfigStore, Handler, Reverter
 from watchdog.engine.executor import Executor
 from watchdog.engine.incidents import PAUSED_FLAG, Incidents, Recovery
-from watchdog.engine.lastgood import LastGood
+from watchdog.engine.lastgood import LastGood, ServiceLastGood
 from watchdog.metrics import Metrics
 from watchdog.model import Observation
 from watchdog.policy.rules import Evaluator, RuleState
-from watchdog.policy.schema import Policy
+from watchdog.policy.schema import DockerSignal, Policy
 from watchdog.policy.triage import rule_key, triage
 from watchdog.policy.windows import Windows
 from watchdog.probes.base import Probe, build_probe
+from watchdog.probes.docker import DockerProbe, env_client_factory
+from watchdog.probes.docker_events import DockerEvents
 from watchdog.probes.scheduler import ProbeScheduler
 from watchdog.store.journal import Journal
 
@@ -59,6 +62,8 @@ class Daemon:
         metrics: Metrics | None = None,
         client: httpx.AsyncClient | None = None,
         config_store: ConfigStore | None = None,
+        reverter: Reverter | None = None,
+        docker_factory: Callable[[], Any] | None = None,
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
         tick_seconds: float | None = None,
@@ -86,12 +91,31 @@ class Daemon:
             probes = [
                 p
                 for s in policy.probed_signals()
-                if (p := build_probe(s, policy, self.client, read_rows=read_rows))
+                if (
+                    p := build_probe(
+                        s,
+                        policy,
+                        self.client,
+                        read_rows=read_rows,
+                        docker_client_factory=docker_factory,
+                    )
+                )
             ]
         self.scheduler = ProbeScheduler(probes, self.queue)
         executor = Executor(journal, handlers, self.metrics, dry_run=dry_run, clock=clock)
         self.incidents = Incidents(policy, journal, executor, self.metrics, self.windows, clock)
         self.last_good = LastGood(policy.last_good, config_store, journal, clock)
+        self.service_last_good = ServiceLastGood(
+            policy.last_good, reverter.record_last_good if reverter else None, clock
+        )
+        self._healthy_signals = [
+            s.name
+            for s in policy.probed_signals()
+            if isinstance(s, DockerSignal) and s.metric == "healthy"
+        ]
+        self._docker_probes = [p for p in probes if isinstance(p, DockerProbe)]
+        self._docker_factory = docker_factory
+        self.docker_events: DockerEvents | None = None
         self.health = Health(started_at=clock(), pid=os.getpid(), dry_run=dry_run)
         self._watched = {s.name for s in policy.probed_signals()}
 
@@ -107,6 +131,7 @@ class Daemon:
             dry_run=self.incidents.executor.dry_run,
         )
         self.scheduler.start()
+        self._follow_docker_events()
         try:
             while not stop.is_set():
                 try:
@@ -117,10 +142,34 @@ class Daemon:
                     await asyncio.wait_for(stop.wait(), self.tick_seconds)
         finally:
             self.scheduler.shutdown()
+            if self.docker_events is not None:
+                await asyncio.to_thread(self.docker_events.stop)
             await self._finish_in_flight(grace_seconds)
             if self._own_client:
                 await self.client.aclose()
             log.info("daemon_stopped")
+
+    def _follow_docker_events(self) -> None:
+        """Container deaths and health changes are seen at once, not at the next poll."""
+        if not self._docker_probes:
+            return
+        factory = self._docker_factory or env_client_factory(10.0)
+        projects = {p.signal.project for p in self._docker_probes}
+        for project in sorted(projects):
+            probes = [p for p in self._docker_probes if p.signal.project == project]
+            events = DockerEvents(probes, self.queue, asyncio.get_running_loop(), factory, project)
+            events.start()
+            self.docker_events = events  # one project per policy in practice
+
+    def healthy_services(self, now: float) -> dict[str, bool]:
+        """Each Compose service's latest Docker health, if fresh."""
+        healthy: dict[str, bool] = {}
+        for name in self._healthy_signals:
+            limit = self.policy.signal(name).staleness_limit()
+            for series, sample in self.windows.latest_all(name):
+                if series and now - sample.at <= limit:
+                    healthy[series] = healthy.get(series, True) and sample.value == 1
+        return healthy
 
     async def _finish_in_flight(self, grace_seconds: float) -> None:
         tasks = list(self.incidents.tasks.values())
@@ -171,6 +220,8 @@ class Daemon:
         paused = self.journal.get_flag(PAUSED_FLAG) == "1"
         self.metrics.paused.set(1 if paused else 0)
         await self.last_good.tick(healthy=self._healthy(result.active))
+        busy = {view.subject for view in self.incidents.views.values()}
+        await self.service_last_good.tick(self.healthy_services(now), busy)
         self.health.last_tick_at = now
         self.health.ticks += 1
         self.health.paused = paused

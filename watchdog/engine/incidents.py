@@ -248,6 +248,15 @@ class Incidents:
         if plan.authorization.mode is AuthMode.APPROVAL:
             self._move(view, "request_approval", plan.authorization.reason)
             return
+        protected = protected_in(plan, self.policy.stack.protected_services)
+        if protected:
+            self._move(
+                view,
+                "escalate",
+                f"{', '.join(protected)} is protected (stateful): never stopped, restarted or "
+                "recreated automatically; paging with the plan instead",
+            )
+            return
         self._start_if_guards_allow(view, plan, finding, climbing=climbing)
 
     def _start_if_guards_allow(
@@ -445,6 +454,11 @@ class Incidents:
 
 def _seen_clear(state: RuleState | None) -> bool:
     return state is not None and not state.active and state.breach_since is None
+
+
+def protected_in(plan: Plan, protected: Iterable[str]) -> list[str]:
+    """The protected services an automatic plan would touch."""
+    return sorted(set(plan_targets(plan, "")) & set(protected))
 
 
 def plan_targets(plan: Plan, key: str) -> list[str]:

@@ -10,7 +10,7 @@ the rules within `settle` and the candidate is thrown away.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,3 +79,46 @@ class LastGood:
                     rows=saved.row_count,
                     checksum=saved.checksum[:12],
                 )
+
+
+class ServiceLastGood:
+    """Last known good container configurations, recorded per service while it is healthy.
+
+    A service that has been healthy for `settle` seconds, and that no open
+    incident concerns, has its image and container configuration recorded (at
+    most every `every` seconds; the journal keeps a version only when it
+    changed). That record is what `service.revert` recreates it from.
+    """
+
+    def __init__(
+        self,
+        spec: LastGoodSpec,
+        recorder: Callable[[str], Awaitable[bool]] | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self._spec = spec
+        self._recorder = recorder
+        self._clock = clock
+        self._healthy_since: dict[str, float] = {}
+        self._recorded_at: dict[str, float] = {}
+
+    async def tick(self, healthy: Mapping[str, bool], busy: set[str]) -> None:
+        if self._recorder is None:
+            return
+        now = self._clock()
+        for service, ok in sorted(healthy.items()):
+            if not ok or service in busy:
+                self._healthy_since.pop(service, None)
+                continue
+            since = self._healthy_since.setdefault(service, now)
+            recorded = self._recorded_at.get(service, float("-inf"))
+            if now - since < self._spec.settle or now - recorded < self._spec.every:
+                continue
+            self._recorded_at[service] = now
+            try:
+                stored = await self._recorder(service)
+            except ActionFailed as error:
+                log.warning("last_good_service_failed", service=service, error=str(error))
+                continue
+            if stored:
+                log.info("last_good_service_saved", service=service)

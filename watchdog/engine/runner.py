@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
 
+import docker
 import httpx
 import structlog
 import uvicorn
 
-from watchdog.actions.base import ConfigStore, Orchestrator
+from watchdog.actions.base import ConfigStore, Orchestrator, Reverter
 from watchdog.actions.config import ConfigActions
+from watchdog.actions.docker import DockerOrchestrator
 from watchdog.actions.http import HttpActions
 from watchdog.actions.registry import build_handlers
 from watchdog.actions.sandbox import SandboxConfigStore, SandboxOrchestrator
@@ -31,28 +36,69 @@ from watchdog.store.journal import Journal, open_journal
 log = structlog.get_logger("watchdog.runner")
 
 SANDBOX_SCHEME = "sandbox+"
+DOCKER = "docker"
+DOCKER_SCHEME = "docker+"
+
+
+@dataclass(frozen=True, slots=True)
+class Backends:
+    """What acts on the stack, as the settings name it; None where nothing is set."""
+
+    orchestrator: Orchestrator | None = None
+    reverter: Reverter | None = None
+    store: ConfigStore | None = None
+    docker: Callable[[], Any] | None = None
 
 
 def backends(
-    settings: Settings, client: httpx.AsyncClient
-) -> tuple[Orchestrator | None, ConfigStore | None]:
-    """The orchestrator and config store named by the settings (None when not set)."""
-    orchestrator: Orchestrator | None = None
+    settings: Settings,
+    client: httpx.AsyncClient,
+    policy: Policy | None = None,
+    journal: Journal | None = None,
+) -> Backends:
+    """The orchestrator (sandbox or Docker) and config store named by the settings."""
     store: ConfigStore | None = None
-    if settings.orchestrator:
-        url = _sandbox_url("WATCHDOG_ORCHESTRATOR", settings.orchestrator, "Docker")
-        orchestrator = SandboxOrchestrator(url, client)
     if settings.config_store:
         url = _sandbox_url("WATCHDOG_CONFIG_STORE", settings.config_store, "PostgreSQL")
         store = SandboxConfigStore(url, client)
-    return orchestrator, store
+    value = settings.orchestrator or ""
+    if value == DOCKER or value.startswith(DOCKER_SCHEME):
+        url = value[len(DOCKER_SCHEME) :] if value != DOCKER else docker_host()
+        factory = docker_factory(url)
+        if policy is None or journal is None:
+            return Backends(store=store, docker=factory)
+        docker_orchestrator = DockerOrchestrator(
+            factory,
+            policy.stack.compose_project or policy.stack.name,
+            snapshots=journal,
+            protected=policy.stack.protected_services,
+        )
+        return Backends(docker_orchestrator, docker_orchestrator, store, factory)
+    if value:
+        url = _sandbox_url("WATCHDOG_ORCHESTRATOR", value, "")
+        return Backends(orchestrator=SandboxOrchestrator(url, client), store=store)
+    return Backends(store=store)
 
 
-def _sandbox_url(variable: str, value: str, later: str) -> str:
+def docker_host() -> str:
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def docker_factory(url: str) -> Callable[[], Any]:
+    """A fresh client per use, so the daemon survives the engine restarting."""
+
+    def connect() -> Any:
+        return docker.DockerClient(base_url=url, timeout=10)
+
+    return connect
+
+
+def _sandbox_url(variable: str, value: str, alternative: str) -> str:
     if not value.startswith(SANDBOX_SCHEME):
+        docker_form = ", docker or docker+unix:///PATH" if variable.endswith("ORCHESTRATOR") else ""
         raise ValueError(
-            f"{variable}={value!r}: expected sandbox+http://127.0.0.1:PORT "
-            f"({later} arrives with its own backend)"
+            f"{variable}={value!r}: expected sandbox+http://127.0.0.1:PORT{docker_form}"
+            + (f" ({alternative} arrives with its own backend)" if alternative else "")
         )
     return value[len(SANDBOX_SCHEME) :]
 
@@ -65,16 +111,27 @@ def build_daemon(
     *,
     dry_run: bool,
 ) -> Daemon:
-    orchestrator, store = backends(settings, client)
+    chosen = backends(settings, client, policy, journal)
+    store = chosen.store
     http = HttpActions(policy, client)
     config = ConfigActions(store, journal, http, settings.backup_dir) if store is not None else None
     handlers = build_handlers(
         http=http,
-        orchestrator=orchestrator,
+        orchestrator=chosen.orchestrator,
+        reverter=chosen.reverter,
         config=config,
         protected=policy.stack.protected_services,
     )
-    return Daemon(policy, journal, handlers, client=client, config_store=store, dry_run=dry_run)
+    return Daemon(
+        policy,
+        journal,
+        handlers,
+        client=client,
+        config_store=store,
+        reverter=chosen.reverter,
+        docker_factory=chosen.docker,
+        dry_run=dry_run,
+    )
 
 
 class _QuietServer(uvicorn.Server):

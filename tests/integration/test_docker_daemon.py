@@ -1,0 +1,332 @@
+"""The daemon on a real Docker engine, with the generic Compose policy.
+
+A throwaway Compose project of busybox httpd containers (labelled as Compose
+labels them, host network, 127.0.0.1 only) is guarded by `watchdog run` with
+`WATCHDOG_ORCHESTRATOR=docker+...` and policies/compose-generic.yaml, its clock
+compressed tenfold. Each test asserts the journal, the metrics and the
+containers' real state.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import pytest
+import yaml
+
+from tests.dockerengine import BROKEN, run_service
+from watchdog.demo import free_port, wait_for
+from watchdog.store.journal import open_journal
+
+pytestmark = pytest.mark.slow
+
+GENERIC = Path(__file__).resolve().parents[2] / "policies" / "compose-generic.yaml"
+
+
+@dataclass
+class Project:
+    name: str
+    folder: Path
+    client: docker.DockerClient
+    ports: dict[str, int]
+    www: dict[str, Path]
+    url: str = ""
+    process: subprocess.Popen[bytes] | None = None
+
+    def container(self, service: str) -> Any:
+        (found,) = self.client.containers.list(
+            all=True,
+            filters={
+                "label": [
+                    f"com.docker.compose.project={self.name}",
+                    f"com.docker.compose.service={service}",
+                ]
+            },
+        )
+        return found
+
+    def incidents(self) -> list[dict[str, Any]]:
+        body: dict[str, Any] = httpx.get(self.url + "/incidents", timeout=5).json()
+        return list(body["incidents"])
+
+    def follow(self, states: tuple[str, ...], seconds: float = 60) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+
+        def reached() -> bool:
+            incidents = self.incidents()
+            if incidents:
+                found.clear()
+                found.update(max(incidents, key=lambda i: i["id"]))
+            return bool(found) and found["state"] in states
+
+        wait_for(reached, seconds, f"an incident in {states}")
+        return found
+
+    def last_good_recorded(self, service: str) -> bool:
+        journal = open_journal(str(self.folder / "journal.db"))
+        try:
+            return journal.latest_snapshot(f"docker:last_good:{service}") is not None
+        finally:
+            journal.close()
+
+    def metric(self, name: str, **labels: str) -> float:
+        for line in httpx.get(self.url + "/metrics", timeout=5).text.splitlines():
+            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"no sample {name} {labels}")
+
+
+def environment(
+    project: Project, docker_url: str, orchestrator: str | None = None
+) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DOCKER_HOST": docker_url,
+        "WATCHDOG_COMPOSE_PROJECT": project.name,
+        "WATCHDOG_ORCHESTRATOR": orchestrator or f"docker+{docker_url}",
+        "WATCHDOG_HEALTH_PATH": "/healthy",
+        "WATCHDOG_STATE": str(project.folder / "journal.db"),
+        "WATCHDOG_TIME_SCALE": "10",
+        "WATCHDOG_LOG_FORMAT": "json",
+    }
+
+
+def write_policy(project: Project) -> Path:
+    policy = yaml.safe_load(GENERIC.read_text())
+    policy["targets"] = {
+        service: {"url": f"http://127.0.0.1:{port}", "service": service}
+        for service, port in project.ports.items()
+    }
+    policy["stack"]["protected_services"] = ["postgres"]
+    path = project.folder / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path
+
+
+def start_daemon(project: Project, docker_url: str, orchestrator: str | None = None) -> None:
+    path = write_policy(project)
+    listen = f"127.0.0.1:{free_port()}"
+    env = {**environment(project, docker_url, orchestrator), "WATCHDOG_LISTEN": listen}
+    log = (project.folder / "daemon.log").open("ab")
+    project.process = subprocess.Popen(
+        [sys.executable, "-m", "watchdog.cli", "run", "--policy", str(path)],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    log.close()
+    project.url = f"http://{listen}"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(project.url + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(answers, 20, "the daemon to answer")
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, docker_client: docker.DockerClient, docker_url: str
+) -> Iterator[Project]:
+    name = f"wd{uuid.uuid4().hex[:8]}"
+    services = ("web", "api", "postgres")
+    ports = {service: free_port() for service in services}
+    www = {}
+    for service in services:
+        www[service] = tmp_path / f"www-{service}"
+        www[service].mkdir()
+        (www[service] / "healthy").write_text("ok")
+    project = Project(name, tmp_path, docker_client, ports, www)
+    try:
+        for service in services:
+            run_service(
+                docker_client,
+                project=name,
+                service=service,
+                port=ports[service],
+                www=www[service],
+                depends_on="web:service_started:false" if service == "api" else "",
+            )
+        yield project
+    finally:
+        if project.process is not None:
+            project.process.terminate()
+            project.process.wait(30)
+        for container in docker_client.containers.list(
+            all=True, filters={"label": f"com.docker.compose.project={name}"}
+        ):
+            container.remove(force=True)
+
+
+def baseline(project: Project, docker_url: str) -> None:
+    start_daemon(project, docker_url)
+    wait_for(lambda: project.last_good_recorded("web"), 30, "web's last known good image")
+
+
+def test_a_dead_container_is_restarted_and_the_incident_resolves(
+    project: Project, docker_url: str
+) -> None:
+    baseline(project, docker_url)
+    before = project.container("web")
+    before.kill()
+    incident = project.follow(("resolved", "escalated"))
+    assert incident["state"] == "resolved", incident["timeline"]
+    assert incident["key"] == "service_failure/web"
+    assert [(s["name"], s["status"]) for s in incident["steps"]] == [
+        ("restart the failed service", "succeeded")
+    ]
+    after = project.container("web")
+    assert after.id == before.id and after.name == before.name  # restarted, not recreated
+    assert after.attrs["State"]["Running"]
+    assert (
+        project.metric(
+            "watchdog_actions_total",
+            scenario="restart_service",
+            action="service.restart",
+            outcome="succeeded",
+        )
+        == 1
+    )
+
+
+def deploy(project: Project, service: str, image: str) -> Any:
+    """What a bad `docker compose up` does: same name and labels, a new image."""
+    old = project.container(service)
+    old.remove(force=True)
+    return run_service(
+        project.client,
+        project=project.name,
+        service=service,
+        port=project.ports[service],
+        www=project.www[service],
+        image=image,
+        restart="always",
+    )
+
+
+def test_a_crash_looping_new_image_is_reverted_to_the_last_known_good(
+    project: Project, docker_url: str
+) -> None:
+    baseline(project, docker_url)
+    good_image = project.container("web").attrs["Image"]
+    deploy(project, "web", BROKEN)
+    incident = project.follow(("resolved", "escalated"), seconds=90)
+    assert incident["state"] == "resolved", [s["output"] for s in incident["steps"]]
+    assert incident["scenario"] == "revert_service"
+    assert incident["steps"][-1]["name"] == "revert to the last known good image"
+    assert incident["steps"][-1]["status"] == "succeeded"
+    web = project.container("web")
+    assert web.attrs["Image"] == good_image
+    assert web.name == f"{project.name}-web-1"
+    assert web.labels["com.docker.compose.service"] == "web"
+    mounts = {m["Destination"]: m["Source"] for m in web.attrs["Mounts"]}
+    assert mounts["/www"] == str(project.www["web"])
+    assert httpx.get(f"http://127.0.0.1:{project.ports['web']}/healthy").status_code == 200
+
+
+def test_a_revert_whose_old_image_also_fails_is_swapped_back_and_escalated(
+    project: Project, docker_url: str
+) -> None:
+    baseline(project, docker_url)
+    (project.www["web"] / "healthy").unlink()  # the fault is not in the image at all
+    broken = deploy(project, "web", BROKEN)
+    incident = project.follow(("escalated",), seconds=120)
+    revert = [s for s in incident["steps"] if s["name"] == "revert to the last known good image"]
+    assert revert and revert[-1]["status"] == "failed"
+    assert "put back" in revert[-1]["output"] or "previous" in revert[-1]["output"]
+    web = project.container("web")
+    assert web.id == broken.id  # the container that was there is there again, by name
+    names = [
+        c.name
+        for c in project.client.containers.list(
+            all=True, filters={"label": f"com.docker.compose.project={project.name}"}
+        )
+    ]
+    assert sorted(names) == sorted(f"{project.name}-{s}-1" for s in ("web", "api", "postgres"))
+
+
+def test_a_protected_service_is_never_touched_and_pages_instead(
+    project: Project, docker_url: str
+) -> None:
+    baseline(project, docker_url)
+    postgres = project.container("postgres")
+    postgres.kill()
+    incident = project.follow(("escalated", "resolved"))
+    assert incident["key"] == "service_failure/postgres"
+    assert incident["state"] == "escalated" and incident["steps"] == []
+    assert any("protected" in e["summary"] for e in incident["timeline"])
+    time.sleep(2)
+    again = project.container("postgres")
+    assert again.id == postgres.id and not again.attrs["State"]["Running"]
+
+
+def test_an_unreachable_engine_is_a_p0_and_no_docker_action_is_tried(
+    project: Project, docker_url: str, tmp_path: Path
+) -> None:
+    missing = f"unix://{tmp_path / 'no-such-docker.sock'}"
+    start_daemon(project, missing, orchestrator=f"docker+{missing}")
+    incident = project.follow(("notified", "escalated"), seconds=60)
+    assert incident["severity"] == "P0" and incident["scenario"] == "orchestrator_down"
+    assert incident["steps"] == []
+    assert "Docker engine" in incident["reason"]
+
+
+def rollback(project: Project, docker_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "watchdog.cli",
+            "rollback",
+            "--policy",
+            str(project.folder / "policy.yaml"),
+            *args,
+        ],
+        env=environment(project, docker_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_rollback_by_hand_is_journaled_and_verified(project: Project, docker_url: str) -> None:
+    baseline(project, docker_url)
+    before = project.container("web")
+    restarted = rollback(project, docker_url, "--service", "web")
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert "succeeded restart the failed service" in restarted.stdout
+    assert "verified: " in restarted.stdout
+    after = project.container("web")
+    assert (
+        after.id == before.id
+        and after.attrs["State"]["StartedAt"] != before.attrs["State"]["StartedAt"]
+    )
+
+    same = rollback(project, docker_url, "--service", "web", "--to-last-good")
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "already runs the last known good image" in same.stdout
+
+    dry = rollback(project, docker_url, "--service", "api", "--dry-run")
+    assert dry.returncode == 0 and "dry run: would call service.restart" in dry.stdout
+
+    refused = rollback(project, docker_url, "--service", "postgres")
+    assert refused.returncode == 1 and "protected" in refused.stdout
+    journal = open_journal(str(project.folder / "journal.db"))
+    try:
+        manual = [r for r in journal.list_incidents() if r.key.startswith("manual/")]
+    finally:
+        journal.close()
+    assert len(manual) == 4

@@ -1,0 +1,543 @@
+"""The Docker orchestrator: restart, stop, start and revert a Compose stack's services.
+
+It implements the same `Orchestrator` Protocol as the sandbox, so the daemon
+acts on the real stack exactly as it does in the drills. Containers are found
+only by Compose's labels (project and service, every replica, one-offs left
+out), never by name, so nothing outside the project is ever touched. Protected
+(stateful) services are refused here a second time, whatever the registry let
+through. Each call pings the engine first and fails whole when it does not
+answer; every SDK error becomes one `ActionFailed` at `docker_engine`'s edge.
+
+`revert` recreates a service's containers from the last configuration the
+daemon saw healthy (`record_last_good`, kept in the journal's snapshots): the
+old container is parked under another name, not removed, until the new one is
+healthy, and is put back if it never is, so the service is never silently gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from functools import partial
+from typing import Any, Protocol
+
+import docker
+import structlog
+
+from watchdog.actions.base import ActionFailed
+from watchdog.actions.docker_engine import Engine, connect
+from watchdog.actions.docker_spec import (
+    PREV_MARK,
+    PREV_NAME,
+    create_config,
+    dependency_graph,
+    dependents,
+    gives_up,
+    good_row,
+    has_healthcheck,
+    health,
+    is_replica,
+    name,
+    number,
+    order,
+    service_of,
+    short_id,
+    summary,
+)
+
+log = structlog.get_logger("watchdog.docker")
+
+LAST_GOOD_TABLE = "docker:last_good:{service}"
+SETTLE_SECONDS = 3.0  # a container without a healthcheck counts as up after this long running
+REVERT_STOP_SECONDS = 10.0
+CRASH_LOOP_RESTARTS = 3  # as the policies' crash-loop rule: 3 restarts and it is not coming up
+
+
+class SnapshotRows(Protocol):
+    @property
+    def rows(self) -> list[dict[str, Any]]: ...
+
+
+class SnapshotStore(Protocol):
+    """Where last known good container configurations are kept (the journal's snapshots)."""
+
+    def save_snapshot(
+        self, table: str, rows: list[dict[str, Any]], *, at: float, keep: int = 10
+    ) -> object:
+        """Store the rows unless they equal the newest version; None when nothing was stored."""
+        ...
+
+    def latest_snapshot(self, table: str) -> SnapshotRows | None: ...
+
+
+class DockerOrchestrator:
+    """Compose services of one project, acted on through the Docker engine API.
+
+    `client_factory` is called once per operation (a fresh client survives an
+    engine restart); `health_timeout` bounds how long a revert and a start with
+    `service_healthy` dependencies wait for health. `inspected` holds, after
+    each call, the full inspect data of every container it touched, as it was
+    just before: the returned text only summarises it.
+    """
+
+    def __init__(
+        self,
+        client_factory: Callable[[], docker.DockerClient],
+        project: str,
+        *,
+        snapshots: SnapshotStore,
+        protected: Sequence[str] = (),
+        health_timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self._factory = client_factory
+        self.project = project
+        self._snapshots = snapshots
+        self._protected = frozenset(protected)
+        self._health_timeout = health_timeout
+        self._clock = clock
+        self._poll = poll_interval
+        self._background: set[asyncio.Task[str]] = set()
+        self.inspected: dict[str, dict[str, Any]] = {}
+
+    # The Orchestrator Protocol ----------------------------------------------
+
+    async def restart(self, services: Sequence[str], *, stop_timeout: float) -> str:
+        """Restart every replica, dependencies first (as `docker compose restart`)."""
+        self._refuse_protected("restart", services)
+        seconds = _whole_seconds(stop_timeout)
+        async with self._engine() as engine:
+            groups, graph = await self._resolve(engine, services)
+            lines = []
+            for svc in _ordered(graph, services, dependents_first=False):
+                done = []
+                for container in groups[svc]:
+                    done.append(self._capture(container))
+                    await engine.call(
+                        f"restart {container.name} (service {svc})",
+                        partial(container.restart, timeout=seconds),
+                    )
+                lines.append(f"restarted {svc}: " + ", ".join(done))
+            return "; ".join(lines)
+
+    async def stop(self, services: Sequence[str], *, stop_timeout: float) -> str:
+        """Stop every replica; a service's dependents before the services it depends on."""
+        self._refuse_protected("stop", services)
+        seconds = _whole_seconds(stop_timeout)
+        async with self._engine() as engine:
+            groups, graph = await self._resolve(engine, services)
+            lines = []
+            for svc in _ordered(graph, services, dependents_first=True):
+                done = []
+                for container in groups[svc]:
+                    done.append(self._capture(container))
+                    await engine.call(
+                        f"stop {container.name} (service {svc})",
+                        partial(container.stop, timeout=seconds),
+                    )
+                lines.append(f"stopped {svc}: " + ", ".join(done))
+            return "; ".join(lines)
+
+    async def start(self, services: Sequence[str]) -> str:
+        """Start every replica, dependencies first.
+
+        As Compose does, a service whose dependency is declared
+        `service_healthy` starts only once that dependency (started in this
+        same call) is healthy, within `health_timeout`.
+        """
+        async with self._engine() as engine:
+            groups, graph = await self._resolve(engine, services)
+            lines = []
+            started: set[str] = set()
+            for svc in _ordered(graph, services, dependents_first=False):
+                for dep, condition in sorted(graph.get(svc, {}).items()):
+                    if dep in started and condition == "service_healthy":
+                        for container in groups[dep]:
+                            await self._wait_ready(engine, container, f"{dep}, before {svc}")
+                done = []
+                for container in groups[svc]:
+                    done.append(self._capture(container))
+                    await engine.call(f"start {container.name} (service {svc})", container.start)
+                started.add(svc)
+                lines.append(f"started {svc}: " + ", ".join(done))
+            return "; ".join(lines)
+
+    # Dependencies -----------------------------------------------------------
+
+    async def dependency_order(self, services: Sequence[str]) -> list[str]:
+        """`services` with every dependency before its dependents (the order to start)."""
+        async with self._engine() as engine:
+            _, graph = await self._resolve(engine, services)
+            return _ordered(graph, services, dependents_first=False)
+
+    async def dependents_of(self, service: str) -> list[str]:
+        """Every service that depends on this one, directly or not, in the order to stop."""
+        async with self._engine() as engine:
+            _, graph = await self._resolve(engine, [service])
+            try:
+                return dependents(graph, service)
+            except ValueError as error:
+                raise ActionFailed(f"project {self.project!r}: {error}") from error
+
+    # Last known good ----------------------------------------------------------
+
+    async def record_last_good(self, service: str) -> bool:
+        """Keep how the service's replicas are configured now; True if that was new.
+
+        The daemon calls this once it has verified the service healthy, so the
+        newest row set is always the last configuration that worked.
+        """
+        async with self._engine() as engine:
+            project = await engine.project_containers()
+            groups = self._group(project, [service])
+            attrs = [c.attrs for c in project]
+            rows = [good_row(c.attrs, attrs) for c in groups[service]]
+        table = LAST_GOOD_TABLE.format(service=service)
+        return self._snapshots.save_snapshot(table, rows, at=self._clock()) is not None
+
+    async def revert(self, service: str) -> str:
+        """Recreate each replica from its last known good row, or put the old one back.
+
+        A replica already running the good image and healthy is left alone, so
+        a second revert is a no-op; a replica whose container is gone is
+        created from its row (the record, not a container, says it existed).
+        The work goes on in a task of its own: a step timeout that cancels the
+        caller must not cut a recreate in half, so it finishes (healthy, or the
+        previous container back) regardless.
+        """
+        self._refuse_protected("recreate (revert)", [service])
+        table = LAST_GOOD_TABLE.format(service=service)
+        snapshot = self._snapshots.latest_snapshot(table)
+        if snapshot is None or not snapshot.rows:
+            raise ActionFailed(
+                f"cannot revert {service}: no last known good configuration was "
+                f"recorded for it (snapshot table {table!r} is empty)"
+            )
+        rows = sorted(snapshot.rows, key=lambda r: (int(r.get("number") or 0), str(r["name"])))
+        task = asyncio.create_task(self._revert(service, rows), name=f"revert {service}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                task.add_done_callback(_log_orphaned_revert)
+            raise
+
+    async def drain(self) -> None:
+        """Wait for reverts whose callers stopped waiting: a shutdown must not cut one in half."""
+        while self._background:
+            await asyncio.wait(set(self._background))
+
+    async def _revert(self, service_name: str, rows: list[dict[str, Any]]) -> str:
+        self.inspected = {}
+        async with self._engine() as engine:
+            project = await engine.project_containers()
+            mine = [c for c in project if service_of(c.attrs) == service_name]
+            replicas = {c.name: c for c in mine if is_replica(c.attrs)}
+            results = []
+            for row in rows:
+                current = replicas.get(row["name"])
+                if current is None:
+                    current = await self._unpark(engine, row["name"], mine)
+                try:
+                    results.append(await self._revert_replica(engine, service_name, row, current))
+                except ActionFailed as error:
+                    if not results:
+                        raise
+                    done = "; ".join(results)
+                    raise ActionFailed(f"{error} (reverted before it: {done})") from error
+            unknown = sorted(set(replicas) - {r["name"] for r in rows})
+            extra = f"; not in the last good record, left as is: {unknown}" if unknown else ""
+            return f"reverted {service_name}: " + "; ".join(results) + extra
+
+    async def _unpark(self, engine: Engine, original: str, mine: list[Any]) -> Any | None:
+        """A previous container a crash left parked while its name is free: bring it back."""
+        parked = sorted(
+            (
+                c
+                for c in mine
+                if PREV_NAME.search(c.name) and c.name.startswith(original + PREV_MARK)
+            ),
+            key=lambda c: c.name,
+        )
+        if not parked:
+            return None
+        container = parked[-1]
+        await engine.call(
+            f"rename parked {container.name} back to {original}",
+            partial(container.rename, original),
+        )
+        await engine.call(f"inspect {original}", container.reload)
+        return container
+
+    async def _revert_replica(
+        self, engine: Engine, service_name: str, row: dict[str, Any], current: Any | None
+    ) -> str:
+        original = str(row["name"])
+        good = short_id(str(row["image_id"]))
+        before = "no container"
+        was_running = False
+        parked_as = ""
+        if current is not None:
+            if current.attrs.get("Image") == row["image_id"] and _up_now(current.attrs):
+                return f"{original} already runs the last known good image {good} and is up"
+            before = self._capture(current)
+            state = current.attrs.get("State") or {}
+            was_running = bool(state.get("Running") or state.get("Restarting"))
+            parked_as = f"{original}{PREV_MARK}{int(time.time())}"
+        new: Any | None = None
+        renamed = False
+        try:
+            if current is not None:
+                # Stopped first: the engine cannot rename a container caught
+                # between two restarts of a crash loop (its sandbox is gone).
+                await engine.call(
+                    f"stop {original} (service {service_name})",
+                    partial(current.stop, timeout=_whole_seconds(REVERT_STOP_SECONDS)),
+                )
+                await engine.call(
+                    f"rename {original} to {parked_as} (service {service_name})",
+                    partial(current.rename, parked_as),
+                )
+                renamed = True
+            mode = await self._network_mode(engine, row)
+            body, networks = create_config(
+                row, network_mode=mode, current=current.attrs if current is not None else None
+            )
+            created = await engine.call(
+                f"create {original} from image {good} (service {service_name})",
+                partial(engine.client.api.create_container_from_config, body, original),
+            )
+            fresh = await engine.call(
+                f"inspect new {original}", partial(engine.client.containers.get, created["Id"])
+            )
+            new = fresh
+            for network, endpoint in networks.items():
+                ipam = endpoint.get("IPAMConfig") or {}
+                await engine.call(
+                    f"connect {original} to network {network}",
+                    partial(
+                        engine.client.api.connect_container_to_network,
+                        fresh.id,
+                        network,
+                        aliases=endpoint.get("Aliases"),
+                        links=endpoint.get("Links"),
+                        ipv4_address=ipam.get("IPv4Address"),
+                        ipv6_address=ipam.get("IPv6Address"),
+                        link_local_ips=ipam.get("LinkLocalIPs"),
+                    ),
+                )
+            await engine.call(f"start new {original} (service {service_name})", fresh.start)
+            ready = await self._wait_ready(engine, fresh, f"new {original}")
+        except ActionFailed as error:
+            restored = await self._put_back(engine, original, current, new, renamed, was_running)
+            raise ActionFailed(
+                f"revert of {service_name} to image {good} failed: {error}; {restored}"
+            ) from error
+        left = ""
+        if current is not None:
+            try:
+                await engine.call(f"remove previous {parked_as}", partial(current.remove, v=False))
+            except ActionFailed as error:
+                left = f"; the previous container stays, stopped, as {parked_as}: {error}"
+        return f"{before} → {original} on image {good}, {ready}{left}"
+
+    async def _put_back(
+        self,
+        engine: Engine,
+        original: str,
+        previous: Any | None,
+        new: Any | None,
+        renamed: bool,
+        was_running: bool,
+    ) -> str:
+        """Undo a failed recreate: new container gone, previous one back under its name.
+
+        Whatever else holds the name now is the failed new container, even one
+        whose create answer was lost; the previous one is never removed.
+        """
+        problems = []
+        keep = previous.id if previous is not None else None
+        holders = [new] if new is not None else []
+        try:
+            holders = [
+                c for c in await engine.project_containers() if c.name == original and c.id != keep
+            ]
+        except ActionFailed as error:
+            problems.append(str(error))
+        for holder in holders:
+            try:
+                await engine.call(
+                    f"remove failed new {original}", partial(holder.remove, force=True)
+                )
+            except ActionFailed as error:
+                problems.append(str(error))
+        if previous is None:
+            if problems:
+                return "removing the failed container failed too: " + "; ".join(problems)
+            return "there was no previous container to put back"
+        try:
+            if renamed:
+                await engine.call(
+                    f"rename previous {previous.name} back to {original}",
+                    partial(previous.rename, original),
+                )
+            if was_running:
+                await engine.call(f"start previous {original}", previous.start)
+        except ActionFailed as error:
+            problems.append(str(error))
+        if problems:
+            return "AND putting the previous container back failed: " + "; ".join(problems)
+        return f"the previous container was put back as {original}" + (
+            " and started again" if was_running else " (it was not running)"
+        )
+
+    async def _network_mode(self, engine: Engine, row: Mapping[str, Any]) -> str:
+        """The row's network mode, pointed at the current container of a `container:` target."""
+        mode = str(row.get("network_mode") or "")
+        target = str(row.get("network_mode_service") or "")
+        if not (mode.startswith("container:") and target):
+            return mode
+        candidates = sorted(
+            (
+                c
+                for c in await engine.project_containers()
+                if service_of(c.attrs) == target and is_replica(c.attrs)
+            ),
+            key=lambda c: number(c.attrs),
+        )
+        return f"container:{candidates[0].id}" if candidates else mode
+
+    async def _wait_ready(self, engine: Engine, container: Any, what: str) -> str:
+        """Until Docker says healthy (or, with no healthcheck, running for 3 s); else fail.
+
+        It fails as soon as the answer is known rather than at `health_timeout`:
+        exited with no restart policy to bring it back; "unhealthy", which
+        Docker reports only once the healthcheck's own retries and start period
+        are spent (Compose's `service_healthy` gives up there too); or
+        restarted `CRASH_LOOP_RESTARTS` times (Docker's back-off makes that
+        about a second).
+        """
+        deadline = time.monotonic() + self._health_timeout
+        started_at, since = "", 0.0
+        while True:
+            await engine.call(f"inspect {what}", container.reload)
+            attrs = container.attrs
+            state = attrs.get("State") or {}
+            if has_healthcheck(attrs):
+                if health(attrs) == "healthy":
+                    return "healthy"
+            elif state.get("Running") and not state.get("Restarting"):
+                if state.get("StartedAt") != started_at:
+                    started_at, since = str(state.get("StartedAt")), time.monotonic()
+                elif time.monotonic() - since >= SETTLE_SECONDS:
+                    return f"running for {SETTLE_SECONDS:g} s (no healthcheck)"
+            restarts = int(attrs.get("RestartCount") or 0)
+            why = ""
+            if gives_up(attrs):
+                why = "stopped"
+            elif health(attrs) == "unhealthy":
+                why = "reported unhealthy"
+            elif restarts >= CRASH_LOOP_RESTARTS:
+                why = f"is crash-looping ({restarts} restarts)"
+            elif time.monotonic() >= deadline:
+                why = f"not up within {self._health_timeout:g} s"
+            if why:
+                raise ActionFailed(f"{what} {why}: {_state_words(attrs)}")
+            await asyncio.sleep(self._poll)
+
+    # Shared -------------------------------------------------------------------
+
+    def _engine(self) -> AbstractAsyncContextManager[Engine]:
+        return connect(self._factory, self.project)
+
+    def _refuse_protected(self, verb: str, services: Sequence[str]) -> None:
+        touched = sorted(set(services) & self._protected)
+        if touched:
+            raise ActionFailed(
+                f"refusing to {verb} protected service(s) {touched} of project "
+                f"{self.project!r}: they are stateful and this orchestrator never does that"
+            )
+
+    def _capture(self, container: Any) -> str:
+        self.inspected[container.name] = dict(container.attrs)
+        return summary(container.attrs)
+
+    async def _resolve(
+        self, engine: Engine, services: Sequence[str]
+    ) -> tuple[dict[str, list[Any]], dict[str, dict[str, str]]]:
+        self.inspected = {}
+        project = await engine.project_containers()
+        groups = self._group(project, services)
+        graph = dependency_graph(c.attrs for c in project if is_replica(c.attrs))
+        return groups, graph
+
+    def _group(self, project: list[Any], services: Sequence[str]) -> dict[str, list[Any]]:
+        """The replicas of each service, by container number; unknown services fail."""
+        replicas = [c for c in project if is_replica(c.attrs) and service_of(c.attrs)]
+        groups = {
+            s: sorted(
+                (c for c in replicas if service_of(c.attrs) == s),
+                key=lambda c: (number(c.attrs), name(c.attrs)),
+            )
+            for s in dict.fromkeys(services)
+        }
+        missing = [s for s, found in groups.items() if not found]
+        if missing:
+            known = sorted({service_of(c.attrs) for c in replicas})
+            raise ActionFailed(
+                f"no container of service(s) {missing} in Compose project {self.project!r}; "
+                + (f"its services: {', '.join(known)}" if known else "it has no containers")
+            )
+        return groups
+
+
+def _log_orphaned_revert(task: asyncio.Task[str]) -> None:
+    """The outcome of a revert whose caller stopped waiting: nobody else will report it."""
+    if task.cancelled():
+        log.warning("docker_revert_cancelled", task=task.get_name())
+    elif task.exception() is not None:
+        log.error(
+            "docker_revert_failed_unawaited", task=task.get_name(), error=str(task.exception())
+        )
+    else:
+        log.info("docker_revert_finished_unawaited", task=task.get_name(), outcome=task.result())
+
+
+def _ordered(
+    graph: Mapping[str, Mapping[str, str]], services: Sequence[str], *, dependents_first: bool
+) -> list[str]:
+    try:
+        return order(graph, services, dependents_first=dependents_first)
+    except ValueError as error:
+        raise ActionFailed(str(error)) from error
+
+
+def _whole_seconds(seconds: float) -> int:
+    """The engine takes a stop timeout in whole seconds; never round a grace period down."""
+    return max(0, math.ceil(seconds))
+
+
+def _up_now(attrs: Mapping[str, Any]) -> bool:
+    state = attrs.get("State") or {}
+    if has_healthcheck(attrs):
+        return health(attrs) == "healthy"
+    return bool(state.get("Running")) and not state.get("Restarting")
+
+
+def _state_words(attrs: Mapping[str, Any]) -> str:
+    state = attrs.get("State") or {}
+    words = f"status {state.get('Status', '?')}, exit={state.get('ExitCode', '?')}"
+    if health(attrs):
+        words += f", health {health(attrs)}"
+        checks = (state.get("Health") or {}).get("Log") or []
+        if checks:
+            words += f" (last check: {str(checks[-1].get('Output', '')).strip()[:120]!r})"
+    if state.get("Error"):
+        words += f", error {state['Error']!r}"
+    return words
