@@ -113,8 +113,10 @@ def write_policy(project: Project) -> Path:
     return path
 
 
-def start_daemon(project: Project, docker_url: str, orchestrator: str | None = None) -> None:
-    path = write_policy(project)
+def start_daemon(
+    project: Project, docker_url: str, orchestrator: str | None = None, policy: Path | None = None
+) -> None:
+    path = policy or write_policy(project)
     listen = f"127.0.0.1:{free_port()}"
     env = {**environment(project, docker_url, orchestrator), "WATCHDOG_LISTEN": listen}
     log = (project.folder / "daemon.log").open("ab")
@@ -319,8 +321,11 @@ def test_rollback_by_hand_is_journaled_and_verified(project: Project, docker_url
     assert same.returncode == 0, same.stdout + same.stderr
     assert "already runs the last known good image" in same.stdout
 
+    api = project.container("api")
     dry = rollback(project, docker_url, "--service", "api", "--dry-run")
-    assert dry.returncode == 0 and "dry run: would call service.restart" in dry.stdout
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"dry run: would call POST /containers/{api.id[:12]}/restart?t=10" in dry.stdout
+    assert project.container("api").attrs["State"]["StartedAt"] == api.attrs["State"]["StartedAt"]
 
     refused = rollback(project, docker_url, "--service", "postgres")
     assert refused.returncode == 1 and "protected" in refused.stdout
@@ -330,3 +335,40 @@ def test_rollback_by_hand_is_journaled_and_verified(project: Project, docker_url
     finally:
         journal.close()
     assert len(manual) == 4
+
+
+def test_a_service_that_keeps_dying_is_restarted_with_growing_delays(
+    project: Project, docker_url: str
+) -> None:
+    """Cooldown 2 s (20 s at the policy's scale) doubling per restart: 2, 4, 8 s ..."""
+    policy = write_policy(project)
+    data = yaml.safe_load(policy.read_text())
+    data["guards"].update(cooldown="20s", actions_per_hour=10)
+    policy.write_text(yaml.safe_dump(data, sort_keys=False))
+    start_daemon(project, docker_url, policy=policy)
+    wait_for(lambda: project.last_good_recorded("web"), 30, "web's last known good image")
+    outcomes = []
+    for _ in range(4):
+        wait_for(
+            lambda: not [i for i in project.incidents() if i["closed_at"] is None],
+            30,
+            "no open incident",
+        )
+        known = {i["id"] for i in project.incidents()}
+        project.container("web").kill()
+
+        def finished(known: set[int] = known) -> bool:
+            new = [i for i in project.incidents() if i["id"] not in known]
+            return bool(new) and new[0]["state"] in ("resolved", "escalated")
+
+        wait_for(finished, 60, "the incident to finish")
+        (incident,) = [i for i in project.incidents() if i["id"] not in known]
+        outcomes.append(incident)
+        if incident["state"] == "escalated":
+            break
+    states = [i["state"] for i in outcomes]
+    assert states[:-1] == ["resolved"] * (len(states) - 1) and states[-1] == "escalated", states
+    assert len(states) >= 3  # at least two restarts before the backoff outgrew the fault
+    guards = [e["summary"] for e in outcomes[-1]["timeline"] if e["kind"] == "guards"]
+    assert "web was acted on" in guards[0] and "grown" in guards[0], guards
+    assert outcomes[-1]["steps"] == []

@@ -468,6 +468,37 @@ class DockerOrchestrator:
         self.inspected[container.name] = dict(container.attrs)
         return summary(container.attrs)
 
+    async def preview(self, verb: str, services: Sequence[str], *, stop_timeout: float) -> str:
+        """The exact Engine API calls `verb` would make, for --dry-run; touches nothing."""
+        async with connect(self._factory, self.project) as engine:
+            groups, graph = await self._resolve(engine, services)
+        ordered = _ordered(graph, list(groups), dependents_first=verb == "stop")
+        seconds = _whole_seconds(stop_timeout)
+        calls = []
+        for service in ordered:
+            for container in groups[service]:
+                short, named = short_id(container.id), name(container.attrs)
+                if verb == "restart":
+                    calls.append(f"POST /containers/{short}/restart?t={seconds} ({named})")
+                elif verb == "stop":
+                    calls.append(f"POST /containers/{short}/stop?t={seconds} ({named})")
+                elif verb == "start":
+                    calls.append(f"POST /containers/{short}/start ({named})")
+                else:
+                    snapshot = self._snapshots.latest_snapshot(
+                        LAST_GOOD_TABLE.format(service=service)
+                    )
+                    good = "no last known good image" if snapshot is None else (
+                        "image " + short_id(str(snapshot.rows[0].get("image_id", "?")))
+                    )
+                    calls.append(
+                        f"POST /containers/{short}/stop, POST /containers/{short}/rename "
+                        f"(to {named}{PREV_MARK}<time>), POST /containers/create?name={named} "
+                        f"from {good}, POST /containers/<new>/start, wait healthy, "
+                        f"DELETE /containers/{short}"
+                    )
+        return "; ".join(calls)
+
     async def _resolve(
         self, engine: Engine, services: Sequence[str]
     ) -> tuple[dict[str, list[Any]], dict[str, dict[str, str]]]:

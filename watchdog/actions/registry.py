@@ -103,3 +103,27 @@ async def _wait(step: Step) -> ActionOutcome:
     seconds = float(step.param_map()["seconds"])
     await asyncio.sleep(seconds)
     return ActionOutcome(True, f"waited {seconds:g} s")
+
+
+def build_previews(orchestrator: object) -> dict[str, Handler]:
+    """For --dry-run: the exact calls a service action would make, where the backend can say."""
+    preview = getattr(orchestrator, "preview", None)
+    if preview is None:
+        return {}
+
+    def describe(verb: str) -> Handler:
+        async def handler(step: Step) -> ActionOutcome:
+            params = step.param_map()
+            services = services_param(step) or [str(params.get("service", ""))]
+            timeout = float(params.get("stop_timeout", 10))
+            calls = await preview(verb, services, stop_timeout=timeout)
+            return ActionOutcome(True, f"dry run: would call {calls}")
+
+        return handler
+
+    return {
+        "service.restart": describe("restart"),
+        "service.stop": describe("stop"),
+        "service.start": describe("start"),
+        "service.revert": describe("revert"),
+    }

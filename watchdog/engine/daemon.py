@@ -64,6 +64,7 @@ class Daemon:
         config_store: ConfigStore | None = None,
         reverter: Reverter | None = None,
         docker_factory: Callable[[], Any] | None = None,
+        previews: Mapping[str, Handler] | None = None,
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
         tick_seconds: float | None = None,
@@ -102,7 +103,9 @@ class Daemon:
                 )
             ]
         self.scheduler = ProbeScheduler(probes, self.queue)
-        executor = Executor(journal, handlers, self.metrics, dry_run=dry_run, clock=clock)
+        executor = Executor(
+            journal, handlers, self.metrics, dry_run=dry_run, clock=clock, previews=previews
+        )
         self.incidents = Incidents(policy, journal, executor, self.metrics, self.windows, clock)
         self.last_good = LastGood(policy.last_good, config_store, journal, clock)
         self.service_last_good = ServiceLastGood(

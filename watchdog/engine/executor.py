@@ -42,12 +42,14 @@ class Executor:
         *,
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
+        previews: Mapping[str, Handler] | None = None,
     ) -> None:
         self._journal = journal
         self._handlers = handlers
         self._metrics = metrics
         self._dry_run = dry_run
         self._clock = clock
+        self._previews = previews or {}
 
     @property
     def dry_run(self) -> bool:
@@ -89,9 +91,7 @@ class Executor:
             dry_run=self._dry_run,
         )
         if self._dry_run:
-            outcome = ActionOutcome(
-                True, f"dry run: would call {step.action} with {step.param_map()}"
-            )
+            outcome = await self._preview(step)
             self._journal.step_finished(
                 step_id, status="skipped", at=self._clock(), output=outcome.output
             )
@@ -103,6 +103,19 @@ class Executor:
         self._metrics.actions.labels(scenario, step.action, status).inc()
         log.info("step_" + status, incident=incident_id, step=step.name, output=outcome.output)
         return outcome
+
+    async def _preview(self, step: Step) -> ActionOutcome:
+        """What the step would do: the backend's exact calls where it can say, else the step."""
+        generic = ActionOutcome(True, f"dry run: would call {step.action} with {step.param_map()}")
+        preview = self._previews.get(step.action)
+        if preview is None:
+            return generic
+        try:
+            return await asyncio.wait_for(preview(step), timeout=step.timeout_seconds)
+        except (ActionFailed, TimeoutError) as error:
+            return ActionOutcome(
+                True, f"{generic.output} (the backend could not say more: {error})"
+            )
 
     async def _call(self, step: Step) -> ActionOutcome:
         handler = self._handlers.get(step.action)

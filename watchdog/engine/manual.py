@@ -18,7 +18,7 @@ import httpx
 
 from watchdog.actions.config import ConfigActions
 from watchdog.actions.http import HttpActions
-from watchdog.actions.registry import build_handlers
+from watchdog.actions.registry import build_handlers, build_previews
 from watchdog.engine.executor import Executor
 from watchdog.engine.runner import backends
 from watchdog.metrics import Metrics
@@ -88,9 +88,14 @@ async def manual_rollback(
                 config=ConfigActions(store, journal, http, settings.backup_dir) if store else None,
                 protected=policy.stack.protected_services,
             )
-            run = await Executor(journal, handlers, Metrics(), dry_run=dry_run).run_plan(
-                incident, plan
+            executor = Executor(
+                journal,
+                handlers,
+                Metrics(),
+                dry_run=dry_run,
+                previews=build_previews(chosen.orchestrator),
             )
+            run = await executor.run_plan(incident, plan)
             for step in journal.steps(incident):
                 out(f"  {step.status:<9} {step.name}: {step.output}")
             if not run.ok or dry_run:

@@ -25,7 +25,7 @@ from watchdog.actions.base import ConfigStore, Orchestrator, Reverter
 from watchdog.actions.config import ConfigActions
 from watchdog.actions.docker import DockerOrchestrator
 from watchdog.actions.http import HttpActions
-from watchdog.actions.registry import build_handlers
+from watchdog.actions.registry import build_handlers, build_previews
 from watchdog.actions.sandbox import SandboxConfigStore, SandboxOrchestrator
 from watchdog.api.app import create_app
 from watchdog.engine.daemon import Daemon
@@ -130,6 +130,7 @@ def build_daemon(
         config_store=store,
         reverter=chosen.reverter,
         docker_factory=chosen.docker,
+        previews=build_previews(chosen.orchestrator),
         dry_run=dry_run,
     )
 
