@@ -76,15 +76,39 @@ def docker_engine() -> Iterator[str]:
     if _answers(existing):
         yield existing
         return
-    dockerd = shutil.which("dockerd")
-    if dockerd is None or not BUSYBOX.exists():
-        raise RuntimeError(MISSING)
     folder = Path(tempfile.mkdtemp(prefix="watchdog-dockerd-", dir="/tmp"))
-    sock = folder / "docker.sock"
-    url = f"unix://{sock}"
-    log = (folder / "dockerd.log").open("wb")
-    process = subprocess.Popen(
-        [
+    try:
+        with Dockerd(folder) as engine:
+            yield engine.url
+    finally:
+        release(folder)
+
+
+def release(folder: Path) -> None:
+    """Unmount what dockerd leaves mounted (its data root, the netns) and delete the folder."""
+    prefix = str(folder) + "/"
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mounted in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+        subprocess.run(["umount", "-l", mounted], capture_output=True, check=False)
+    # rm rather than shutil.rmtree: a mount still being released is not the test's error
+    subprocess.run(["rm", "-rf", str(folder)], capture_output=True, check=False)
+
+
+class Dockerd:
+    """One dockerd on its own data root, exec root, pidfile and socket under `folder`.
+
+    It can be stopped and started again on the same data root, which is how a
+    test takes the engine away from the daemon and brings it back.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        dockerd = shutil.which("dockerd")
+        if dockerd is None or not BUSYBOX.exists():
+            raise RuntimeError(MISSING)
+        self.folder = folder
+        self.sock = folder / "docker.sock"
+        self.url = f"unix://{self.sock}"
+        self._command = [
             dockerd,
             "--bridge=none",
             "--iptables=false",
@@ -97,30 +121,40 @@ def docker_engine() -> Iterator[str]:
             "--pidfile",
             str(folder / "dockerd.pid"),
             "-H",
-            url,
-        ],
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-    try:
+            self.url,
+        ]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Dockerd:
+        with (self.folder / "dockerd.log").open("ab") as log:
+            self._process = subprocess.Popen(
+                self._command, stdout=log, stderr=log, start_new_session=True
+            )
         deadline = time.monotonic() + 60
-        while not (sock.exists() and _answers(url)):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = (folder / "dockerd.log").read_text(errors="replace")[-2000:]
+        while not (self.sock.exists() and _answers(self.url)):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                tail = (self.folder / "dockerd.log").read_text(errors="replace")[-2000:]
+                self.stop()
                 raise RuntimeError(f"dockerd did not start ({MISSING}); its log ends:\n{tail}")
             time.sleep(0.2)
-        yield url
-    finally:
+        return self
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
-        subprocess.run(["umount", "-R", str(folder / "data")], capture_output=True, check=False)
-        shutil.rmtree(folder, ignore_errors=True)
+
+    def __enter__(self) -> Dockerd:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def _rootfs_tar(command: list[str] | None = None) -> bytes:

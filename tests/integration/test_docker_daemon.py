@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.dockerengine import BROKEN, run_service
+from tests.dockerengine import BROKEN, Dockerd, build_images, release, run_service
 from watchdog.demo import free_port, wait_for
 from watchdog.store.journal import open_journal
 
@@ -372,3 +373,67 @@ def test_a_service_that_keeps_dying_is_restarted_with_growing_delays(
     guards = [e["summary"] for e in outcomes[-1]["timeline"] if e["kind"] == "guards"]
     assert "web was acted on" in guards[0] and "grown" in guards[0], guards
     assert outcomes[-1]["steps"] == []
+
+
+def test_the_engine_going_away_mid_plan_fails_the_step_cleanly_and_escalates(
+    tmp_path: Path,
+) -> None:
+    """A dockerd of its own, stopped while a plan waits before its restart step."""
+    # containerd's socket lives under the exec root: keep the path short (108 bytes max).
+    engine = Dockerd(Path(tempfile.mkdtemp(prefix="wdd-", dir="/tmp")))
+    project: Project | None = None
+    try:
+        engine.start()
+        client = docker.DockerClient(base_url=engine.url, timeout=30)
+        build_images(client)
+        name = f"wd{uuid.uuid4().hex[:8]}"
+        www = tmp_path / "www-web"
+        www.mkdir()
+        (www / "healthy").write_text("ok")
+        project = Project(name, tmp_path, client, {"web": free_port()}, {"web": www})
+        run_service(client, project=name, service="web", port=project.ports["web"], www=www)
+        policy = write_policy(project)
+        data = yaml.safe_load(policy.read_text())
+        data["scenarios"]["restart_service"]["steps"].insert(
+            0, {"name": "let connections drain", "action": "wait", "params": {"seconds": 3}}
+        )
+        policy.write_text(yaml.safe_dump(data, sort_keys=False))
+        start_daemon(project, engine.url, policy=policy)
+        wait_for(lambda: project.last_good_recorded("web"), 30, "web's last known good image")
+        project.container("web").kill()
+
+        def waiting() -> bool:
+            incidents = project.incidents()
+            return bool(incidents) and any(s["status"] == "started" for s in incidents[0]["steps"])
+
+        wait_for(waiting, 30, "the plan to be waiting before its restart")
+        client.close()
+        engine.stop()  # the engine goes away mid-plan
+
+        def escalated() -> bool:
+            return any(
+                i["key"] == "service_failure/web" and i["state"] == "escalated"
+                for i in project.incidents()
+            )
+
+        wait_for(escalated, 60, "the service incident to escalate")
+        (incident,) = [i for i in project.incidents() if i["key"] == "service_failure/web"]
+        steps = [(s["name"], s["status"]) for s in incident["steps"]]
+        assert steps[0] == ("let connections drain", "succeeded")
+        assert ("restart the failed service", "failed") in steps
+        failed = [s["output"] for s in incident["steps"] if s["status"] == "failed"]
+        assert all("Docker engine unreachable" in output for output in failed), failed
+        orchestrator = [i for i in project.incidents() if i["key"] == "orchestrator"]
+        assert orchestrator and orchestrator[0]["severity"] == "P0"
+
+        engine.start()  # back: nothing was left half-created
+        client = docker.DockerClient(base_url=engine.url, timeout=30)
+        names = [c.name for c in client.containers.list(all=True)]
+        assert names == [f"{name}-web-1"], names
+        client.close()
+    finally:
+        if project is not None and project.process is not None:
+            project.process.terminate()
+            project.process.wait(30)
+        engine.stop()
+        release(engine.folder)

@@ -85,9 +85,11 @@ def without_provider(rows: list[dict[str, Any]], provider: str) -> list[dict[str
     result = []
     for original in rows:
         row = dict(original)
-        chain = [(row[f"priority_{i}_provider"], row[f"priority_{i}_confidence"])
-                 for i in range(1, 5)
-                 if row[f"priority_{i}_provider"] and row[f"priority_{i}_provider"] != provider]
+        chain = [
+            (row[f"priority_{i}_provider"], row[f"priority_{i}_confidence"])
+            for i in range(1, 5)
+            if row[f"priority_{i}_provider"] and row[f"priority_{i}_provider"] != provider
+        ]
         for i in range(1, 5):
             name, confidence = chain[i - 1] if i <= len(chain) else (None, None)
             row[f"priority_{i}_provider"] = name
@@ -102,7 +104,8 @@ def without_provider(rows: list[dict[str, Any]], provider: str) -> list[dict[str
 
 
 def test_every_service_answers_with_the_documented_shapes(
-        sandbox_stack: SandboxStack, http: httpx.Client) -> None:
+    sandbox_stack: SandboxStack, http: httpx.Client
+) -> None:
     stack = sandbox_stack
     urls = stack.urls
     services = stack.control.services()
@@ -123,14 +126,24 @@ def test_every_service_answers_with_the_documented_shapes(
     body = health.json()
     assert body["service"] == ENRICHMENT and body["status"] == "healthy"
     assert {"timestamp", "version"} <= set(body)
-    assert body["connections"] == {"database": "healthy", "redis": "healthy",
-                                   "http_client": "healthy"}
+    assert body["connections"] == {
+        "database": "healthy",
+        "redis": "healthy",
+        "http_client": "healthy",
+    }
     assert set(body["api_clients"]) == set(PROVIDERS)
     stats = http.get(enrichment + "/stats")
     assert stats.status_code == 200 and "error_rate" not in stats.text
-    spotify_ok = eventually(lambda: sample(http.get(enrichment + "/metrics").text,
-                                           "api_calls_total", api="spotify", status="success"),
-                            3, "successful spotify traffic")
+    spotify_ok = eventually(
+        lambda: sample(
+            http.get(enrichment + "/metrics").text,
+            "api_calls_total",
+            api="spotify",
+            status="success",
+        ),
+        3,
+        "successful spotify traffic",
+    )
     assert spotify_ok > 0
     metrics = http.get(enrichment + "/metrics").text
     assert sample(metrics, "api_calls_total", api="spotify", status="error") == 0
@@ -143,11 +156,14 @@ def test_every_service_answers_with_the_documented_shapes(
     assert configuration["reload_interval_seconds"] == 300
     assert configuration["last_reload"]
     assert configuration["fields"]["isrc"] == {
-        "enabled": True, "provider_count": 4,
+        "enabled": True,
+        "provider_count": 4,
         "providers": ["spotify", "musicbrainz", "beatport", "discogs"],
-        "last_updated": configuration["fields"]["isrc"]["last_updated"]}
-    with_spotify = [f for f, spec in configuration["fields"].items()
-                    if "spotify" in spec["providers"]]
+        "last_updated": configuration["fields"]["isrc"]["last_updated"],
+    }
+    with_spotify = [
+        f for f, spec in configuration["fields"].items() if "spotify" in spec["providers"]
+    ]
     assert len(with_spotify) == 12
     assert "artist_name" not in with_spotify and "track_title" not in with_spotify
     reload = http.post(enrichment + "/admin/config/reload").json()
@@ -168,7 +184,9 @@ def test_every_service_answers_with_the_documented_shapes(
     missing = http.post(enrichment + "/enrich", json={"track_id": "t-2"})
     assert missing.status_code == 422
     assert {tuple(d["loc"]) for d in missing.json()["detail"]} == {
-        ("body", "artist_name"), ("body", "track_title")}
+        ("body", "artist_name"),
+        ("body", "track_title"),
+    }
 
     # api-gateway-internal
     gateway = urls[GATEWAY]
@@ -178,25 +196,39 @@ def test_every_service_answers_with_the_documented_shapes(
     assert set(gateway_health["adapters"]) == set(PROVIDERS)
     assert "implementation" in gateway_health
     breakers = http.get(gateway + "/admin/circuit-breakers").json()
-    assert breakers["spotify"] == {"state": "CLOSED", "failure_count": 0,
-                                   "failure_threshold": 5, "last_failure_time": None}
+    assert breakers["spotify"] == {
+        "state": "CLOSED",
+        "failure_count": 0,
+        "failure_threshold": 5,
+        "last_failure_time": None,
+    }
     reset = http.post(gateway + "/admin/circuit-breakers/spotify/reset").json()
     assert reset["new_state"] == "CLOSED"
     gateway_metrics = http.get(gateway + "/metrics").text
     assert sample(gateway_metrics, "api_gateway_circuit_breaker_state", provider="spotify") == 0
-    assert sample(gateway_metrics, "api_gateway_circuit_breaker_opens_total",
-                  provider="spotify") == 0
-    calls = sample(gateway_metrics, "api_gateway_requests_total", provider="spotify",
-                   endpoint="call", status="success")
+    assert (
+        sample(gateway_metrics, "api_gateway_circuit_breaker_opens_total", provider="spotify") == 0
+    )
+    calls = sample(
+        gateway_metrics,
+        "api_gateway_requests_total",
+        provider="spotify",
+        endpoint="call",
+        status="success",
+    )
     assert calls is not None and calls > 0
 
     # dlq-manager: the blind spot
     dlq = urls["dlq-manager"]
     assert http.get(dlq + "/health").json()["status"] == "healthy"
     assert http.get(dlq + "/dlq/stats").json() == {
-        "total_messages": 0, "by_error_type": {}, "by_service": {},
-        "oldest_message_age_seconds": None, "newest_message_age_seconds": None,
-        "queue_stats": {}}
+        "total_messages": 0,
+        "by_error_type": {},
+        "by_service": {},
+        "oldest_message_age_seconds": None,
+        "newest_message_age_seconds": None,
+        "queue_stats": {},
+    }
     assert sample(http.get(dlq + "/metrics").text, "dlq_messages_total") == 0
 
     # rabbitmq management API
@@ -208,16 +240,23 @@ def test_every_service_answers_with_the_documented_shapes(
     assert queue["messages"] == queue["messages_ready"] == 0
     assert queue["messages_unacknowledged"] == 0
     assert queue["message_stats"]["publish_details"]["rate"] == 0
-    assert http.get(urls["rabbitmq"] + "/api/queues/musicdb/other",
-                    auth=RABBIT_AUTH).status_code == 404
+    assert (
+        http.get(urls["rabbitmq"] + "/api/queues/musicdb/other", auth=RABBIT_AUTH).status_code
+        == 404
+    )
 
     # rest-api, health-only services, postgres
     rest = http.get(urls["rest-api"] + "/health")
     assert rest.status_code == 200
     assert rest.json()["status"] == "healthy" and rest.json()["database_connected"] is True
     assert isinstance(rest.json()["services_available"], dict) and rest.json()["timestamp"]
-    for name in ("audio-analysis", "api-gateway", "graph-visualization-api",
-                 "scraper-mixesdb", "scraper-1001tracklists"):
+    for name in (
+        "audio-analysis",
+        "api-gateway",
+        "graph-visualization-api",
+        "scraper-mixesdb",
+        "scraper-1001tracklists",
+    ):
         assert http.get(urls[name] + "/health").json()["status"] == "healthy", name
     with socket.create_connection(("127.0.0.1", services["postgres"]["port"]), timeout=2):
         pass
@@ -246,7 +285,8 @@ def test_stubs_exit_when_their_supervisor_is_killed(sandbox_stack: SandboxStack)
 
 
 def test_crash_stays_down_until_restarted_on_the_same_port(
-        sandbox_stack: SandboxStack, http: httpx.Client) -> None:
+    sandbox_stack: SandboxStack, http: httpx.Client
+) -> None:
     control = sandbox_stack.control
     before = sandbox_stack.service(GATEWAY)
     url = sandbox_stack.urls[GATEWAY]
@@ -276,12 +316,16 @@ def test_crash_stays_down_until_restarted_on_the_same_port(
     # start and stop are idempotent
     assert control.start(GATEWAY)["pid"] == restarted["pid"]
     assert control.stop("scraper-mixesdb")["running"] is False
-    assert control.stop("scraper-mixesdb") == {"name": "scraper-mixesdb", "running": False,
-                                               "pid": None}
+    assert control.stop("scraper-mixesdb") == {
+        "name": "scraper-mixesdb",
+        "running": False,
+        "pid": None,
+    }
 
 
 def test_database_down_hides_behind_http_200(
-        sandbox_stack: SandboxStack, http: httpx.Client) -> None:
+    sandbox_stack: SandboxStack, http: httpx.Client
+) -> None:
     urls = sandbox_stack.urls
     result = sandbox_stack.inject("database_down")
     assert result["was_running"] is True and result["running"] is False
@@ -301,13 +345,15 @@ def test_database_down_hides_behind_http_200(
 
 
 def test_provider_outage_opens_the_breaker_until_the_provider_is_taken_out(
-        sandbox_stack: SandboxStack, http: httpx.Client) -> None:
+    sandbox_stack: SandboxStack, http: httpx.Client
+) -> None:
     control = sandbox_stack.control
     enrichment, gateway = sandbox_stack.urls[ENRICHMENT], sandbox_stack.urls[GATEWAY]
 
     def spotify_errors() -> float:
-        value = sample(http.get(enrichment + "/metrics").text,
-                       "api_calls_total", api="spotify", status="error")
+        value = sample(
+            http.get(enrichment + "/metrics").text, "api_calls_total", api="spotify", status="error"
+        )
         assert value is not None
         return value
 
@@ -319,20 +365,23 @@ def test_provider_outage_opens_the_breaker_until_the_provider_is_taken_out(
     gateway_metrics = http.get(gateway + "/metrics").text
     assert sample(gateway_metrics, "api_gateway_circuit_breaker_state", provider="spotify") == 2
     assert sample(gateway_metrics, "api_gateway_circuit_breaker_state", provider="lastfm") == 0
-    assert sample(gateway_metrics, "api_gateway_circuit_breaker_opens_total",
-                  provider="spotify") == 1
+    assert (
+        sample(gateway_metrics, "api_gateway_circuit_breaker_opens_total", provider="spotify") == 1
+    )
     first = spotify_errors()
     eventually(lambda: spotify_errors() > first, 3, "growth of spotify's error counter")
     assert [f["provider"] for f in control.faults() if f["kind"] == "provider_outage"] == [
-        "spotify"]
+        "spotify"
+    ]
 
     control.put_table(CONFIG, without_provider(control.table(CONFIG), "spotify"))
     reloaded = http.post(enrichment + "/admin/config/reload").json()
     fields = reloaded["configuration"]["fields"]
     assert not [f for f, spec in fields.items() if "spotify" in spec["providers"]]
     assert "spotify_id" not in fields and fields["isrc"]["providers"][0] == "musicbrainz"
-    assert http.post(gateway + "/admin/circuit-breakers/spotify/reset").json()[
-        "new_state"] == "CLOSED"
+    assert (
+        http.post(gateway + "/admin/circuit-breakers/spotify/reset").json()["new_state"] == "CLOSED"
+    )
     settled = spotify_errors()
     window_end = time.monotonic() + 1.0  # ten traffic rounds
     while time.monotonic() < window_end:
@@ -346,7 +395,8 @@ def test_provider_outage_opens_the_breaker_until_the_provider_is_taken_out(
 
 
 def test_corrupt_config_then_restoring_the_rows_restores_admin_config(
-        sandbox_stack: SandboxStack, http: httpx.Client) -> None:
+    sandbox_stack: SandboxStack, http: httpx.Client
+) -> None:
     control = sandbox_stack.control
     enrichment = sandbox_stack.urls[ENRICHMENT]
     good_rows = control.table(CONFIG)
@@ -354,15 +404,17 @@ def test_corrupt_config_then_restoring_the_rows_restores_admin_config(
 
     result = sandbox_stack.inject("corrupt_config")
     assert result["reload"] == "reloaded"
-    nulled = [c["metadata_field"] for c in result["changes"]
-              if c["column"] == "priority_1_provider"]
+    nulled = [
+        c["metadata_field"] for c in result["changes"] if c["column"] == "priority_1_provider"
+    ]
     assert len(nulled) == 3
     assert [c for c in result["changes"] if c["after"] == 1.7]
     corrupted = http.get(enrichment + "/admin/config").json()["configuration"]["fields"]
     for name in nulled:
         assert corrupted[name]["providers"] == before[name]["providers"][1:]
-    assert [n for n, spec in corrupted.items()
-            if len(set(spec["providers"])) < len(spec["providers"])]
+    assert [
+        n for n, spec in corrupted.items() if len(set(spec["providers"])) < len(spec["providers"])
+    ]
     assert any(r["priority_1_confidence"] == 1.7 for r in control.table(CONFIG))
     assert [f for f in control.faults() if f["kind"] == "corrupt_config"]
 
@@ -374,7 +426,8 @@ def test_corrupt_config_then_restoring_the_rows_restores_admin_config(
 
 
 def test_dlq_overflow_is_invisible_to_dlq_manager_and_ends_with_worker_restarts(
-        sandbox_stack: SandboxStack, http: httpx.Client) -> None:
+    sandbox_stack: SandboxStack, http: httpx.Client
+) -> None:
     control = sandbox_stack.control
     queue_url = sandbox_stack.urls["rabbitmq"] + DLQ_PATH
     dlq = sandbox_stack.urls["dlq-manager"]
@@ -412,8 +465,10 @@ def test_redis_requires_auth_before_ping(sandbox_stack: SandboxStack) -> None:
     port = sandbox_stack.service("redis")["port"]
 
     def exchange(*commands: bytes) -> list[bytes]:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock, \
-                sock.makefile("rb") as replies:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=2) as sock,
+            sock.makefile("rb") as replies,
+        ):
             answers = []
             for command in commands:
                 sock.sendall(command)
@@ -421,15 +476,21 @@ def test_redis_requires_auth_before_ping(sandbox_stack: SandboxStack) -> None:
             return answers
 
     assert exchange(b"AUTH sandbox-redis\r\n", b"PING\r\n", b"QUIT\r\n") == [
-        b"+OK\r\n", b"+PONG\r\n", b"+OK\r\n"]
+        b"+OK\r\n",
+        b"+PONG\r\n",
+        b"+OK\r\n",
+    ]
     assert exchange(b"PING\r\n") == [b"-NOAUTH Authentication required.\r\n"]
     assert exchange(b"AUTH nope\r\n")[0].startswith(b"-WRONGPASS")
     assert exchange(b"*2\r\n$4\r\nAUTH\r\n$13\r\nsandbox-redis\r\n", b"*1\r\n$4\r\nPING\r\n") == [
-        b"+OK\r\n", b"+PONG\r\n"]
+        b"+OK\r\n",
+        b"+PONG\r\n",
+    ]
 
 
 def test_bad_requests_are_refused_with_a_message_naming_the_problem(
-        sandbox_stack: SandboxStack) -> None:
+    sandbox_stack: SandboxStack,
+) -> None:
     control = sandbox_stack.control
 
     status, body = control.request("POST", "/services/nope/restart")
@@ -446,8 +507,9 @@ def test_bad_requests_are_refused_with_a_message_naming_the_problem(
     assert status == 400 and "myspace" in body["detail"]
 
     rows = control.table(CONFIG)
-    status, body = control.request("PUT", f"/db/tables/{CONFIG}",
-                                   {"rows": [*rows, {"priority_1_provider": "spotify"}]})
+    status, body = control.request(
+        "PUT", f"/db/tables/{CONFIG}", {"rows": [*rows, {"priority_1_provider": "spotify"}]}
+    )
     assert status == 400 and "metadata_field" in body["detail"] and "row 14" in body["detail"]
     assert control.table(CONFIG) == rows
     status, body = control.request("GET", "/db/tables/tracks")

@@ -385,8 +385,12 @@ def test_generic_policy_climbs_from_restart_to_revert() -> None:
     policy = load_policy(ROOT / "policies" / "compose-generic.yaml", environ={})
     assert policy.scenarios["restart_service"].next == "revert_service"
     plan = plan_for(
-        policy, scenario="revert_service", severity=Severity.P2, subject="web",
-        params={"series": "web", "health_signal": "container_healthy"}, why="crash loop",
+        policy,
+        scenario="revert_service",
+        severity=Severity.P2,
+        subject="web",
+        params={"series": "web", "health_signal": "container_healthy"},
+        why="crash loop",
     )
     assert plan.authorization.mode is AuthMode.AUTO
     assert plan.steps[0].param_map() == {"service": "web"}

@@ -69,8 +69,7 @@ CASES = [
     (
         "a JMESPath expression that does not compile",
         lambda d: d["signals"][0]["healthy_when"].append("connections.[database"),
-        "signals[0].healthy_when[4]: found 'connections.[database'; "
-        "expected a JMESPath expression",
+        "signals[0].healthy_when[4]: found 'connections.[database'; expected a JMESPath expression",
     ),
     (
         "a rate window shorter than two scrapes",
