@@ -437,3 +437,66 @@ def test_the_engine_going_away_mid_plan_fails_the_step_cleanly_and_escalates(
             project.process.wait(30)
         engine.stop()
         release(engine.folder)
+
+
+def test_scenario_one_stops_the_failed_new_service_and_restarts_its_dependents(
+    project: Project, docker_url: str
+) -> None:
+    """Runbook scenario 1 as a plan: stop the crash-looping new web, restart api (depends on it)."""
+    policy = write_policy(project)
+    data = yaml.safe_load(policy.read_text())
+    data["scenarios"]["new_service_failure"] = {
+        "title": "Stop the failed new service {subject} and restart its dependents",
+        "steps": [
+            {
+                "name": "stop the failed new service",
+                "action": "service.stop",
+                "params": {"services": ["{subject}"]},
+            },
+            {
+                "name": "restart its dependents",
+                "action": "service.restart_dependents",
+                "params": {"services": ["{subject}"]},
+            },
+        ],
+        "checklist": [
+            {
+                "description": "api healthy",
+                "signal": "container_healthy",
+                "series": "api",
+                "op": ">=",
+                "threshold": 1,
+            }
+        ],
+        "verify_for": "10s",
+        "verify_timeout": "1m",
+    }
+    for rule in data["rules"]:
+        if rule["name"] == "crash-loop":
+            rule["scenario"] = "new_service_failure"
+    policy.write_text(yaml.safe_dump(data, sort_keys=False))
+    start_daemon(project, docker_url, policy=policy)
+    wait_for(lambda: project.last_good_recorded("api"), 30, "api's last known good image")
+    api_started = project.container("api").attrs["State"]["StartedAt"]
+    deploy(project, "web", BROKEN)
+
+    def handled() -> bool:
+        return any(
+            i["scenario"] == "new_service_failure" and i["state"] in ("resolved", "escalated")
+            for i in project.incidents()
+        )
+
+    wait_for(handled, 60, "scenario 1 to run")
+    (incident,) = [i for i in project.incidents() if i["scenario"] == "new_service_failure"]
+    assert incident["state"] == "resolved", [s["output"] for s in incident["steps"]]
+    assert [(s["name"], s["status"]) for s in incident["steps"]] == [
+        ("stop the failed new service", "succeeded"),
+        ("restart its dependents", "succeeded"),
+    ]
+    assert "api" in incident["steps"][1]["output"]
+    web, api = project.container("web"), project.container("api")
+    assert web.attrs["State"]["Status"] == "exited"
+    assert api.attrs["State"]["StartedAt"] > api_started
+    assert api.attrs["State"]["StartedAt"] > web.attrs["State"]["FinishedAt"]  # in order
+    evidence = [e for e in incident["timeline"] if e["kind"] == "step_evidence"]
+    assert evidence, "the inspect data of the containers touched is journaled"

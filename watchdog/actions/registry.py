@@ -65,7 +65,10 @@ def _service_handlers(orchestrator: Orchestrator, protected: set[str]) -> dict[s
                     f"refusing to touch protected service(s) {touched} automatically: "
                     "they are stateful; a human must approve a risky step"
                 )
-            return ActionOutcome(True, await run(step, services))
+            text = await run(step, services)
+            # The runbook's "backup current configuration": inspect data from before.
+            inspected = dict(getattr(orchestrator, "inspected", None) or {})
+            return ActionOutcome(True, text, {"inspect": inspected} if inspected else {})
 
         return handler
 
@@ -80,10 +83,30 @@ def _service_handlers(orchestrator: Orchestrator, protected: set[str]) -> dict[s
     async def start(step: Step, services: list[str]) -> str:
         return await orchestrator.start(services)
 
+    async def restart_dependents(step: Step) -> ActionOutcome:
+        failed = services_param(step)
+        finder = getattr(orchestrator, "dependents_of", None)
+        if finder is None:
+            raise ActionFailed("this orchestrator cannot tell which services depend on another")
+        found: list[str] = []
+        for service in failed:
+            found += [str(s) for s in await finder(service)]
+        dependents = [s for s in dict.fromkeys(found) if s not in failed]
+        if not dependents:
+            return ActionOutcome(True, f"no service depends on {failed}: nothing to restart")
+        touched = sorted(set(dependents) & protected)
+        if touched and step.risk is Risk.SAFE:
+            raise ActionFailed(
+                f"refusing to restart protected dependent(s) {touched} automatically"
+            )
+        timeout = float(step.param_map().get("stop_timeout", 10))
+        return ActionOutcome(True, await orchestrator.restart(dependents, stop_timeout=timeout))
+
     return {
         "service.restart": guarded(restart),
         "service.stop": guarded(stop),
         "service.start": guarded(start),
+        "service.restart_dependents": restart_dependents,
     }
 
 

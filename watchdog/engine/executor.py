@@ -98,6 +98,14 @@ class Executor:
             self._metrics.actions.labels(scenario, step.action, "dry_run").inc()
             return outcome
         outcome = await self._call(step)
+        if outcome.data:
+            self._journal.add_event(
+                incident_id,
+                at=self._clock(),
+                kind="step_evidence",
+                summary=f"what {step.name!r} saw before acting",
+                data=outcome.data,
+            )
         status = "succeeded" if outcome.ok else "failed"
         self._journal.step_finished(step_id, status=status, at=self._clock(), output=outcome.output)
         self._metrics.actions.labels(scenario, step.action, status).inc()

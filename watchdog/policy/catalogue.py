@@ -29,6 +29,12 @@ ACTIONS: dict[str, ActionSpec] = {
     ),
     "service.stop": ActionSpec(Risk.SAFE, ("services",), ("stop_timeout",), summary="stop"),
     "service.start": ActionSpec(Risk.SAFE, ("services",), (), summary="start services"),
+    "service.restart_dependents": ActionSpec(
+        Risk.SAFE,
+        ("services",),
+        ("stop_timeout",),
+        summary="restart every service that depends on these, in dependency order",
+    ),
     "service.revert": ActionSpec(
         Risk.RISKY, ("service",), (), summary="recreate a service from its last good image"
     ),
