@@ -28,6 +28,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -248,3 +249,27 @@ def run_service(
             "start_period": 0,
         },
     )
+
+
+class Projects:
+    """Unique Compose project names; every container labelled with one is removed at the end."""
+
+    def __init__(self, client: docker.DockerClient, prefix: str = "wdtest") -> None:
+        self.client = client
+        self.prefix = prefix
+        self.names: list[str] = []
+
+    def new(self) -> str:
+        name = f"{self.prefix}-{uuid.uuid4().hex[:10]}"
+        self.names.append(name)
+        return name
+
+    def containers(self, project: str) -> list[docker.models.containers.Container]:
+        filters = {"label": f"com.docker.compose.project={project}"}
+        return list(self.client.containers.list(all=True, filters=filters))
+
+    def remove_all(self) -> None:
+        for name in self.names:
+            for container in self.containers(name):
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)

@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import gc
 import re
-import socket
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -25,47 +23,18 @@ import docker
 import docker.errors
 import pytest
 
-from tests.dockerengine import BROKEN, GOOD, run_service
+from tests.dockerengine import BROKEN, GOOD, Projects, run_service
 from watchdog.actions.base import ActionFailed
 from watchdog.actions.docker import DockerOrchestrator
+from watchdog.demo import free_port
 from watchdog.store.journal import Journal, open_journal
 
 PROJECT_LABEL = "com.docker.compose.project"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Projects:
-    """Unique Compose project names; every container labelled with one is removed at the end."""
-
-    def __init__(self, client: docker.DockerClient) -> None:
-        self.client = client
-        self.names: list[str] = []
-
-    def new(self) -> str:
-        name = f"wdact-{uuid.uuid4().hex[:10]}"
-        self.names.append(name)
-        return name
-
-    def containers(self, project: str) -> list[Any]:
-        filters = {"label": f"{PROJECT_LABEL}={project}"}
-        return list(self.client.containers.list(all=True, filters=filters))
-
-    def remove_all(self) -> None:
-        for name in self.names:
-            for container in self.containers(name):
-                with contextlib.suppress(docker.errors.NotFound):
-                    container.remove(force=True)
-
-
 @pytest.fixture
 def projects(docker_client: docker.DockerClient) -> Iterator[Projects]:
-    made = Projects(docker_client)
+    made = Projects(docker_client, "wdact")
     try:
         yield made
     finally:

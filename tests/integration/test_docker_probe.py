@@ -9,11 +9,9 @@ with a deadline; nothing sleeps blindly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import socket
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +22,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from tests.dockerengine import BROKEN, run_service
+from tests.dockerengine import BROKEN, Projects, run_service
+from watchdog.demo import free_port
 from watchdog.model import Observation
 from watchdog.policy.schema import DockerSignal, Policy, StackSpec
 from watchdog.probes.base import build_probe
@@ -42,33 +41,6 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Projects:
-    """Hands out unique Compose project names and removes their containers at the end."""
-
-    def __init__(self, client: docker.DockerClient) -> None:
-        self.client = client
-        self.names: list[str] = []
-
-    def new(self) -> str:
-        name = f"wdtest-{uuid.uuid4().hex[:10]}"
-        self.names.append(name)
-        return name
-
-    def remove_all(self) -> None:
-        for name in self.names:
-            filters = {"label": f"com.docker.compose.project={name}"}
-            for container in self.client.containers.list(all=True, filters=filters):
-                with contextlib.suppress(docker.errors.NotFound):
-                    container.remove(force=True)
-
-
 @pytest.fixture(autouse=True)
 def _free_failed_sockets() -> Iterator[None]:
     """Collect the SDK's unclosed sockets (held in exception cycles) while the filter holds."""
@@ -78,7 +50,7 @@ def _free_failed_sockets() -> Iterator[None]:
 
 @pytest.fixture
 def projects(docker_client: docker.DockerClient) -> Iterator[Projects]:
-    made = Projects(docker_client)
+    made = Projects(docker_client, "wdtest")
     try:
         yield made
     finally:
