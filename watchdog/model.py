@@ -8,7 +8,7 @@ the caller: nothing here reads the clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -141,12 +141,3 @@ class Plan:
     authorization: Authorization
     reason: str
     impact: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Any verdict of the core: what was decided, about what, and why."""
-
-    kind: str
-    reason: str
-    evidence: tuple[str, ...] = field(default_factory=tuple)

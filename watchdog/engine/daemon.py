@@ -53,6 +53,12 @@ class Health:
 
 
 class Daemon:
+    """One process's watch over one policy: probes, the decision tick, incidents, snapshots.
+
+    Everything it needs is handed in (journal, action handlers, backends), so
+    tests and `watchdog run` wire the same object; `run()` lasts until `stop`.
+    """
+
     def __init__(
         self,
         policy: Policy,
@@ -118,7 +124,7 @@ class Daemon:
         ]
         self._docker_probes = [p for p in probes if isinstance(p, DockerProbe)]
         self._docker_factory = docker_factory
-        self.docker_events: DockerEvents | None = None
+        self.docker_events: list[DockerEvents] = []
         self.health = Health(started_at=clock(), pid=os.getpid(), dry_run=dry_run)
         self._watched = {s.name for s in policy.probed_signals()}
 
@@ -145,8 +151,8 @@ class Daemon:
                     await asyncio.wait_for(stop.wait(), self.tick_seconds)
         finally:
             self.scheduler.shutdown()
-            if self.docker_events is not None:
-                await asyncio.to_thread(self.docker_events.stop)
+            for events in self.docker_events:
+                await asyncio.to_thread(events.stop)
             await self._finish_in_flight(grace_seconds)
             if self._own_client:
                 await self.client.aclose()
@@ -162,7 +168,7 @@ class Daemon:
             probes = [p for p in self._docker_probes if p.signal.project == project]
             events = DockerEvents(probes, self.queue, asyncio.get_running_loop(), factory, project)
             events.start()
-            self.docker_events = events  # one project per policy in practice
+            self.docker_events.append(events)
 
     def healthy_services(self, now: float) -> dict[str, bool]:
         """Each Compose service's latest Docker health, if fresh."""
