@@ -273,3 +273,12 @@ class Projects:
             for container in self.containers(name):
                 with contextlib.suppress(docker.errors.NotFound):
                     container.remove(force=True)
+
+
+def www_folder(tmp_path: Path, name: str, *, healthy: bool = True) -> Path:
+    """The folder a test container serves; `healthy` holds its health file."""
+    folder = tmp_path / name
+    folder.mkdir()
+    if healthy:
+        (folder / "healthy").write_text("ok\n")
+    return folder

@@ -23,7 +23,7 @@ import docker
 import docker.errors
 import pytest
 
-from tests.dockerengine import BROKEN, GOOD, Projects, run_service
+from tests.dockerengine import BROKEN, GOOD, Projects, run_service, www_folder
 from watchdog.actions.base import ActionFailed
 from watchdog.actions.docker import DockerOrchestrator
 from watchdog.demo import free_port
@@ -53,12 +53,7 @@ def factory(docker_url: str) -> Callable[[], docker.DockerClient]:
     return lambda: docker.DockerClient(base_url=docker_url, timeout=20)
 
 
-def www(tmp_path: Path, name: str, *, healthy: bool = True) -> Path:
-    folder = tmp_path / name
-    folder.mkdir()
-    if healthy:
-        (folder / "healthy").write_text("ok\n")
-    return folder
+www = www_folder
 
 
 def state(client: docker.DockerClient, name: str) -> dict[str, Any]:

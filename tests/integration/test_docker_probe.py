@@ -22,7 +22,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from tests.dockerengine import BROKEN, Projects, run_service
+from tests.dockerengine import BROKEN, Projects, run_service, www_folder
 from watchdog.demo import free_port
 from watchdog.model import Observation
 from watchdog.policy.schema import DockerSignal, Policy, StackSpec
@@ -62,12 +62,7 @@ def factory(docker_url: str) -> Callable[[], docker.DockerClient]:
     return lambda: docker.DockerClient(base_url=docker_url, timeout=5)
 
 
-def www(tmp_path: Path, name: str, *, healthy: bool = True) -> Path:
-    folder = tmp_path / name
-    folder.mkdir()
-    if healthy:
-        (folder / "healthy").write_text("ok\n")
-    return folder
+www = www_folder
 
 
 def signal(

@@ -108,38 +108,30 @@ class DockerOrchestrator:
 
     async def restart(self, services: Sequence[str], *, stop_timeout: float) -> str:
         """Restart every replica, dependencies first (as `docker compose restart`)."""
-        self._refuse_protected("restart", services)
-        seconds = _whole_seconds(stop_timeout)
-        async with self._engine() as engine:
-            groups, graph = await self._resolve(engine, services)
-            lines = []
-            for svc in _ordered(graph, services, dependents_first=False):
-                done = []
-                for container in groups[svc]:
-                    done.append(self._capture(container))
-                    await engine.call(
-                        f"restart {container.name} (service {svc})",
-                        partial(container.restart, timeout=seconds),
-                    )
-                lines.append(f"restarted {svc}: " + ", ".join(done))
-            return "; ".join(lines)
+        return await self._each("restart", services, stop_timeout, dependents_first=False)
 
     async def stop(self, services: Sequence[str], *, stop_timeout: float) -> str:
         """Stop every replica; a service's dependents before the services it depends on."""
-        self._refuse_protected("stop", services)
+        return await self._each("stop", services, stop_timeout, dependents_first=True)
+
+    async def _each(
+        self, verb: str, services: Sequence[str], stop_timeout: float, *, dependents_first: bool
+    ) -> str:
+        self._refuse_protected(verb, services)
         seconds = _whole_seconds(stop_timeout)
         async with self._engine() as engine:
             groups, graph = await self._resolve(engine, services)
             lines = []
-            for svc in _ordered(graph, services, dependents_first=True):
+            for svc in _ordered(graph, services, dependents_first=dependents_first):
                 done = []
                 for container in groups[svc]:
                     done.append(self._capture(container))
                     await engine.call(
-                        f"stop {container.name} (service {svc})",
-                        partial(container.stop, timeout=seconds),
+                        f"{verb} {container.name} (service {svc})",
+                        partial(getattr(container, verb), timeout=seconds),
                     )
-                lines.append(f"stopped {svc}: " + ", ".join(done))
+                past = "restarted" if verb == "restart" else "stopped"
+                lines.append(f"{past} {svc}: " + ", ".join(done))
             return "; ".join(lines)
 
     async def start(self, services: Sequence[str]) -> str:
@@ -488,8 +480,10 @@ class DockerOrchestrator:
                     snapshot = self._snapshots.latest_snapshot(
                         LAST_GOOD_TABLE.format(service=service)
                     )
-                    good = "no last known good image" if snapshot is None else (
-                        "image " + short_id(str(snapshot.rows[0].get("image_id", "?")))
+                    good = (
+                        "no last known good image"
+                        if snapshot is None
+                        else ("image " + short_id(str(snapshot.rows[0].get("image_id", "?"))))
                     )
                     calls.append(
                         f"POST /containers/{short}/stop, POST /containers/{short}/rename "
