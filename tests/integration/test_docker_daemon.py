@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -477,7 +478,7 @@ def test_scenario_one_stops_the_failed_new_service_and_restarts_its_dependents(
     policy.write_text(yaml.safe_dump(data, sort_keys=False))
     start_daemon(project, docker_url, policy=policy)
     wait_for(lambda: project.last_good_recorded("api"), 30, "api's last known good image")
-    api_started = project.container("api").attrs["State"]["StartedAt"]
+    api_before = project.container("api").attrs["State"]["StartedAt"]
     deploy(project, "web", BROKEN)
 
     def handled() -> bool:
@@ -487,16 +488,23 @@ def test_scenario_one_stops_the_failed_new_service_and_restarts_its_dependents(
         )
 
     wait_for(handled, 60, "scenario 1 to run")
-    (incident,) = [i for i in project.incidents() if i["scenario"] == "new_service_failure"]
+    # The first one: once it is resolved, the still crash-looped web may open another.
+    incident = min(
+        (i for i in project.incidents() if i["scenario"] == "new_service_failure"),
+        key=lambda i: i["id"],
+    )
     assert incident["state"] == "resolved", [s["output"] for s in incident["steps"]]
     assert [(s["name"], s["status"]) for s in incident["steps"]] == [
         ("stop the failed new service", "succeeded"),
         ("restart its dependents", "succeeded"),
     ]
-    assert "api" in incident["steps"][1]["output"]
-    web, api = project.container("web"), project.container("api")
-    assert web.attrs["State"]["Status"] == "exited"
-    assert api.attrs["State"]["StartedAt"] > api_started
-    assert api.attrs["State"]["StartedAt"] > web.attrs["State"]["FinishedAt"]  # in order
+    stop, restart = incident["steps"]
+    assert stop["output"].startswith("stopped web") and "restarted api" in restart["output"]
+    # api came back after web was stopped (web itself may be restarted again later
+    # by a new incident, so its own timestamps are not the witness: the journal is).
+    api_started = project.container("api").attrs["State"]["StartedAt"]
+    assert api_started > api_before
+    started = datetime.fromisoformat(api_started[:26].rstrip("Z") + "+00:00").timestamp()
+    assert started >= stop["finished_at"] - 0.5
     evidence = [e for e in incident["timeline"] if e["kind"] == "step_evidence"]
     assert evidence, "the inspect data of the containers touched is journaled"
