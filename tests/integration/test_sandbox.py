@@ -135,19 +135,23 @@ def test_every_service_answers_with_the_documented_shapes(
     stats = http.get(enrichment + "/stats")
     assert stats.status_code == 200 and "error_rate" not in stats.text
     spotify_ok = eventually(
-        lambda: sample(
-            http.get(enrichment + "/metrics").text,
-            "api_calls_total",
-            api="spotify",
-            status="success",
-        ),
-        3,
-        "successful spotify traffic",
+        lambda: (
+            sample(
+                http.get(enrichment + "/metrics").text,
+                "api_calls_total",
+                api="spotify",
+                status="success",
+            )
+            or 0
+        )
+        >= 20,
+        10,
+        "twenty successful spotify calls",
     )
-    assert spotify_ok > 0
+    assert spotify_ok
     metrics = http.get(enrichment + "/metrics").text
-    # Healthy traffic is overwhelmingly successful; a call that times out while the
-    # machine is loaded may count one error, which is what the real counter would do.
+    # Healthy traffic is overwhelmingly successful; a call made while the gateway was
+    # still starting, or that timed out on a loaded machine, may count as an error.
     errors = sample(metrics, "api_calls_total", api="spotify", status="error")
     successes = sample(metrics, "api_calls_total", api="spotify", status="success")
     assert errors is not None and successes is not None and errors <= 0.1 * successes
