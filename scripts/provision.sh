@@ -10,6 +10,10 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # and the static busybox their images are made of.
 command -v dockerd >/dev/null || need+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# A throwaway PostgreSQL server for the configuration-table tests (started by the suite
+# from Debian's versioned server folder), and the client tools the backup paths call.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+{ command -v psql && command -v pg_dump; } >/dev/null || need+=(postgresql-client)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" != 0 ]; then

@@ -8,6 +8,7 @@ import docker
 import pytest
 
 from tests.dockerengine import build_images, docker_engine
+from tests.pgserver import PgServer, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +28,17 @@ def docker_client(docker_url: str) -> Iterator[docker.DockerClient]:
     client = docker.DockerClient(base_url=docker_url, timeout=30)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgServer]:
+    """A real PostgreSQL server (started once, on 127.0.0.1) with an empty musicdb."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def musicdb(postgres: PgServer) -> PgServer:
+    """The server with musicdb freshly seeded by tests/pg_schema.py (about 30 ms)."""
+    postgres.reset_musicdb()
+    return postgres
