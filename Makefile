@@ -38,6 +38,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/core_tick.py
 	$(BIN)/python bench/detection_latency.py
 	$(BIN)/python bench/daemon_memory.py
+	$(BIN)/python bench/docker_recovery.py
+	$(BIN)/python bench/config_restore.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

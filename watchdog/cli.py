@@ -1,4 +1,4 @@
-"""The `watchdog` command: run, check, validate, rollback, incidents, pause, resume, demo.
+"""The `watchdog` command: run, check, validate, rollback, config, incidents, pause, demo.
 
 Commands that change what the daemon does (pause, resume) only write intent to
 the journal; the running daemon reads it on its next tick, as a controller
@@ -64,15 +64,41 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command(
         "rollback",
-        "restart a service, or revert it to its last known good image, by hand (journaled)",
+        "by hand, journaled: restart or revert a service, restore the database, or undo a "
+        "provider disable",
         _rollback,
     )
     p.add_argument("--policy", required=True)
-    p.add_argument("--service", required=True, help="the Compose service")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--service", help="the Compose service to restart (or --to-last-good)")
+    what.add_argument(
+        "--database", action="store_true", help="scenario 2: restore a backup, migrations down"
+    )
+    what.add_argument(
+        "--undo", type=int, metavar="INCIDENT", help="put back the rows a provider disable changed"
+    )
     p.add_argument("--to-last-good", action="store_true", help="revert to the last good image")
+    p.add_argument("--backup", help="with --database: this backup file instead of the newest")
+    p.add_argument("--target-version", help="with --database: roll migrations back to this one")
+    p.add_argument(
+        "--force", action="store_true", help="with --undo: also rows someone changed since"
+    )
     p.add_argument("--dry-run", action="store_true", help="journal and print, touch nothing")
     p.add_argument("--state", help="journal path or sqlite:/// URL")
     p.add_argument("--time-scale", type=float, help="divide policy durations by this (drills)")
+
+    p = command(
+        "config",
+        "configuration tables: `config snapshots` lists the last known good versions; "
+        "`config diff [SNAPSHOT]` shows how the live table differs",
+        _config,
+    )
+    p.add_argument("action", choices=["snapshots", "diff"])
+    p.add_argument("snapshot", nargs="?", type=int, help="snapshot ID (default: the newest)")
+    p.add_argument("--policy", required=True)
+    p.add_argument("--table", help="default: the policy's first last_good table")
+    p.add_argument("--key", help="the column that identifies rows (default: found)")
+    p.add_argument("--state", help="journal path or sqlite:/// URL")
 
     p = command("incidents", "list incidents, or `incidents show ID` for the timeline", _incidents)
     p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
@@ -137,10 +163,27 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from watchdog.engine.manual import manual_rollback
+    from watchdog.engine.configcmd import undo_change
+    from watchdog.engine.manual import manual_database_rollback, manual_rollback
 
     settings = _settings(args)
     policy = load_scaled(args.policy, settings)
+    if args.undo is not None:
+        undone: int = asyncio.run(
+            undo_change(policy, settings, incident=args.undo, force=args.force)
+        )
+        return undone
+    if args.database:
+        restored: int = asyncio.run(
+            manual_database_rollback(
+                policy,
+                settings,
+                backup=args.backup,
+                target_version=args.target_version,
+                dry_run=args.dry_run,
+            )
+        )
+        return restored
     code: int = asyncio.run(
         manual_rollback(
             policy,
@@ -151,6 +194,27 @@ def _rollback(args: argparse.Namespace) -> int:
         )
     )
     return code
+
+
+def _config(args: argparse.Namespace) -> int:
+    from watchdog.engine.configcmd import diff_text, snapshots_text
+
+    settings = _settings(args)
+    policy = load_policy(args.policy)
+    tables = [args.table] if args.table else policy.last_good.tables
+    if args.action == "snapshots":
+        journal = open_journal(settings.state)
+        try:
+            print(snapshots_text(journal, tables))
+        finally:
+            journal.close()
+        return 0
+    print(
+        asyncio.run(
+            diff_text(policy, settings, table=tables[0], snapshot_id=args.snapshot, key=args.key)
+        )
+    )
+    return 0
 
 
 def _incidents(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,9 @@ def daemon_environment(
         WATCHDOG_TIME_SCALE=str(time_scale),
         WATCHDOG_REDIS_PASSWORD="sandbox-redis",
         WATCHDOG_DOCKER_SIGNALS="false",  # the sandbox plays Docker through its own API
+        # ... and PostgreSQL as a bare port: the TCP signal instead of SQL ones.
+        WATCHDOG_POSTGRES_SIGNALS="false",
+        WATCHDOG_DATABASE_PORT_SIGNAL="true",
         WATCHDOG_LOG_FORMAT="json",
     )
     return env
@@ -115,13 +118,15 @@ class DaemonProcess:
 
     def __init__(
         self,
-        stack: SandboxStack,
+        stack: SandboxStack | None,
         state: Path,
         *,
         time_scale: float = TIME_SCALE,
         policy: Path = POLICY,
         extra_args: Sequence[str] = (),
+        environment: Mapping[str, str] | None = None,
     ) -> None:
+        """Against `stack`, or, with no stack, with `environment` (WATCHDOG_* for other parts)."""
         self.listen = f"127.0.0.1:{free_port()}"
         self.url = f"http://{self.listen}"
         self._command = [
@@ -133,7 +138,17 @@ class DaemonProcess:
             str(policy),
             *extra_args,
         ]
-        self._env = daemon_environment(stack, state, self.listen, time_scale)
+        if stack is not None:
+            self._env = daemon_environment(stack, state, self.listen, time_scale)
+        else:
+            self._env = {
+                **os.environ,
+                "WATCHDOG_STATE": str(state / "journal.db"),
+                "WATCHDOG_LISTEN": self.listen,
+                "WATCHDOG_TIME_SCALE": str(time_scale),
+                "WATCHDOG_LOG_FORMAT": "json",
+                **(environment or {}),
+            }
         self._log_path = state / "daemon.log"
         self._process: subprocess.Popen[bytes] | None = None
 

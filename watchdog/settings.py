@@ -18,10 +18,18 @@ class Settings(BaseSettings):
     state: str = Field("state/journal.db", description="journal: a path or sqlite:/// URL")
     listen: str = Field("127.0.0.1:9095", description="host:port of the HTTP API")
     orchestrator: str | None = Field(
-        None, description="sandbox+http://127.0.0.1:PORT (the sandbox's control API); docker later"
+        None,
+        description="docker, docker+unix:///PATH, or sandbox+http://127.0.0.1:PORT (the sandbox)",
     )
     config_store: str | None = Field(
-        None, description="sandbox+http://127.0.0.1:PORT; postgresql:// later"
+        None,
+        description="postgres (the database_url), a postgresql:// URL, or sandbox+http://…",
+    )
+    database_url: str | None = Field(
+        None,
+        description="the guarded PostgreSQL, postgresql://user[:password]@host:port/db; "
+        "libpq's PGPASSWORD also works. Never logged.",
+        repr=False,
     )
     backup_dir: Path = Field(Path("state/backups"), description="CSV backups of tables")
     time_scale: float = Field(1.0, gt=0, description="divide policy durations by this (drills)")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from watchdog.sandbox.stack import SandboxStack
+from watchdog.store.journal import Journal, open_journal
 
 
 @pytest.fixture
@@ -15,3 +16,11 @@ def sandbox_stack(tmp_path: Path) -> Iterator[SandboxStack]:
     """A running sandbox (real processes on 127.0.0.1) in a fresh state folder."""
     with SandboxStack(tmp_path / "sandbox") as stack:
         yield stack
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    """A fresh SQLite journal in the test's folder."""
+    opened = open_journal(str(tmp_path / "journal.db"))
+    yield opened
+    opened.close()

@@ -13,10 +13,11 @@ from watchdog.sandbox.stack import SandboxStack
 from watchdog.store.journal import Journal, open_journal
 
 
-class Stage:
-    def __init__(self, folder: Path, stack: SandboxStack, daemon: DaemonProcess) -> None:
+class DaemonView:
+    """A running daemon seen from outside: its API and its journal."""
+
+    def __init__(self, folder: Path, daemon: DaemonProcess) -> None:
         self.folder = folder
-        self.stack = stack
         self.daemon = daemon
 
     @property
@@ -25,6 +26,41 @@ class Stage:
 
     def journal(self) -> Journal:
         return open_journal(str(self.folder / "journal.db"))
+
+    def incidents(self) -> list[dict[str, Any]]:
+        body: dict[str, Any] = httpx.get(self.url + "/incidents", timeout=5).json()
+        return list(body["incidents"])
+
+    def follow(
+        self,
+        known: set[int],
+        states: tuple[str, ...],
+        seconds: float = 45,
+        *,
+        scenario: str | None = None,
+    ) -> dict[str, Any]:
+        """The first incident opened after `known` (of `scenario`), once it reaches `states`."""
+        found: dict[str, Any] = {}
+
+        def reached() -> bool:
+            new = [
+                i
+                for i in self.incidents()
+                if i["id"] not in known and scenario in (None, i["scenario"])
+            ]
+            if new:
+                found.clear()
+                found.update(min(new, key=lambda i: i["id"]))
+            return bool(found) and found["state"] in states
+
+        wait_for(reached, seconds, f"an incident in {states}")
+        return found
+
+
+class Stage(DaemonView):
+    def __init__(self, folder: Path, stack: SandboxStack, daemon: DaemonProcess) -> None:
+        super().__init__(folder, daemon)
+        self.stack = stack
 
     def wait_for_baseline(self) -> None:
         wait_for(lambda: has_last_good(self.folder), 30, "a last known good configuration")
@@ -39,22 +75,6 @@ class Stage:
         known = {i["id"] for i in self.incidents()}
         self.stack.inject(kind, **body)
         return known
-
-    def follow(
-        self, known: set[int], states: tuple[str, ...], seconds: float = 45
-    ) -> dict[str, Any]:
-        """The first incident opened after `known`, once it reaches one of `states`."""
-        found: dict[str, Any] = {}
-
-        def reached() -> bool:
-            new = [i for i in self.incidents() if i["id"] not in known]
-            if new:
-                found.clear()
-                found.update(min(new, key=lambda i: i["id"]))
-            return bool(found) and found["state"] in states
-
-        wait_for(reached, seconds, f"an incident in {states}")
-        return found
 
     def inject_and_follow(self, kind: str, seconds: float = 45, **body: Any) -> dict[str, Any]:
         known = self.inject(kind, **body)

@@ -27,7 +27,7 @@ from tests.dockerengine import BROKEN, GOOD, Projects, run_service, www_folder
 from watchdog.actions.base import ActionFailed
 from watchdog.actions.docker import DockerOrchestrator
 from watchdog.demo import free_port
-from watchdog.store.journal import Journal, open_journal
+from watchdog.store.journal import Journal
 
 PROJECT_LABEL = "com.docker.compose.project"
 
@@ -39,13 +39,6 @@ def projects(docker_client: docker.DockerClient) -> Iterator[Projects]:
         yield made
     finally:
         made.remove_all()
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    opened = open_journal(str(tmp_path / "journal.db"))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

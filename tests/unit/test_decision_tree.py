@@ -27,12 +27,21 @@ ROWS = [
     ),
     (
         "P0 database unavailable",
-        {"database_reachable": 0.0},
+        {"database_accepts_queries": 0.0},
         "database-unavailable",
         Severity.P0,
         "database_unavailable",
         AuthMode.APPROVAL,
         "oncall",
+    ),
+    (
+        "P1 migration failure seen as orphaned rows",
+        {"orphaned_enrichment_status": 3.0},
+        "data-inconsistency",
+        Severity.P1,
+        "database_migration_failure",
+        AuthMode.APPROVAL,
+        "lead",
     ),
     (
         "P0 data corruption in progress",

@@ -48,8 +48,8 @@ CASES = [
     ),
     (
         "an impossible threshold on a ratio",
-        _set_rule(4, "threshold", 1.5),
-        "rules[4].threshold: found > 1.5; expected a threshold that signal 'enrichment_error_rate'",
+        _set_rule(5, "threshold", 1.5),
+        "rules[5].threshold: found > 1.5; expected a threshold that signal 'enrichment_error_rate'",
     ),
     (
         "a misspelt key",
@@ -89,13 +89,13 @@ CASES = [
     (
         "a duplicate signal name",
         lambda d: d["signals"].append(dict(d["signals"][0])),
-        "signals[28].name: found 'enrichment_health'; "
+        "signals[34].name: found 'enrichment_health'; "
         "expected a unique name (signals[0] already has it)",
     ),
     (
         "a duplicate rule name",
         lambda d: d["rules"].append(dict(d["rules"][0])),
-        "rules[28].name: found 'complete-outage'; expected a unique name",
+        "rules[31].name: found 'complete-outage'; expected a unique name",
     ),
     (
         "automatic destructive steps",
@@ -108,9 +108,27 @@ CASES = [
         "authority.P1.risky.role: found 'cto'",
     ),
     (
+        "a table name that would smuggle SQL",
+        lambda d: d["signals"][16].update(table="config; DROP TABLE tracks"),
+        "signals[16].table: found 'config; DROP TABLE tracks'; expected a plain SQL name",
+    ),
+    (
+        "a step naming a table that is not a plain name",
+        lambda d: d["scenarios"]["configuration_corruption"]["steps"][1]["params"].update(
+            table='metadata_enrichment_config"; DELETE FROM tracks; --'
+        ),
+        "scenarios.configuration_corruption.steps[1].params.table: found "
+        "'metadata_enrichment_config\"; DELETE FROM tracks; --'; expected a plain SQL name",
+    ),
+    (
+        "a last_good table that is not a plain name",
+        lambda d: d["last_good"].update(tables=["enrichment_providers WHERE 1=1"]),
+        "last_good.tables: found",
+    ),
+    (
         "a check template the rule cannot fill",
-        lambda d: d["rules"][8]["params"].update(health_signal="nope_health"),
-        "rules[8].params: found {health_signal} = 'nope_health'; expected the name of a signal",
+        lambda d: d["rules"][10]["params"].update(health_signal="nope_health"),
+        "rules[10].params: found {health_signal} = 'nope_health'; expected the name of a signal",
     ),
 ]
 

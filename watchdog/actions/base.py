@@ -45,11 +45,21 @@ class Reverter(Protocol):
 
 
 class ConfigStore(Protocol):
-    """Reads and replaces a configuration table (the sandbox now; PostgreSQL later)."""
+    """Reads and writes a configuration table (the sandbox's, or PostgreSQL's).
+
+    `replace_rows` makes the table hold exactly the rows given (a restore);
+    `update_rows` writes only the rows given, by primary key, and leaves every
+    other row alone (a provider disable, and its undo). Both return a summary of
+    what they did, for the journal.
+    """
 
     async def read_rows(self, table: str) -> list[dict[str, Any]]: ...
 
-    async def replace_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None: ...
+    async def replace_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> str: ...
+
+    async def update_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> str: ...
+
+    async def primary_key(self, table: str) -> tuple[str, ...]: ...
 
 
 Handler = Callable[[Step], Awaitable[ActionOutcome]]

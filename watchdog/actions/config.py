@@ -20,7 +20,7 @@ from typing import Any
 from watchdog.actions.base import ActionFailed, ActionOutcome, ConfigStore
 from watchdog.actions.http import HttpActions, config_differences
 from watchdog.model import Step
-from watchdog.policy.configrows import disable_provider
+from watchdog.policy.configrows import disable_provider, undo_plan
 from watchdog.store.journal import Journal
 
 
@@ -34,31 +34,52 @@ class ConfigActions:
         self._backup_dir = backup_dir
 
     async def backup(self, step: Step) -> ActionOutcome:
+        """The live table to the journal (the step's data) and to a CSV file, for analysis.
+
+        PostgreSQL writes the file with COPY, exactly as the runbook's psql does;
+        other stores get the same CSV from the rows.
+        """
         table = str(step.param_map()["table"])
         rows = await self._store.read_rows(table)
         path = self._backup_dir / f"{table}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.csv"
-        write_csv_atomically(path, rows)
+        copy_csv = getattr(self._store, "copy_csv", None)
+        if copy_csv is not None:
+            await copy_csv(table, path)
+        else:
+            write_csv_atomically(path, rows)
         return ActionOutcome(
             True,
-            f"backed up {len(rows)} rows of {table} to {path}",
-            {"rows": rows, "file": str(path)},
+            f"backed up {len(rows)} rows of {table} to the journal and to {path}",
+            {"rows": rows, "file": str(path), "table": table},
         )
 
     async def restore(self, step: Step) -> ActionOutcome:
+        """The last known good snapshot, or the policy's defaults file when there is none."""
         params = step.param_map()
         table = str(params["table"])
-        snapshot = self._journal.latest_snapshot(table)
-        if snapshot is None:
-            raise ActionFailed(
-                f"no last known good snapshot of {table} in the journal: it is taken only after a "
-                "healthy period, and none has been seen yet"
+        source = str(params.get("source", "last_good"))
+        defaults = params.get("defaults")
+        snapshot = self._journal.latest_snapshot(table) if source == "last_good" else None
+        if snapshot is not None:
+            summary = await self._store.replace_rows(table, snapshot.rows)
+            return ActionOutcome(
+                True,
+                f"restored {table} from last known good snapshot {snapshot.id} "
+                f"(checksum {snapshot.checksum[:12]}, taken at "
+                f"{time.strftime('%H:%M:%S', time.localtime(snapshot.at))}): {summary}",
+                {"snapshot": snapshot.id},
             )
-        await self._store.replace_rows(table, snapshot.rows)
+        if defaults is None and source == "last_good":
+            raise ActionFailed(
+                f"no last known good snapshot of {table} in the journal (one is taken only "
+                "after a healthy period, and none has been seen yet) and no defaults file in the "
+                "policy: nothing trustworthy to restore"
+            )
+        path = Path(str(defaults if source == "last_good" else source))
+        rows = read_rows_file(path)
+        summary = await self._store.replace_rows(table, rows)
         return ActionOutcome(
-            True,
-            f"restored {snapshot.row_count} rows of {table} from snapshot {snapshot.id} "
-            f"(checksum {snapshot.checksum[:12]}, "
-            f"taken at {time.strftime('%H:%M:%S', time.localtime(snapshot.at))})",
+            True, f"restored {table} from the defaults file {path}: {summary}", {"file": str(path)}
         )
 
     async def verify(self, step: Step) -> ActionOutcome:
@@ -76,6 +97,11 @@ class ConfigActions:
         )
 
     async def disable(self, step: Step) -> ActionOutcome:
+        """Take a provider out of the waterfall, writing only the rows that route through it.
+
+        The exact before- and after-images go to the journal (the step's data), so
+        `watchdog rollback --undo` can put back exactly those rows later.
+        """
         params = step.param_map()
         table, provider = str(params["table"]), str(params["provider"])
         mode = str(params.get("mode", "surgical"))
@@ -85,8 +111,48 @@ class ConfigActions:
         change = disable_provider(rows, provider, "runbook" if mode == "runbook" else "surgical")
         if not change.before:
             return ActionOutcome(True, f"{provider} is in no row of {table}: nothing to change")
-        await self._store.replace_rows(table, change.rows)
-        return ActionOutcome(True, change.summary, {"before": change.before, "table": table})
+        await self._store.update_rows(table, change.after)
+        return ActionOutcome(
+            True,
+            change.summary,
+            {
+                "action": "provider.disable",
+                "table": table,
+                "provider": provider,
+                "before": change.before,
+                "after": change.after,
+            },
+        )
+
+    async def undo(self, table: str, before: list[dict[str, Any]], after: list[dict[str, Any]],
+                   *, force: bool = False) -> str:
+        """Put back exactly the rows a change replaced, and nothing else.
+
+        A row someone changed again since (it no longer equals our after-image)
+        is left alone unless `force`: undoing blindly would destroy their edit.
+        """
+        plan = undo_plan(await self._store.read_rows(table), before, after)
+        rows = plan.rows + (plan.conflicts_before if force else [])
+        summary = await self._store.update_rows(table, rows) if rows else "nothing to write"
+        words = f"{len(rows)} row(s) of {table} restored to their before-image ({summary})"
+        if plan.conflicts and not force:
+            words += (
+                f"; left alone because they changed since: {', '.join(plan.conflicts)} "
+                "(--force restores them anyway)"
+            )
+        return words
+
+
+def read_rows_file(path: Path) -> list[dict[str, Any]]:
+    """A defaults file: a JSON list of rows, or {"rows": [...]}."""
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ActionFailed(f"defaults file {path}: {error}") from None
+    rows = body.get("rows") if isinstance(body, dict) else body
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ActionFailed(f"defaults file {path}: expected a JSON list of row objects")
+    return [dict(r) for r in rows]
 
 
 def write_csv_atomically(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -60,6 +60,9 @@ class SnapshotRows(Protocol):
     @property
     def rows(self) -> list[dict[str, Any]]: ...
 
+    @property
+    def at(self) -> float: ...
+
 
 class SnapshotStore(Protocol):
     """Where last known good container configurations are kept (the journal's snapshots)."""

@@ -20,7 +20,9 @@ from watchdog.actions.base import (
     services_param,
 )
 from watchdog.actions.config import ConfigActions
+from watchdog.actions.database import DatabaseActions
 from watchdog.actions.http import HttpActions
+from watchdog.actions.schemaguard import SchemaGuard
 from watchdog.model import Risk, Step
 
 
@@ -31,6 +33,8 @@ def build_handlers(
     config: ConfigActions | None,
     protected: Sequence[str],
     reverter: Reverter | None = None,
+    schema_guard: SchemaGuard | None = None,
+    database: DatabaseActions | None = None,
 ) -> dict[str, Handler]:
     handlers: dict[str, Handler] = {
         "config.reload": http.reload_config,
@@ -42,7 +46,17 @@ def build_handlers(
     if orchestrator is not None:
         handlers.update(_service_handlers(orchestrator, set(protected)))
     if reverter is not None:
-        handlers["service.revert"] = _revert_handler(reverter, set(protected))
+        handlers["service.revert"] = _revert_handler(reverter, set(protected), schema_guard)
+    if database is not None:
+        handlers.update(
+            {
+                "database.dump": database.dump,
+                "database.backup": database.backup,
+                "database.integrity": database.integrity,
+                "database.restore": database.restore,
+                "migrations.down": database.migrations_down,
+            }
+        )
     if config is not None:
         handlers.update(
             {
@@ -110,14 +124,18 @@ def _service_handlers(orchestrator: Orchestrator, protected: set[str]) -> dict[s
     }
 
 
-def _revert_handler(reverter: Reverter, protected: set[str]) -> Handler:
+def _revert_handler(
+    reverter: Reverter, protected: set[str], guard: SchemaGuard | None
+) -> Handler:
     async def revert(step: Step) -> ActionOutcome:
         service = str(step.param_map()["service"])
         if service in protected:
             raise ActionFailed(
                 f"refusing to recreate protected service {service!r}: it is stateful"
             )
-        return ActionOutcome(True, await reverter.revert(service))
+        cleared = await guard.check(service) if guard is not None else ""
+        done = await reverter.revert(service)
+        return ActionOutcome(True, f"{done} ({cleared})" if cleared else done)
 
     return revert
 

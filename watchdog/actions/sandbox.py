@@ -79,6 +79,9 @@ class SandboxConfigStore:
         self._client = client
 
     async def read_rows(self, table: str) -> list[dict[str, Any]]:
+        return (await self._read(table))[0]
+
+    async def _read(self, table: str) -> tuple[list[dict[str, Any]], str]:
         try:
             response = await self._client.get(f"{self._url}/db/tables/{table}", timeout=10.0)
         except httpx.HTTPError as error:
@@ -87,12 +90,27 @@ class SandboxConfigStore:
             raise ActionFailed(
                 f"reading table {table}: {response.status_code} {response.text[:200]}"
             )
-        rows = response.json().get("rows")
+        body = response.json()
+        rows = body.get("rows")
         if not isinstance(rows, list):
             raise ActionFailed(f"reading table {table}: the answer has no 'rows' list")
-        return [dict(row) for row in rows]
+        return [dict(row) for row in rows], str(body.get("key") or "")
 
-    async def replace_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    async def primary_key(self, table: str) -> tuple[str, ...]:
+        key = (await self._read(table))[1]
+        return (key,) if key else ()
+
+    async def update_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> str:
+        """Read, change the given rows by key, write back (the sandbox has one writer: us)."""
+        live, key = await self._read(table)
+        if not key:
+            raise ActionFailed(f"the sandbox does not say which column keys {table}")
+        given = {row[key]: dict(row) for row in rows}
+        merged = [given.pop(row[key], row) for row in live]
+        await self.replace_rows(table, merged + list(given.values()))
+        return f"{len(rows)} row(s) of {table} written"
+
+    async def replace_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> str:
         try:
             response = await self._client.put(
                 f"{self._url}/db/tables/{table}",
@@ -105,3 +123,4 @@ class SandboxConfigStore:
             raise ActionFailed(
                 f"writing table {table}: {response.status_code} {response.text[:200]}"
             )
+        return f"{len(rows)} row(s) of {table} written"

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from watchdog.engine.runner import backends
+from watchdog.engine.runner import backends, probes_for
 from watchdog.model import Observation
 from watchdog.policy.rules import COMPARE, Evaluator
 from watchdog.policy.schema import Policy
 from watchdog.policy.windows import Windows
-from watchdog.probes.base import build_probe
 from watchdog.probes.scheduler import observe_all
 from watchdog.settings import Settings
 
@@ -37,16 +36,7 @@ class CheckRow:
 async def run_check(policy: Policy, settings: Settings) -> list[CheckRow]:
     async with httpx.AsyncClient() as client:
         chosen = backends(settings, client)
-        read_rows = chosen.store.read_rows if chosen.store is not None else None
-        probes = [
-            p
-            for s in policy.probed_signals()
-            if (
-                p := build_probe(
-                    s, policy, client, read_rows=read_rows, docker_client_factory=chosen.docker
-                )
-            )
-        ]
+        probes = probes_for(policy, client, chosen)
         observations = await observe_all(probes)
         if any(o.error and WARMING_UP in o.error for o in observations):
             await asyncio.sleep(1.0)  # rates and ratios need a second scrape

@@ -20,7 +20,7 @@ import httpx
 import structlog
 
 from watchdog.actions.base import ConfigStore, Handler, Reverter
-from watchdog.engine.executor import Executor
+from watchdog.engine.executor import Executor, Preflight
 from watchdog.engine.incidents import PAUSED_FLAG, Incidents, Recovery
 from watchdog.engine.lastgood import LastGood, ServiceLastGood
 from watchdog.metrics import Metrics
@@ -29,7 +29,7 @@ from watchdog.policy.rules import Evaluator, RuleState
 from watchdog.policy.schema import DockerSignal, Policy
 from watchdog.policy.triage import rule_key, triage
 from watchdog.policy.windows import Windows
-from watchdog.probes.base import Probe, build_probe
+from watchdog.probes.base import Probe, build_probes
 from watchdog.probes.docker import DockerProbe, env_client_factory
 from watchdog.probes.docker_events import DockerEvents
 from watchdog.probes.scheduler import ProbeScheduler
@@ -70,7 +70,9 @@ class Daemon:
         config_store: ConfigStore | None = None,
         reverter: Reverter | None = None,
         docker_factory: Callable[[], Any] | None = None,
+        database_url: str | None = None,
         previews: Mapping[str, Handler] | None = None,
+        preflights: Mapping[str, Preflight] | None = None,
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
         tick_seconds: float | None = None,
@@ -94,23 +96,22 @@ class Daemon:
         self.states: dict[tuple[str, str], RuleState] = {}
         self.queue: asyncio.Queue[list[Observation]] = asyncio.Queue()
         if probes is None:
-            read_rows = config_store.read_rows if config_store is not None else None
-            probes = [
-                p
-                for s in policy.probed_signals()
-                if (
-                    p := build_probe(
-                        s,
-                        policy,
-                        self.client,
-                        read_rows=read_rows,
-                        docker_client_factory=docker_factory,
-                    )
-                )
-            ]
+            probes = build_probes(
+                policy,
+                self.client,
+                read_rows=config_store.read_rows if config_store is not None else None,
+                docker_client_factory=docker_factory,
+                database_url=database_url,
+            )
         self.scheduler = ProbeScheduler(probes, self.queue)
         executor = Executor(
-            journal, handlers, self.metrics, dry_run=dry_run, clock=clock, previews=previews
+            journal,
+            handlers,
+            self.metrics,
+            dry_run=dry_run,
+            clock=clock,
+            previews=previews,
+            preflights=preflights,
         )
         self.incidents = Incidents(policy, journal, executor, self.metrics, self.windows, clock)
         self.last_good = LastGood(policy.last_good, config_store, journal, clock)

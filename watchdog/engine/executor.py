@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -23,6 +23,18 @@ from watchdog.model import Plan, Step
 from watchdog.store.journal import Journal
 
 log = structlog.get_logger("watchdog.executor")
+
+# Read-only checks an action can make before its plan is put to a human: impact
+# lines for the page, or ActionFailed when the plan cannot work (no backup).
+Preflight = Callable[[Step], Awaitable[list[str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What the preflights found: lines for the impact assessment, or why the plan is blocked."""
+
+    impact: tuple[str, ...]
+    blocked: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +55,11 @@ class Executor:
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
         previews: Mapping[str, Handler] | None = None,
+        preflights: Mapping[str, Preflight] | None = None,
     ) -> None:
         self._journal = journal
         self._handlers = handlers
+        self._preflights = preflights or {}
         self._metrics = metrics
         self._dry_run = dry_run
         self._clock = clock
@@ -54,6 +68,28 @@ class Executor:
     @property
     def dry_run(self) -> bool:
         return self._dry_run
+
+    def has_preflight(self, plan: Plan) -> bool:
+        return any(step.action in self._preflights for step in plan.steps)
+
+    async def assess(self, plan: Plan) -> Assessment:
+        """Run every step's preflight (read-only); the first refusal blocks the plan."""
+        impact: list[str] = []
+        for index, step in enumerate(plan.steps):
+            preflight = self._preflights.get(step.action)
+            if preflight is None:
+                continue
+            try:
+                impact += await asyncio.wait_for(preflight(step), timeout=step.timeout_seconds)
+            except ActionFailed as error:
+                return Assessment(tuple(impact), f"step {index + 1} '{step.name}': {error}")
+            except TimeoutError:
+                return Assessment(
+                    tuple(impact),
+                    f"step {index + 1} '{step.name}': its check did not finish within "
+                    f"{step.timeout_seconds:g} s",
+                )
+        return Assessment(tuple(impact))
 
     async def run_plan(self, incident_id: int, plan: Plan, *, start: int = 0) -> PlanRun:
         began = time.monotonic()

@@ -11,12 +11,13 @@ start, which is how a restarted daemon picks up where the last one stopped.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import structlog
 
-from watchdog.engine.executor import Executor, PlanRun
+from watchdog.engine.executor import Assessment, Executor, PlanRun
 from watchdog.metrics import Metrics
 from watchdog.model import AuthMode, Finding, Plan, Severity
 from watchdog.policy.durations import format_duration
@@ -246,7 +247,10 @@ class Incidents:
             self._move(view, "notify_only", plan.authorization.reason)
             return
         if plan.authorization.mode is AuthMode.APPROVAL:
-            self._move(view, "request_approval", plan.authorization.reason)
+            if self.executor.has_preflight(plan):
+                self._spawn(view, self._prepare(view.key, plan), "prepare")
+            else:
+                self._move(view, "request_approval", plan.authorization.reason)
             return
         protected = protected_in(plan, self.policy.stack.protected_services)
         if protected:
@@ -305,9 +309,48 @@ class Incidents:
         return latest.at if latest is not None else finding.since
 
     def start_plan(self, view: View, plan: Plan, start: int) -> None:
-        task = asyncio.create_task(self._run(view.key, plan, start), name=f"incident-{view.id}")
+        self._spawn(view, self._run(view.key, plan, start), "run")
+
+    def _spawn(self, view: View, work: Coroutine[Any, Any, None], what: str) -> None:
+        task = asyncio.create_task(work, name=f"incident-{view.id}-{what}")
         self.tasks[view.id] = task
         task.add_done_callback(lambda _: self.tasks.pop(view.id, None))
+
+    async def _prepare(self, key: str, plan: Plan) -> None:
+        """Before asking a human: check what the plan depends on (the backup) and say so.
+
+        The page then carries the backup's age and the data-loss window; a plan
+        that cannot work (no backup, a stale one, a migration with no down file)
+        is never put to a vote: the incident escalates with the reason instead.
+        """
+        view = self.views[key]
+        try:
+            assessment = await self.executor.assess(plan)
+        except Exception as error:  # a bug of ours: page rather than wait forever
+            log.exception("preflight_crashed", incident=view.id)
+            assessment = Assessment((), f"the preflight failed: {type(error).__name__}: {error}")
+        view = self.views.get(key, view)
+        if view.state != "triaged":
+            return
+        now = self.clock()
+        if assessment.impact:
+            plan = replace(plan, impact=(*plan.impact, *assessment.impact))
+            self.journal.save_plan(view.id, plan, at=now)
+        self.journal.add_event(
+            view.id,
+            at=now,
+            kind="preflight",
+            summary=assessment.blocked or "; ".join(assessment.impact) or "nothing to check",
+            data={"impact": list(assessment.impact), "blocked": assessment.blocked},
+        )
+        if assessment.blocked is not None:
+            self._move(
+                view,
+                "escalate",
+                f"the plan cannot run, so it is not put to approval: {assessment.blocked}",
+            )
+            return
+        self._move(view, "request_approval", plan.authorization.reason)
 
     async def _run(self, key: str, plan: Plan, start: int) -> None:
         view = self.views[key]

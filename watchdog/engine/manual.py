@@ -1,10 +1,11 @@
-"""`watchdog rollback --service NAME [--to-last-good]`: the runbook's rollback script, journaled.
+"""`watchdog rollback`: the runbook's rollback scripts, run by hand through the journal.
 
 The on-call engineer runs by hand the very plan the daemon would run (restart,
-or revert to the last known good image), through the same executor, so every
-step is written ahead in the same journal, and then verified against the
-same checklist. The engineer's own command is the authorisation; protected
-services are still refused by the backend.
+or revert to the last known good image; or scenario 2's database restore and
+down migrations), through the same executor, so every step is written ahead in
+the same journal, and then verified against the same checklist. The engineer's
+own command is the authorisation; protected services are still refused by the
+backend, and a database plan still refuses a missing or stale backup.
 """
 
 from __future__ import annotations
@@ -13,32 +14,34 @@ import asyncio
 import getpass
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import httpx
 
-from watchdog.actions.config import ConfigActions
-from watchdog.actions.http import HttpActions
-from watchdog.actions.registry import build_handlers, build_previews
 from watchdog.engine.executor import Executor
-from watchdog.engine.runner import backends
+from watchdog.engine.runner import Backends, action_table, backends, probes_for
 from watchdog.metrics import Metrics
 from watchdog.model import Plan, Severity
 from watchdog.policy.planner import plan_for
-from watchdog.policy.schema import DockerSignal, Policy
+from watchdog.policy.rules import Evaluator
+from watchdog.policy.schema import DerivedSignal, DockerSignal, Policy
 from watchdog.policy.verify import assess
 from watchdog.policy.windows import Windows
-from watchdog.probes.base import build_probe
 from watchdog.probes.scheduler import observe_all
 from watchdog.settings import Settings
 from watchdog.store.journal import Journal, open_journal
 
+DATABASE_RESTORE = "database.restore"
 
-def scenario_for(policy: Policy, action: str) -> str:
-    """The policy's scenario whose plan is that one action (restart, or revert)."""
+
+def scenario_for(policy: Policy, action: str, *, alone: bool = True) -> str:
+    """The policy's scenario whose plan is that one action (or, not alone, contains it)."""
     for name, scenario in policy.scenarios.items():
-        if [step.action for step in scenario.steps] == [action]:
+        actions = [step.action for step in scenario.steps]
+        if actions == [action] or (not alone and action in actions):
             return name
-    raise ValueError(f"the policy has no scenario whose plan is a single {action} step")
+    shape = "a single" if alone else "a"
+    raise ValueError(f"the policy has no scenario whose plan has {shape} {action} step")
 
 
 async def manual_rollback(
@@ -77,53 +80,120 @@ async def manual_rollback(
                 params={"series": service, "health_signal": healthy},
                 why=f"manual rollback of {service} by {operator}",
             )
-            incident = _open(journal, plan, service, operator)
-            out(f"incident {incident}: {plan.title}")
-            http = HttpActions(policy, client)
-            store = chosen.store
-            handlers = build_handlers(
-                http=http,
-                orchestrator=chosen.orchestrator,
-                reverter=chosen.reverter,
-                config=ConfigActions(store, journal, http, settings.backup_dir) if store else None,
-                protected=policy.stack.protected_services,
+            return await _run_by_hand(
+                policy, settings, journal, client, chosen, plan, service, dry_run=dry_run, out=out
             )
-            executor = Executor(
-                journal,
-                handlers,
-                Metrics(),
-                dry_run=dry_run,
-                previews=build_previews(chosen.orchestrator),
-            )
-            run = await executor.run_plan(incident, plan)
-            for step in journal.steps(incident):
-                out(f"  {step.status:<9} {step.name}: {step.output}")
-            if not run.ok or dry_run:
-                state = "escalated" if not run.ok else "resolved"
-                journal.set_state(
-                    incident, state=state, at=time.time(), reason=run.reason, closed=run.ok
-                )
-                out(f"{'FAILED' if not run.ok else 'dry run'}: {run.reason}")
-                return 0 if run.ok else 1
-            journal.set_state(incident, state="verifying", at=time.time(), reason=run.reason)
-            verified, summary = await _verify(policy, plan, client, chosen.docker)
-            journal.set_state(
-                incident,
-                state="resolved" if verified else "escalated",
-                at=time.time(),
-                reason=summary,
-                closed=verified,
-            )
-            out(("verified: " if verified else "NOT verified: ") + summary)
-            return 0 if verified else 1
     finally:
         journal.close()
+
+
+async def manual_database_rollback(
+    policy: Policy,
+    settings: Settings,
+    *,
+    backup: str | None,
+    target_version: str | None,
+    dry_run: bool,
+    out: Callable[[str], None] = print,
+) -> int:
+    """Scenario 2 by hand: the policy's database plan, with the engineer's backup and target."""
+    journal = open_journal(settings.state)
+    try:
+        async with httpx.AsyncClient() as client:
+            chosen = backends(settings, client, policy, journal)
+            if not chosen.database_url:
+                raise ValueError(
+                    "WATCHDOG_DATABASE_URL is not set: expected "
+                    "postgresql://user@host:port/db (the password from PGPASSWORD or the URL)"
+                )
+            operator = getpass.getuser()
+            plan = plan_for(
+                policy,
+                scenario=scenario_for(policy, DATABASE_RESTORE, alone=False),
+                severity=Severity.P1,
+                subject="database",
+                params={"series": "database"},
+                why=f"manual database rollback by {operator}",
+            )
+            overrides = {
+                k: v for k, v in (("backup", backup), ("target_version", target_version)) if v
+            }
+            plan = replace(
+                plan,
+                steps=tuple(
+                    replace(step, params=tuple({**step.param_map(), **overrides}.items()))
+                    if step.action in (DATABASE_RESTORE, "migrations.down")
+                    else step
+                    for step in plan.steps
+                ),
+            )
+            return await _run_by_hand(
+                policy, settings, journal, client, chosen, plan, "database",
+                dry_run=dry_run, out=out,
+            )
+    finally:
+        journal.close()
+
+
+async def _run_by_hand(
+    policy: Policy,
+    settings: Settings,
+    journal: Journal,
+    client: httpx.AsyncClient,
+    chosen: Backends,
+    plan: Plan,
+    subject: str,
+    *,
+    dry_run: bool,
+    out: Callable[[str], None],
+) -> int:
+    """Preflight, journal, run and verify one plan, printing each step as it ends."""
+    operator = getpass.getuser()
+    table = action_table(policy, settings, journal, client, chosen)
+    executor = Executor(
+        journal,
+        table.handlers,
+        Metrics(),
+        dry_run=dry_run,
+        previews=table.previews,
+        preflights=table.preflights,
+    )
+    assessment = await executor.assess(plan)
+    plan = replace(plan, impact=(*plan.impact, *assessment.impact))
+    incident = _open(journal, plan, subject, operator)
+    out(f"incident {incident}: {plan.title}")
+    for line in plan.impact:
+        out(f"  impact: {line}")
+    if assessment.blocked is not None:
+        reason = f"the plan cannot run: {assessment.blocked}"
+        journal.set_state(incident, state="escalated", at=time.time(), reason=reason)
+        out(f"REFUSED: {reason}")
+        return 1
+    run = await executor.run_plan(incident, plan)
+    for step in journal.steps(incident):
+        out(f"  {step.status:<9} {step.name}: {step.output}")
+    if not run.ok or dry_run:
+        state = "escalated" if not run.ok else "resolved"
+        journal.set_state(incident, state=state, at=time.time(), reason=run.reason, closed=run.ok)
+        out(f"{'FAILED' if not run.ok else 'dry run'}: {run.reason}")
+        return 0 if run.ok else 1
+    journal.set_state(incident, state="verifying", at=time.time(), reason=run.reason)
+    verified, summary = await _verify(policy, plan, client, chosen)
+    journal.set_state(
+        incident,
+        state="resolved" if verified else "escalated",
+        at=time.time(),
+        reason=summary,
+        closed=verified,
+    )
+    out(("verified: " if verified else "NOT verified: ") + summary)
+    return 0 if verified else 1
 
 
 def _open(journal: Journal, plan: Plan, service: str, operator: str) -> int:
     now = time.time()
     incident = journal.open_incident(
-        key=f"manual/{service}/{int(now)}",
+        key=f"manual/{service}/{int(now * 1000)}",
         severity=Severity.P2,
         scenario=plan.scenario,
         subject=service,
@@ -144,21 +214,25 @@ def _open(journal: Journal, plan: Plan, service: str, operator: str) -> int:
 
 
 async def _verify(
-    policy: Policy, plan: Plan, client: httpx.AsyncClient, docker: Callable[[], object] | None
+    policy: Policy, plan: Plan, client: httpx.AsyncClient, chosen: Backends
 ) -> tuple[bool, str]:
     """Probe the checklist's signals every second until it holds for verify_for, or times out."""
     names = {check.signal for check in plan.checklist}
-    probes = [
-        p
-        for s in policy.probed_signals()
-        if s.name in names and (p := build_probe(s, policy, client, docker_client_factory=docker))
-    ]
+    names |= {
+        member
+        for s in policy.signals
+        if isinstance(s, DerivedSignal) and s.name in names
+        for member in s.of
+    }
+    evaluator = Evaluator(policy)
+    probes = probes_for(policy, client, chosen, names)
     windows = Windows()
     started = time.monotonic()
     passing_since: float | None = None
     summary = "no checklist"
     while time.monotonic() - started < plan.verify_timeout_seconds:
         windows.record_all(await observe_all(probes))
+        evaluator.derive(windows, time.time())
         assessment = assess(plan.checklist, windows, time.time(), max_age=30.0)
         summary = assessment.summary
         if assessment.passed:

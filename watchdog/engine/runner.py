@@ -21,15 +21,20 @@ import httpx
 import structlog
 import uvicorn
 
-from watchdog.actions.base import ConfigStore, Orchestrator, Reverter
+from watchdog.actions.base import ConfigStore, Handler, Orchestrator, Reverter
 from watchdog.actions.config import ConfigActions
+from watchdog.actions.database import DatabaseActions
 from watchdog.actions.docker import DockerOrchestrator
 from watchdog.actions.http import HttpActions
+from watchdog.actions.pgstore import PostgresConfigStore
 from watchdog.actions.registry import build_handlers, build_previews
 from watchdog.actions.sandbox import SandboxConfigStore, SandboxOrchestrator
+from watchdog.actions.schemaguard import SchemaGuard
 from watchdog.api.app import create_app
 from watchdog.engine.daemon import Daemon
+from watchdog.engine.executor import Preflight
 from watchdog.policy.schema import Policy
+from watchdog.probes.base import Probe, build_probes
 from watchdog.settings import Settings
 from watchdog.store.journal import Journal, open_journal
 
@@ -48,6 +53,7 @@ class Backends:
     reverter: Reverter | None = None
     store: ConfigStore | None = None
     docker: Callable[[], Any] | None = None
+    database_url: str | None = None
 
 
 def backends(
@@ -57,27 +63,65 @@ def backends(
     journal: Journal | None = None,
 ) -> Backends:
     """The orchestrator (sandbox or Docker) and config store named by the settings."""
-    store: ConfigStore | None = None
-    if settings.config_store:
-        url = _sandbox_url("WATCHDOG_CONFIG_STORE", settings.config_store, "PostgreSQL")
-        store = SandboxConfigStore(url, client)
+    store, database_url = config_store(settings, client)
     value = settings.orchestrator or ""
     if value == DOCKER or value.startswith(DOCKER_SCHEME):
         url = value[len(DOCKER_SCHEME) :] if value != DOCKER else docker_host()
         factory = docker_factory(url)
         if policy is None or journal is None:
-            return Backends(store=store, docker=factory)
+            return Backends(store=store, docker=factory, database_url=database_url)
         docker_orchestrator = DockerOrchestrator(
             factory,
             policy.stack.compose_project or policy.stack.name,
             snapshots=journal,
             protected=policy.stack.protected_services,
         )
-        return Backends(docker_orchestrator, docker_orchestrator, store, factory)
+        return Backends(docker_orchestrator, docker_orchestrator, store, factory, database_url)
     if value:
-        url = _sandbox_url("WATCHDOG_ORCHESTRATOR", value, "")
-        return Backends(orchestrator=SandboxOrchestrator(url, client), store=store)
-    return Backends(store=store)
+        url = _sandbox_url("WATCHDOG_ORCHESTRATOR", value)
+        return Backends(
+            orchestrator=SandboxOrchestrator(url, client), store=store, database_url=database_url
+        )
+    return Backends(store=store, database_url=database_url)
+
+
+def probes_for(
+    policy: Policy, client: httpx.AsyncClient, chosen: Backends, names: set[str] | None = None
+) -> list[Probe]:
+    """The probes of the policy's signals (or of `names`), reading through the chosen backends."""
+    return build_probes(
+        policy,
+        client,
+        names=names,
+        read_rows=chosen.store.read_rows if chosen.store is not None else None,
+        docker_client_factory=chosen.docker,
+        database_url=chosen.database_url,
+    )
+
+
+POSTGRES = "postgres"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def config_store(
+    settings: Settings, client: httpx.AsyncClient
+) -> tuple[ConfigStore | None, str | None]:
+    """The configuration store, and the database URL the PostgreSQL parts use."""
+    database_url = settings.database_url
+    value = settings.config_store or ""
+    if not value:
+        return None, database_url
+    if value.startswith(POSTGRES_SCHEMES):
+        return PostgresConfigStore(value), database_url or value
+    if value == POSTGRES:
+        if not database_url:
+            raise ValueError(
+                "WATCHDOG_CONFIG_STORE=postgres needs WATCHDOG_DATABASE_URL "
+                "(postgresql://user@host:port/db)"
+            )
+        return PostgresConfigStore(database_url), database_url
+    url = _sandbox_url("WATCHDOG_CONFIG_STORE", value)
+    return SandboxConfigStore(url, client), database_url
 
 
 def docker_host() -> str:
@@ -93,14 +137,53 @@ def docker_factory(url: str) -> Callable[[], Any]:
     return connect
 
 
-def _sandbox_url(variable: str, value: str, alternative: str) -> str:
+def _sandbox_url(variable: str, value: str) -> str:
     if not value.startswith(SANDBOX_SCHEME):
-        docker_form = ", docker or docker+unix:///PATH" if variable.endswith("ORCHESTRATOR") else ""
-        raise ValueError(
-            f"{variable}={value!r}: expected sandbox+http://127.0.0.1:PORT{docker_form}"
-            + (f" ({alternative} arrives with its own backend)" if alternative else "")
+        other = (
+            ", docker or docker+unix:///PATH"
+            if variable.endswith("ORCHESTRATOR")
+            else ", postgres (with WATCHDOG_DATABASE_URL) or postgresql://user@host:port/db"
         )
+        raise ValueError(f"{variable}={value!r}: expected sandbox+http://127.0.0.1:PORT{other}")
     return value[len(SANDBOX_SCHEME) :]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionTable:
+    """What the executor runs steps with: handlers, dry-run previews, pre-approval checks."""
+
+    handlers: dict[str, Handler]
+    previews: dict[str, Handler]
+    preflights: dict[str, Preflight]
+
+
+def action_table(
+    policy: Policy,
+    settings: Settings,
+    journal: Journal,
+    client: httpx.AsyncClient,
+    chosen: Backends,
+) -> ActionTable:
+    """Every action this deployment can carry out, from the backends the settings chose."""
+    store = chosen.store
+    http = HttpActions(policy, client)
+    config = ConfigActions(store, journal, http, settings.backup_dir) if store is not None else None
+    database = DatabaseActions(chosen.database_url) if chosen.database_url else None
+    coupled = set(policy.stack.schema_coupled_services)
+    guard = SchemaGuard(chosen.database_url, journal, coupled) if coupled else None
+    handlers = build_handlers(
+        http=http,
+        orchestrator=chosen.orchestrator,
+        reverter=chosen.reverter,
+        config=config,
+        protected=policy.stack.protected_services,
+        schema_guard=guard,
+        database=database,
+    )
+    preflights: dict[str, Preflight] = (
+        {"database.restore": database.preflight} if database is not None else {}
+    )
+    return ActionTable(handlers, build_previews(chosen.orchestrator), preflights)
 
 
 def build_daemon(
@@ -112,25 +195,18 @@ def build_daemon(
     dry_run: bool,
 ) -> Daemon:
     chosen = backends(settings, client, policy, journal)
-    store = chosen.store
-    http = HttpActions(policy, client)
-    config = ConfigActions(store, journal, http, settings.backup_dir) if store is not None else None
-    handlers = build_handlers(
-        http=http,
-        orchestrator=chosen.orchestrator,
-        reverter=chosen.reverter,
-        config=config,
-        protected=policy.stack.protected_services,
-    )
+    table = action_table(policy, settings, journal, client, chosen)
     return Daemon(
         policy,
         journal,
-        handlers,
+        table.handlers,
         client=client,
-        config_store=store,
+        config_store=chosen.store,
         reverter=chosen.reverter,
         docker_factory=chosen.docker,
-        previews=build_previews(chosen.orchestrator),
+        database_url=chosen.database_url,
+        previews=table.previews,
+        preflights=table.preflights,
         dry_run=dry_run,
     )
 

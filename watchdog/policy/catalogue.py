@@ -40,7 +40,10 @@ ACTIONS: dict[str, ActionSpec] = {
     ),
     "config.backup": ActionSpec(Risk.SAFE, ("table",), (), summary="copy the live table"),
     "config.restore": ActionSpec(
-        Risk.SAFE, ("table",), ("source",), summary="restore the last known good table"
+        Risk.SAFE,
+        ("table",),
+        ("source", "defaults"),
+        summary="restore the last known good table (or the policy's defaults file)",
     ),
     "config.reload": ActionSpec(Risk.SAFE, ("target",), (), summary="POST /admin/config/reload"),
     "config.verify": ActionSpec(
@@ -59,19 +62,34 @@ ACTIONS: dict[str, ActionSpec] = {
         Risk.SAFE, ("target", "method", "path"), ("body", "expect_status"), summary="HTTP call"
     ),
     "wait": ActionSpec(Risk.SAFE, ("seconds",), (), summary="let the system settle"),
+    "database.dump": ActionSpec(
+        Risk.SAFE, ("dir",), (), summary="pg_dump the current state for forensics"
+    ),
+    "database.backup": ActionSpec(
+        Risk.SAFE,
+        ("backup_dir",),
+        (),
+        summary="a fresh gzip'd pg_dump named like the stack's own backups",
+    ),
+    "database.integrity": ActionSpec(
+        Risk.SAFE,
+        ("checks",),
+        ("statement_timeout",),
+        summary="read-only integrity queries that must hold",
+    ),
     "database.restore": ActionSpec(
         Risk.RISKY,
         ("backup_dir",),
-        ("max_backup_age",),
+        ("max_backup_age", "backup", "pattern", "migration_dirs", "target_version", "base_dir"),
         idempotent=False,
-        summary="restore the newest database backup",
+        summary="restore the newest database backup, in one transaction",
     ),
     "migrations.down": ActionSpec(
         Risk.RISKY,
         ("migration_dirs",),
-        ("target_version",),
+        ("target_version", "base_dir"),
         idempotent=False,
-        summary="apply down migrations newest first",
+        summary="apply down migrations newest first, each in its own transaction",
     ),
     "system.rebuild": ActionSpec(
         Risk.DESTRUCTIVE,

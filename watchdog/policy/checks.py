@@ -17,12 +17,15 @@ import jmespath
 import jmespath.exceptions
 
 from watchdog.policy.catalogue import ACTIONS
+from watchdog.policy.identifiers import EXPECTED as IDENTIFIER_EXPECTED
+from watchdog.policy.identifiers import is_table_name
 from watchdog.policy.schema import (
     AnySignal,
     Approval,
     DerivedSignal,
     HttpSignal,
     Policy,
+    PostgresSignal,
     PrometheusSignal,
     ScenarioSpec,
 )
@@ -107,6 +110,12 @@ def _signal_problems(policy: Policy) -> Iterator[Problem]:
             )
         if signal.interval <= 0:
             yield Problem(f"signals[{index}].interval", "0", "a positive duration")
+        if isinstance(signal, PostgresSignal) and (signal.check == "query") != bool(signal.query):
+            yield Problem(
+                f"signals[{index}].query",
+                repr(signal.query) if signal.query else "nothing",
+                "a read-only SQL query for check: query, and none for check: reachable",
+            )
 
 
 def _rule_problems(policy: Policy) -> Iterator[Problem]:
@@ -200,6 +209,9 @@ def _scenario_problems(policy: Policy) -> Iterator[Problem]:
             problem = _jmespath_problem(expect) if isinstance(expect, str) else ""
             if problem:
                 yield Problem(f"{path}.params.expect", repr(expect), problem)
+            table = step.params.get("table")
+            if table is not None and not (isinstance(table, str) and is_table_name(table)):
+                yield Problem(f"{path}.params.table", repr(table), IDENTIFIER_EXPECTED)
             target = step.params.get("target")
             if isinstance(target, str) and "{" not in target and target not in policy.targets:
                 yield Problem(

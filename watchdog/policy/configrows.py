@@ -27,7 +27,17 @@ PRIORITIES = 4
 class WaterfallChange:
     rows: list[dict[str, Any]]
     before: list[dict[str, Any]]
+    after: list[dict[str, Any]]
     summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class UndoPlan:
+    """Which before-images to write back, and which rows changed again since (conflicts)."""
+
+    rows: list[dict[str, Any]]
+    conflicts: list[str]
+    conflicts_before: list[dict[str, Any]]
 
 
 def invalid_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -67,6 +77,7 @@ def disable_provider(
 ) -> WaterfallChange:
     new_rows: list[dict[str, Any]] = []
     before: list[dict[str, Any]] = []
+    after: list[dict[str, Any]] = []
     disabled: list[str] = []
     rerouted: list[str] = []
     for row in rows:
@@ -96,10 +107,47 @@ def disable_provider(
                 rerouted.append(str(row.get("metadata_field")))
         changed["updated_by"] = "watchdog"
         new_rows.append(changed)
+        after.append(changed)
     summary = (
         f"{provider} removed ({mode}): {len(rerouted)} field(s) rerouted"
         + (f" [{', '.join(rerouted)}]" if rerouted else "")
         + f", {len(disabled)} disabled"
         + (f" [{', '.join(disabled)}]" if disabled else "")
     )
-    return WaterfallChange(new_rows, before, summary)
+    return WaterfallChange(new_rows, before, after, summary)
+
+
+def undo_plan(
+    live: Sequence[Mapping[str, Any]],
+    before: Sequence[Mapping[str, Any]],
+    after: Sequence[Mapping[str, Any]],
+    key: str = "metadata_field",
+) -> UndoPlan:
+    """Before-images whose rows still look exactly as our change left them.
+
+    Matching is by `key`; a row whose live version differs from our after-image
+    was edited by someone since, and is reported instead of overwritten.
+    """
+    now = {row.get(key): row for row in live}
+    ours = {row.get(key): row for row in after}
+    rows: list[dict[str, Any]] = []
+    conflicts: list[str] = []
+    conflicts_before: list[dict[str, Any]] = []
+    for image in before:
+        name = image.get(key)
+        current, written = now.get(name), ours.get(name)
+        if current is not None and written is not None and not _same(current, written):
+            conflicts.append(str(name))
+            conflicts_before.append(dict(image))
+        else:
+            rows.append(dict(image))
+    return UndoPlan(rows, conflicts, conflicts_before)
+
+
+def _same(live: Mapping[str, Any], written: Mapping[str, Any]) -> bool:
+    """The columns we wrote still hold what we wrote (timestamps a trigger sets aside)."""
+    return all(
+        live.get(column) == value
+        for column, value in written.items()
+        if column not in ("last_updated",)
+    )

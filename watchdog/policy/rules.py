@@ -221,10 +221,16 @@ def _service_of(policy: Policy, signal: AnySignal) -> str:
 def derive_signal(signal: DerivedSignal, windows: Windows, now: float) -> Observation:
     """Count, share, sum, max or min over the latest values of other signals."""
     values: list[float] = []
+    witnesses: list[tuple[float, str]] = []
     for name in signal.of:
-        for _, sample in windows.latest_all(name):
+        for series, sample in windows.latest_all(name):
             if sample.value is not None:
                 values.append(sample.value)
+                said = sample.error or sample.detail
+                label = f"{name}[{series}]" if series else name
+                witnesses.append(
+                    (sample.value, f"{label} = {sample.value:g}" + (f" ({said})" if said else ""))
+                )
     if not values:
         return Observation(signal.name, now, None, error="no input values yet")
     if signal.op in ("count", "fraction"):
@@ -242,4 +248,8 @@ def derive_signal(signal: DerivedSignal, windows: Windows, now: float) -> Observ
             else min(values)
         )
         detail = f"{signal.op} of {len(values)} values"
+        if signal.op in ("max", "min"):
+            # Say which input decided it, and what that input saw: the real evidence.
+            chosen = next(w for v, w in witnesses if v == result)
+            detail += f", from {chosen}"
     return Observation(signal.name, now, result, detail=detail)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from watchdog.model import Risk, Severity
 from watchdog.policy.durations import Duration
+from watchdog.policy.identifiers import table_name
 
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
 
@@ -137,6 +138,27 @@ class TableSignal(SignalBase):
     table: str
     check: Literal["invalid_rows"] = "invalid_rows"
 
+    _table_is_a_name = field_validator("table")(table_name)
+
+
+class PostgresSignal(SignalBase):
+    """The guarded database itself, over psycopg with the daemon's WATCHDOG_DATABASE_URL.
+
+    `reachable`: 1 when a connection opens and answers `SELECT 1` within the
+    timeout, 0 otherwise (the P0 "database unavailable" signal). `query`: the
+    first column of the first row of a read-only query, run in a READ ONLY
+    transaction with a statement timeout of the signal's `timeout`; a NULL or no
+    row reads as 0. Queries are policy data, because the runbook's own integrity
+    queries name tables and columns that do not exist (TARGET-STACK.md).
+    """
+
+    kind: Literal["postgres"]
+    check: Literal["reachable", "query"] = "reachable"
+    query: str | None = None
+
+    def value_range(self) -> tuple[float, float]:
+        return (0.0, 1.0) if self.check == "reachable" else (float("-inf"), float("inf"))
+
 
 class DockerSignal(SignalBase):
     """Containers of the Compose project, found by their labels, one series per service.
@@ -179,6 +201,7 @@ AnySignal = (
     | TcpSignal
     | HostSignal
     | TableSignal
+    | PostgresSignal
     | DockerSignal
     | DerivedSignal
     | AlertSignal
@@ -280,11 +303,20 @@ class LastGoodSpec(Strict):
     settle: Duration = 15.0
     keep: int = Field(10, ge=1)
 
+    @field_validator("tables")
+    @classmethod
+    def _tables_are_names(cls, tables: list[str]) -> list[str]:
+        return [table_name(t) for t in tables]
+
 
 class StackSpec(Strict):
     name: str
     compose_project: str | None = None
     protected_services: list[str] = Field(default_factory=list)
+    schema_coupled_services: list[str] = Field(
+        default_factory=list,
+        description="never reverted to an image older than the newest applied migration",
+    )
 
 
 class Policy(Strict):

@@ -23,6 +23,7 @@ from watchdog.policy.schema import (
     HostSignal,
     HttpSignal,
     Policy,
+    PostgresSignal,
     PrometheusSignal,
     TableSignal,
     TargetSpec,
@@ -31,11 +32,20 @@ from watchdog.policy.schema import (
 from watchdog.probes.docker import DockerProbe, env_client_factory
 from watchdog.probes.host import HostProbe
 from watchdog.probes.http import HttpProbe
+from watchdog.probes.postgres import PostgresProbe
 from watchdog.probes.prometheus import PrometheusProbe
 from watchdog.probes.table import RowReader, TableProbe
 from watchdog.probes.tcp import TcpProbe
 
-ProbedSignal = HttpSignal | PrometheusSignal | TcpSignal | HostSignal | TableSignal | DockerSignal
+ProbedSignal = (
+    HttpSignal
+    | PrometheusSignal
+    | TcpSignal
+    | HostSignal
+    | TableSignal
+    | PostgresSignal
+    | DockerSignal
+)
 
 
 class Probe(Protocol):
@@ -54,6 +64,7 @@ def build_probe(
     *,
     read_rows: RowReader | None = None,
     docker_client_factory: Callable[[], docker.DockerClient] | None = None,
+    database_url: str | None = None,
 ) -> Probe | None:
     """The probe for one signal; None for kinds computed elsewhere (derived, alert).
 
@@ -63,6 +74,7 @@ def build_probe(
     DOCKER_CERT_PATH) and otherwise the local socket, with the signal's timeout. Raises
     ValueError when the policy is inconsistent (a signal naming an unknown target,
     a malformed JMESPath or address): a mistake of ours, not the target's.
+    PostgreSQL probes connect with `database_url` (WATCHDOG_DATABASE_URL).
     """
     if isinstance(signal, HostSignal):
         return HostProbe(signal)
@@ -74,10 +86,39 @@ def build_probe(
         return TcpProbe(signal, signal.target, _target(signal.target, policy))
     if isinstance(signal, TableSignal):
         return TableProbe(signal, read_rows)
+    if isinstance(signal, PostgresSignal):
+        return PostgresProbe(signal, database_url)
     if isinstance(signal, DockerSignal):
         factory = docker_client_factory or env_client_factory(signal.timeout)
         return DockerProbe(signal, factory)
     return None
+
+
+def build_probes(
+    policy: Policy,
+    client: httpx.AsyncClient,
+    *,
+    names: set[str] | None = None,
+    read_rows: RowReader | None = None,
+    docker_client_factory: Callable[[], docker.DockerClient] | None = None,
+    database_url: str | None = None,
+) -> list[Probe]:
+    """A probe for every enabled signal that has one (only those in `names`, if given)."""
+    return [
+        probe
+        for signal in policy.probed_signals()
+        if (names is None or signal.name in names)
+        and (
+            probe := build_probe(
+                signal,
+                policy,
+                client,
+                read_rows=read_rows,
+                docker_client_factory=docker_client_factory,
+                database_url=database_url,
+            )
+        )
+    ]
 
 
 def _target(name: str, policy: Policy) -> TargetSpec:

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from watchdog.sandbox import jsonhttp
+from watchdog.sandbox.catalog import TABLE_KEYS
 from watchdog.sandbox.faults import FaultError, FaultInjector
 from watchdog.sandbox.jsonhttp import HttpError, Request, Response, json_response
 from watchdog.sandbox.supervisor import StartTimeoutError, Supervisor, UnknownServiceError
@@ -80,9 +81,10 @@ class ControlApi:
         return json_response({"tables": self.store.names()})
 
     def get_table(self, request: Request) -> Response:
-        """`{"rows": [...]}`."""
+        """`{"rows": [...], "key": "<primary key column>"}`."""
+        table = request.params["table"]
         try:
-            return json_response({"rows": self.store.rows(request.params["table"])})
+            return json_response({"rows": self.store.rows(table), "key": TABLE_KEYS.get(table)})
         except UnknownTableError as exc:
             raise HttpError(404, exc.args[0]) from exc
 
