@@ -97,7 +97,7 @@ def measure(extra_rows: int, runs: int) -> tuple[list[float], list[float]]:
                         )
                         corrupted_at = time.time()
                     wait_for(
-                        lambda before=known: any(  # type: ignore[misc]
+                        lambda before=known: any(
                             i.id not in before and i.closed_at is not None
                             for i in journal.list_incidents(limit=1000)
                         ),

@@ -17,6 +17,9 @@ from watchdog.policy.schema import Policy
 _DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 _PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
 OUTCOMES = ("succeeded", "failed", "skipped", "unknown", "dry_run")
+CHANNELS = ("pagerduty", "opsgenie", "slack", "webhook")
+PAGE_OUTCOMES = ("sent", "retried", "rejected")
+ALERT_OUTCOMES = ("accepted", "duplicate", "unauthorized", "malformed", "too_large")
 
 
 class Metrics:
@@ -98,6 +101,42 @@ class Metrics:
             registry=r,
         )
 
+        self.pages = Counter(
+            "watchdog_pages_total",
+            "Notifier deliveries, by channel and outcome (sent, retried, rejected).",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "watchdog_outbox_pending",
+            "Notifications journaled but not yet delivered, by channel.",
+            ["channel"],
+            registry=r,
+        )
+        self.approvals_pending = Gauge(
+            "watchdog_approvals_pending",
+            "Incidents whose plan waits for a human's approval.",
+            registry=r,
+        )
+        self.approvals = Counter(
+            "watchdog_approvals_total",
+            "Approval decisions recorded, by decision (approve, reject, expire).",
+            ["decision"],
+            registry=r,
+        )
+        self.alerts_received = Counter(
+            "watchdog_alerts_received_total",
+            "Alertmanager alerts received, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.alert_intake = Histogram(
+            "watchdog_alert_intake_seconds",
+            "Time from an Alertmanager webhook arriving to its alerts being journaled.",
+            buckets=_PROBE_BUCKETS,
+            registry=r,
+        )
+
     @classmethod
     def for_policy(cls, policy: Policy, registry: CollectorRegistry | None = None) -> Metrics:
         metrics = cls(registry)
@@ -118,6 +157,15 @@ class Metrics:
             metrics.probe_errors.labels(signal.name)
         metrics.budget_remaining.set(policy.guards.actions_per_hour)
         metrics.paused.set(0)
+        for channel in CHANNELS:
+            metrics.outbox_pending.labels(channel).set(0)
+            for outcome in PAGE_OUTCOMES:
+                metrics.pages.labels(channel, outcome)
+        metrics.approvals_pending.set(0)
+        for decision in ("approve", "reject", "expire"):
+            metrics.approvals.labels(decision)
+        for outcome in ALERT_OUTCOMES:
+            metrics.alerts_received.labels(outcome)
         return metrics
 
     def exposition(self) -> bytes:
