@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
         p = command(name, f"{words} all automatic actions (the kill switch)", _flagger(value))
         p.add_argument("--state", help="journal path or sqlite:/// URL")
 
-    p = command("demo", "run the daemon on the sandbox and inject four faults", _demo)
+    p = command("demo", "run the daemon on the sandbox and inject five faults", _demo)
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
 
     p = command("sandbox", "run the sandbox stack until interrupted", _sandbox)

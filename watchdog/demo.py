@@ -1,4 +1,4 @@
-"""`watchdog demo`: the real daemon, the real songnodes policy, the sandbox stack, four faults.
+"""`watchdog demo`: the real daemon, the real songnodes policy, the sandbox stack, five faults.
 
 It starts the sandbox (stub services as separate processes on 127.0.0.1), runs
 `watchdog run` against it as a separate process with an SQLite journal in a
@@ -62,6 +62,10 @@ FAULTS = (
     Fault("corrupted enrichment configuration", "corrupt_config"),
     Fault(
         "failing provider (spotify down, breaker OPEN)", "provider_outage", {"provider": "spotify"}
+    ),
+    Fault(
+        "provider back (spotify restored): its rows put back", "provider_restore",
+        {"provider": "spotify"},
     ),
     Fault("DLQ overflow (workers dead-lettering)", "dlq_overflow"),
 )

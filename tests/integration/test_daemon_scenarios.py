@@ -21,6 +21,8 @@ from watchdog.sandbox.stack import SandboxStack
 
 pytestmark = pytest.mark.slow
 
+CONFIG = "metadata_enrichment_config"
+
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
@@ -97,6 +99,60 @@ def test_failing_provider_is_disabled_and_breaker_closed(stage: Stage) -> None:
     )
     breakers = httpx.get(stage.stack.urls["api-gateway-internal"] + "/health", timeout=5).json()
     assert breakers["circuit_breakers"]["spotify"] == "CLOSED"
+
+
+def test_a_recovered_provider_is_put_back_exactly_leaving_later_edits_alone(
+    stage: Stage,
+) -> None:
+    """Scenario 3's way back: once spotify's breaker stays CLOSED for the rule's clear_for
+    (6 s at this time scale), a follow-up incident restores exactly the rows the disable
+    changed; a row edited by hand since keeps its edit, and so does a row it never touched."""
+    journal = stage.journal()
+    try:
+        disable = next(
+            i for i in journal.list_incidents(limit=100) if i.scenario == "provider_failure"
+        )
+        change = next(
+            e.data
+            for e in journal.timeline(disable.id)
+            if e.kind == "step_evidence" and e.data.get("action") == "provider.disable"
+        )
+    finally:
+        journal.close()
+    before = {r["metadata_field"]: r for r in change["before"]}
+    rows = stage.stack.control.table(CONFIG)
+    edited_since = sorted(before)[0]
+    untouched = next(r["metadata_field"] for r in rows if r["metadata_field"] not in before)
+    for row in rows:
+        if row["metadata_field"] in (edited_since, untouched):
+            row["field_description"] = "edited by hand after the disable"
+    known = {i["id"] for i in stage.incidents()}
+    stage.stack.control.put_table(CONFIG, rows)
+    stage.stack.inject("provider_restore", provider="spotify")
+
+    follow_up = stage.follow(known, ("resolved", "escalated"), 60, scenario="provider_reenable")
+
+    assert follow_up["state"] == "resolved", follow_up["timeline"]
+    assert (follow_up["key"], follow_up["severity"]) == ("reenable/spotify", "P2")
+    assert [status for _, status in steps_of(follow_up)] == ["succeeded"] * 3
+    assert edited_since in follow_up["steps"][0]["output"]  # named, not overwritten
+    live = {r["metadata_field"]: r for r in stage.stack.control.table(CONFIG)}
+    for field, image in before.items():
+        if field != edited_since:
+            assert {k: live[field][k] for k in image if k != "last_updated"} == {
+                k: v for k, v in image.items() if k != "last_updated"
+            }
+    assert live[edited_since]["field_description"] == "edited by hand after the disable"
+    assert live[edited_since]["priority_1_provider"] != "spotify"
+    assert live[untouched]["field_description"] == "edited by hand after the disable"
+    routed = [r for r in live.values() if r["enabled"] and r["priority_1_provider"] == "spotify"]
+    assert routed, "spotify leads no waterfall again"
+    journal = stage.journal()
+    try:
+        assert journal.get_flag(f"reenabled:{disable.id}") == str(follow_up["id"])
+        assert any(e.kind == "reenable" for e in journal.timeline(disable.id))
+    finally:
+        journal.close()
 
 
 def test_dlq_overflow_restarts_the_workers_and_drains(stage: Stage) -> None:

@@ -1,4 +1,4 @@
-"""`watchdog demo` end to end, as `make demo` runs it: exit 0 only when all four recovered."""
+"""`watchdog demo` end to end, as `make demo` runs it: exit 0 only when all five recovered."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from watchdog.actions.base import ActionFailed
 from watchdog.actions.config import ConfigActions
 from watchdog.actions.http import HttpActions
 from watchdog.actions.pgstore import PostgresConfigStore
-from watchdog.model import Risk, Step
+from watchdog.model import Risk, Severity, Step
 from watchdog.policyfile import load_policy
 from watchdog.store.journal import Journal
 
@@ -253,6 +253,47 @@ def test_undo_leaves_alone_a_row_changed_again_since(
     rows = {r["metadata_field"]: r for r in asyncio.run(store.read_rows(CONFIG))}
     assert rows["bpm"]["updated_by"] == "oncall" and rows["bpm"]["enabled"] is False
     assert "left alone because they changed since: bpm" in words
+
+
+def test_provider_enable_undoes_a_journaled_disable_once_and_then_writes_nothing(
+    musicdb: PgServer, journal: Journal, tmp_path: Path
+) -> None:
+    """The daemon's automatic re-enable: the before-images come from the incident's journal."""
+    store = PostgresConfigStore(musicdb.dsn)
+    original = asyncio.run(store.read_rows(CONFIG))
+    incident = journal.open_incident(
+        key="provider/spotify", severity=Severity.P2, scenario="provider_failure",
+        subject="spotify", state="executing", reason="test", at=time.time(), findings=(),
+    )
+
+    nothing = journal.open_incident(
+        key="provider/lastfm", severity=Severity.P2, scenario="provider_failure",
+        subject="lastfm", state="executing", reason="test", at=time.time(), findings=(),
+    )
+
+    async def run() -> tuple[str, str, str]:
+        async with httpx.AsyncClient() as client:
+            config = actions(store, journal, client, "http://127.0.0.1:9", tmp_path)
+            outcome = await config.disable(
+                step("provider.disable", table=CONFIG, provider="spotify", mode="surgical")
+            )
+            journal.add_event(
+                incident, at=time.time(), kind="step_evidence", summary="disable",
+                data=outcome.data,
+            )
+            first = await config.enable(step("provider.enable", incident=incident))
+            again = await config.enable(step("provider.enable", incident=incident))
+            try:
+                await config.enable(step("provider.enable", incident=nothing))
+            except ActionFailed as error:
+                return first.output, again.output, str(error)
+            raise AssertionError("an incident that disabled nothing was undone")
+
+    first, again, refused = asyncio.run(run())
+    assert asyncio.run(store.read_rows(CONFIG)) == original
+    assert first.startswith(f"{pg_schema.SPOTIFY_ROWS} row(s) of {CONFIG} restored")
+    assert again.startswith(f"0 row(s) of {CONFIG} restored") and "already back" in again
+    assert refused == f"incident {nothing} journaled no provider.disable change: nothing to undo"
 
 
 def test_database_errors_never_carry_the_password(musicdb: PgServer) -> None:

@@ -23,6 +23,13 @@ from watchdog.model import Step
 from watchdog.policy.configrows import disable_provider, undo_plan
 from watchdog.store.journal import Journal
 
+#: The action whose journaled before-images an undo puts back.
+UNDOABLE = "provider.disable"
+
+
+class NothingToUndo(ActionFailed):
+    """The incident changed no rows that an undo could put back."""
+
 
 class ConfigActions:
     def __init__(
@@ -124,6 +131,39 @@ class ConfigActions:
             },
         )
 
+    async def enable(self, step: Step) -> ActionOutcome:
+        """The daemon's own undo of a provider disable, once the provider is healthy again.
+
+        Never forced: a row someone edited since the disable is theirs now, and
+        is named in the output instead of overwritten.
+        """
+        incident = int(step.param_map()["incident"])
+        lines = await self.undo_incident(incident, force=False)
+        return ActionOutcome(
+            True, "; ".join(lines), {"action": "provider.enable", "incident": incident}
+        )
+
+    async def undo_incident(self, incident: int, *, force: bool) -> list[str]:
+        """Put back the before-images of every provider disable `incident` journaled.
+
+        Newest change first, so rows changed twice end at their oldest image.
+        """
+        changes = [
+            e.data
+            for e in self._journal.timeline(incident)
+            if e.kind == "step_evidence" and e.data.get("action") == UNDOABLE
+        ]
+        if not changes:
+            raise NothingToUndo(
+                f"incident {incident} journaled no {UNDOABLE} change: nothing to undo"
+            )
+        return [
+            await self.undo(
+                str(change["table"]), _rows(change["before"]), _rows(change["after"]), force=force
+            )
+            for change in reversed(changes)
+        ]
+
     async def undo(self, table: str, before: list[dict[str, Any]], after: list[dict[str, Any]],
                    *, force: bool = False) -> str:
         """Put back exactly the rows a change replaced, and nothing else.
@@ -135,12 +175,18 @@ class ConfigActions:
         rows = plan.rows + (plan.conflicts_before if force else [])
         summary = await self._store.update_rows(table, rows) if rows else "nothing to write"
         words = f"{len(rows)} row(s) of {table} restored to their before-image ({summary})"
+        if plan.already:
+            words += f"; already back: {', '.join(plan.already)}"
         if plan.conflicts and not force:
             words += (
                 f"; left alone because they changed since: {', '.join(plan.conflicts)} "
                 "(--force restores them anyway)"
             )
         return words
+
+
+def _rows(value: Any) -> list[dict[str, Any]]:
+    return [dict(r) for r in value] if isinstance(value, list) else []
 
 
 def read_rows_file(path: Path) -> list[dict[str, Any]]:

@@ -64,6 +64,7 @@ def build_handlers(
                 "config.restore": config.restore,
                 "config.verify": config.verify,
                 "provider.disable": config.disable,
+                "provider.enable": config.enable,
             }
         )
     return handlers

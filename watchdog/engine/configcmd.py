@@ -11,12 +11,11 @@ from __future__ import annotations
 import getpass
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
 from watchdog.actions.base import ActionFailed
-from watchdog.actions.config import ConfigActions
+from watchdog.actions.config import UNDOABLE, ConfigActions, NothingToUndo
 from watchdog.actions.http import HttpActions
 from watchdog.engine.runner import backends
 from watchdog.model import Severity
@@ -24,8 +23,6 @@ from watchdog.policy.schema import Policy
 from watchdog.policy.tablediff import diff_rows, render_diff
 from watchdog.settings import Settings
 from watchdog.store.journal import Journal, open_journal
-
-UNDOABLE = "provider.disable"
 
 
 def snapshots_text(journal: Journal, tables: list[str]) -> str:
@@ -85,15 +82,6 @@ async def undo_change(
     """Restore the before-images a provider disable journaled in `incident`."""
     journal = open_journal(settings.state)
     try:
-        changes = [
-            e.data
-            for e in journal.timeline(incident)
-            if e.kind == "step_evidence" and e.data.get("action") == UNDOABLE
-        ]
-        if not changes:
-            raise ValueError(
-                f"incident {incident} journaled no {UNDOABLE} change: nothing to undo"
-            )
         async with httpx.AsyncClient() as client:
             store = backends(settings, client, policy, journal).store
             if store is None:
@@ -101,16 +89,14 @@ async def undo_change(
             actions = ConfigActions(
                 store, journal, HttpActions(policy, client), settings.backup_dir
             )
+            try:
+                lines, code = await actions.undo_incident(incident, force=force), 0
+            except NothingToUndo as error:
+                raise ValueError(str(error)) from None
+            except ActionFailed as error:
+                lines, code = [f"undo failed: {error}"], 1
             record = _open_undo(journal, incident)
-            code = 0
-            for change in reversed(changes):
-                try:
-                    words = await actions.undo(
-                        str(change["table"]), _rows(change["before"]), _rows(change["after"]),
-                        force=force,
-                    )
-                except ActionFailed as error:
-                    words, code = f"undo failed: {error}", 1
+            for words in lines:
                 journal.add_event(record, at=time.time(), kind="undo", summary=words)
                 out(words)
             journal.set_state(
@@ -141,6 +127,3 @@ def _open_undo(journal: Journal, incident: int) -> int:
     )
     return record
 
-
-def _rows(value: Any) -> list[dict[str, Any]]:
-    return [dict(r) for r in value] if isinstance(value, list) else []

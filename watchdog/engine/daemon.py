@@ -23,6 +23,7 @@ from watchdog.actions.base import ConfigStore, Handler, Reverter
 from watchdog.engine.executor import Executor, Preflight
 from watchdog.engine.incidents import PAUSED_FLAG, Incidents, Recovery
 from watchdog.engine.lastgood import LastGood, ServiceLastGood
+from watchdog.engine.reenable import Reenabler
 from watchdog.metrics import Metrics
 from watchdog.model import Observation
 from watchdog.policy.rules import Evaluator, RuleState
@@ -114,6 +115,7 @@ class Daemon:
             preflights=preflights,
         )
         self.incidents = Incidents(policy, journal, executor, self.metrics, self.windows, clock)
+        self.reenabler = Reenabler(policy, journal, self.incidents, self.windows, clock)
         self.last_good = LastGood(policy.last_good, config_store, journal, clock)
         self.service_last_good = ServiceLastGood(
             policy.last_good, reverter.record_last_good if reverter else None, clock
@@ -132,6 +134,7 @@ class Daemon:
     async def run(self, stop: asyncio.Event, *, grace_seconds: float = 20.0) -> None:
         """Until `stop` is set; then let steps in flight finish for `grace_seconds`."""
         recovered = Recovery(self.incidents).run()
+        self.reenabler.refresh()
         log.info(
             "daemon_started",
             policy=self.policy.stack.name,
@@ -225,8 +228,12 @@ class Daemon:
             )
         self.incidents.apply(triage(result.active, self.incidents.open_views()))
         self.incidents.tick(result.active, self.states)
-        for closed in self.incidents.take_closed_findings():
+        closed_findings = self.incidents.take_closed_findings()
+        for closed in closed_findings:
             self.states[rule_key(closed)] = RuleState()
+        if closed_findings:
+            self.reenabler.refresh()
+        self.reenabler.tick()
         paused = self.journal.get_flag(PAUSED_FLAG) == "1"
         self.metrics.paused.set(1 if paused else 0)
         await self.last_good.tick(healthy=self._healthy(result.active))

@@ -52,6 +52,13 @@ ACTIONS: dict[str, ActionSpec] = {
     "provider.disable": ActionSpec(
         Risk.SAFE, ("provider", "table"), ("mode",), summary="take a provider out of use"
     ),
+    "provider.enable": ActionSpec(
+        Risk.SAFE,
+        ("incident",),
+        (),
+        summary="put back exactly the rows an incident's provider.disable changed, "
+        "leaving rows edited since alone",
+    ),
     "breaker.reset": ActionSpec(
         Risk.SAFE, ("target", "provider"), (), summary="reset a gateway circuit breaker"
     ),

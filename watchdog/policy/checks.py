@@ -27,6 +27,7 @@ from watchdog.policy.schema import (
     Policy,
     PostgresSignal,
     PrometheusSignal,
+    ReenableSpec,
     ScenarioSpec,
 )
 
@@ -147,6 +148,15 @@ def _rule_problems(policy: Policy) -> Iterator[Problem]:
         scenario = policy.scenarios.get(rule.scenario)
         if scenario is not None:
             yield from _scenario_words(path, rule.params, scenario, signals)
+            follow_up = scenario.reenable
+            if follow_up is not None and follow_up.scenario in policy.scenarios:
+                # The follow-up plan is filled from the same finding, plus {incident}.
+                yield from _scenario_words(
+                    path,
+                    {**rule.params, "incident": ""},
+                    policy.scenarios[follow_up.scenario],
+                    signals,
+                )
 
 
 def _scenario_words(
@@ -222,6 +232,8 @@ def _scenario_problems(policy: Policy) -> Iterator[Problem]:
                 f"scenarios.{name}.next", repr(scenario.next),
                 f"one of the scenarios {_known(policy.scenarios)}",
             )
+        if scenario.reenable is not None:
+            yield from _reenable_problems(policy, name, scenario.reenable, signals)
         if scenario.verify_timeout < scenario.verify_for:
             yield Problem(
                 f"scenarios.{name}.verify_timeout",
@@ -241,6 +253,25 @@ def _scenario_problems(policy: Policy) -> Iterator[Problem]:
                 reason = _impossible(signal, check.op, check.threshold)
                 if reason:
                     yield Problem(f"{path}.threshold", f"{check.op} {check.threshold:g}", reason)
+
+
+def _reenable_problems(
+    policy: Policy, name: str, reenable: ReenableSpec, signals: dict[str, AnySignal]
+) -> Iterator[Problem]:
+    path = f"scenarios.{name}.reenable"
+    if reenable.scenario not in policy.scenarios:
+        yield Problem(
+            f"{path}.scenario", repr(reenable.scenario),
+            f"one of the scenarios {_known(policy.scenarios)}",
+        )
+    elif reenable.scenario == name:
+        yield Problem(f"{path}.scenario", repr(name), "another scenario: the one that undoes it")
+    for index, check in enumerate(reenable.healthy):
+        if "{" not in check.signal and check.signal not in signals:
+            yield Problem(
+                f"{path}.healthy[{index}].signal", repr(check.signal),
+                f"one of the signals {_known(signals)}",
+            )
 
 
 def _authority_problems(policy: Policy) -> Iterator[Problem]:

@@ -17,7 +17,7 @@ exactly those rows and nothing else.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 PRIORITIES = 4
@@ -38,6 +38,7 @@ class UndoPlan:
     rows: list[dict[str, Any]]
     conflicts: list[str]
     conflicts_before: list[dict[str, Any]]
+    already: list[str] = field(default_factory=list)
 
 
 def invalid_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -126,22 +127,27 @@ def undo_plan(
     """Before-images whose rows still look exactly as our change left them.
 
     Matching is by `key`; a row whose live version differs from our after-image
-    was edited by someone since, and is reported instead of overwritten.
+    was edited by someone since, and is reported instead of overwritten. A row
+    already back at its before-image is left as it is (`already`), so running
+    an undo twice (a retry, a restart mid-step) writes nothing the second time.
     """
     now = {row.get(key): row for row in live}
     ours = {row.get(key): row for row in after}
     rows: list[dict[str, Any]] = []
     conflicts: list[str] = []
     conflicts_before: list[dict[str, Any]] = []
+    already: list[str] = []
     for image in before:
         name = image.get(key)
         current, written = now.get(name), ours.get(name)
-        if current is not None and written is not None and not _same(current, written):
+        if current is not None and written is not None and _same(current, image):
+            already.append(str(name))
+        elif current is not None and written is not None and not _same(current, written):
             conflicts.append(str(name))
             conflicts_before.append(dict(image))
         else:
             rows.append(dict(image))
-    return UndoPlan(rows, conflicts, conflicts_before)
+    return UndoPlan(rows, conflicts, conflicts_before, already)
 
 
 def _same(live: Mapping[str, Any], written: Mapping[str, Any]) -> bool:

@@ -8,14 +8,14 @@ and what runs is exactly what was approved.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from watchdog.model import Check, Plan, Severity, Step
 from watchdog.policy.authorize import authorize_plan
 from watchdog.policy.catalogue import ACTIONS
 from watchdog.policy.durations import format_duration
-from watchdog.policy.schema import Policy
+from watchdog.policy.schema import CheckSpec, Policy
 
 
 class _Words(dict[str, str]):
@@ -49,18 +49,7 @@ def plan_for(
         )
         for step in spec.steps
     )
-    checklist = tuple(
-        Check(
-            _render(c.description, words),
-            _render(c.signal, words),
-            c.op,
-            c.threshold,
-            c.measure,
-            c.window,
-            _render(c.series, words),
-        )
-        for c in spec.checklist
-    )
+    checklist = render_checks(spec.checklist, words)
     authorization = authorize_plan(severity, steps, policy.authority)
     return Plan(
         scenario=scenario,
@@ -74,6 +63,23 @@ def plan_for(
         + (f" ({spec.runbook})" if spec.runbook else "")
         + f": {why}",
         impact=_impact(policy, spec.impact, steps, spec.verify_for, words),
+    )
+
+
+def render_checks(specs: Sequence[CheckSpec], params: Mapping[str, str]) -> tuple[Check, ...]:
+    """Checklist lines with their templates ('{provider}', '{subject}') filled in."""
+    words = params if isinstance(params, _Words) else _Words(params)
+    return tuple(
+        Check(
+            _render(c.description, words),
+            _render(c.signal, words),
+            c.op,
+            c.threshold,
+            c.measure,
+            c.window,
+            _render(c.series, words),
+        )
+        for c in specs
     )
 
 

@@ -9,7 +9,7 @@ scaled: they bound real operations that take the time they take.
 
 from __future__ import annotations
 
-from watchdog.policy.schema import Policy
+from watchdog.policy.schema import Policy, ReenableSpec
 
 
 def compress_time(policy: Policy, factor: float) -> Policy:
@@ -39,6 +39,16 @@ def compress_time(policy: Policy, factor: float) -> Policy:
         )
         for rule in policy.rules
     ]
+    def reenable(spec: ReenableSpec | None) -> ReenableSpec | None:
+        if spec is None:
+            return None
+        return spec.model_copy(
+            update={
+                "healthy_for": None if spec.healthy_for is None else s(spec.healthy_for),
+                "healthy": [c.model_copy(update={"window": s(c.window)}) for c in spec.healthy],
+            }
+        )
+
     scenarios = {
         name: scenario.model_copy(
             update={
@@ -47,6 +57,7 @@ def compress_time(policy: Policy, factor: float) -> Policy:
                 "checklist": [
                     c.model_copy(update={"window": s(c.window)}) for c in scenario.checklist
                 ],
+                "reenable": reenable(scenario.reenable),
             }
         )
         for name, scenario in policy.scenarios.items()

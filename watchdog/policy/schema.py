@@ -254,6 +254,21 @@ class CheckSpec(Strict):
     series: str = Field("", description="only this series (a template, e.g. '{subject}')")
 
 
+class ReenableSpec(Strict):
+    """Putting back what a scenario took out of use, once its cause is healthy again.
+
+    A provider disable is a tourniquet, not a cure: when the checks of `healthy`
+    have held for `healthy_for` (by default the `clear_for` of the rules behind
+    the incident) after the incident resolved, the daemon opens a follow-up
+    incident whose plan is the scenario `scenario`; its steps may name
+    `{incident}`, the incident whose change they undo.
+    """
+
+    scenario: str
+    healthy: list[CheckSpec] = Field(min_length=1)
+    healthy_for: Duration | None = None
+
+
 class ScenarioSpec(Strict):
     title: str
     runbook: str = ""
@@ -264,6 +279,9 @@ class ScenarioSpec(Strict):
     impact: list[str] = Field(default_factory=list)
     next: str | None = Field(
         None, description="the next rung of the remediation ladder when this one fails"
+    )
+    reenable: ReenableSpec | None = Field(
+        None, description="undo this scenario's change automatically once healthy again"
     )
 
 
