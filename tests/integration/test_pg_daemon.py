@@ -87,6 +87,45 @@ def test_corrupted_configuration_is_restored_to_the_last_good_snapshot(
             ] == "bad"
 
 
+def test_a_reload_that_fails_after_the_commit_escalates_with_both_versions_journaled(
+    musicdb: PgServer, stub: EnrichmentStub, tmp_path: Path
+) -> None:
+    """The restore committed but the service would not load it: a human must know, and
+    the journal holds the corrupted rows (the backup) and the good ones (the snapshot)."""
+    with pg_stage(tmp_path, musicdb, stub) as stage:
+        stage.wait_for_snapshot()
+        journal = stage.journal()
+        snapshot = journal.latest_snapshot(CONFIG)
+        journal.close()
+        assert snapshot is not None
+        stub.fail_reloads = True
+        rows(musicdb.dsn, f"UPDATE {CONFIG} SET priority_1_provider = NULL, updated_by = 'bad' "
+             "WHERE metadata_field = 'bpm'")
+        incident = stage.follow(set(), ("escalated", "resolved", "closed"))
+
+        journal = stage.journal()
+        try:
+            steps = {s.name: s for s in journal.steps(incident["id"])}
+            timeline = journal.timeline(incident["id"])
+            evidence = [e.data for e in timeline if e.kind == "step_evidence"]
+        finally:
+            journal.close()
+        assert steps["restore the last known good configuration"].status == "succeeded"
+        reload = steps["reload the enrichment configuration"]
+        assert reload.status == "failed" and "503" in reload.output, reload.output
+        assert "verify the loaded configuration" not in steps
+        escalations = [e.summary for e in timeline if "escalated" in e.summary]
+        assert escalations and "reload" in " ".join(escalations), [e.summary for e in timeline]
+        (backup,) = [e for e in evidence if "rows" in e]
+        assert {r["metadata_field"]: r["updated_by"] for r in backup["rows"]}["bpm"] == "bad"
+        (restored,) = [e for e in evidence if "snapshot" in e]
+        assert restored["snapshot"] == snapshot.id
+        live = rows(musicdb.dsn, f"SELECT metadata_field, priority_1_provider FROM {CONFIG}")
+        assert {r["metadata_field"]: r["priority_1_provider"] for r in live} == {
+            r["metadata_field"]: r["priority_1_provider"] for r in snapshot.rows
+        }
+
+
 def test_database_down_is_a_p0_that_waits_for_the_on_call_and_touches_nothing(
     tmp_path: Path,
 ) -> None:
