@@ -29,7 +29,9 @@ from watchdog.actions.base import ActionFailed
 from watchdog.actions.config import ConfigActions
 from watchdog.actions.http import HttpActions
 from watchdog.actions.pgstore import PostgresConfigStore
+from watchdog.engine.lastgood import LastGood
 from watchdog.model import Risk, Severity, Step
+from watchdog.policy.schema import LastGoodSpec
 from watchdog.policyfile import load_policy
 from watchdog.store.journal import Journal
 
@@ -294,6 +296,33 @@ def test_provider_enable_undoes_a_journaled_disable_once_and_then_writes_nothing
     assert first.startswith(f"{pg_schema.SPOTIFY_ROWS} row(s) of {CONFIG} restored")
     assert again.startswith(f"0 row(s) of {CONFIG} restored") and "already back" in again
     assert refused == f"incident {nothing} journaled no provider.disable change: nothing to undo"
+
+
+def test_a_corrupted_table_is_never_kept_as_last_known_good_even_when_no_rule_saw_it_yet(
+    musicdb: PgServer, journal: Journal
+) -> None:
+    """The bench's 10,000-row table: the probe took longer than `settle` to see a
+    corruption that landed just before the candidate was read. The candidate's own rows
+    are validated, so it is refused; a clean table is kept."""
+    store = PostgresConfigStore(musicdb.dsn)
+    now = [1000.0]
+    spec = LastGoodSpec(tables=[CONFIG], every=1.0, settle=1.0)
+    last_good = LastGood(spec, store, journal, lambda: now[0], validated={CONFIG})
+    sql(musicdb, f"UPDATE {CONFIG} SET priority_1_provider = NULL WHERE metadata_field = 'bpm'")
+
+    async def settle_once() -> None:
+        await last_good.tick(healthy=True)  # reads the candidate
+        now[0] += 1.5
+        await last_good.tick(healthy=True)  # settled: kept, or refused
+        now[0] += 1.5
+
+    asyncio.run(settle_once())
+    assert journal.latest_snapshot(CONFIG) is None
+    sql(musicdb, f"UPDATE {CONFIG} SET priority_1_provider = 'spotify' "
+        "WHERE metadata_field = 'bpm'")
+    asyncio.run(settle_once())
+    kept = journal.latest_snapshot(CONFIG)
+    assert kept is not None and kept.row_count == 14
 
 
 def test_database_errors_never_carry_the_password(musicdb: PgServer) -> None:

@@ -27,7 +27,7 @@ from watchdog.engine.reenable import Reenabler
 from watchdog.metrics import Metrics
 from watchdog.model import Observation
 from watchdog.policy.rules import Evaluator, RuleState
-from watchdog.policy.schema import DockerSignal, Policy
+from watchdog.policy.schema import DockerSignal, Policy, TableSignal
 from watchdog.policy.triage import rule_key, triage
 from watchdog.policy.windows import Windows
 from watchdog.probes.base import Probe, build_probes
@@ -116,7 +116,13 @@ class Daemon:
         )
         self.incidents = Incidents(policy, journal, executor, self.metrics, self.windows, clock)
         self.reenabler = Reenabler(policy, journal, self.incidents, self.windows, clock)
-        self.last_good = LastGood(policy.last_good, config_store, journal, clock)
+        self.last_good = LastGood(
+            policy.last_good,
+            config_store,
+            journal,
+            clock,
+            validated={s.table for s in policy.probed_signals() if isinstance(s, TableSignal)},
+        )
         self.service_last_good = ServiceLastGood(
             policy.last_good, reverter.record_last_good if reverter else None, clock
         )

@@ -10,13 +10,14 @@ the rules within `settle` and the candidate is thrown away.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from watchdog.actions.base import ActionFailed, ConfigStore
+from watchdog.policy.configrows import invalid_rows
 from watchdog.policy.schema import LastGoodSpec
 from watchdog.store.journal import Journal
 
@@ -36,11 +37,15 @@ class LastGood:
         store: ConfigStore | None,
         journal: Journal,
         clock: Callable[[], float],
+        validated: Collection[str] = (),
     ) -> None:
+        """`validated`: the tables the policy checks with its own validation (a `table`
+        signal); a candidate of one of them that fails it is never kept."""
         self._spec = spec
         self._store = store
         self._journal = journal
         self._clock = clock
+        self._validated = set(validated)
         self._candidate: _Candidate | None = None
         self._last_read = float("-inf")
 
@@ -70,6 +75,23 @@ class LastGood:
             self._candidate = _Candidate(now, tables)
 
     def _keep(self, candidate: _Candidate) -> None:
+        """Store the candidate, unless the policy's own validation rejects one of its tables.
+
+        Settling alone is not enough: a probe that reads a large table may take
+        longer than `settle` to see a corruption that landed just before the read,
+        so the candidate's rows are validated themselves before they can ever be
+        restored as "good".
+        """
+        for table, rows in candidate.tables.items():
+            problems = invalid_rows(rows) if table in self._validated else []
+            if problems:
+                log.warning(
+                    "last_good_refused",
+                    table=table,
+                    reason="the candidate fails the policy's validation",
+                    problems=problems[:5],
+                )
+                return
         for table, rows in candidate.tables.items():
             saved = self._journal.save_snapshot(table, rows, at=candidate.at, keep=self._spec.keep)
             if saved is not None:
