@@ -1,0 +1,218 @@
+"""Real Prometheus and Alertmanager for the tests, started from Debian's binaries.
+
+Why the real ones: rules, PromQL and Alertmanager's routing and webhook payloads are
+exactly what the daemon and the shipped files must agree with, and only the real
+programs parse them the way production will. Each process runs in a folder of its own
+(config, storage, log), listens on 127.0.0.1 at a free port, and is stopped on exit.
+
+- Alertmanager runs with gossip off (`--cluster.listen-address=` empty): a lone
+  instance needs no peers and must not open a cluster port.
+- Both are awaited on `/-/ready`; a process that dies first fails the test with the
+  tail of its stderr, and a missing binary names the Debian package to install.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+HOST = "127.0.0.1"
+READY_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 10.0
+_PACKAGES = {
+    "prometheus": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+}
+
+
+class PromStackError(RuntimeError):
+    """A Prometheus/Alertmanager process could not start, or a query failed."""
+
+
+@dataclass(frozen=True)
+class Running:
+    """One started process: where it answers (`url`, `port`) and its `process` handle."""
+
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    folder: Path
+
+    @property
+    def log_path(self) -> Path:
+        """The file the process writes its stdout and stderr to."""
+        return self.folder / "process.log"
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the kernel's pick for port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def find_binary(name: str) -> str:
+    """The path of a Debian binary, or an error saying which package provides it."""
+    found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists()
+                                   else None)
+    if found is None:
+        package = _PACKAGES.get(name, name)
+        raise PromStackError(
+            f"{name} not found on PATH: apt-get install -y {package} "
+            "(scripts/provision.sh installs it)"
+        )
+    return found
+
+
+def _log_tail(path: Path, size: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-size:]
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
+def _wait_ready(name: str, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll `/-/ready` until it answers 200; fail with the log when the process exits."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    last = "no answer yet"
+    with httpx.Client(timeout=2.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            code = process.poll()
+            if code is not None:
+                raise PromStackError(
+                    f"{name} exited with status {code} before it was ready; its output:\n"
+                    f"{_log_tail(log)}"
+                )
+            try:
+                answer = client.get(f"{url}/-/ready")
+                if answer.status_code == 200:
+                    return
+                last = f"HTTP {answer.status_code}: {answer.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.1)
+    raise PromStackError(
+        f"{name} at {url} not ready after {READY_TIMEOUT_SECONDS:.0f} s ({last}); its output:\n"
+        f"{_log_tail(log)}"
+    )
+
+
+@contextlib.contextmanager
+def _run(name: str, folder: Path, argv: list[str], port: int) -> Iterator[Running]:
+    """Start `argv` with output to `folder/process.log`, await readiness, stop on exit."""
+    log = folder / "process.log"
+    url = f"http://{HOST}:{port}"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            argv, cwd=folder, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(name, url, process, log)
+        yield Running(url=url, port=port, process=process, folder=folder)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
+def prometheus(
+    folder: Path, config: dict[str, Any], rules: dict[str, str] | None = None
+) -> Iterator[Running]:
+    """A real Prometheus on 127.0.0.1 with `config` (a prometheus.yml as a dict).
+
+    `rules` maps file names to rule-file text; they are written next to the config and
+    appended to its `rule_files`, so tests can pass the shipped rules unchanged.
+    """
+    binary = find_binary("prometheus")
+    folder.mkdir(parents=True, exist_ok=True)
+    full = dict(config)
+    if rules:
+        names = list(full.get("rule_files") or [])
+        for file_name, text in rules.items():
+            (folder / file_name).write_text(text)
+            names.append(file_name)
+        full["rule_files"] = names
+    config_path = folder / "prometheus.yml"
+    config_path.write_text(yaml.safe_dump(full, sort_keys=False))
+    port = free_port()
+    argv = [
+        binary,
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={folder / 'data'}",
+        f"--web.listen-address={HOST}:{port}",
+        "--web.enable-lifecycle",
+        "--log.level=warn",
+    ]
+    with _run("prometheus", folder, argv, port) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def alertmanager(folder: Path, config: dict[str, Any]) -> Iterator[Running]:
+    """A real Alertmanager on 127.0.0.1 with `config` (an alertmanager.yml as a dict)."""
+    binary = find_binary("prometheus-alertmanager")
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path = folder / "alertmanager.yml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    port = free_port()
+    argv = [
+        binary,
+        f"--config.file={config_path}",
+        f"--storage.path={folder / 'data'}",
+        f"--web.listen-address={HOST}:{port}",
+        f"--web.external-url=http://{HOST}:{port}",
+        "--cluster.listen-address=",
+        "--log.level=warn",
+    ]
+    with _run("alertmanager", folder, argv, port) as running:
+        yield running
+
+
+def _api_get(url: str, path: str, params: dict[str, str] | None = None) -> Any:
+    """GET a Prometheus API path and return its `data`, raising with Prometheus's error."""
+    with httpx.Client(timeout=10.0, trust_env=False) as client:
+        answer = client.get(f"{url}{path}", params=params)
+    try:
+        body = answer.json()
+    except ValueError as exc:
+        raise PromStackError(
+            f"{path} answered HTTP {answer.status_code} with non-JSON: {answer.text[:300]}"
+        ) from exc
+    if answer.status_code != 200 or body.get("status") != "success":
+        raise PromStackError(
+            f"{path} {params or ''} failed (HTTP {answer.status_code}): "
+            f"{body.get('errorType')}: {body.get('error')}"
+        )
+    return body["data"]
+
+
+def query(url: str, promql: str) -> list[dict[str, Any]]:
+    """An instant query; the result vector (or a one-element list for a scalar/string).
+
+    A query Prometheus cannot parse raises PromStackError carrying Prometheus's text.
+    """
+    data = _api_get(url, "/api/v1/query", {"query": promql})
+    result = data["result"]
+    if data["resultType"] in ("scalar", "string"):
+        return [{"metric": {}, "value": result}]
+    return list(result)
+
+
+def alerts(url: str) -> list[dict[str, Any]]:
+    """The alerts Prometheus's rules hold now (pending and firing), from /api/v1/alerts."""
+    return list(_api_get(url, "/api/v1/alerts")["alerts"])
