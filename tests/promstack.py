@@ -216,3 +216,28 @@ def query(url: str, promql: str) -> list[dict[str, Any]]:
 def alerts(url: str) -> list[dict[str, Any]]:
     """The alerts Prometheus's rules hold now (pending and firing), from /api/v1/alerts."""
     return list(_api_get(url, "/api/v1/alerts")["alerts"])
+
+
+def wait_scraped(url: str, job: str, timeout: float = 30.0) -> None:
+    """Wait until Prometheus has scraped `job` successfully (`up == 1`).
+
+    Prometheus hands new targets to its scrapers only every 5 s, so the first scrape
+    comes seconds after /-/ready: a test that injects a fault before then loses the
+    "before" samples that rate() and increase() need. Fails with the target's last error.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if query(url, f'up{{job="{job}"}} == 1'):
+            return
+        time.sleep(0.2)
+    targets = _api_get(url, "/api/v1/targets")["activeTargets"]
+    errors = [
+        f"{t['scrapeUrl']}: {t['health']} {t['lastError']}"
+        for t in targets
+        if t["labels"].get("job") == job
+    ]
+    raise PromStackError(
+        f"Prometheus at {url} has not scraped job {job!r} within {timeout:.0f} s: "
+        f"{errors or 'no such target'}"
+    )
+

@@ -78,9 +78,8 @@ def test_prometheus_scrapes_and_answers_queries(tmp_path: Path) -> None:
             "  - alert: ProbeValueHigh\n    expr: promstack_probe_value > 10\n"
         )}
         with promstack.prometheus(tmp_path / "prom", config, rules) as prom:
-            result = _wait_for(
-                lambda: promstack.query(prom.url, "promstack_probe_value"), "the scrape"
-            )
+            promstack.wait_scraped(prom.url, "probe")
+            result = promstack.query(prom.url, "promstack_probe_value")
             assert result[0]["metric"]["job"] == "probe"
             assert float(result[0]["value"][1]) == 42.0
             firing = _wait_for(lambda: promstack.alerts(prom.url), "the rule to fire")
@@ -133,6 +132,21 @@ def test_missing_binary_names_the_package(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(promstack, "_PACKAGES", {"no-such-tool": "the-debian-package"})
     with pytest.raises(promstack.PromStackError, match="apt-get install -y the-debian-package"):
         promstack.find_binary("no-such-tool")
+
+
+def test_an_unscrapable_target_fails_with_its_error(tmp_path: Path) -> None:
+    config = {
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [{
+            "job_name": "nothing",
+            "static_configs": [{"targets": [f"{promstack.HOST}:{promstack.free_port()}"]}],
+        }],
+    }
+    with (
+        promstack.prometheus(tmp_path / "prom", config) as prom,
+        pytest.raises(promstack.PromStackError, match="connection refused"),
+    ):
+        promstack.wait_scraped(prom.url, "nothing", timeout=8)
 
 
 def test_a_process_that_dies_shows_its_output(tmp_path: Path) -> None:
