@@ -17,9 +17,11 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -108,16 +110,32 @@ def _wait_ready(name: str, url: str, process: subprocess.Popen[bytes], log: Path
 
 
 @contextlib.contextmanager
-def _run(name: str, folder: Path, argv: list[str], port: int) -> Iterator[Running]:
-    """Start `argv` with output to `folder/process.log`, await readiness, stop on exit."""
-    log = folder / "process.log"
+def _launch(
+    program: str, folder: Path, config: dict[str, Any], flags: list[str]
+) -> Iterator[Running]:
+    """Write `config`, start `program` on a free port with output to `folder/process.log`,
+    await readiness, and stop it on exit. `{url}` and `{folder}` in `flags` are filled in.
+    """
+    binary = find_binary(program)
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path = folder / "config.yml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    port = free_port()
     url = f"http://{HOST}:{port}"
+    argv = [
+        binary,
+        f"--config.file={config_path}",
+        f"--web.listen-address={HOST}:{port}",
+        "--log.level=warn",
+        *(flag.format(url=url, folder=folder) for flag in flags),
+    ]
+    log = folder / "process.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
             argv, cwd=folder, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
         )
     try:
-        _wait_ready(name, url, process, log)
+        _wait_ready(program, url, process, log)
         yield Running(url=url, port=port, process=process, folder=folder)
     finally:
         if process.poll() is None:
@@ -138,7 +156,6 @@ def prometheus(
     `rules` maps file names to rule-file text; they are written next to the config and
     appended to its `rule_files`, so tests can pass the shipped rules unchanged.
     """
-    binary = find_binary("prometheus")
     folder.mkdir(parents=True, exist_ok=True)
     full = dict(config)
     if rules:
@@ -147,40 +164,39 @@ def prometheus(
             (folder / file_name).write_text(text)
             names.append(file_name)
         full["rule_files"] = names
-    config_path = folder / "prometheus.yml"
-    config_path.write_text(yaml.safe_dump(full, sort_keys=False))
-    port = free_port()
-    argv = [
-        binary,
-        f"--config.file={config_path}",
-        f"--storage.tsdb.path={folder / 'data'}",
-        f"--web.listen-address={HOST}:{port}",
-        "--web.enable-lifecycle",
-        "--log.level=warn",
-    ]
-    with _run("prometheus", folder, argv, port) as running:
+    flags = ["--storage.tsdb.path={folder}/data", "--web.enable-lifecycle"]
+    with _launch("prometheus", folder, full, flags) as running:
         yield running
 
 
 @contextlib.contextmanager
 def alertmanager(folder: Path, config: dict[str, Any]) -> Iterator[Running]:
-    """A real Alertmanager on 127.0.0.1 with `config` (an alertmanager.yml as a dict)."""
-    binary = find_binary("prometheus-alertmanager")
-    folder.mkdir(parents=True, exist_ok=True)
-    config_path = folder / "alertmanager.yml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
-    argv = [
-        binary,
-        f"--config.file={config_path}",
-        f"--storage.path={folder / 'data'}",
-        f"--web.listen-address={HOST}:{port}",
-        f"--web.external-url=http://{HOST}:{port}",
-        "--cluster.listen-address=",
-        "--log.level=warn",
-    ]
-    with _run("alertmanager", folder, argv, port) as running:
+    """A real Alertmanager on 127.0.0.1 with `config` (an alertmanager.yml as a dict).
+
+    Gossip is off (an empty `--cluster.listen-address`): a lone instance needs no peers.
+    """
+    flags = ["--storage.path={folder}/data", "--web.external-url={url}",
+             "--cluster.listen-address="]
+    with _launch("prometheus-alertmanager", folder, config, flags) as running:
         yield running
+
+
+@contextlib.contextmanager
+def local_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served on 127.0.0.1 at a free port in a thread; yields its base URL.
+
+    For the small exporters and receivers that tests point Prometheus and
+    Alertmanager at; shut down and joined on exit.
+    """
+    server = ThreadingHTTPServer((HOST, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{HOST}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def _api_get(url: str, path: str, params: dict[str, str] | None = None) -> Any:

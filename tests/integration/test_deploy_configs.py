@@ -10,17 +10,14 @@ are read as data and held to what a sidecar and a provisioned dashboard need.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import queue
 import re
 import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -82,41 +79,27 @@ def test_the_receiver_sends_a_bearer_token_and_keeps_it_out_of_the_url() -> None
     assert config["route"]["receiver"] == "watchdog"
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    """Records each POST (path, headers, JSON body) into the server's queue; answers 200."""
-
-    server: _RecordingServer
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        body = json.loads(self.rfile.read(length))
-        self.server.received.put((self.path, dict(self.headers), body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
+Received = queue.Queue[tuple[str, dict[str, str], dict[str, Any]]]
 
 
-class _RecordingServer(ThreadingHTTPServer):
-    received: queue.Queue[tuple[str, dict[str, str], dict[str, Any]]]
+def _recorder() -> tuple[type[BaseHTTPRequestHandler], Received]:
+    """A handler that records each POST (path, headers, JSON body) and answers 200."""
+    received: Received = queue.Queue()
 
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            received.put((self.path, dict(self.headers), json.loads(self.rfile.read(length))))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
 
-@contextlib.contextmanager
-def _recording_server() -> Iterator[_RecordingServer]:
-    server = _RecordingServer((promstack.HOST, 0), _Recorder)
-    server.received = queue.Queue()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+    return Recorder, received
 
 
 def _localised(config: dict[str, Any], folder: Path, hook: str, pager: str) -> dict[str, Any]:
@@ -146,9 +129,12 @@ def _localised(config: dict[str, Any], folder: Path, hook: str, pager: str) -> d
 
 def test_a_real_alertmanager_routes_with_the_shipped_receiver(tmp_path: Path) -> None:
     shipped = yaml.safe_load(RECEIVER.read_text())
-    with _recording_server() as hook, _recording_server() as pager:
-        hook_url = f"http://{promstack.HOST}:{hook.server_address[1]}"
-        pager_url = f"http://{promstack.HOST}:{pager.server_address[1]}"
+    hook_handler, hooked = _recorder()
+    pager_handler, paged = _recorder()
+    with (
+        promstack.local_server(hook_handler) as hook_url,
+        promstack.local_server(pager_handler) as pager_url,
+    ):
         config = _localised(shipped, tmp_path, hook_url, pager_url)
         with promstack.alertmanager(tmp_path / "am", config) as am:
             now = datetime.now(UTC).isoformat()
@@ -167,8 +153,8 @@ def test_a_real_alertmanager_routes_with_the_shipped_receiver(tmp_path: Path) ->
             with httpx.Client(trust_env=False) as client:
                 answer = client.post(f"{am.url}/api/v2/alerts", json=[stack_alert, own_alert])
             assert answer.status_code == 200, answer.text
-            path, headers, body = hook.received.get(timeout=20)
-            pager_path, _, page = pager.received.get(timeout=20)
+            path, headers, body = hooked.get(timeout=20)
+            pager_path, _, page = paged.get(timeout=20)
     assert path == "/api/alertmanager"
     assert headers["Authorization"] == "Bearer sekret-bearer-token"
     assert "sekret" not in path
@@ -179,7 +165,7 @@ def test_a_real_alertmanager_routes_with_the_shipped_receiver(tmp_path: Path) ->
     assert page["event_action"] == "trigger"
     assert page["payload"]["severity"] == "critical"
     assert "WatchdogOutboxBacklog" in page["payload"]["summary"]
-    assert hook.received.empty(), "the watchdog's own alert must not go to the watchdog"
+    assert hooked.empty(), "the watchdog's own alert must not go to the watchdog"
 
 
 # -------------------------------------------------------------------- Prometheus
@@ -317,19 +303,12 @@ def test_the_healthcheck_script_judges_healthz(tmp_path: Path) -> None:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet."""
 
-    server = ThreadingHTTPServer((promstack.HOST, 0), Healthz)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    port = server.server_address[1]
-    try:
+    with promstack.local_server(Healthz) as url:
+        port = url.rpartition(":")[2]
         assert _healthcheck(f"0.0.0.0:{port}").returncode == 0
         answers["/healthz"] = (503, {"status": "stalled"})
         stalled = _healthcheck(f"127.0.0.1:{port}")
         assert stalled.returncode == 1 and "HTTP 503" in stalled.stderr
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
     refused = _healthcheck(f"127.0.0.1:{promstack.free_port()}")
     assert refused.returncode == 1 and "refused" in refused.stderr.lower()
     bad = _healthcheck("9095")

@@ -8,14 +8,11 @@ local webhook receiver.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import queue
-import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +22,6 @@ import pytest
 from tests import promstack
 
 EXPORTED = "promstack_probe_value 42\n"
-
-
-@contextlib.contextmanager
-def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Run `handler` on 127.0.0.1 at a free port in a thread; yield its base URL."""
-    server = ThreadingHTTPServer((promstack.HOST, 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{promstack.HOST}:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 class _Exporter(BaseHTTPRequestHandler):
@@ -65,7 +48,7 @@ def _wait_for(check: Any, what: str, timeout: float = 20.0) -> Any:
 
 
 def test_prometheus_scrapes_and_answers_queries(tmp_path: Path) -> None:
-    with _serve(_Exporter) as exporter:
+    with promstack.local_server(_Exporter) as exporter:
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "scrape_configs": [{
@@ -102,7 +85,7 @@ def test_alertmanager_routes_an_alert_to_a_webhook(tmp_path: Path) -> None:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet."""
 
-    with _serve(Receiver) as hook:
+    with promstack.local_server(Receiver) as hook:
         config = {
             "route": {
                 "receiver": "hook", "group_by": ["alertname"],
