@@ -19,6 +19,8 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 { command -v prometheus && command -v promtool; } >/dev/null || need+=(prometheus)
 { command -v prometheus-alertmanager && command -v amtool; } >/dev/null \
   || need+=(prometheus-alertmanager)
+# Compose, to resolve deploy/docker-compose.watchdog.yml in the deploy tests.
+command -v docker-compose >/dev/null || need+=(docker-compose)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" != 0 ]; then

@@ -3,9 +3,11 @@
 Checked with the real tools where there is one: `amtool check-config`, `promtool
 check config|rules` and `promtool test rules`, and the receiver config run in a real
 Alertmanager, which must call the watchdog's webhook with the bearer token (and page
-the on-call directly for alerts about the watchdog itself). No docker compose or
-Grafana is on these machines, so the Compose file, the Dockerfile and the dashboard
-are read as data and held to what a sidecar and a provisioned dashboard need.
+the on-call directly for alerts about the watchdog itself), and `docker-compose
+config` (Debian's 1.29; it needs no engine) resolving the Compose file with the
+example .env. No image build (no registry is reachable) and no Grafana: the
+Dockerfile and the dashboard are read as data and held to what a sidecar and a
+provisioned dashboard need; the dashboard's queries run in test_grafana_queries.
 """
 
 from __future__ import annotations
@@ -237,6 +239,32 @@ def test_the_compose_file_has_what_a_sidecar_needs() -> None:
     assert compose["networks"]["songnodes"]["external"] is True
     assert _with_defaults(service["ports"][0]) == "127.0.0.1:9095:9095", "loopback only"
     assert _with_defaults(compose["networks"]["songnodes"]["name"]) == "songnodes_default"
+
+
+def test_docker_compose_reads_the_file_with_the_example_env(tmp_path: Path) -> None:
+    """docker-compose (Debian's 1.29, the Compose tool these machines have) resolves it."""
+    compose_tool = _tool("docker-compose", "docker-compose")
+    for folder in ("deploy", "policies"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns(".env"))
+    copy = tmp_path / "deploy" / COMPOSE.name
+    missing = _run(compose_tool, "-f", str(copy), "config")
+    assert missing.returncode != 0 and ".env" in missing.stderr, "no .env, no secrets: refuse"
+    example = (DEPLOY / ".env.example").read_text()
+    (tmp_path / "deploy" / ".env").write_text(example.replace("CHANGE-ME", "s3cret"))
+    done = _run(compose_tool, "-f", str(copy), "config")
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)["services"]["watchdog"]
+    assert resolved["environment"]["WATCHDOG_ALERTMANAGER_TOKEN"] == "s3cret"
+    assert resolved["environment"]["WATCHDOG_URL_METADATA_ENRICHMENT"] == (
+        "http://metadata-enrichment:8020"
+    )
+    assert f"{tmp_path}/policies/songnodes.yaml:/etc/watchdog/policy.yaml:ro" in (
+        resolved["volumes"]
+    )
+    assert resolved["ports"] == ["127.0.0.1:9095:9095/tcp"]
+    assert resolved["restart"] == "unless-stopped"
+    assert resolved["healthcheck"]["test"][-1] == "/usr/local/lib/watchdog/healthcheck.py"
+    assert "COMPOSE_PROJECT_NAME=songnodes-watchdog" in example.splitlines()
 
 
 def _with_defaults(text: str) -> str:
