@@ -234,6 +234,11 @@ def alerts(url: str) -> list[dict[str, Any]]:
     return list(_api_get(url, "/api/v1/alerts")["alerts"])
 
 
+def rule_groups(url: str) -> list[dict[str, Any]]:
+    """Prometheus's rule groups with each rule's health and last error (/api/v1/rules)."""
+    return list(_api_get(url, "/api/v1/rules")["groups"])
+
+
 def wait_scraped(url: str, job: str, timeout: float = 30.0) -> None:
     """Wait until Prometheus has scraped `job` successfully (`up == 1`).
 
