@@ -21,6 +21,8 @@ import pytest
 
 from tests import promstack
 
+pytestmark = pytest.mark.slow
+
 EXPORTED = "promstack_probe_value 42\n"
 
 
