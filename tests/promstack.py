@@ -9,6 +9,9 @@ programs parse them the way production will. Each process runs in a folder of it
   instance needs no peers and must not open a cluster port.
 - Both are awaited on `/-/ready`; a process that dies first fails the test with the
   tail of its stderr, and a missing binary names the Debian package to install.
+- `query` (instant PromQL, raising with Prometheus's own error text), `alerts`,
+  `rule_groups` and `wait_scraped` read Prometheus's HTTP API; `local_server` runs
+  the small exporters and webhook receivers the tests point them at.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import yaml
 HOST = "127.0.0.1"
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
+PORT_ATTEMPTS = 3
 _PACKAGES = {
     "prometheus": "prometheus",
     "prometheus-alertmanager": "prometheus-alertmanager",
@@ -115,36 +119,52 @@ def _launch(
 ) -> Iterator[Running]:
     """Write `config`, start `program` on a free port with output to `folder/process.log`,
     await readiness, and stop it on exit. `{url}` and `{folder}` in `flags` are filled in.
+
+    A free port can be taken by someone else before the program binds it (other
+    suites share the machine): that start is retried on a new port, twice at most.
     """
     binary = find_binary(program)
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "config.yml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
-    url = f"http://{HOST}:{port}"
-    argv = [
-        binary,
-        f"--config.file={config_path}",
-        f"--web.listen-address={HOST}:{port}",
-        "--log.level=warn",
-        *(flag.format(url=url, folder=folder) for flag in flags),
-    ]
     log = folder / "process.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            argv, cwd=folder, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-        )
+    for attempt in range(PORT_ATTEMPTS):
+        port = free_port()
+        url = f"http://{HOST}:{port}"
+        argv = [
+            binary,
+            f"--config.file={config_path}",
+            f"--web.listen-address={HOST}:{port}",
+            "--log.level=warn",
+            *(flag.format(url=url, folder=folder) for flag in flags),
+        ]
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                argv, cwd=folder, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait_ready(program, url, process, log)
+            break
+        except PromStackError:
+            _stop(process)
+            if attempt + 1 < PORT_ATTEMPTS and "address already in use" in _log_tail(log):
+                continue
+            raise
     try:
-        _wait_ready(program, url, process, log)
         yield Running(url=url, port=port, process=process, folder=folder)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within STOP_TIMEOUT_SECONDS."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @contextlib.contextmanager

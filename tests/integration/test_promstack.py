@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -141,3 +142,18 @@ def test_a_process_that_dies_shows_its_output(tmp_path: Path) -> None:
         promstack.prometheus(tmp_path / "prom", bad),
     ):
         pass
+
+
+def test_a_port_taken_before_the_bind_is_retried_on_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind((promstack.HOST, 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = iter([taken, promstack.free_port()])
+        monkeypatch.setattr(promstack, "free_port", lambda: next(ports))
+        config = {"route": {"receiver": "none"}, "receivers": [{"name": "none"}]}
+        with promstack.alertmanager(tmp_path / "am", config) as am:
+            assert am.port != taken
+            assert httpx.get(f"{am.url}/-/ready", timeout=5).status_code == 200
