@@ -14,6 +14,13 @@ dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 # from Debian's versioned server folder), and the client tools the backup paths call.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 { command -v psql && command -v pg_dump; } >/dev/null || need+=(postgresql-client)
+# Real Prometheus and Alertmanager (and promtool/amtool, which they ship) for the
+# alerting end-to-end tests and the checks of the deploy/ and grafana/ files.
+{ command -v prometheus && command -v promtool; } >/dev/null || need+=(prometheus)
+{ command -v prometheus-alertmanager && command -v amtool; } >/dev/null \
+  || need+=(prometheus-alertmanager)
+# Compose, to resolve deploy/docker-compose.watchdog.yml in the deploy tests.
+command -v docker-compose >/dev/null || need+=(docker-compose)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" != 0 ]; then

@@ -130,7 +130,7 @@ class DaemonProcess:
         extra_args: Sequence[str] = (),
         environment: Mapping[str, str] | None = None,
     ) -> None:
-        """Against `stack`, or, with no stack, with `environment` (WATCHDOG_* for other parts)."""
+        """Against `stack`, or with no stack; `environment` adds or overrides settings."""
         self.listen = f"127.0.0.1:{free_port()}"
         self.url = f"http://{self.listen}"
         self._command = [
@@ -143,7 +143,10 @@ class DaemonProcess:
             *extra_args,
         ]
         if stack is not None:
-            self._env = daemon_environment(stack, state, self.listen, time_scale)
+            self._env = {
+                **daemon_environment(stack, state, self.listen, time_scale),
+                **(environment or {}),
+            }
         else:
             self._env = {
                 **os.environ,

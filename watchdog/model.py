@@ -64,6 +64,36 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
+class Alert:
+    """One Alertmanager alert as it arrived: identity, state and what it says.
+
+    `fingerprint` and `starts_at` identify one firing of one alert: Alertmanager
+    delivers at least once, so a repeat with both equal is the same alert again.
+    Labels and annotations are sorted pairs so an Alert is hashable and compares
+    by value.
+    """
+
+    fingerprint: str
+    status: str  # "firing" or "resolved"
+    starts_at: float
+    ends_at: float | None
+    labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...] = ()
+    generator_url: str = ""
+
+    def label(self, name: str, default: str = "") -> str:
+        return dict(self.labels).get(name, default)
+
+    @property
+    def name(self) -> str:
+        return self.label("alertname")
+
+    @property
+    def firing(self) -> bool:
+        return self.status == "firing"
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A rule's verdict that something is wrong, with the words and numbers why."""
 

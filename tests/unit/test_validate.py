@@ -89,13 +89,12 @@ CASES = [
     (
         "a duplicate signal name",
         lambda d: d["signals"].append(dict(d["signals"][0])),
-        "signals[34].name: found 'enrichment_health'; "
-        "expected a unique name (signals[0] already has it)",
+        "].name: found 'enrichment_health'; expected a unique name (signals[0] already has it)",
     ),
     (
         "a duplicate rule name",
         lambda d: d["rules"].append(dict(d["rules"][0])),
-        "rules[31].name: found 'complete-outage'; expected a unique name",
+        "].name: found 'complete-outage'; expected a unique name (rules[0] already has it)",
     ),
     (
         "automatic destructive steps",
@@ -127,8 +126,10 @@ CASES = [
     ),
     (
         "a check template the rule cannot fill",
-        lambda d: d["rules"][10]["params"].update(health_signal="nope_health"),
-        "rules[10].params: found {health_signal} = 'nope_health'; expected the name of a signal",
+        lambda d: next(r for r in d["rules"] if r["name"] == "enrichment-down")["params"].update(
+            health_signal="nope_health"
+        ),
+        "].params: found {health_signal} = 'nope_health'; expected the name of a signal",
     ),
 ]
 

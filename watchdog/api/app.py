@@ -1,8 +1,8 @@
 """The daemon's HTTP face: /healthz, /metrics and /incidents.
 
 Small on purpose: it reads the journal and the metrics registry, and decides
-nothing. The Alertmanager receiver, approvals and the web page join it later,
-behind the same app.
+nothing. The Alertmanager receiver (`POST /api/alertmanager`) journals what it
+is sent and decides nothing either.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from watchdog.api.alertmanager import AlertSink, ReceiverSettings, alertmanager_router
 from watchdog.engine.daemon import Health
 from watchdog.metrics import Metrics
 from watchdog.store.journal import Journal
@@ -21,9 +22,17 @@ from watchdog.store.records import IncidentRecord
 
 
 def create_app(
-    journal: Journal, metrics: Metrics, health: Health, clock: Callable[[], float]
+    journal: Journal,
+    metrics: Metrics,
+    health: Health,
+    clock: Callable[[], float],
+    *,
+    alerts: AlertSink | None = None,
+    receiver: ReceiverSettings | None = None,
 ) -> FastAPI:
     app = FastAPI(title="watchdog", docs_url=None, redoc_url=None)
+    if alerts is not None:
+        app.include_router(alertmanager_router(alerts, receiver or ReceiverSettings(), metrics))
 
     @app.get("/healthz")
     def healthz(response: Response) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import httpx
 import structlog
 
 from watchdog.actions.base import ConfigStore, Handler, Reverter
+from watchdog.engine.alerts import AlertIntake
 from watchdog.engine.executor import Executor, Preflight
 from watchdog.engine.incidents import PAUSED_FLAG, Incidents, Recovery
 from watchdog.engine.lastgood import LastGood, ServiceLastGood
@@ -116,6 +117,7 @@ class Daemon:
         )
         self.incidents = Incidents(policy, journal, executor, self.metrics, self.windows, clock)
         self.reenabler = Reenabler(policy, journal, self.incidents, self.windows, clock)
+        self.alerts = AlertIntake(policy, journal, clock)
         self.last_good = LastGood(
             policy.last_good,
             config_store,
@@ -221,6 +223,7 @@ class Daemon:
         while not self.queue.empty():
             self.record(self.queue.get_nowait())
         now = self.clock()
+        self.record(self.alerts.observations(now))
         self.record(self.evaluator.derive(self.windows, now))
         result = self.evaluator.evaluate(self.windows, self.states, now)
         self.states = result.states
@@ -238,6 +241,7 @@ class Daemon:
         for closed in closed_findings:
             self.states[rule_key(closed)] = RuleState()
         if closed_findings:
+            self.alerts.settle(closed_findings, now)
             self.reenabler.refresh()
         self.reenabler.tick()
         paused = self.journal.get_flag(PAUSED_FLAG) == "1"

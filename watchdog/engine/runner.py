@@ -229,7 +229,9 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(httpx.AsyncClient())
         daemon = build_daemon(policy, settings, journal, client, dry_run=dry_run)
-        app = create_app(journal, daemon.metrics, daemon.health, time.time)
+        app = create_app(
+            journal, daemon.metrics, daemon.health, time.time, alerts=daemon.alerts
+        )
         server = _QuietServer(
             uvicorn.Config(
                 app,

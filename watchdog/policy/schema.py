@@ -192,7 +192,12 @@ class AlertSignal(SignalBase):
     kind: Literal["alert"]
     alertname: str | None = Field(None, description="any alert name when absent")
     match: dict[str, str] = Field(default_factory=dict)
-    by: str | None = None
+    except_alertnames: list[str] = Field(
+        default_factory=list, description="alerts another signal maps, so one fault is one finding"
+    )
+    by: str | None = Field(
+        None, description="the label whose value is the series; alerts without it do not count"
+    )
 
 
 AnySignal = (

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from watchdog.model import Finding, Plan, Severity, Step
+from watchdog.model import Alert, Finding, Plan, Severity, Step
+from watchdog.store.alerts import AlertReceipt
 from watchdog.store.records import (
     ApprovalRecord,
     EventRecord,
@@ -174,6 +175,22 @@ class Journal(Protocol):
         ...
 
     def snapshot(self, snapshot_id: int) -> SnapshotRecord: ...
+
+    # Alertmanager's alerts -------------------------------------------------
+
+    def record_alerts(
+        self, alerts: Sequence[Alert], *, at: float, group_key: str, receiver: str
+    ) -> AlertReceipt:
+        """Store a webhook's alerts, deduplicated on (fingerprint, startsAt), before answering."""
+        ...
+
+    def firing_alerts(self) -> list[Alert]:
+        """Alerts still firing that no resolved incident has settled, oldest first."""
+        ...
+
+    def settle_alerts(self, keys: Sequence[tuple[str, float]], *, at: float, by: str) -> None:
+        """Mark firings (fingerprint, startsAt) as handled by `by` (an incident)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from watchdog.store import alerts
+
 SCHEMA_VERSION = 1
 
 STATEMENTS = (
@@ -97,6 +99,7 @@ STATEMENTS = (
         rows TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS snapshots_table ON snapshots (table_name, id)",
+    *alerts.STATEMENTS,
 )
 
 

@@ -24,7 +24,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from watchdog.model import Finding, Plan, Risk, Severity, Step
+from watchdog.model import Alert, Finding, Plan, Risk, Severity, Step
+from watchdog.store import alerts as alert_rows
+from watchdog.store.alerts import AlertReceipt
 from watchdog.store.codec import finding_from_dict, finding_to_dict, plan_from_dict, plan_to_dict
 from watchdog.store.records import (
     DECISIONS,
@@ -569,6 +571,21 @@ class SqliteJournal:
         if not rows:
             raise KeyError(f"no snapshot with id {snapshot_id}")
         return _snapshot(rows[0])
+
+    # Alertmanager's alerts -------------------------------------------------------------------
+
+    def record_alerts(
+        self, alerts: Sequence[Alert], *, at: float, group_key: str, receiver: str
+    ) -> AlertReceipt:
+        with self._transaction() as conn:
+            return alert_rows.record(conn, alerts, at=at, group_key=group_key, receiver=receiver)
+
+    def firing_alerts(self) -> list[Alert]:
+        return alert_rows.firing(self._read(alert_rows.FIRING_UNSETTLED))
+
+    def settle_alerts(self, keys: Sequence[tuple[str, float]], *, at: float, by: str) -> None:
+        with self._transaction() as conn:
+            alert_rows.settle(conn, keys, at=at, by=by)
 
 
 # Rows in, rows out -----------------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""Alerts as observations, and the webhook's shape checked at the door: the pure parts."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from tests.alertmanager_payloads import alert, webhook
+from watchdog.api.alertmanager import WebhookV4, first_problem, parse_time, to_alert
+from watchdog.model import Alert
+from watchdog.policy.alerts import alert_observations
+from watchdog.policy.schema import AlertSignal
+
+from .helpers import songnodes
+
+
+def alerts_of(body: dict[str, object]) -> list[Alert]:
+    return [to_alert(a) for a in WebhookV4.model_validate(body).alerts]
+
+
+def signals() -> list[AlertSignal]:
+    return [s for s in songnodes().signals if isinstance(s, AlertSignal)]
+
+
+def values(observations: list[object]) -> dict[tuple[str, str], float | None]:
+    return {(o.signal, o.series): o.value for o in observations}  # type: ignore[attr-defined]
+
+
+def test_both_circuit_breaker_definitions_read_as_the_provider_series() -> None:
+    firing = alerts_of(
+        webhook(
+            alert("CircuitBreakerOpen", severity="warning", component="api_gateway",
+                  provider="spotify"),
+            alert("CircuitBreakerOpen", severity="critical", provider="spotify"),
+            alert("DLQDepthCritical", severity="critical", component="dlq"),
+        )
+    )
+    seen = values(alert_observations(signals(), firing, {}, 100.0))
+    assert seen[("breaker_open_alert", "spotify")] == 1.0
+    assert seen[("dlq_critical_alert", "")] == 1.0
+    # The warning one is mapped to the provider, so it is no P3 "non-critical alert" too.
+    assert ("warning_alerts", "CircuitBreakerOpen") not in seen
+
+
+def test_a_series_reads_zero_once_its_alert_stops_firing_and_unattributable_ones_do_not_count(
+) -> None:
+    known: dict[str, set[str]] = {}
+    firing = alerts_of(webhook(alert("CircuitBreakerOpen", severity="critical", provider="lastfm")))
+    alert_observations(signals(), firing, known, 100.0)
+    nameless = alerts_of(webhook(alert("CircuitBreakerOpen", severity="critical")))
+    seen = values(alert_observations(signals(), nameless, known, 101.0))
+    assert seen[("breaker_open_alert", "lastfm")] == 0.0
+    assert ("breaker_open_alert", "") not in seen
+
+
+def test_alertmanager_times_with_nanoseconds_and_the_zero_time() -> None:
+    assert parse_time("2026-11-29T10:00:00.123456789Z") == pytest.approx(1795946400.123456)
+    assert parse_time("0001-01-01T00:00:00Z") is None
+    with pytest.raises(ValueError, match="with a zone"):
+        parse_time("2026-11-29T10:00:00")
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda b: b["alerts"][0].pop("fingerprint"), "alerts[0].fingerprint: found nothing"),
+        (lambda b: b["alerts"][0].update(fingerprint="XYZ"), "alerts[0].fingerprint: found 'XYZ'"),
+        (lambda b: b.update(version="3"), "version: found '3'"),
+        (lambda b: b["alerts"][0].update(startsAt="yesterday"), "alerts[0].startsAt"),
+        (lambda b: b["alerts"][0]["labels"].update(n=1), "alerts[0].labels.n: found 1"),
+        (lambda b: b.update(truncatedAlerts=-1), "truncatedAlerts: found -1"),
+    ],
+)
+def test_a_malformed_body_is_refused_naming_the_field(change: object, named: str) -> None:
+    body = webhook(alert("DLQDepthCritical", severity="critical"))
+    change(body)  # type: ignore[operator]
+    with pytest.raises(ValidationError) as raised:
+        WebhookV4.model_validate(body)
+    assert named in first_problem(raised.value)

@@ -1,0 +1,80 @@
+"""Alertmanager's alerts, from the webhook to the decision tick.
+
+The receiver hands a validated delivery here; it is journaled (deduplicated,
+durably) before the webhook is answered, and the daemon's tick then reads the
+alerts still firing as observations of the policy's `alert` signals, exactly
+like a probe's. When an incident that such an alert helped to open is resolved,
+the firings behind it are settled in the journal: the daemon has handled them,
+and an alert that Alertmanager keeps repeating (or resolves late) must not open
+the same incident again. Only a new firing of the alert counts anew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+import structlog
+
+from watchdog.model import Alert, Observation
+from watchdog.policy.alerts import alert_observations, matches, series_of
+from watchdog.policy.schema import AlertSignal, Policy
+from watchdog.policy.triage import rule_key
+from watchdog.store.alerts import AlertReceipt
+from watchdog.store.journal import Journal
+
+log = structlog.get_logger("watchdog.alerts")
+
+
+class AlertIntake:
+    def __init__(self, policy: Policy, journal: Journal, clock: Callable[[], float]) -> None:
+        self.journal = journal
+        self.clock = clock
+        self.signals = [s for s in policy.signals if isinstance(s, AlertSignal) and s.enabled]
+        by_name = {s.name: s for s in self.signals}
+        self.rule_signals = {r.name: by_name[r.signal] for r in policy.rules if r.signal in by_name}
+        self.active: list[Alert] = journal.firing_alerts()
+        self.known_series: dict[str, set[str]] = {}
+
+    async def receive(
+        self, alerts: list[Alert], *, group_key: str, receiver: str, truncated: int
+    ) -> AlertReceipt:
+        """Journal the delivery (in a worker thread: the fsync must not stall the tick)."""
+        receipt = await asyncio.to_thread(
+            self.journal.record_alerts,
+            alerts,
+            at=self.clock(),
+            group_key=group_key,
+            receiver=receiver,
+        )
+        self.active = await asyncio.to_thread(self.journal.firing_alerts)
+        log.info(
+            "alerts_received",
+            group=group_key,
+            accepted=receipt.accepted,
+            duplicates=receipt.duplicates,
+            truncated=truncated,
+            firing=len(self.active),
+        )
+        return receipt
+
+    def observations(self, now: float) -> list[Observation]:
+        return alert_observations(self.signals, self.active, self.known_series, now)
+
+    def settle(self, finding_ids: Iterable[str], now: float) -> None:
+        """The firings behind findings of a just-resolved incident are handled: settle them."""
+        keys: list[tuple[str, float]] = []
+        for identity in finding_ids:
+            rule, series = rule_key(identity)
+            signal = self.rule_signals.get(rule)
+            if signal is None:
+                continue
+            keys += [
+                (a.fingerprint, a.starts_at)
+                for a in self.active
+                if a.firing and matches(signal, a) and series_of(signal, a) == series
+            ]
+        if keys:
+            self.journal.settle_alerts(keys, at=now, by="a resolved incident")
+            self.active = self.journal.firing_alerts()
+            log.info("alerts_settled", alerts=len(keys))
