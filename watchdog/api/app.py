@@ -14,16 +14,26 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from watchdog.api.approvals import approvals_router
+from watchdog.api.web import web_router
 from watchdog.engine.daemon import Health
 from watchdog.metrics import Metrics
+from watchdog.people import People
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord
 
 
 def create_app(
-    journal: Journal, metrics: Metrics, health: Health, clock: Callable[[], float]
+    journal: Journal,
+    metrics: Metrics,
+    health: Health,
+    clock: Callable[[], float],
+    *,
+    people: People | None = None,
 ) -> FastAPI:
     app = FastAPI(title="watchdog", docs_url=None, redoc_url=None)
+    app.include_router(approvals_router(journal, people, metrics, clock))
+    app.include_router(web_router(journal, people, metrics, clock))
 
     @app.get("/healthz")
     def healthz(response: Response) -> dict[str, Any]:
