@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 
@@ -91,9 +91,7 @@ def awaiting(journal: Journal, policy: Policy, scenario: str, *, reason: str = "
 def served(app: FastAPI) -> Iterator[str]:
     """The app behind a real uvicorn on a free port of 127.0.0.1, as the daemon serves it."""
     server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off"
-        )
+        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off")
     )
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

@@ -59,6 +59,8 @@ class Sessions:
     def __init__(self, secret: bytes, clock: Callable[[], float]) -> None:
         self._secret = secret
         self._clock = clock
+        # Signed out before they expired: a copied cookie is worthless after sign-out.
+        self._revoked: set[str] = set()
 
     def new(self, person: str | None = None) -> Session:
         return Session(secrets.token_urlsafe(18), person, self._clock())
@@ -81,9 +83,12 @@ class Sessions:
             )
         except (ValueError, TypeError):
             return None
-        if self._clock() - float(issued_at) > SESSION_SECONDS:
+        if self._clock() - float(issued_at) > SESSION_SECONDS or sid in self._revoked:
             return None
         return Session(str(sid), person if isinstance(person, str) else None, float(issued_at))
+
+    def revoke(self, session: Session) -> None:
+        self._revoked.add(session.sid)
 
     def csrf(self, session: Session) -> str:
         return self._sign("csrf", session.sid)
@@ -209,7 +214,7 @@ def web_router(
         result = await checked(request)
         if isinstance(result, Response):
             return result
-        form, _ = result
+        form, before = result
         name, token = _field(form, "name"), _field(form, "token")
         person = (
             await run_in_threadpool(people.sign_in, name, token)
@@ -226,6 +231,7 @@ def web_router(
             )
         response = RedirectResponse(_local(_field(form, "next")), status_code=303)
         # A new session id on sign-in, so a session planted before it is worthless after.
+        sessions.revoke(before)
         _set_cookie(response, request, sessions.cookie(sessions.new(person.name)))
         return response
 
@@ -234,6 +240,7 @@ def web_router(
         result = await checked(request)
         if isinstance(result, Response):
             return result
+        sessions.revoke(result[1])
         response = RedirectResponse("/ui/", status_code=303)
         _set_cookie(response, request, sessions.cookie(sessions.new()))
         return response
