@@ -248,12 +248,12 @@ class People:
         # scrypt per person only the first time. Hashes of 256-bit random tokens only.
         self._proven: dict[bytes, str] = {}
 
-    def _file_stamp(self) -> tuple[int, int] | None:
+    def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
             stat = self.path.stat()
         except OSError:
             return None
-        return stat.st_mtime_ns, stat.st_size
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
     def everyone(self) -> list[Person]:
         with self._lock:

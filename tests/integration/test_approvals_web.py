@@ -76,7 +76,7 @@ def test_a_signed_in_lead_approves_from_the_page_and_it_is_journaled(api: Api) -
     with browser(api) as client:
         sign_in(client, api, "lee")
         page = client.get(f"/ui/incidents/{incident}")
-        assert "Approve</button>" in page.text, page.text[page.text.find("<main>"):][:1500]
+        assert "Approve</button>" in page.text, page.text[page.text.find("<main>") :][:1500]
         assert "need approval by one lead" in page.text
         token = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
         forged = client.post(f"/ui/incidents/{incident}/approve", data={"comment": "x"})
