@@ -14,6 +14,9 @@ dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 # from Debian's versioned server folder), and the client tools the backup paths call.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 { command -v psql && command -v pg_dump; } >/dev/null || need+=(postgresql-client)
+# Debian's Chromium for the web page test (driven by Playwright with executable_path;
+# never `playwright install`, whose browser download is not used here).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" != 0 ]; then

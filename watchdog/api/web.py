@@ -41,7 +41,7 @@ from watchdog.store.records import IncidentRecord, StepRecord
 COOKIE = "watchdog_session"
 SESSION_SECONDS = 12 * 3600
 RUNNING_STATES = ("approved", "executing", "verifying")
-REFRESH_SECONDS = 2
+REFRESH_SECONDS = 1
 FORM_LIMIT = 16 * 1024
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -331,6 +331,11 @@ def incident_values(journal: Journal, incident_id: int) -> dict[str, Any]:
     steps = journal.steps(incident_id)
     plan = journal.plan(incident_id)
     latest = {s.index: s for s in steps}
+    pending = incident_summary(journal, record) if record.state == AWAITING else None
+    # Refresh while a plan runs, and once the last needed approval is in (the daemon
+    # starts the plan on its next tick), but never under someone typing a comment.
+    decided = pending is not None and len(pending["approvers"]) >= pending["quorum"]
+    running = record.is_open and (record.state in RUNNING_STATES or decided)
     return {
         "record": record,
         "findings": journal.findings(incident_id),
@@ -339,8 +344,8 @@ def incident_values(journal: Journal, incident_id: int) -> dict[str, Any]:
         "steps": steps,
         "approvals": journal.approvals(incident_id),
         "events": journal.timeline(incident_id),
-        "pending": incident_summary(journal, record) if record.state == AWAITING else None,
-        "refresh": REFRESH_SECONDS if record.is_open and record.state in RUNNING_STATES else 0,
+        "pending": pending,
+        "refresh": REFRESH_SECONDS if running else 0,
         "rollback": rollback_summary(record, steps),
     }
 
