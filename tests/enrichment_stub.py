@@ -84,11 +84,8 @@ class EnrichmentStub(Enrichment):
         with self._reloads_lock:
             self._reloads += 1
         if self.fail_reloads:
-            raise HttpError(
-                503,
-                "Failed to reload configuration: "
-                "database error: connection refused (stub told to fail)",
-            )
+            raise HttpError(503, "Failed to reload configuration: "
+                                 "database error: connection refused (stub told to fail)")
         return super().post_reload(request)
 
     def get_providers(self, request: Request) -> Response:
@@ -97,19 +94,16 @@ class EnrichmentStub(Enrichment):
             rows = self._query(f"SELECT * FROM {PROVIDERS_TABLE} ORDER BY provider_name")
         except ReloadError as exc:
             raise HttpError(500, f"Failed to get providers: {exc}") from exc
-        providers = [
-            {
-                "name": row.get("provider_name"),
-                "type": row.get("provider_type"),
-                "supported_fields": row.get("supported_fields"),
-                "enabled": row.get("enabled"),
-                "health_status": row.get("health_status"),
-                "avg_confidence": row.get("avg_confidence_score"),
-                "success_rate": row.get("success_rate"),
-                "last_health_check": row.get("last_health_check"),
-            }
-            for row in rows
-        ]
+        providers = [{
+            "name": row.get("provider_name"),
+            "type": row.get("provider_type"),
+            "supported_fields": row.get("supported_fields"),
+            "enabled": row.get("enabled"),
+            "health_status": row.get("health_status"),
+            "avg_confidence": row.get("avg_confidence_score"),
+            "success_rate": row.get("success_rate"),
+            "last_health_check": row.get("last_health_check"),
+        } for row in rows]
         return json_response({"providers": providers, "total_providers": len(providers)})
 
     def health(self, request: Request) -> Response:
@@ -149,12 +143,8 @@ def enrichment_stub(dsn: str) -> Iterator[EnrichmentStub]:
     stub = EnrichmentStub(dsn)
     stub.reload()
     server = jsonhttp.JsonServer(stub.router(), 0)
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.05},
-        name="enrichment-stub",
-        daemon=True,
-    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="enrichment-stub", daemon=True)
     try:
         stub.url = f"http://{jsonhttp.HOST}:{server.port}"
         thread.start()

@@ -39,34 +39,19 @@ SPOTIFY_ROWS: Final = 12
 #: Column order of metadata_enrichment_config, used by the COPY of the seed.
 CONFIG_COLUMNS: Final = (
     "metadata_field",
-    "priority_1_provider",
-    "priority_1_confidence",
-    "priority_2_provider",
-    "priority_2_confidence",
-    "priority_3_provider",
-    "priority_3_confidence",
-    "priority_4_provider",
-    "priority_4_confidence",
-    "enabled",
-    "retry_on_low_confidence",
-    "min_acceptable_confidence",
-    "field_type",
-    "field_description",
-    "required_for_gold",
-    "validation_rules",
-    "last_updated",
+    "priority_1_provider", "priority_1_confidence",
+    "priority_2_provider", "priority_2_confidence",
+    "priority_3_provider", "priority_3_confidence",
+    "priority_4_provider", "priority_4_confidence",
+    "enabled", "retry_on_low_confidence", "min_acceptable_confidence", "field_type",
+    "field_description", "required_for_gold", "validation_rules", "last_updated",
     "updated_by",
 )
 FIELD_TYPES: Final = ("identifier", "musical_attribute", "metadata", "text", "date", "numeric")
 
 # Plausible per-provider request budgets (the sandbox seed has no such column).
-_RATE_LIMITS: Final = {
-    "spotify": 180,
-    "musicbrainz": 60,
-    "lastfm": 300,
-    "discogs": 60,
-    "beatport": 120,
-}
+_RATE_LIMITS: Final = {"spotify": 180, "musicbrainz": 60, "lastfm": 300, "discogs": 60,
+                       "beatport": 120}
 _TRACK_NAMESPACE: Final = uuid.UUID("6f1c3c52-6a43-4c8e-9d0b-2f3c1f0a7b11")
 _STATUSES: Final = ("completed", "completed", "partial", "failed")
 
@@ -90,7 +75,7 @@ CREATE TABLE metadata_enrichment_config (
     enabled boolean NOT NULL DEFAULT true,
     retry_on_low_confidence boolean NOT NULL DEFAULT true,
     min_acceptable_confidence numeric(3,2)
-        {_confidence_check("min_acceptable_confidence")},
+        {_confidence_check('min_acceptable_confidence')},
     field_type text NOT NULL CHECK (field_type IN ({field_types})),
     field_description text,
     required_for_gold boolean NOT NULL DEFAULT false,
@@ -108,8 +93,8 @@ CREATE TABLE enrichment_providers (
         CHECK (health_status IN ('healthy', 'degraded', 'down')),
     rate_limit_per_minute integer CHECK (rate_limit_per_minute IS NULL
                                          OR rate_limit_per_minute > 0),
-    avg_confidence_score numeric(3,2) {_confidence_check("avg_confidence_score")},
-    success_rate numeric(5,4) {_confidence_check("success_rate")},
+    avg_confidence_score numeric(3,2) {_confidence_check('avg_confidence_score')},
+    success_rate numeric(5,4) {_confidence_check('success_rate')},
     last_health_check timestamp
 );
 
@@ -163,19 +148,17 @@ def synthetic_config_row(number: int) -> dict[str, Any]:
         row[f"priority_{index + 1}_confidence"] = (
             round(0.95 - 0.05 * index, 2) if provider else None
         )
-    row.update(
-        {
-            "enabled": True,
-            "retry_on_low_confidence": number % 2 == 0,
-            "min_acceptable_confidence": 0.70,
-            "field_type": FIELD_TYPES[number % len(FIELD_TYPES)],
-            "field_description": f"Synthetic benchmark field {number}",
-            "required_for_gold": False,
-            "validation_rules": {"max_length": 100},
-            "last_updated": SEED_TIMESTAMP,
-            "updated_by": "tests.pg_schema",
-        }
-    )
+    row.update({
+        "enabled": True,
+        "retry_on_low_confidence": number % 2 == 0,
+        "min_acceptable_confidence": 0.70,
+        "field_type": FIELD_TYPES[number % len(FIELD_TYPES)],
+        "field_description": f"Synthetic benchmark field {number}",
+        "required_for_gold": False,
+        "validation_rules": {"max_length": 100},
+        "last_updated": SEED_TIMESTAMP,
+        "updated_by": "tests.pg_schema",
+    })
     return row
 
 
@@ -195,18 +178,16 @@ def _track_rows() -> list[tuple[Any, ...]]:
         digest = _digest(f"track-{number}")
         title = f"  Seed Track {number:02d} (Original Mix) "
         enriched = number % 5 != 0
-        rows.append(
-            (
-                track_id(number),
-                title,
-                " ".join(title.lower().split()),
-                f"GBSDB25{number:05d}",
-                digest[:22] if enriched else None,
-                120 + number % 10 if enriched else None,
-                f"{number % 12 + 1}{'AB'[number % 2]}" if enriched else None,
-                f"{SEED_TIMESTAMP}+00:00",
-            )
-        )
+        rows.append((
+            track_id(number),
+            title,
+            " ".join(title.lower().split()),
+            f"GBSDB25{number:05d}",
+            digest[:22] if enriched else None,
+            120 + number % 10 if enriched else None,
+            f"{number % 12 + 1}{'AB'[number % 2]}" if enriched else None,
+            f"{SEED_TIMESTAMP}+00:00",
+        ))
     return rows
 
 
@@ -217,15 +198,8 @@ def _history_rows() -> list[tuple[str, str, int, int, str]]:
             provider = row[f"priority_{n}_provider"]
             if provider:
                 number = int(_digest(f"{provider}:{row['metadata_field']}")[:6], 16)
-                rows.append(
-                    (
-                        provider,
-                        row["metadata_field"],
-                        500 + number % 500,
-                        number % 40,
-                        f"{SEED_TIMESTAMP}+00:00",
-                    )
-                )
+                rows.append((provider, row["metadata_field"], 500 + number % 500,
+                             number % 40, f"{SEED_TIMESTAMP}+00:00"))
     return rows
 
 
@@ -241,27 +215,17 @@ def seed(conn: psycopg.Connection[Any], extra_config_rows: int = 0) -> None:
             f"COPY metadata_enrichment_config ({', '.join(CONFIG_COLUMNS)}) FROM STDIN"
         ) as copy:
             for row in configs:
-                copy.write_row(
-                    [Jsonb(row[c]) if c == "validation_rules" else row[c] for c in CONFIG_COLUMNS]
-                )
+                copy.write_row([
+                    Jsonb(row[c]) if c == "validation_rules" else row[c] for c in CONFIG_COLUMNS
+                ])
         cur.executemany(
             "INSERT INTO enrichment_providers (provider_name, provider_type, supported_fields,"
             " enabled, health_status, rate_limit_per_minute, avg_confidence_score,"
             " success_rate, last_health_check) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (
-                    p["provider_name"],
-                    p["provider_type"],
-                    p["supported_fields"],
-                    p["enabled"],
-                    p["health_status"],
-                    _RATE_LIMITS.get(p["provider_name"]),
-                    p["avg_confidence_score"],
-                    p["success_rate"],
-                    p["last_health_check"],
-                )
-                for p in provider_rows()
-            ],
+            [(p["provider_name"], p["provider_type"], p["supported_fields"], p["enabled"],
+              p["health_status"], _RATE_LIMITS.get(p["provider_name"]),
+              p["avg_confidence_score"], p["success_rate"], p["last_health_check"])
+             for p in provider_rows()],
         )
         cur.executemany(
             "INSERT INTO provider_performance_history (provider_name, metadata_field,"
@@ -275,11 +239,8 @@ def seed(conn: psycopg.Connection[Any], extra_config_rows: int = 0) -> None:
         )
         cur.executemany(
             "INSERT INTO enrichment_status (track_id, status, retry_count) VALUES (%s, %s, %s)",
-            [
-                (track_id(n), _STATUSES[n % 4], 0 if _STATUSES[n % 4] == "completed" else n % 3)
-                for n in range(TRACK_ROWS)
-                if n % 5 != 0
-            ],
+            [(track_id(n), _STATUSES[n % 4], 0 if _STATUSES[n % 4] == "completed" else n % 3)
+             for n in range(TRACK_ROWS) if n % 5 != 0],
         )
 
 
@@ -296,3 +257,4 @@ def load(dsn: str, extra_config_rows: int = 0) -> None:
         conn.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
         conn.execute(schema_sql())
         seed(conn, extra_config_rows)
+

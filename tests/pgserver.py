@@ -83,17 +83,9 @@ def _ensure_system_user() -> pwd.struct_passwd:
         return pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--user-group",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                SYSTEM_USER,
-            ],
-            check=True,
-            capture_output=True,
+            ["useradd", "--system", "--user-group", "--no-create-home",
+             "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+            check=True, capture_output=True,
         )
         return pwd.getpwnam(SYSTEM_USER)
 
@@ -132,13 +124,8 @@ class PgServer:
         if self._as_root:
             command = ["runuser", "-u", SYSTEM_USER, "--", *command]
         return subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            cwd=self.folder,
-            stdin=subprocess.DEVNULL,
+            command, capture_output=True, text=True, timeout=timeout, check=False,
+            cwd=self.folder, stdin=subprocess.DEVNULL,
         )
 
     def _log_tail(self, size: int = 3000) -> str:
@@ -153,17 +140,8 @@ class PgServer:
             os.chown(self.folder, account.pw_uid, account.pw_gid)
         self.folder.chmod(0o700)
         done = self._run(
-            "initdb",
-            "-D",
-            str(self.data),
-            "-U",
-            SUPERUSER,
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-            "--no-sync",
+            "initdb", "-D", str(self.data), "-U", SUPERUSER, "-E", "UTF8", "--locale=C",
+            "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync",
             "--no-instructions",
         )
         if done.returncode != 0:
@@ -192,14 +170,12 @@ class PgServer:
             self._init_cluster()
             # Running from here on for stop(): pg_ctl may give up waiting on a live server.
             self._running = True
-            done = self._run(
-                "pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-w", "-t", "30", "start"
-            )
+            done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path),
+                             "-w", "-t", "30", "start")
             if done.returncode != 0:
                 said = " ".join(f"{done.stdout} {done.stderr}".split())
-                raise RuntimeError(
-                    f"postgres did not start (pg_ctl: {said}); its log ends:\n{self._log_tail()}"
-                )
+                raise RuntimeError(f"postgres did not start (pg_ctl: {said}); its log ends:\n"
+                                   f"{self._log_tail()}")
             self._create_database()
         except BaseException:
             self.stop()
@@ -209,16 +185,10 @@ class PgServer:
     def _create_database(self) -> None:
         # Utility statements take no bind parameters, hence Literal for the password.
         with psycopg.connect(self.admin_dsn_for("postgres"), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(USER), sql.Literal(self.password)
-                )
-            )
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(DATABASE), sql.Identifier(USER)
-                )
-            )
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(USER), sql.Literal(self.password)))
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(DATABASE), sql.Identifier(USER)))
 
     def stop(self) -> None:
         """Fast shutdown (open sessions are disconnected); idempotent, and quiet when the
@@ -226,7 +196,8 @@ class PgServer:
         if not self._running:
             return
         self._running = False
-        done = self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop")
+        done = self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30",
+                         "stop")
         # No postmaster.pid means no server (it never came up): nothing left to stop.
         if done.returncode != 0 and (self.data / "postmaster.pid").exists():
             raise RuntimeError(f"pg_ctl stop failed: {done.stdout}{done.stderr}")
@@ -253,3 +224,4 @@ def postgres_server() -> Iterator[PgServer]:
             yield server
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+

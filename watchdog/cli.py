@@ -118,10 +118,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--state-dir", default=None)
 
-    for name, words in (("approve", "approve"), ("reject", "reject")):
+    for name in ("approve", "reject"):
         p = command(
             name,
-            f"{words} an incident's plan as a person in the people file "
+            f"{name} an incident's plan as a person in the people file "
             "(exit 0 recorded, 1 refused, 2 bad input)",
             _decider(name),
         )

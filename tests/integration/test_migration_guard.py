@@ -48,12 +48,7 @@ def deploy_bad_version(
 ) -> Any:
     good.remove(force=True)
     return run_service(
-        client,
-        project=project,
-        service="web",
-        port=port,
-        www=folder,
-        image=BROKEN,
+        client, project=project, service="web", port=port, www=folder, image=BROKEN,
         restart="always",
     )
 
@@ -134,9 +129,8 @@ async def test_the_guard_passes_when_nothing_ran_since_and_refuses_when_it_canno
     guard = SchemaGuard(musicdb.dsn, journal, {"web"})
     assert "no migration applied since web's image was recorded" in await guard.check("web")
     assert await guard.check("other") == ""
-    blind = SchemaGuard(
-        musicdb.dsn.replace(f":{musicdb.port}/", f":{free_port()}/"), journal, {"web"}
-    )
+    blind = SchemaGuard(musicdb.dsn.replace(f":{musicdb.port}/", f":{free_port()}/"), journal,
+                        {"web"})
     with pytest.raises(ActionFailed, match="cannot tell whether a migration ran"):
         await blind.check("web")
     with pytest.raises(ActionFailed, match="no WATCHDOG_DATABASE_URL"):

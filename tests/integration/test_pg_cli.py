@@ -50,11 +50,8 @@ def test_snapshots_are_listed_and_the_live_table_diffed_column_by_column(
     journal.close()
     assert snapshot is not None
     sql(musicdb, f"UPDATE {CONFIG} SET priority_1_provider = NULL WHERE metadata_field = 'bpm'")
-    sql(
-        musicdb,
-        f"DELETE FROM provider_performance_history WHERE metadata_field = 'isrc'; "
-        f"DELETE FROM {CONFIG} WHERE metadata_field = 'isrc'",
-    )
+    sql(musicdb, f"DELETE FROM provider_performance_history WHERE metadata_field = 'isrc'; "
+        f"DELETE FROM {CONFIG} WHERE metadata_field = 'isrc'")
 
     assert main(["config", "snapshots", "--policy", POLICY]) == 0
     listing = capsys.readouterr().out
@@ -77,14 +74,9 @@ def test_undo_puts_back_exactly_the_rows_of_a_journaled_disable(
     before = sql(musicdb, f"SELECT * FROM {CONFIG} ORDER BY metadata_field")
     journal = open_journal(str(env / "journal.db"))
     incident = journal.open_incident(
-        key="provider/spotify",
-        severity=__import__("watchdog.model").model.Severity.P2,
-        scenario="provider_failure",
-        subject="spotify",
-        state="detected",
-        reason="test",
-        at=time.time(),
-        findings=(),
+        key="provider/spotify", severity=__import__("watchdog.model").model.Severity.P2,
+        scenario="provider_failure", subject="spotify", state="detected", reason="test",
+        at=time.time(), findings=(),
     )
 
     async def disable() -> Any:
@@ -92,35 +84,24 @@ def test_undo_puts_back_exactly_the_rows_of_a_journaled_disable(
 
         async with httpx.AsyncClient() as client:
             actions = ConfigActions(
-                PostgresConfigStore(musicdb.dsn),
-                journal,
-                HttpActions(load_policy(POLICY, environ={}), client),
-                env,
+                PostgresConfigStore(musicdb.dsn), journal,
+                HttpActions(load_policy(POLICY, environ={}), client), env,
             )
-            step = Step(
-                "disable",
-                "provider.disable",
-                Risk.SAFE,
-                (("provider", "spotify"), ("table", CONFIG), ("mode", "surgical")),
-            )
+            step = Step("disable", "provider.disable", Risk.SAFE,
+                        (("provider", "spotify"), ("table", CONFIG), ("mode", "surgical")))
             return await actions.disable(step)
 
     outcome = asyncio.run(disable())
-    journal.add_event(
-        incident, at=time.time(), kind="step_evidence", summary="x", data=outcome.data
-    )
+    journal.add_event(incident, at=time.time(), kind="step_evidence", summary="x",
+                      data=outcome.data)
     journal.close()
     assert sql(musicdb, f"SELECT * FROM {CONFIG} ORDER BY metadata_field") != before
     untouched = next(
-        r["metadata_field"]
-        for r in before
+        r["metadata_field"] for r in before
         if "spotify" not in [r[f"priority_{n}_provider"] for n in range(1, 5)]
     )
-    sql(
-        musicdb,
-        f"UPDATE {CONFIG} SET field_description = 'edited by a human' "
-        f"WHERE metadata_field = '{untouched}'",
-    )
+    sql(musicdb, f"UPDATE {CONFIG} SET field_description = 'edited by a human' "
+        f"WHERE metadata_field = '{untouched}'")
 
     assert main(["rollback", "--policy", POLICY, "--undo", str(incident)]) == 0
     out = capsys.readouterr().out
@@ -146,11 +127,8 @@ def test_database_rollback_by_hand_with_a_named_backup(
     (root / "medallion").mkdir(parents=True)
     (root / "001_base_up.sql").write_text("CREATE TABLE base_marker (id int);\n")
     (root / "001_base_down.sql").write_text("DROP TABLE base_marker;\n")
-    sql(
-        musicdb,
-        "CREATE TABLE base_marker (id int); "
-        "INSERT INTO schema_migrations (version) VALUES ('001_base')",
-    )
+    sql(musicdb, "CREATE TABLE base_marker (id int); "
+        "INSERT INTO schema_migrations (version) VALUES ('001_base')")
     backups = env / "backups"
     step = Step("backup", "database.backup", Risk.SAFE, (("backup_dir", str(backups)),))
     asyncio.run(DatabaseActions(musicdb.dsn).backup(step))
@@ -165,31 +143,16 @@ def test_database_rollback_by_hand_with_a_named_backup(
     monkeypatch.setenv("WATCHDOG_BACKUP_DIR", str(backups))
     monkeypatch.setenv("WATCHDOG_MIGRATIONS_DIR", str(root))
 
-    code = main(
-        [
-            "rollback",
-            "--policy",
-            POLICY,
-            "--database",
-            "--backup",
-            backup.name,
-            "--target-version",
-            "001_base",
-        ]
-    )
+    code = main(["rollback", "--policy", POLICY, "--database", "--backup", backup.name,
+                 "--target-version", "001_base"])
     out = capsys.readouterr().out
 
     assert code == 0, out
     assert f"impact: backup {backup.name}" in out and "will be lost" in out
-    for action in (
-        "stop the application services",
-        "dump the current state",
-        "restore the newest backup",
-        "apply down migrations",
-        "check the database's integrity",
-        "start the application services",
-        "take a fresh backup",
-    ):
+    for action in ("stop the application services", "dump the current state",
+                   "restore the newest backup", "apply down migrations",
+                   "check the database's integrity", "start the application services",
+                   "take a fresh backup"):
         assert f"succeeded {action}" in out, out
     assert "verified:" in out
     assert sql(musicdb, "SELECT count(*) FROM tracks")[0]["count"] == 50

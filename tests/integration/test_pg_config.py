@@ -55,11 +55,8 @@ def corrupt(server: PgServer) -> None:
         f"UPDATE {CONFIG} SET priority_2_provider = priority_1_provider "
         "WHERE metadata_field = 'isrc'",
     )
-    sql(
-        server,
-        f"UPDATE {CONFIG} SET priority_3_provider = 'nobody', updated_by = 'intruder' "
-        "WHERE metadata_field = 'genre'",
-    )
+    sql(server, f"UPDATE {CONFIG} SET priority_3_provider = 'nobody', updated_by = 'intruder' "
+        "WHERE metadata_field = 'genre'")
 
 
 def step(action: str, **params: Any) -> Step:
@@ -102,17 +99,11 @@ def test_rows_read_back_as_written_and_restore_is_exact(musicdb: PgServer) -> No
 def test_rows_the_snapshot_lacks_are_deleted_unless_referenced(musicdb: PgServer) -> None:
     store = PostgresConfigStore(musicdb.dsn)
     good = asyncio.run(store.read_rows(CONFIG))
-    sql(
-        musicdb,
-        f"INSERT INTO {CONFIG} (metadata_field, priority_1_provider, enabled, field_type)"
-        " VALUES ('lonely', 'spotify', true, 'metadata'), ('watched', 'spotify', true, 'metadata')",
-    )
-    sql(
-        musicdb,
-        "INSERT INTO provider_performance_history "
+    sql(musicdb, f"INSERT INTO {CONFIG} (metadata_field, priority_1_provider, enabled, field_type)"
+        " VALUES ('lonely', 'spotify', true, 'metadata'), ('watched', 'spotify', true, 'metadata')")
+    sql(musicdb, "INSERT INTO provider_performance_history "
         "(provider_name, metadata_field, success_count, failure_count) "
-        "VALUES ('spotify', 'watched', 1, 0)",
-    )
+        "VALUES ('spotify', 'watched', 1, 0)")
     before_history = history(musicdb)
 
     summary = asyncio.run(store.replace_rows(CONFIG, good))
@@ -132,9 +123,7 @@ def test_a_failure_inside_the_restore_leaves_the_table_exactly_as_it_was(
     corrupt(musicdb)
     corrupted = asyncio.run(store.read_rows(CONFIG))
     # A failure half-way through the restore: the server refuses the 'genre' row.
-    sql(
-        musicdb,
-        """
+    sql(musicdb, """
         CREATE FUNCTION refuse_genre() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
           IF NEW.metadata_field = 'genre' THEN RAISE EXCEPTION 'injected failure on genre'; END IF;
@@ -142,8 +131,7 @@ def test_a_failure_inside_the_restore_leaves_the_table_exactly_as_it_was(
         END $$;
         CREATE TRIGGER refuse_genre BEFORE UPDATE ON metadata_enrichment_config
         FOR EACH ROW EXECUTE FUNCTION refuse_genre();
-    """,
-    )
+    """)
 
     with pytest.raises(ActionFailed, match=r"rolled back, the table is unchanged.*injected"):
         asyncio.run(store.replace_rows(CONFIG, good))
@@ -223,11 +211,8 @@ def test_provider_disable_and_exact_undo_with_an_unrelated_edit_between(
             )
             # Someone edits a row the disable did not touch, and nothing else.
             untouched = next(f for f, r in original.items() if "spotify" not in _providers(r))
-            sql(
-                musicdb,
-                f"UPDATE {CONFIG} SET min_acceptable_confidence = 0.42 WHERE metadata_field = %s",
-                (untouched,),
-            )
+            sql(musicdb, f"UPDATE {CONFIG} SET min_acceptable_confidence = 0.42 "
+                "WHERE metadata_field = %s", (untouched,))
             undone = await config.undo(CONFIG, outcome.data["before"], outcome.data["after"])
             return outcome, undone
 

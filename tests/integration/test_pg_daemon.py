@@ -53,20 +53,14 @@ def test_corrupted_configuration_is_restored_to_the_last_good_snapshot(
         history = rows(musicdb.dsn, history_query)
         reloads = stub.reloads
 
-        rows(
-            musicdb.dsn,
-            f"UPDATE {CONFIG} SET priority_1_provider = NULL, updated_by = 'bad' "
-            "WHERE metadata_field IN ('bpm', 'key')",
-        )
+        rows(musicdb.dsn, f"UPDATE {CONFIG} SET priority_1_provider = NULL, updated_by = 'bad' "
+             "WHERE metadata_field IN ('bpm', 'key')")
         incident = stage.follow(set(), ("resolved", "closed", "escalated"))
 
         assert incident["state"] in ("resolved", "closed"), incident
         assert incident["scenario"] == "configuration_corruption" and incident["severity"] == "P2"
-        live = rows(
-            musicdb.dsn,
-            f"SELECT metadata_field, priority_1_provider, updated_by FROM "
-            f"{CONFIG} ORDER BY metadata_field",
-        )
+        live = rows(musicdb.dsn, f"SELECT metadata_field, priority_1_provider, updated_by FROM "
+                    f"{CONFIG} ORDER BY metadata_field")
         assert {r["metadata_field"]: r["priority_1_provider"] for r in live} == {
             r["metadata_field"]: r["priority_1_provider"] for r in snapshot.rows
         }
@@ -99,10 +93,9 @@ def test_database_down_is_a_p0_that_waits_for_the_on_call_and_touches_nothing(
     with postgres_server() as server:
         server.reset_musicdb()
         # The plan is the production one: no step is taken out, and none may run.
-        with (
-            enrichment_stub(server.dsn) as stub,
-            pg_stage(tmp_path, server, stub, absent_actions=frozenset()) as stage,
-        ):
+        with enrichment_stub(server.dsn) as stub, pg_stage(
+            tmp_path, server, stub, absent_actions=frozenset()
+        ) as stage:
             stage.wait_for_snapshot()
             server.stop()
             incident = stage.follow(
@@ -162,11 +155,8 @@ def write_and_apply(
             (where / f"{name}_down.sql").write_text(down + ";\n")
         version = f"{folder}/{name}" if folder else name
         rows(server.dsn, up)
-        rows(
-            server.dsn,
-            f"INSERT INTO schema_migrations (version, applied_at) "
-            f"VALUES ('{version}', clock_timestamp())",
-        )
+        rows(server.dsn, f"INSERT INTO schema_migrations (version, applied_at) "
+             f"VALUES ('{version}', clock_timestamp())")
         time.sleep(0.01)
 
 

@@ -47,9 +47,8 @@ def test_server_answers_as_musicdb_user_and_as_superuser(musicdb: PgServer) -> N
             "SELECT current_user, current_database(), host(inet_server_addr())"
         ).fetchall()[0]
         assert (user, database, address) == ("musicdb_user", "musicdb", "127.0.0.1")
-        owner = conn.execute(
-            "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'public'"
-        ).fetchall()[0][0]
+        owner = conn.execute("SELECT nspowner::regrole::text FROM pg_namespace"
+                             " WHERE nspname = 'public'").fetchall()[0][0]
         assert owner == "musicdb_user"
     with psycopg.connect(musicdb.admin_dsn) as admin:
         assert admin.execute("SHOW is_superuser").fetchall()[0][0] == "on"
@@ -62,52 +61,38 @@ def test_server_answers_as_musicdb_user_and_as_superuser(musicdb: PgServer) -> N
 def test_seed_has_fourteen_fields_with_spotify_in_twelve(musicdb: PgServer) -> None:
     with psycopg.connect(musicdb.dsn) as conn:
         assert count(conn, "SELECT count(*) FROM metadata_enrichment_config") == 14
-        spotify = count(
-            conn,
-            """
+        spotify = count(conn, """
             SELECT count(*) FROM metadata_enrichment_config
             WHERE 'spotify' IN (priority_1_provider, priority_2_provider,
-                                priority_3_provider, priority_4_provider)""",
-        )
+                                priority_3_provider, priority_4_provider)""")
         assert spotify == pg_schema.SPOTIFY_ROWS == 12
         assert count(conn, "SELECT count(*) FROM enrichment_providers") == 5
         assert count(conn, "SELECT count(*) FROM provider_performance_history") == (
-            pg_schema.HISTORY_ROWS
-        )
+            pg_schema.HISTORY_ROWS)
         assert count(conn, "SELECT count(*) FROM tracks") == pg_schema.TRACK_ROWS
         assert count(conn, "SELECT count(*) FROM enrichment_status") == pg_schema.STATUS_ROWS
         assert count(conn, "SELECT count(*) FROM schema_migrations") == 0
-        rules = conn.execute(
-            "SELECT validation_rules FROM metadata_enrichment_config WHERE metadata_field = 'bpm'"
-        ).fetchall()[0][0]
+        rules = conn.execute("SELECT validation_rules FROM metadata_enrichment_config"
+                             " WHERE metadata_field = 'bpm'").fetchall()[0][0]
         assert rules == {"min": 40, "max": 220}
 
 
 def test_deleting_a_config_row_cascades_into_the_history(musicdb: PgServer) -> None:
     with psycopg.connect(musicdb.dsn) as conn:
-        isrc = count(
-            conn, "SELECT count(*) FROM provider_performance_history WHERE metadata_field = 'isrc'"
-        )
+        isrc = count(conn, "SELECT count(*) FROM provider_performance_history"
+                           " WHERE metadata_field = 'isrc'")
         assert isrc == 2
         conn.execute("DELETE FROM metadata_enrichment_config WHERE metadata_field = 'isrc'")
         assert count(conn, "SELECT count(*) FROM provider_performance_history") == (
-            pg_schema.HISTORY_ROWS - isrc
-        )
-        assert (
-            count(
-                conn,
-                "SELECT count(*) FROM provider_performance_history WHERE metadata_field = 'isrc'",
-            )
-            == 0
-        )
+            pg_schema.HISTORY_ROWS - isrc)
+        assert count(conn, "SELECT count(*) FROM provider_performance_history"
+                           " WHERE metadata_field = 'isrc'") == 0
 
 
 def test_a_confidence_out_of_range_is_refused(musicdb: PgServer) -> None:
     with psycopg.connect(musicdb.dsn) as conn, pytest.raises(psycopg.errors.CheckViolation):
-        conn.execute(
-            "UPDATE metadata_enrichment_config SET priority_1_confidence = 1.7"
-            " WHERE metadata_field = 'bpm'"
-        )
+        conn.execute("UPDATE metadata_enrichment_config SET priority_1_confidence = 1.7"
+                     " WHERE metadata_field = 'bpm'")
 
 
 def test_reset_undoes_a_test_s_changes_and_takes_extra_rows(musicdb: PgServer) -> None:
@@ -120,21 +105,14 @@ def test_reset_undoes_a_test_s_changes_and_takes_extra_rows(musicdb: PgServer) -
     with psycopg.connect(musicdb.dsn) as conn:
         assert count(conn, "SELECT count(*) FROM metadata_enrichment_config") == 14
         assert count(conn, "SELECT count(*) FROM provider_performance_history") == (
-            pg_schema.HISTORY_ROWS
-        )
+            pg_schema.HISTORY_ROWS)
         assert count(conn, "SELECT count(*) FROM schema_migrations") == 0
     assert elapsed < 0.3, f"reset_musicdb took {elapsed:.3f} s"
     musicdb.reset_musicdb(extra_config_rows=200)
     with psycopg.connect(musicdb.dsn) as conn:
         assert count(conn, "SELECT count(*) FROM metadata_enrichment_config") == 214
-        assert (
-            count(
-                conn,
-                "SELECT count(*) FROM metadata_enrichment_config"
-                " WHERE metadata_field = 'field_0200'",
-            )
-            == 1
-        )
+        assert count(conn, "SELECT count(*) FROM metadata_enrichment_config"
+                           " WHERE metadata_field = 'field_0200'") == 1
 
 
 def test_stub_serves_the_enabled_fields_and_reloads_after_an_update(
@@ -143,18 +121,12 @@ def test_stub_serves_the_enabled_fields_and_reloads_after_an_update(
     assert http.get(f"{stub.url}/health").json()["connections"]["database"] == "healthy"
     config = http.get(f"{stub.url}/admin/config").json()["configuration"]
     assert config["total_fields"] == 14
-    assert config["fields"]["isrc"]["providers"] == [
-        "spotify",
-        "musicbrainz",
-        "beatport",
-        "discogs",
-    ]
+    assert config["fields"]["isrc"]["providers"] == ["spotify", "musicbrainz", "beatport",
+                                                     "discogs"]
     assert config["fields"]["isrc"]["last_updated"] == "2025-01-15T00:00:00"
     with psycopg.connect(musicdb.dsn) as conn:
-        conn.execute(
-            "UPDATE metadata_enrichment_config SET enabled = false"
-            " WHERE metadata_field IN ('energy', 'valence')"
-        )
+        conn.execute("UPDATE metadata_enrichment_config SET enabled = false"
+                     " WHERE metadata_field IN ('energy', 'valence')")
     # The service holds what it loaded until it is told to reload, as the real one does.
     assert http.get(f"{stub.url}/admin/config").json()["configuration"]["total_fields"] == 14
     reply = http.post(f"{stub.url}/admin/config/reload")

@@ -136,17 +136,15 @@ def test_every_service_answers_with_the_documented_shapes(
     assert stats.status_code == 200 and "error_rate" not in stats.text
     spotify_ok = eventually(
         lambda: (
-            (
-                sample(
-                    http.get(enrichment + "/metrics").text,
-                    "api_calls_total",
-                    api="spotify",
-                    status="success",
-                )
-                or 0
+            sample(
+                http.get(enrichment + "/metrics").text,
+                "api_calls_total",
+                api="spotify",
+                status="success",
             )
-            >= 20
-        ),
+            or 0
+        )
+        >= 20,
         10,
         "twenty successful spotify calls",
     )

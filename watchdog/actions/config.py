@@ -124,14 +124,8 @@ class ConfigActions:
             },
         )
 
-    async def undo(
-        self,
-        table: str,
-        before: list[dict[str, Any]],
-        after: list[dict[str, Any]],
-        *,
-        force: bool = False,
-    ) -> str:
+    async def undo(self, table: str, before: list[dict[str, Any]], after: list[dict[str, Any]],
+                   *, force: bool = False) -> str:
         """Put back exactly the rows a change replaced, and nothing else.
 
         A row someone changed again since (it no longer equals our after-image)

@@ -258,7 +258,9 @@ class PostgresConfigStore:
             sql.SQL(", ").join(map(sql.Identifier, shape.key)),
             conflict,
         )
-        params = [[_parameter(row.get(c), shape.columns[c]) for c in columns] for row in rows]
+        params = [
+            [_parameter(row.get(c), shape.columns[c]) for c in columns] for row in rows
+        ]
         async with connection.cursor() as cursor:
             await cursor.executemany(statement, params)
         return ignored

@@ -124,7 +124,9 @@ def _service_handlers(orchestrator: Orchestrator, protected: set[str]) -> dict[s
     }
 
 
-def _revert_handler(reverter: Reverter, protected: set[str], guard: SchemaGuard | None) -> Handler:
+def _revert_handler(
+    reverter: Reverter, protected: set[str], guard: SchemaGuard | None
+) -> Handler:
     async def revert(step: Step) -> ActionOutcome:
         service = str(step.param_map()["service"])
         if service in protected:

@@ -51,8 +51,7 @@ async def diff_text(
     journal = open_journal(settings.state)
     try:
         snapshot = (
-            journal.snapshot(snapshot_id)
-            if snapshot_id is not None
+            journal.snapshot(snapshot_id) if snapshot_id is not None
             else journal.latest_snapshot(table)
         )
         if snapshot is None:
@@ -92,7 +91,9 @@ async def undo_change(
             if e.kind == "step_evidence" and e.data.get("action") == UNDOABLE
         ]
         if not changes:
-            raise ValueError(f"incident {incident} journaled no {UNDOABLE} change: nothing to undo")
+            raise ValueError(
+                f"incident {incident} journaled no {UNDOABLE} change: nothing to undo"
+            )
         async with httpx.AsyncClient() as client:
             store = backends(settings, client, policy, journal).store
             if store is None:
@@ -105,9 +106,7 @@ async def undo_change(
             for change in reversed(changes):
                 try:
                     words = await actions.undo(
-                        str(change["table"]),
-                        _rows(change["before"]),
-                        _rows(change["after"]),
+                        str(change["table"]), _rows(change["before"]), _rows(change["after"]),
                         force=force,
                     )
                 except ActionFailed as error:

@@ -128,15 +128,8 @@ async def manual_database_rollback(
                 ),
             )
             return await _run_by_hand(
-                policy,
-                settings,
-                journal,
-                client,
-                chosen,
-                plan,
-                "database",
-                dry_run=dry_run,
-                out=out,
+                policy, settings, journal, client, chosen, plan, "database",
+                dry_run=dry_run, out=out,
             )
     finally:
         journal.close()

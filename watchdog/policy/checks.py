@@ -219,8 +219,7 @@ def _scenario_problems(policy: Policy) -> Iterator[Problem]:
                 )
         if scenario.next is not None and scenario.next not in policy.scenarios:
             yield Problem(
-                f"scenarios.{name}.next",
-                repr(scenario.next),
+                f"scenarios.{name}.next", repr(scenario.next),
                 f"one of the scenarios {_known(policy.scenarios)}",
             )
         if scenario.verify_timeout < scenario.verify_for:

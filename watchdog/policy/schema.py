@@ -334,7 +334,9 @@ class Policy(Strict):
     def probed_signals(self) -> list[AnySignal]:
         """The enabled signals a probe reads (not derived, not fed by alerts)."""
         return [
-            s for s in self.signals if s.enabled and not isinstance(s, DerivedSignal | AlertSignal)
+            s
+            for s in self.signals
+            if s.enabled and not isinstance(s, DerivedSignal | AlertSignal)
         ]
 
     def signal(self, name: str) -> AnySignal:

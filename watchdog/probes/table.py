@@ -28,12 +28,10 @@ class TableProbe:
     async def observe(self) -> list[Observation]:
         watch = Stopwatch(self.signal.name)
         if self._read_rows is None:
-            return [
-                watch.stop().failure(
-                    f"no configuration store to read {self.signal.table} from "
-                    "(set WATCHDOG_CONFIG_STORE)"
-                )
-            ]
+            return [watch.stop().failure(
+                f"no configuration store to read {self.signal.table} from "
+                "(set WATCHDOG_CONFIG_STORE)"
+            )]
         try:
             rows = await self._read_rows(self.signal.table)
         except Exception as error:  # any store's failure is an observation, never a crash

@@ -34,18 +34,13 @@ ROLE_ENTRY_POINTS: dict[str, tuple[str, str]] = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m watchdog.sandbox", description="Stand-in of the guarded stack."
-    )
+    parser = argparse.ArgumentParser(prog="python -m watchdog.sandbox",
+                                     description="Stand-in of the guarded stack.")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="run the supervisor and every stub service")
     up.add_argument("--port", type=int, default=0, help="control API port (0: any free port)")
-    up.add_argument(
-        "--state-dir",
-        type=Path,
-        default=None,
-        help="where tables and logs are kept (default: a new temporary folder)",
-    )
+    up.add_argument("--state-dir", type=Path, default=None,
+                    help="where tables and logs are kept (default: a new temporary folder)")
     service = commands.add_parser("service", help="run one stub (started by the supervisor)")
     service.add_argument("role", choices=sorted(ROLES))
     service.add_argument("--port", type=int, default=None)
@@ -61,10 +56,8 @@ def run_service(role: str, port: int | None, control_url: str, name: str) -> Non
     runtime.install_exit_signals()
     runtime.start_orphan_guard()
     module_name, function_name = ROLE_ENTRY_POINTS[role]
-    entry = cast(
-        Callable[[int, str, str], None],
-        getattr(importlib.import_module(module_name), function_name),
-    )
+    entry = cast(Callable[[int, str, str], None],
+                 getattr(importlib.import_module(module_name), function_name))
     entry(port or 0, control_url, name)
 
 

@@ -27,20 +27,14 @@ class HealthOnly:
 
     def health(self, request: Request) -> Response:
         """Alive means healthy."""
-        return json_response(
-            {"status": "healthy", "service": self.name, "timestamp": runtime.utc_now_iso()}
-        )
+        return json_response({"status": "healthy", "service": self.name,
+                              "timestamp": runtime.utc_now_iso()})
 
     def detailed(self, request: Request) -> Response:
         """The Node gateway's detailed variant; same verdict, a little more body."""
-        return json_response(
-            {
-                "status": "healthy",
-                "service": self.name,
-                "timestamp": runtime.utc_now_iso(),
-                "checks": {"process": {"status": "healthy"}},
-            }
-        )
+        return json_response({"status": "healthy", "service": self.name,
+                              "timestamp": runtime.utc_now_iso(),
+                              "checks": {"process": {"status": "healthy"}}})
 
 
 def main(port: int, control_url: str, name: str) -> None:

@@ -64,11 +64,8 @@ class ControlApi:
     def service_action(self, request: Request) -> Response:
         """start / stop / restart, each idempotent where that makes sense."""
         name, action = request.params["name"], request.params["action"]
-        actions = {
-            "start": self.supervisor.start,
-            "stop": self.supervisor.stop,
-            "restart": self.supervisor.restart,
-        }
+        actions = {"start": self.supervisor.start, "stop": self.supervisor.stop,
+                   "restart": self.supervisor.restart}
         try:
             self.supervisor.get(name)
             if action not in actions:
@@ -145,33 +142,20 @@ def run_up(port: int, state_dir: Path) -> int:
     supervisor = Supervisor(control_url, state_dir / "logs")
     faults = FaultInjector(supervisor, store)
     ControlApi(supervisor, store, faults).register(router)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="control-api", daemon=True
-    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="control-api", daemon=True)
     thread.start()
     code = 0
     try:
         failed = supervisor.start_all()
         if failed:
-            print(
-                f"sandbox: services did not answer in time: {', '.join(failed)} "
-                f"(logs in {state_dir / 'logs'})",
-                file=sys.stderr,
-            )
+            print(f"sandbox: services did not answer in time: {', '.join(failed)} "
+                  f"(logs in {state_dir / 'logs'})", file=sys.stderr)
             code = 1
         else:
             urls = {name: svc.url for name, svc in supervisor.services.items() if svc.url}
-            print(
-                json.dumps(
-                    {
-                        "control_url": control_url,
-                        "urls": urls,
-                        "pid": os.getpid(),
-                        "state_dir": str(state_dir),
-                    }
-                ),
-                flush=True,
-            )
+            print(json.dumps({"control_url": control_url, "urls": urls, "pid": os.getpid(),
+                              "state_dir": str(state_dir)}), flush=True)
             while not _Stop.requested:
                 time.sleep(0.05)
     finally:
@@ -179,3 +163,4 @@ def run_up(port: int, state_dir: Path) -> int:
         server.server_close()
         supervisor.stop_all()
     return code
+

@@ -20,9 +20,8 @@ class DlqManager:
 
     def __init__(self, control_url: str) -> None:
         self.peers = runtime.Peers(control_url)
-        self.depth_gauge = Family(
-            "dlq_messages_total", "Messages in dead letter queues", "gauge", ()
-        )
+        self.depth_gauge = Family("dlq_messages_total", "Messages in dead letter queues",
+                                  "gauge", ())
         self.depth_gauge.touch()
 
     def router(self) -> jsonhttp.Router:
@@ -39,29 +38,25 @@ class DlqManager:
     def health(self, request: Request) -> Response:
         """Healthy as long as the process runs; reports the broker connection."""
         broker = self._broker()
-        return json_response(
-            {
-                "status": "healthy",
-                "service": SERVICE,
-                "rabbitmq": "connected" if broker == "healthy" else "disconnected",
-                "timestamp": runtime.utc_now_iso(),
-            }
-        )
+        return json_response({
+            "status": "healthy",
+            "service": SERVICE,
+            "rabbitmq": "connected" if broker == "healthy" else "disconnected",
+            "timestamp": runtime.utc_now_iso(),
+        })
 
     def stats(self, request: Request) -> Response:
         """The trap: always zero and an empty queue_stats while the broker is reachable."""
         if self._broker() != "healthy":
             raise HttpError(503, "RabbitMQ connection not available")
-        return json_response(
-            {
-                "total_messages": 0,
-                "by_error_type": {},
-                "by_service": {},
-                "oldest_message_age_seconds": None,
-                "newest_message_age_seconds": None,
-                "queue_stats": {},
-            }
-        )
+        return json_response({
+            "total_messages": 0,
+            "by_error_type": {},
+            "by_service": {},
+            "oldest_message_age_seconds": None,
+            "newest_message_age_seconds": None,
+            "queue_stats": {},
+        })
 
     def metrics(self, request: Request) -> Response:
         """The gauge is exported but never set: it stays 0."""

@@ -54,11 +54,8 @@ class LoadedConfig:
         for row in sorted(rows, key=lambda r: str(r["metadata_field"])):
             if row.get("enabled") is not True:
                 continue
-            providers = [
-                p
-                for p in (row.get(f"priority_{i}_provider") for i in range(1, 5))
-                if isinstance(p, str) and p
-            ]
+            providers = [p for p in (row.get(f"priority_{i}_provider") for i in range(1, 5))
+                         if isinstance(p, str) and p]
             fields[str(row["metadata_field"])] = {
                 "enabled": True,
                 "provider_count": len(providers),
@@ -85,9 +82,8 @@ class LoadedConfig:
 
     def first_providers(self) -> dict[str, str]:
         """field -> the provider tried first for it (fields without one are skipped)."""
-        return {
-            name: spec["providers"][0] for name, spec in self.fields.items() if spec["providers"]
-        }
+        return {name: spec["providers"][0] for name, spec in self.fields.items()
+                if spec["providers"]}
 
 
 def fake_value(field_name: str, track: dict[str, Any]) -> Any:
@@ -100,7 +96,7 @@ def fake_value(field_name: str, track: dict[str, Any]) -> Any:
         "spotify_id": digest[:22],
         "isrc": f"SB{digest[:3].upper()}{number % 10_000_000:07d}",
         "musicbrainz_id": f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-"
-        f"{digest[20:32]}",
+                          f"{digest[20:32]}",
         "beatport_id": str(number % 10_000_000),
         "bpm": 90 + number % 80,
         "key": f"{number % 12 + 1}{'AB'[number % 2]}",
@@ -124,10 +120,10 @@ class Enrichment:
         self._tasks_lock = threading.Lock()
         self._tasks: dict[str, int] = {}
         self._fields_found: dict[str, int] = {}
-        self.api_calls = Family("api_calls_total", "Total API calls", "counter", ("api", "status"))
-        self.tasks_total = Family(
-            "enrichment_tasks_total", "Total enrichment tasks", "counter", ("source", "status")
-        )
+        self.api_calls = Family("api_calls_total", "Total API calls", "counter",
+                                ("api", "status"))
+        self.tasks_total = Family("enrichment_tasks_total", "Total enrichment tasks",
+                                  "counter", ("source", "status"))
         for provider in PROVIDERS:
             for status in ("success", "error"):
                 self.api_calls.touch(api=provider, status=status)
@@ -243,20 +239,18 @@ class Enrichment:
         with self._tasks_lock:
             tasks = dict(self._tasks)
             found = dict(self._fields_found)
-        return json_response(
-            {
-                "track_stats": {
-                    "total_tracks": sum(tasks.values()),
-                    "with_spotify_id": found.get("spotify_id", 0),
-                    "with_isrc": found.get("isrc", 0),
-                    "with_bpm": found.get("bpm", 0),
-                    "with_key": found.get("key", 0),
-                },
-                "enrichment_status": [{"status": s, "count": n} for s, n in sorted(tasks.items())],
-                "retriable_failures": [],
-                "timestamp": runtime.utc_now_iso(),
-            }
-        )
+        return json_response({
+            "track_stats": {
+                "total_tracks": sum(tasks.values()),
+                "with_spotify_id": found.get("spotify_id", 0),
+                "with_isrc": found.get("isrc", 0),
+                "with_bpm": found.get("bpm", 0),
+                "with_key": found.get("key", 0),
+            },
+            "enrichment_status": [{"status": s, "count": n} for s, n in sorted(tasks.items())],
+            "retriable_failures": [],
+            "timestamp": runtime.utc_now_iso(),
+        })
 
     def metrics(self, request: Request) -> Response:
         """Prometheus text: api_calls_total and enrichment_tasks_total."""
@@ -264,13 +258,11 @@ class Enrichment:
 
     def get_config(self, request: Request) -> Response:
         """The loaded configuration (not the table: they differ until a reload)."""
-        return json_response(
-            {
-                "status": "success",
-                "configuration": self.config.summary(),
-                "note": "Configuration is reloaded automatically every 5 minutes",
-            }
-        )
+        return json_response({
+            "status": "success",
+            "configuration": self.config.summary(),
+            "note": "Configuration is reloaded automatically every 5 minutes",
+        })
 
     def post_reload(self, request: Request) -> Response:
         """Force a reload; 503 with the reason if the table cannot be read."""
@@ -278,13 +270,8 @@ class Enrichment:
             loaded = self.reload()
         except ReloadError as exc:
             raise HttpError(503, f"Failed to reload configuration: {exc}") from exc
-        return json_response(
-            {
-                "status": "reloaded",
-                "timestamp": runtime.utc_now_iso(),
-                "configuration": loaded.summary(),
-            }
-        )
+        return json_response({"status": "reloaded", "timestamp": runtime.utc_now_iso(),
+                              "configuration": loaded.summary()})
 
     def get_providers(self, request: Request) -> Response:
         """The enrichment_providers table, in the real endpoint's shape."""
@@ -296,19 +283,16 @@ class Enrichment:
         rows = body.get("rows") if isinstance(body, dict) else None
         if not reply.ok or not isinstance(rows, list):
             raise HttpError(500, f"Failed to get providers: database HTTP {reply.status}")
-        providers = [
-            {
-                "name": row.get("provider_name"),
-                "type": row.get("provider_type"),
-                "supported_fields": row.get("supported_fields"),
-                "enabled": row.get("enabled"),
-                "health_status": row.get("health_status"),
-                "avg_confidence": row.get("avg_confidence_score"),
-                "success_rate": row.get("success_rate"),
-                "last_health_check": row.get("last_health_check"),
-            }
-            for row in sorted(rows, key=lambda r: str(r.get("provider_name")))
-        ]
+        providers = [{
+            "name": row.get("provider_name"),
+            "type": row.get("provider_type"),
+            "supported_fields": row.get("supported_fields"),
+            "enabled": row.get("enabled"),
+            "health_status": row.get("health_status"),
+            "avg_confidence": row.get("avg_confidence_score"),
+            "success_rate": row.get("success_rate"),
+            "last_health_check": row.get("last_health_check"),
+        } for row in sorted(rows, key=lambda r: str(r.get("provider_name")))]
         return json_response({"providers": providers, "total_providers": len(providers)})
 
     def enrich(self, request: Request) -> Response:
@@ -316,24 +300,14 @@ class Enrichment:
         try:
             raw = request.json()
         except HttpError as exc:
-            raise HttpError(
-                422, [{"type": "json_invalid", "loc": ["body"], "msg": str(exc.detail)}]
-            ) from exc
+            raise HttpError(422, [{"type": "json_invalid", "loc": ["body"],
+                                   "msg": str(exc.detail)}]) from exc
         body: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        missing = [name for name in REQUIRED_ENRICH_FIELDS if not isinstance(body.get(name), str)]
+        missing = [name for name in REQUIRED_ENRICH_FIELDS
+                   if not isinstance(body.get(name), str)]
         if missing:
-            raise HttpError(
-                422,
-                [
-                    {
-                        "type": "missing",
-                        "loc": ["body", name],
-                        "msg": "Field required",
-                        "input": raw,
-                    }
-                    for name in missing
-                ],
-            )
+            raise HttpError(422, [{"type": "missing", "loc": ["body", name],
+                                   "msg": "Field required", "input": raw} for name in missing])
         started = time.monotonic()
         by_provider: dict[str, list[str]] = {}
         for field_name, provider in self.config.first_providers().items():
@@ -356,18 +330,16 @@ class Enrichment:
             self._tasks[status] = self._tasks.get(status, 0) + 1
             for name in acquired:
                 self._fields_found[name] = self._fields_found.get(name, 0) + 1
-        return json_response(
-            {
-                "track_id": body["track_id"],
-                "status": status,
-                "sources_used": sources,
-                "metadata_acquired": acquired,
-                "errors": errors,
-                "duration_seconds": round(time.monotonic() - started, 4),
-                "cached": False,
-                "timestamp": runtime.utc_now_iso(),
-            }
-        )
+        return json_response({
+            "track_id": body["track_id"],
+            "status": status,
+            "sources_used": sources,
+            "metadata_acquired": acquired,
+            "errors": errors,
+            "duration_seconds": round(time.monotonic() - started, 4),
+            "cached": False,
+            "timestamp": runtime.utc_now_iso(),
+        })
 
 
 def main(port: int, control_url: str, name: str) -> None:

@@ -57,14 +57,8 @@ def corrupt_rows(rows: Rows) -> list[dict[str, Any]]:
     changes: list[dict[str, Any]] = []
 
     def change(row: dict[str, Any], column: str, value: Any) -> None:
-        changes.append(
-            {
-                "metadata_field": row["metadata_field"],
-                "column": column,
-                "before": row.get(column),
-                "after": value,
-            }
-        )
+        changes.append({"metadata_field": row["metadata_field"], "column": column,
+                        "before": row.get(column), "after": value})
         row[column] = value
         row["last_updated"] = runtime.utc_now_iso()
         row["updated_by"] = "sandbox_fault_corrupt_config"
@@ -87,14 +81,8 @@ def corrupt_rows(rows: Rows) -> list[dict[str, Any]]:
 class FaultInjector:
     """Applies faults through the supervisor and the table store; remembers active ones."""
 
-    KINDS = (
-        "crash",
-        "corrupt_config",
-        "provider_outage",
-        "provider_restore",
-        "dlq_overflow",
-        "database_down",
-    )
+    KINDS = ("crash", "corrupt_config", "provider_outage", "provider_restore",
+             "dlq_overflow", "database_down")
 
     def __init__(self, supervisor: Supervisor, store: TableStore) -> None:
         self.supervisor = supervisor
@@ -134,9 +122,8 @@ class FaultInjector:
     def _tell_gateway(self, provider: str, down: bool) -> str:
         url = self.supervisor.get(GATEWAY).url
         try:
-            reply = jsonhttp.request(
-                "POST", f"{url}/_sandbox/outage", {"provider": provider, "down": down}, timeout=2.0
-            )
+            reply = jsonhttp.request("POST", f"{url}/_sandbox/outage",
+                                     {"provider": provider, "down": down}, timeout=2.0)
         except OSError as exc:
             return f"gateway unreachable ({exc}); applied when it starts"
         return "notified" if reply.ok else f"gateway answered HTTP {reply.status}"
@@ -168,12 +155,8 @@ class FaultInjector:
         pid = self.supervisor.kill(name)
         if pid is not None:
             self._record("crash", {"service": name, "pid": pid}, lambda: not svc.running)
-        return {
-            "service": name,
-            "killed_pid": pid,
-            "running": svc.running,
-            "note": "killed; the sandbox does not restart it" if pid else "was not running",
-        }
+        return {"service": name, "killed_pid": pid, "running": svc.running,
+                "note": "killed; the sandbox does not restart it" if pid else "was not running"}
 
     def corrupt_config(self, body: dict[str, Any]) -> dict[str, Any]:
         """Corrupt metadata_enrichment_config, then make enrichment load it."""
@@ -193,11 +176,8 @@ class FaultInjector:
     def _provider(self, body: dict[str, Any], kind: str) -> str:
         provider = body.get("provider")
         if not isinstance(provider, str) or provider not in PROVIDERS:
-            raise FaultError(
-                400,
-                f"fault '{kind}' needs \"provider\", one of: "
-                f"{', '.join(PROVIDERS)} (got {provider!r})",
-            )
+            raise FaultError(400, f"fault '{kind}' needs \"provider\", one of: "
+                                  f"{', '.join(PROVIDERS)} (got {provider!r})")
         return provider
 
     def provider_outage(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -207,9 +187,8 @@ class FaultInjector:
             new = provider not in self._outages
             self._outages.add(provider)
         if new:
-            self._record(
-                "provider_outage", {"provider": provider}, lambda: provider in self._outages
-            )
+            self._record("provider_outage", {"provider": provider},
+                         lambda: provider in self._outages)
         return {"provider": provider, "gateway": self._tell_gateway(provider, down=True)}
 
     def provider_restore(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -218,11 +197,8 @@ class FaultInjector:
         with self._lock:
             was_down = provider in self._outages
             self._outages.discard(provider)
-        return {
-            "provider": provider,
-            "was_down": was_down,
-            "gateway": self._tell_gateway(provider, down=False),
-        }
+        return {"provider": provider, "was_down": was_down,
+                "gateway": self._tell_gateway(provider, down=False)}
 
     def dlq_overflow(self, body: dict[str, Any]) -> dict[str, Any]:
         """Break every running enrichment-worker replica (SIGUSR1): each dead-letters
@@ -235,11 +211,8 @@ class FaultInjector:
                     broken[name] = pid
         services = self.supervisor.services
         if broken:
-            self._record(
-                "dlq_overflow",
-                {"workers": broken},
-                lambda: any(services[n].pid == p for n, p in broken.items()),
-            )
+            self._record("dlq_overflow", {"workers": broken},
+                         lambda: any(services[n].pid == p for n, p in broken.items()))
         return {"signalled": sorted(broken), "note": "restart the workers to stop the flood"}
 
     def database_down(self, body: dict[str, Any]) -> dict[str, Any]:

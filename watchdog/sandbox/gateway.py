@@ -28,12 +28,9 @@ class Breaker:
     """CLOSED -> OPEN after `threshold` failures; OPEN -> HALF_OPEN after `timeout` s;
     HALF_OPEN -> CLOSED on a success, back to OPEN on a failure."""
 
-    def __init__(
-        self,
-        threshold: int = FAILURE_THRESHOLD,
-        timeout: float = OPEN_TIMEOUT_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, threshold: int = FAILURE_THRESHOLD,
+                 timeout: float = OPEN_TIMEOUT_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.threshold = threshold
         self.timeout = timeout
         self._clock = clock
@@ -72,8 +69,7 @@ class Breaker:
             self._failures += 1
             self._last_failure = time.time()
             if self._state == "HALF_OPEN" or (
-                self._state == "CLOSED" and self._failures >= self.threshold
-            ):
+                    self._state == "CLOSED" and self._failures >= self.threshold):
                 self._state = "OPEN"
                 self._opened_at = self._clock()
                 return True
@@ -94,9 +90,8 @@ class Breaker:
                 "state": self._state,
                 "failure_count": self._failures,
                 "failure_threshold": self.threshold,
-                "last_failure_time": (
-                    datetime.fromtimestamp(last, UTC).isoformat() if last is not None else None
-                ),
+                "last_failure_time": (datetime.fromtimestamp(last, UTC).isoformat()
+                                      if last is not None else None),
             }
 
 
@@ -107,24 +102,13 @@ class Gateway:
         self.breakers = {p: Breaker() for p in PROVIDERS}
         self.outages: set[str] = set()
         self._lock = threading.Lock()
-        self.state_gauge = Family(
-            "api_gateway_circuit_breaker_state",
-            "Circuit breaker state (0=closed, 1=half_open, 2=open)",
-            "gauge",
-            ("provider",),
-        )
-        self.requests = Family(
-            "api_gateway_requests_total",
-            "Requests through the gateway",
-            "counter",
-            ("provider", "endpoint", "status"),
-        )
-        self.opens = Family(
-            "api_gateway_circuit_breaker_opens_total",
-            "Times a breaker opened",
-            "counter",
-            ("provider",),
-        )
+        self.state_gauge = Family("api_gateway_circuit_breaker_state",
+                                  "Circuit breaker state (0=closed, 1=half_open, 2=open)",
+                                  "gauge", ("provider",))
+        self.requests = Family("api_gateway_requests_total", "Requests through the gateway",
+                               "counter", ("provider", "endpoint", "status"))
+        self.opens = Family("api_gateway_circuit_breaker_opens_total",
+                            "Times a breaker opened", "counter", ("provider",))
         for provider in PROVIDERS:
             self.opens.touch(provider=provider)
 
@@ -148,15 +132,13 @@ class Gateway:
 
     def health(self, request: Request) -> Response:
         """Real shape: breakers by name, adapters list, implementation tag."""
-        return json_response(
-            {
-                "status": "healthy",
-                "redis": "connected",
-                "adapters": list(PROVIDERS),
-                "circuit_breakers": {p: b.state for p, b in self.breakers.items()},
-                "implementation": "sandbox",
-            }
-        )
+        return json_response({
+            "status": "healthy",
+            "redis": "connected",
+            "adapters": list(PROVIDERS),
+            "circuit_breakers": {p: b.state for p, b in self.breakers.items()},
+            "implementation": "sandbox",
+        })
 
     def list_breakers(self, request: Request) -> Response:
         """Per provider: state, failure_count, failure_threshold, last_failure_time."""
@@ -166,9 +148,8 @@ class Gateway:
         """Close one breaker."""
         provider = self._provider(request)
         self.breakers[provider].reset()
-        return json_response(
-            {"provider": provider, "status": "reset", "new_state": self.breakers[provider].state}
-        )
+        return json_response({"provider": provider, "status": "reset",
+                              "new_state": self.breakers[provider].state})
 
     def metrics(self, request: Request) -> Response:
         """Gauge values are refreshed at scrape time so the OPEN timeout shows up."""
@@ -192,9 +173,8 @@ class Gateway:
             raise HttpError(502, f"{provider} upstream error (sandbox outage)")
         breaker.record_success()
         self.requests.inc(provider=provider, endpoint="call", status="success")
-        return json_response(
-            {"provider": provider, "status": "ok", "timestamp": runtime.utc_now_iso()}
-        )
+        return json_response({"provider": provider, "status": "ok",
+                              "timestamp": runtime.utc_now_iso()})
 
     def get_outages(self, request: Request) -> Response:
         """Providers currently failing (sandbox-internal)."""
@@ -213,9 +193,8 @@ class Gateway:
                 self.outages.add(provider)
             else:
                 self.outages.discard(provider)
-            return json_response(
-                {"provider": provider, "down": down, "outages": sorted(self.outages)}
-            )
+            return json_response({"provider": provider, "down": down,
+                                  "outages": sorted(self.outages)})
 
 
 def main(port: int, control_url: str, name: str) -> None:

@@ -66,9 +66,8 @@ class HttpError(Exception):
         self.detail = detail
 
 
-def json_response(
-    payload: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()
-) -> Response:
+def json_response(payload: Any, status: int = 200,
+                  headers: tuple[tuple[str, str], ...] = ()) -> Response:
     """Serialise a payload as a JSON response."""
     return Response(status, json.dumps(payload).encode(), "application/json", headers)
 
@@ -119,9 +118,8 @@ def _make_handler_class(router: Router) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length > 0 else b""
             try:
                 handler, params = router.dispatch(self.command, split.path)
-                response = handler(
-                    Request(self.command, split.path, params, query, self.headers, body)
-                )
+                response = handler(Request(self.command, split.path, params, query,
+                                           self.headers, body))
             except HttpError as exc:
                 response = json_response({"detail": exc.detail}, exc.status)
             except Exception as exc:
@@ -197,14 +195,8 @@ class Reply:
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def request(
-    method: str,
-    url: str,
-    payload: Any = None,
-    *,
-    timeout: float = 2.0,
-    headers: dict[str, str] | None = None,
-) -> Reply:
+def request(method: str, url: str, payload: Any = None, *, timeout: float = 2.0,
+            headers: dict[str, str] | None = None) -> Reply:
     """Send one request and return the reply, including 4xx/5xx (which urllib would raise).
 
     Connection failures still raise OSError (urllib.error.URLError is one; a broken

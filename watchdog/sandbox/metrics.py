@@ -61,9 +61,8 @@ class Family:
             samples = sorted(self._values.items())
         for key, value in samples:
             if self.labels:
-                pairs = ",".join(
-                    f'{n}="{_escape(v)}"' for n, v in zip(self.labels, key, strict=True)
-                )
+                pairs = ",".join(f'{n}="{_escape(v)}"'
+                                 for n, v in zip(self.labels, key, strict=True))
                 lines.append(f"{self.name}{{{pairs}}} {float(value)!r}")
             else:
                 lines.append(f"{self.name} {float(value)!r}")

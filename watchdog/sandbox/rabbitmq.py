@@ -94,19 +94,15 @@ class RabbitMQ:
         return router
 
     def _unauthorized(self) -> Response:
-        return json_response(
-            {"error": "not_authorized", "reason": "Not_Authorized"},
-            401,
-            (("WWW-Authenticate", 'Basic realm="RabbitMQ Management"'),),
-        )
+        return json_response({"error": "not_authorized", "reason": "Not_Authorized"}, 401,
+                             (("WWW-Authenticate", 'Basic realm="RabbitMQ Management"'),))
 
     def overview(self, request: Request) -> Response:
         """Enough of /api/overview for a liveness probe."""
         if not _authorized(request):
             return self._unauthorized()
-        return json_response(
-            {"management_version": "3.12-sandbox", "cluster_name": "rabbit@sandbox"}
-        )
+        return json_response({"management_version": "3.12-sandbox",
+                              "cluster_name": "rabbit@sandbox"})
 
     def queue(self, request: Request) -> Response:
         """The real body's fields for the DLQ; 404 for any other queue, 401 without auth."""
@@ -116,20 +112,18 @@ class RabbitMQ:
         if vhost != RABBITMQ_VHOST or name != DLQ_QUEUE:
             return json_response({"error": "Object Not Found", "reason": "Not Found"}, 404)
         depth, rate, published = self.dlq.snapshot()
-        return json_response(
-            {
-                "name": name,
-                "vhost": vhost,
-                "durable": True,
-                "state": "running",
-                "consumers": 1,
-                "messages": depth,
-                "messages_ready": depth,
-                "messages_unacknowledged": 0,
-                "message_stats": {"publish": published, "publish_details": {"rate": rate}},
-                "timestamp": runtime.utc_now_iso(),
-            }
-        )
+        return json_response({
+            "name": name,
+            "vhost": vhost,
+            "durable": True,
+            "state": "running",
+            "consumers": 1,
+            "messages": depth,
+            "messages_ready": depth,
+            "messages_unacknowledged": 0,
+            "message_stats": {"publish": published, "publish_details": {"rate": rate}},
+            "timestamp": runtime.utc_now_iso(),
+        })
 
     def dead_letter(self, request: Request) -> Response:
         """Sandbox-internal: workers report dead-lettered messages here (`?n=N`)."""

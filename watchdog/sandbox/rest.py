@@ -30,20 +30,17 @@ class RestApi:
         available = {
             "redis": runtime.peer_tcp_check(self.peers, "redis") == "healthy",
             "rabbitmq": runtime.peer_tcp_check(self.peers, "rabbitmq") == "healthy",
-            "metadata_enrichment": runtime.peer_tcp_check(self.peers, "metadata-enrichment")
-            == "healthy",
+            "metadata_enrichment":
+                runtime.peer_tcp_check(self.peers, "metadata-enrichment") == "healthy",
         }
-        status = (
-            "unhealthy" if not database else "healthy" if all(available.values()) else "degraded"
-        )
-        return json_response(
-            {
-                "status": status,
-                "timestamp": runtime.utc_now_iso(),
-                "database_connected": database,
-                "services_available": available,
-            }
-        )
+        status = "unhealthy" if not database else "healthy" if all(available.values()) \
+            else "degraded"
+        return json_response({
+            "status": status,
+            "timestamp": runtime.utc_now_iso(),
+            "database_connected": database,
+            "services_available": available,
+        })
 
 
 def main(port: int, control_url: str, name: str) -> None:

@@ -61,7 +61,7 @@ class Peers:
 
 
 def tcp_check(port: int, timeout: float = 0.2) -> str:
-    """ "healthy" if a TCP connect to 127.0.0.1:port succeeds, else "unhealthy: <reason>"."""
+    """"healthy" if a TCP connect to 127.0.0.1:port succeeds, else "unhealthy: <reason>"."""
     try:
         with socket.create_connection((jsonhttp.HOST, port), timeout=timeout):
             return "healthy"

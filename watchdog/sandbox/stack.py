@@ -46,14 +46,8 @@ def _read_line(stream: IO[bytes], deadline: float) -> bytes:
 class SandboxStack:
     """Start the sandbox in `state_dir`; use as a context manager or call start()/stop()."""
 
-    def __init__(
-        self,
-        state_dir: str | os.PathLike[str],
-        *,
-        port: int = 0,
-        startup_timeout: float = 20.0,
-        python: str = sys.executable,
-    ) -> None:
+    def __init__(self, state_dir: str | os.PathLike[str], *, port: int = 0,
+                 startup_timeout: float = 20.0, python: str = sys.executable) -> None:
         self.state_dir = Path(state_dir)
         self.port = port
         self.startup_timeout = startup_timeout
@@ -83,23 +77,10 @@ class SandboxStack:
         log_path = self.state_dir / "supervisor.log"
         with open(log_path, "ab") as log:
             self._process = subprocess.Popen(
-                [
-                    self.python,
-                    "-m",
-                    "watchdog.sandbox",
-                    "up",
-                    "--port",
-                    str(self.port),
-                    "--state-dir",
-                    str(self.state_dir),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                env=child_env(),
-                start_new_session=True,
-                bufsize=0,
-            )
+                [self.python, "-m", "watchdog.sandbox", "up", "--port", str(self.port),
+                 "--state-dir", str(self.state_dir)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                env=child_env(), start_new_session=True, bufsize=0)
         assert self._process.stdout is not None
         line = _read_line(self._process.stdout, time.monotonic() + self.startup_timeout)
         try:
@@ -143,10 +124,6 @@ class SandboxStack:
     def __enter__(self) -> SandboxStack:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.stop()

@@ -106,14 +106,8 @@ class ManagedService:
 
     def describe(self) -> dict[str, Any]:
         """The entry of GET /services."""
-        return {
-            "role": self.role,
-            "port": self.port,
-            "url": self.url,
-            "running": self.running,
-            "pid": self.pid,
-            "restarts": max(0, self.spawns - 1),
-        }
+        return {"role": self.role, "port": self.port, "url": self.url,
+                "running": self.running, "pid": self.pid, "restarts": max(0, self.spawns - 1)}
 
     def brief(self) -> dict[str, Any]:
         """The answer of start/stop/restart."""
@@ -154,29 +148,15 @@ class Supervisor:
     # ------------------------------------------------------------ internals
 
     def _spawn(self, svc: ManagedService) -> None:
-        command = [
-            self.python,
-            "-m",
-            "watchdog.sandbox",
-            "service",
-            svc.role,
-            "--control",
-            self.control_url,
-            "--name",
-            svc.name,
-        ]
+        command = [self.python, "-m", "watchdog.sandbox", "service", svc.role,
+                   "--control", self.control_url, "--name", svc.name]
         if svc.port is not None:
             command += ["--port", str(svc.port)]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / f"{svc.name}.log", "ab") as log:
-            svc.process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=child_env(),
-                close_fds=True,
-            )
+            svc.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                           stderr=subprocess.STDOUT, env=child_env(),
+                                           close_fds=True)
         svc.spawns += 1
 
     def _answers(self, svc: ManagedService) -> bool:
@@ -226,8 +206,7 @@ class Supervisor:
         if not self._wait_ready(svc, time.monotonic() + timeout):
             raise StartTimeoutError(
                 f"service '{svc.name}' did not answer within {timeout:g} s after start"
-                + ("" if svc.running else " (process exited; see its log)")
-            )
+                + ("" if svc.running else " (process exited; see its log)"))
         return True
 
     def _notify_started(self, name: str) -> None:
@@ -288,15 +267,13 @@ class Supervisor:
                 if not svc.running:
                     self._spawn(svc)
         deadline = time.monotonic() + timeout
-        return [svc.name for svc in self.services.values() if not self._wait_ready(svc, deadline)]
+        return [svc.name for svc in self.services.values()
+                if not self._wait_ready(svc, deadline)]
 
     def stop_all(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """SIGTERM everything at once, SIGKILL whatever is left after `grace`."""
-        processes = [
-            svc.process
-            for svc in self.services.values()
-            if svc.process is not None and svc.process.poll() is None
-        ]
+        processes = [svc.process for svc in self.services.values()
+                     if svc.process is not None and svc.process.poll() is None]
         for process in processes:
             process.terminate()
         deadline = time.monotonic() + grace
