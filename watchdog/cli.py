@@ -141,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.add_argument("--role", action="append", help="oncall, lead or team (repeatable)")
     p.add_argument("--people", help="the people file (WATCHDOG_PEOPLE)")
+    p.add_argument("--policy", help="check roles against this policy's (default: the usual)")
     return parser
 
 
@@ -311,7 +312,8 @@ def _decider(decision: str) -> object:
 def _people(args: argparse.Namespace) -> int:
     from watchdog.engine.approvecmd import people_command, people_path
 
-    return people_command(args, people_path(args.people, Settings().people))
+    roles = load_policy(args.policy).roles if args.policy else None
+    return people_command(args, people_path(args.people, Settings().people), roles)
 
 
 if __name__ == "__main__":

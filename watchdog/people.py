@@ -193,8 +193,17 @@ def load_people(path: Path, roles: Sequence[str] | None = None) -> list[Person]:
     return parse_people(text, str(path), roles)
 
 
-def add_person(path: Path, name: str, roles: Iterable[str], token: str) -> Person:
+def add_person(
+    path: Path,
+    name: str,
+    roles: Iterable[str],
+    token: str,
+    allowed: Sequence[str] | None = None,
+) -> Person:
     """Add a person (or replace their roles and token) in the file; only the hash is written.
+
+    `allowed` are the policy's roles: a role outside them is refused here rather
+    than when the daemon next reads the file.
 
     The file is written to a temporary file and renamed over the old one, so a
     crash never leaves a half-written file, and it is readable by its owner only.
@@ -204,6 +213,12 @@ def add_person(path: Path, name: str, roles: Iterable[str], token: str) -> Perso
         raise PeopleError(f"name {name!r}: expected {NAME_FORM}")
     if not wanted:
         raise PeopleError(f"{name}: expected at least one --role")
+    unknown = [role for role in wanted if allowed is not None and role not in allowed]
+    if unknown:
+        raise PeopleError(
+            f"{name}: role {unknown[0]!r} is not one of the policy's roles "
+            f"({', '.join(allowed or ())})"
+        )
     people = load_people(path) if path.exists() else []
     person = Person(name, wanted, hash_token(token))
     people = [p for p in people if p.name != name] + [person]

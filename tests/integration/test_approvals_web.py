@@ -9,6 +9,8 @@ credentials and the session's CSRF token.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
 
@@ -141,6 +143,16 @@ def test_sign_out_ends_the_session_even_for_a_copied_cookie(api: Api) -> None:
         assert "signed in as" not in client.get("/ui/").text
     with httpx.Client(base_url=str(api.client.base_url), cookies=copied) as thief:
         assert "signed in as" not in thief.get("/ui/").text
+
+
+def test_a_cookie_edited_to_name_someone_is_not_a_session(api: Api) -> None:
+    with browser(api) as client:
+        csrf_of(client)
+        payload, signature = client.cookies["watchdog_session"].split(".")
+        sid, _, issued = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        forged = base64.urlsafe_b64encode(json.dumps([sid, "lee", issued]).encode()).decode()
+        client.cookies.set("watchdog_session", f"{forged.rstrip('=')}.{signature}")
+        assert "signed in as" not in client.get("/ui/").text
 
 
 def test_every_value_from_the_journal_is_html_escaped(api: Api) -> None:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.metrics import Metrics
 from watchdog.model import AuthMode
 from watchdog.people import People, PeopleError, Person, add_person, load_people, new_token
+from watchdog.policy.schema import Policy
 from watchdog.store.journal import Journal, open_journal
 from watchdog.store.records import IncidentRecord
 
@@ -26,6 +28,9 @@ AWAITING = "awaiting_approval"
 COMMENT_LIMIT = 2000
 #: The largest row id the journal (SQLite INTEGER) can hold; anything above is no incident.
 LARGEST_ID = 2**63 - 1
+DEFAULT_ROLES: tuple[str, ...] = tuple(
+    Policy.model_fields["roles"].get_default(call_default_factory=True)
+)
 
 
 class Refused(Exception):
@@ -169,13 +174,19 @@ def decide_command(args: argparse.Namespace, state: str, people_file: Path, deci
     return 0
 
 
-def people_command(args: argparse.Namespace, people_file: Path) -> int:
-    """`watchdog people add NAME --role R` prints the new token once; `people list`."""
+def people_command(
+    args: argparse.Namespace, people_file: Path, roles: Sequence[str] | None = None
+) -> int:
+    """`watchdog people add NAME --role R` prints the new token once; `people list`.
+
+    Roles are checked against the policy's (`roles`), or the default ones without a policy.
+    """
     if args.action == "add":
         if not args.name:
             raise PeopleError("`people add` needs a NAME, e.g. watchdog people add lee --role lead")
         token = new_token()
-        person = add_person(people_file, args.name, args.role or [], token)
+        allowed = roles if roles is not None else DEFAULT_ROLES
+        person = add_person(people_file, args.name, args.role or [], token, allowed)
         print(f"{person.name} ({', '.join(person.roles)}) written to {people_file}")
         print("personal token (shown once, only its hash is stored):")
         print(token)
