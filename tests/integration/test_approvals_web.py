@@ -240,12 +240,26 @@ def test_fuzz_forms_never_a_5xx_never_a_session_or_decision_without_credentials(
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(name=st.sampled_from(["lee", "tara", "nobody"]), token=TEXT, keep_csrf=st.booleans())
-def test_fuzz_sign_in_with_a_valid_csrf_token_still_needs_the_personal_token(
-    api: Api, name: str, token: str, keep_csrf: bool
+@given(
+    name=st.sampled_from(["lee", "tara", "nobody"]),
+    token=TEXT,
+    forged=st.one_of(st.none(), TEXT),
+    target=st.sampled_from(["/ui/signin", "/ui/incidents/1/approve", "/ui/signout"]),
+)
+def test_fuzz_a_session_with_a_wrong_csrf_token_or_personal_token_gets_nothing(
+    api: Api, name: str, token: str, forged: str | None, target: str
 ) -> None:
+    if not api.journal.open_incidents():
+        awaiting(api.journal, api.policy, P1)
     with browser(api) as client:
-        csrf = csrf_of(client) if keep_csrf else ""
-        response = client.post("/ui/signin", data={"csrf": csrf, "name": name, "token": token})
-        assert response.status_code == (401 if keep_csrf else 403), response.text
+        csrf = csrf_of(client)
+        valid = forged is None or forged == csrf
+        fields = {"csrf": csrf if forged is None else forged, "name": name, "token": token}
+        response = client.post(target, data=fields)
+        if not valid:
+            assert response.status_code == 403, response.text
+        elif target != "/ui/signout":
+            assert response.status_code == 401, response.text
+        assert response.status_code < 500
         assert "signed in as" not in client.get("/ui/").text
+    assert api.journal.approvals(1) == []

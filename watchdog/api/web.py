@@ -75,7 +75,7 @@ class Sessions:
         if not cookie or cookie.count(".") != 1:
             return None
         payload, signature = cookie.split(".")
-        if not hmac.compare_digest(signature, self._sign("session", payload)):
+        if not _same(signature, self._sign("session", payload)):
             return None
         try:
             sid, person, issued_at = json.loads(
@@ -94,7 +94,7 @@ class Sessions:
         return self._sign("csrf", session.sid)
 
     def csrf_ok(self, session: Session | None, token: str) -> bool:
-        return session is not None and hmac.compare_digest(self.csrf(session), token)
+        return session is not None and _same(self.csrf(session), token)
 
     def _sign(self, purpose: str, value: str) -> str:
         digest = hmac.new(self._secret, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
@@ -348,6 +348,13 @@ def incident_values(journal: Journal, incident_id: int) -> dict[str, Any]:
         "refresh": REFRESH_SECONDS if running else 0,
         "rollback": rollback_summary(record, steps),
     }
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time equality for any text (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
+    )
 
 
 def _field(form: FormData, name: str) -> str:
