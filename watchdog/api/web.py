@@ -155,7 +155,8 @@ def web_router(
             for r in records
             if (rollback := rollback_summary(r, journal.steps(r.id))) is not None
         ][:20]
-        return {"opened": opened, "pending": pending, "rollbacks": rollbacks}
+        plans = {r.id: journal.plan(r.id) for r in opened}
+        return {"opened": opened, "plans": plans, "pending": pending, "rollbacks": rollbacks}
 
     @router.get("/")
     def root() -> RedirectResponse:

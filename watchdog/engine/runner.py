@@ -226,11 +226,11 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    people = People(settings.people, policy.roles) if settings.people else None
     journal = open_journal(settings.state)
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(httpx.AsyncClient())
         daemon = build_daemon(policy, settings, journal, client, dry_run=dry_run)
-        people = People(settings.people, policy.roles) if settings.people else None
         app = create_app(journal, daemon.metrics, daemon.health, time.time, people=people)
         server = _QuietServer(
             uvicorn.Config(
