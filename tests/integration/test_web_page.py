@@ -135,6 +135,7 @@ def test_sign_in_approve_a_pending_p1_migration_rollback_and_see_the_plan_run(
         page.click("button:has-text('Sign in')")
         page.wait_for_selector("text=signed in as")
         assert "lee" in page.locator("header .who").inner_text()
+        page.screenshot(path=str(tmp_path / "signed-in.png"), full_page=True)
 
         page.click(f"a[href='/ui/incidents/{number}']")
         page.wait_for_url(f"**/ui/incidents/{number}")
@@ -183,5 +184,5 @@ def test_sign_in_approve_a_pending_p1_migration_rollback_and_see_the_plan_run(
         page.screenshot(path=str(tmp_path / "list.png"), full_page=True)
 
     assert rows(musicdb.dsn, ORPHANS)[0]["count"] == 0
-    for name in ("pending.png", "approved.png", "list.png"):
+    for name in ("signed-in.png", "pending.png", "approved.png", "list.png"):
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG"), name
