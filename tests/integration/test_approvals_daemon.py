@@ -10,7 +10,6 @@ CLI, and the daemon's own tick acts on them.
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from tests.integration.approvals_fixtures import Crew, write_crew
 from tests.integration.daemon_stage import Stage, songnodes_variant
+from tests.integration.test_cli_and_bad_targets import run_cli
 from watchdog.demo import POLICY, DaemonProcess, wait_for
 from watchdog.sandbox.stack import SandboxStack
 
@@ -64,14 +64,9 @@ def post(
 
 
 def cli(stage: Stage, crew: Crew, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "watchdog.cli", *args, "--state", str(stage.folder / "journal.db")]
-        + (["--people", str(crew.path)] if args[0] in ("approve", "reject") else []),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    """A `watchdog` command on the daemon's journal (and, to decide, its people file)."""
+    people = ["--people", str(crew.path)] if args[0] in ("approve", "reject") else []
+    return run_cli(*args, "--state", str(stage.folder / "journal.db"), *people)
 
 
 def ticks(stage: Stage) -> int:
