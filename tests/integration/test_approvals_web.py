@@ -57,6 +57,9 @@ def test_the_root_redirects_and_the_session_cookie_is_httponly_and_samesite_stri
     cookie = page.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
     assert 'action="/ui/signin"' in page.text and "Nothing waits for a human" in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert "script-src" not in page.headers["content-security-policy"]  # default-src 'none'
+    assert page.headers["x-frame-options"] == "DENY"
 
 
 def test_sign_in_needs_the_csrf_token_and_the_right_personal_token(api: Api) -> None:
