@@ -11,6 +11,11 @@ Only a salted scrypt hash of each token is ever written, so a leaked file gives
 no one a token; `watchdog people add` prints a new token once and stores its
 hash. Tokens are compared in constant time, and a name that does not exist costs
 the same hashing as one that does, so timing tells nothing about who exists.
+
+A token is `<salt>.<secret>`: its public first part is its hash's salt, so a
+bearer token is checked against the one person whose salt it names, with one
+scrypt; a made-up token names no one and costs no hashing at all (otherwise every
+bad request would cost one scrypt per person, on the daemon's own CPU).
 Every mistake in the file is a `PeopleError` naming the file, the entry and
 what was expected.
 """
@@ -56,15 +61,24 @@ class Person:
     def has_role(self, role: str) -> bool:
         return role in self.roles
 
+    @property
+    def lookup(self) -> str:
+        """The public part of this person's token: the salt of its hash."""
+        return self.token_hash.split("$")[4]
+
 
 def new_token() -> str:
-    """A fresh personal token: 256 random bits, URL-safe."""
-    return secrets.token_urlsafe(32)
+    """A fresh personal token: a random salt (public, for lookup), a dot, 256 secret bits."""
+    return f"{_b64(secrets.token_bytes(SALT_BYTES))}.{secrets.token_urlsafe(32)}"
 
 
 def hash_token(token: str, *, salt: bytes | None = None) -> str:
-    """The stored form of a token: scheme, cost parameters, salt and derived key."""
-    salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
+    """The stored form of a token: scheme, cost parameters, salt and derived key.
+
+    The salt is the token's own public part when it has one (see `new_token`).
+    """
+    if salt is None:
+        salt = _salt_of(token) or secrets.token_bytes(SALT_BYTES)
     key = _derive(token, salt, COST, BLOCK, PARALLEL)
     return "$".join((SCHEME, str(COST), str(BLOCK), str(PARALLEL), _b64(salt), _b64(key)))
 
@@ -103,6 +117,17 @@ def _parse_hash(stored: str) -> tuple[str, int, int, int, bytes, bytes]:
     if len(salt) < 8 or len(key) < 16:
         raise ValueError("expected a salt of 8+ bytes and a hash of 16+ bytes")
     return SCHEME, cost, block, parallel, salt, key
+
+
+def _salt_of(token: str) -> bytes | None:
+    lookup, dot, secret = token.partition(".")
+    if not (dot and lookup and secret):
+        return None
+    try:
+        salt = _unb64(lookup)
+    except ValueError:
+        return None
+    return salt if len(salt) == SALT_BYTES and _b64(salt) == lookup else None
 
 
 def _b64(data: bytes) -> str:
@@ -259,9 +284,6 @@ class People:
         self._lock = threading.Lock()
         self._people = load_people(path, self.roles)
         self._stamp = self._file_stamp()
-        # sha256(token) -> name for tokens already proven, so a bearer token costs one
-        # scrypt per person only the first time. Hashes of 256-bit random tokens only.
-        self._proven: dict[bytes, str] = {}
 
     def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -277,7 +299,6 @@ class People:
                 self._stamp = stamp
                 try:
                     self._people = load_people(self.path, self.roles)
-                    self._proven.clear()
                 except PeopleError as error:
                     log.error("people_file_rejected", error=str(error), kept="last good version")
             return list(self._people)
@@ -294,16 +315,9 @@ class People:
         return person if token_matches(token, person.token_hash) else None
 
     def bearer(self, token: str) -> Person | None:
-        """The person whose personal token this is, or None."""
-        people = self.everyone()
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        with self._lock:
-            known = self._proven.get(digest)
-        if known is not None:
-            return next((p for p in people if p.name == known), None)
-        for person in people:
-            if token_matches(token, person.token_hash):
-                with self._lock:
-                    self._proven[digest] = person.name
+        """The person whose personal token this is, or None; one scrypt at most."""
+        lookup = token.partition(".")[0]
+        for person in self.everyone():
+            if person.lookup == lookup and token_matches(token, person.token_hash):
                 return person
         return None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import watchdog.people as people_module
 from watchdog.people import (
     COST,
     People,
@@ -28,10 +29,13 @@ def test_a_token_is_stored_as_a_salted_scrypt_hash_and_matches_only_itself() -> 
     stored = hash_token(token)
     scheme, cost, block, parallel, salt, key = stored.split("$")
     assert (scheme, int(cost), int(block), int(parallel)) == ("scrypt", COST, 8, 1)
-    assert token not in stored and len(salt) >= 16 and len(key) >= 40
-    assert hash_token(token) != stored, "a fresh salt each time"
+    lookup, secret = token.split(".")
+    assert secret not in stored and len(salt) >= 16 and len(key) >= 40
+    assert salt == lookup, "the token's public part is its salt"
+    assert new_token().split(".")[0] != lookup, "a fresh salt for each token"
     assert token_matches(token, stored)
     assert not token_matches(token[:-1], stored)
+    assert not token_matches(f"{lookup}.{new_token().split('.')[1]}", stored)
     assert not token_matches(token + "x", stored)
     assert not token_matches("", stored)
 
@@ -42,7 +46,7 @@ def test_people_add_writes_only_the_hash_readable_by_its_owner(tmp_path: Path) -
     add_person(path, "lee", ["lead"], token)
     add_person(path, "tara", ["team", "team", "oncall"], new_token())
     text = path.read_text()
-    assert token not in text and "scrypt$" in text
+    assert token.split(".")[1] not in text and "scrypt$" in text
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     people = load_people(path, ROLES)
     assert [(p.name, p.roles) for p in people] == [("lee", ("lead",)), ("tara", ("team", "oncall"))]
@@ -113,6 +117,25 @@ def test_sign_in_and_bearer_find_the_person_only_with_their_token(tmp_path: Path
     assert people.bearer(tokens["tara"]).name == "tara"  # type: ignore[union-attr]
     assert people.bearer(tokens["tara"]).name == "tara"  # type: ignore[union-attr]
     assert people.bearer(tokens["tara"] + "x") is None
+    assert people.bearer(tokens["tara"].split(".")[1]) is None
+
+
+def test_a_made_up_bearer_token_costs_no_hashing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "people.yaml"
+    for name in ("lee", "tara", "tom"):
+        add_person(path, name, ["team"], new_token())
+    people = People(path, ROLES)
+    checks: list[str] = []
+    real = people_module.token_matches
+    monkeypatch.setattr(people_module, "token_matches", lambda t, h: checks.append(h) or real(t, h))
+    for made_up in ("x", "", "a.b", new_token(), "." * 40):
+        assert people.bearer(made_up) is None
+    assert checks == [], "no scrypt for a token that names no one's salt"
+    lee = new_token()
+    add_person(path, "lee", ["team"], lee)
+    assert people.bearer(lee) is not None and len(checks) == 1
 
 
 def test_a_changed_file_is_read_again_and_a_broken_one_keeps_the_last_good(
