@@ -21,6 +21,9 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
   || need+=(prometheus-alertmanager)
 # Compose, to resolve deploy/docker-compose.watchdog.yml in the deploy tests.
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# Debian's Chromium for the web page test (driven by Playwright with executable_path;
+# never `playwright install`, whose browser download is not used here).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" != 0 ]; then

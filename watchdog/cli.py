@@ -117,6 +117,31 @@ def _parser() -> argparse.ArgumentParser:
     p = command("sandbox", "run the sandbox stack until interrupted", _sandbox)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--state-dir", default=None)
+
+    for name in ("approve", "reject"):
+        p = command(
+            name,
+            f"{name} an incident's plan as a person in the people file "
+            "(exit 0 recorded, 1 refused, 2 bad input)",
+            _decider(name),
+        )
+        p.add_argument("id", type=int, metavar="ID")
+        p.add_argument("--as", dest="person", required=True, metavar="NAME")
+        p.add_argument("--comment", required=name == "reject", help="why (required to reject)")
+        p.add_argument("--state", help="journal path or sqlite:/// URL")
+        p.add_argument("--people", help="the people file (WATCHDOG_PEOPLE)")
+
+    p = command(
+        "people",
+        "`people add NAME --role R` writes a person with a new token (printed once, stored "
+        "hashed); `people list`",
+        _people,
+    )
+    p.add_argument("action", choices=["add", "list"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--role", action="append", help="oncall, lead or team (repeatable)")
+    p.add_argument("--people", help="the people file (WATCHDOG_PEOPLE)")
+    p.add_argument("--policy", help="check roles against this policy's (default: the usual)")
     return parser
 
 
@@ -271,6 +296,24 @@ def _sandbox(args: argparse.Namespace) -> int:
         argv += ["--state-dir", args.state_dir]
     code: int = sandbox_main(argv)
     return code
+
+
+def _decider(decision: str) -> object:
+    def handler(args: argparse.Namespace) -> int:
+        from watchdog.engine.approvecmd import decide_command, people_path
+
+        settings = _settings(args)
+        path = people_path(args.people, settings.people)
+        return decide_command(args, settings.state, path, decision)
+
+    return handler
+
+
+def _people(args: argparse.Namespace) -> int:
+    from watchdog.engine.approvecmd import people_command, people_path
+
+    roles = load_policy(args.policy).roles if args.policy else None
+    return people_command(args, people_path(args.people, Settings().people), roles)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     time_scale: float = Field(1.0, gt=0, description="divide policy durations by this (drills)")
     log_format: str = Field("auto", description="json, console, or auto (console on a terminal)")
     log_level: str = "info"
+    people: Path | None = Field(
+        None, description="YAML file of people, roles and hashed tokens (`watchdog people add`)"
+    )
 
     @field_validator("listen")
     @classmethod

@@ -15,8 +15,11 @@ from fastapi import FastAPI, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from watchdog.api.alertmanager import AlertSink, ReceiverSettings, alertmanager_router
+from watchdog.api.approvals import approvals_router
+from watchdog.api.web import web_router
 from watchdog.engine.daemon import Health
 from watchdog.metrics import Metrics
+from watchdog.people import People
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord
 
@@ -29,10 +32,13 @@ def create_app(
     *,
     alerts: AlertSink | None = None,
     receiver: ReceiverSettings | None = None,
+    people: People | None = None,
 ) -> FastAPI:
     app = FastAPI(title="watchdog", docs_url=None, redoc_url=None)
     if alerts is not None:
         app.include_router(alertmanager_router(alerts, receiver or ReceiverSettings(), metrics))
+    app.include_router(approvals_router(journal, people, metrics, clock))
+    app.include_router(web_router(journal, people, metrics, clock))
 
     @app.get("/healthz")
     def healthz(response: Response) -> dict[str, Any]:

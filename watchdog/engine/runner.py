@@ -33,6 +33,7 @@ from watchdog.actions.schemaguard import SchemaGuard
 from watchdog.api.app import create_app
 from watchdog.engine.daemon import Daemon
 from watchdog.engine.executor import Preflight
+from watchdog.people import People
 from watchdog.policy.schema import Policy
 from watchdog.probes.base import Probe, build_probes
 from watchdog.settings import Settings
@@ -225,12 +226,14 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    people = People(settings.people, policy.roles) if settings.people else None
     journal = open_journal(settings.state)
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(httpx.AsyncClient())
         daemon = build_daemon(policy, settings, journal, client, dry_run=dry_run)
         app = create_app(
-            journal, daemon.metrics, daemon.health, time.time, alerts=daemon.alerts
+            journal, daemon.metrics, daemon.health, time.time, alerts=daemon.alerts,
+            people=people,
         )
         server = _QuietServer(
             uvicorn.Config(

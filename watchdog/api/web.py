@@ -1,0 +1,392 @@
+"""The web page: open incidents, pending approvals and recent rollbacks, in plain HTML.
+
+Server-rendered with Jinja2 (autoescaped: every value from the journal is
+HTML-escaped), plain forms, no JavaScript: it works from a terminal browser in
+the middle of an incident. While a plan runs, the incident page refreshes itself
+with a `<meta http-equiv="refresh">`, so its steps appear as they run.
+
+Sessions are a signed cookie (HMAC-SHA256 with a secret made when the daemon
+starts; HttpOnly, SameSite=Strict) holding a random session id and, once signed
+in with a name and personal token, the person's name. Every form POST, sign-in
+included, carries a CSRF token derived from the session id and is refused
+without it. Decisions go through the same rules as the API and the CLI
+(`engine.approvecmd`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from watchdog.engine.approvecmd import AWAITING, Refused, find_incident, record_decision
+from watchdog.metrics import Metrics
+from watchdog.people import People, Person
+from watchdog.store import render
+from watchdog.store.journal import Journal
+from watchdog.store.records import IncidentRecord, StepRecord
+
+COOKIE = "watchdog_session"
+SESSION_SECONDS = 12 * 3600
+RUNNING_STATES = ("approved", "executing", "verifying")
+REFRESH_SECONDS = 1
+FORM_LIMIT = 16 * 1024
+TEMPLATES = Path(__file__).parent / "templates"
+SECURITY_HEADERS = {
+    # No script at all, styles only inline, forms only to this page, and never framed:
+    # an Approve button inside someone else's page would be a click away from a vote.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    sid: str
+    person: str | None
+    issued_at: float
+
+
+class Sessions:
+    """Signed session cookies and the CSRF tokens tied to them, under one per-daemon secret."""
+
+    def __init__(self, secret: bytes, clock: Callable[[], float]) -> None:
+        self._secret = secret
+        self._clock = clock
+        # Signed out before they expired: a copied cookie is worthless after sign-out.
+        self._revoked: set[str] = set()
+
+    def new(self, person: str | None = None) -> Session:
+        return Session(secrets.token_urlsafe(18), person, self._clock())
+
+    def cookie(self, session: Session) -> str:
+        body = json.dumps([session.sid, session.person, session.issued_at]).encode()
+        payload = base64.urlsafe_b64encode(body).decode().rstrip("=")
+        return f"{payload}.{self._sign('session', payload)}"
+
+    def read(self, cookie: str | None) -> Session | None:
+        """The session in a cookie, if its signature holds and it has not expired."""
+        if not cookie or cookie.count(".") != 1:
+            return None
+        payload, signature = cookie.split(".")
+        if not _same(signature, self._sign("session", payload)):
+            return None
+        try:
+            sid, person, issued_at = json.loads(
+                base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+            )
+        except (ValueError, TypeError):
+            return None
+        if self._clock() - float(issued_at) > SESSION_SECONDS or sid in self._revoked:
+            return None
+        return Session(str(sid), person if isinstance(person, str) else None, float(issued_at))
+
+    def revoke(self, session: Session) -> None:
+        self._revoked.add(session.sid)
+
+    def csrf(self, session: Session) -> str:
+        return self._sign("csrf", session.sid)
+
+    def csrf_ok(self, session: Session | None, token: str) -> bool:
+        return session is not None and _same(self.csrf(session), token)
+
+    def _sign(self, purpose: str, value: str) -> str:
+        digest = hmac.new(self._secret, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def templates() -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined
+    )
+    environment.globals.update(iso=render.iso_utc, clock=render.clock_utc, age=render.age)
+    return environment
+
+
+def web_router(
+    journal: Journal,
+    people: People | None,
+    metrics: Metrics,
+    clock: Callable[[], float],
+    secret: bytes | None = None,
+) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    sessions = Sessions(secret or secrets.token_bytes(32), clock)
+    pages = templates()
+
+    def who(session: Session | None) -> Person | None:
+        if session is None or session.person is None or people is None:
+            return None
+        return people.named(session.person)
+
+    def page(
+        request: Request,
+        name: str,
+        status: int = 200,
+        *,
+        session: Session | None = None,
+        **values: Any,
+    ) -> HTMLResponse:
+        """Render with the session (a fresh anonymous one if none), setting its cookie."""
+        session = session or sessions.read(request.cookies.get(COOKIE)) or sessions.new()
+        html = pages.get_template(name).render(
+            person=who(session),
+            csrf=sessions.csrf(session),
+            people_configured=people is not None,
+            now=clock(),
+            **values,
+        )
+        response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+        _set_cookie(response, request, sessions.cookie(session))
+        return response
+
+    def index_values() -> dict[str, Any]:
+        records = journal.list_incidents(limit=100, include_closed=True)
+        opened = [r for r in records if r.is_open]
+        pending = [incident_summary(journal, r) for r in opened if r.state == AWAITING]
+        rollbacks = [
+            rollback
+            for r in records
+            if (rollback := rollback_summary(r, journal.steps(r.id))) is not None
+        ][:20]
+        plans = {r.id: journal.plan(r.id) for r in opened}
+        return {"opened": opened, "plans": plans, "pending": pending, "rollbacks": rollbacks}
+
+    @router.get("/")
+    def root() -> RedirectResponse:
+        return RedirectResponse("/ui/", status_code=303)
+
+    @router.get("/ui/", response_class=HTMLResponse)
+    def index(request: Request) -> HTMLResponse:
+        return page(request, "index.html", **index_values())
+
+    @router.get("/ui/incidents/{incident_id}", response_class=HTMLResponse)
+    def incident(request: Request, incident_id: int) -> HTMLResponse:
+        try:
+            return page(request, "incident.html", **incident_values(journal, incident_id))
+        except KeyError:
+            return page(
+                request,
+                "message.html",
+                404,
+                title="Not found",
+                message=f"There is no incident {incident_id}.",
+            )
+
+    async def form_of(request: Request) -> FormData | None:
+        try:
+            if int(request.headers.get("content-length") or 0) > FORM_LIMIT:
+                return None
+            return await request.form(max_files=0, max_fields=10, max_part_size=FORM_LIMIT)
+        except Exception:  # any malformed body is a 400, never a 500
+            return None
+
+    async def checked(request: Request) -> tuple[FormData, Session] | Response:
+        """The form and the session, if the CSRF token matches; else the refusal page."""
+        form = await form_of(request)
+        if form is None:
+            return page(
+                request,
+                "message.html",
+                400,
+                title="Bad request",
+                message="The form could not be read.",
+            )
+        session = sessions.read(request.cookies.get(COOKIE))
+        if session is None or not sessions.csrf_ok(session, _field(form, "csrf")):
+            return page(
+                request,
+                "message.html",
+                403,
+                title="Form expired",
+                message="This form was not issued by this page, or it expired. "
+                "Go back, reload the page and try again.",
+            )
+        return form, session
+
+    @router.post("/ui/signin", response_class=HTMLResponse)
+    async def sign_in(request: Request) -> Response:
+        result = await checked(request)
+        if isinstance(result, Response):
+            return result
+        form, before = result
+        name, token = _field(form, "name"), _field(form, "token")
+        person = (
+            await run_in_threadpool(people.sign_in, name, token)
+            if people is not None and name and token
+            else None
+        )
+        if person is None:
+            return page(
+                request,
+                "message.html",
+                401,
+                title="Not signed in",
+                message="That name and personal token do not match anyone here.",
+            )
+        response = RedirectResponse(_local(_field(form, "next")), status_code=303)
+        # A new session id on sign-in, so a session planted before it is worthless after.
+        sessions.revoke(before)
+        _set_cookie(response, request, sessions.cookie(sessions.new(person.name)))
+        return response
+
+    @router.post("/ui/signout", response_class=HTMLResponse)
+    async def sign_out(request: Request) -> Response:
+        result = await checked(request)
+        if isinstance(result, Response):
+            return result
+        sessions.revoke(result[1])
+        response = RedirectResponse("/ui/", status_code=303)
+        _set_cookie(response, request, sessions.cookie(sessions.new()))
+        return response
+
+    async def decide(request: Request, incident_id: int, decision: str) -> Response:
+        result = await checked(request)
+        if isinstance(result, Response):
+            return result
+        form, session = result
+        person = await run_in_threadpool(who, session)
+        if person is None:
+            return page(
+                request,
+                "message.html",
+                401,
+                session=session,
+                title="Not signed in",
+                message="Sign in with your name and personal token to decide.",
+            )
+        try:
+            await run_in_threadpool(
+                lambda: record_decision(
+                    journal,
+                    incident_id=incident_id,
+                    person=person,
+                    decision=decision,
+                    comment=_field(form, "comment").strip(),
+                    at=clock(),
+                    metrics=metrics,
+                )
+            )
+        except Refused as refused:
+            return page(
+                request,
+                "message.html",
+                refused.status,
+                session=session,
+                title="Not recorded",
+                message=refused.message,
+                back=f"/ui/incidents/{incident_id}",
+            )
+        return RedirectResponse(f"/ui/incidents/{incident_id}", status_code=303)
+
+    @router.post("/ui/incidents/{incident_id}/approve", response_class=HTMLResponse)
+    async def approve(request: Request, incident_id: int) -> Response:
+        return await decide(request, incident_id, "approve")
+
+    @router.post("/ui/incidents/{incident_id}/reject", response_class=HTMLResponse)
+    async def reject(request: Request, incident_id: int) -> Response:
+        return await decide(request, incident_id, "reject")
+
+    return router
+
+
+# ---- what the pages show ---------------------------------------------------------
+
+
+def incident_summary(journal: Journal, record: IncidentRecord) -> dict[str, Any]:
+    """An incident awaiting approval: its plan, who must agree, and who has."""
+    plan = journal.plan(record.id)
+    approvals = journal.approvals(record.id)
+    role = plan.authorization.role if plan is not None else None
+    approvers = sorted({a.person for a in approvals if a.decision == "approve" and a.role == role})
+    quorum = max(1, plan.authorization.quorum) if plan is not None else 1
+    return {"record": record, "plan": plan, "approvers": approvers, "quorum": quorum, "role": role}
+
+
+def rollback_summary(record: IncidentRecord, steps: list[StepRecord]) -> dict[str, Any] | None:
+    """A plan that ran (or runs): its outcome and how long its steps took."""
+    if not steps:
+        return None
+    finished = [s.finished_at for s in steps if s.finished_at is not None]
+    running = any(s.status == "started" for s in steps) or record.is_open
+    outcome = "running" if running else record.state
+    end = record.closed_at if record.closed_at is not None else max(finished, default=None)
+    return {
+        "record": record,
+        "outcome": outcome,
+        "steps": steps,
+        "failed": [s for s in steps if s.status in ("failed", "unknown")],
+        "steps_seconds": (max(finished) - steps[0].started_at) if finished else None,
+        "recovered_seconds": (end - record.opened_at) if end is not None and not running else None,
+    }
+
+
+def incident_values(journal: Journal, incident_id: int) -> dict[str, Any]:
+    record = find_incident(journal, incident_id)
+    steps = journal.steps(incident_id)
+    plan = journal.plan(incident_id)
+    latest = {s.index: s for s in steps}
+    pending = incident_summary(journal, record) if record.state == AWAITING else None
+    # Refresh while a plan runs, and once the last needed approval is in (the daemon
+    # starts the plan on its next tick), but never under someone typing a comment.
+    decided = pending is not None and len(pending["approvers"]) >= pending["quorum"]
+    running = record.is_open and (record.state in RUNNING_STATES or decided)
+    return {
+        "record": record,
+        "findings": journal.findings(incident_id),
+        "plan": plan,
+        "runs": [latest.get(index) for index in range(len(plan.steps))] if plan else [],
+        "steps": steps,
+        "approvals": journal.approvals(incident_id),
+        "events": journal.timeline(incident_id),
+        "pending": pending,
+        "refresh": REFRESH_SECONDS if running else 0,
+        "rollback": rollback_summary(record, steps),
+    }
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time equality for any text (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
+    )
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _local(target: str) -> str:
+    """Only a path on this page after sign-in: never an open redirect elsewhere."""
+    if target.startswith("/ui/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/ui/"
+
+
+def _set_cookie(response: Response, request: Request, value: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=SESSION_SECONDS,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )

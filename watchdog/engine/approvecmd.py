@@ -1,0 +1,196 @@
+"""Approving or rejecting a plan: the one rule set the API, the web page and the CLI share.
+
+A decision is only written to the journal (`record_approval`, which also puts it
+on the incident's timeline); the daemon's `Incidents._check_approvals` reads the
+journal on its next tick and acts: the role the plan needs, distinct people
+toward the quorum, a rejection escalates. This module refuses what could never
+count, with the HTTP status each refusal maps to: no such incident (404), not
+awaiting approval or already approved by this person (409), a person without the
+role the plan needs (403).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.metrics import Metrics
+from watchdog.model import AuthMode
+from watchdog.people import People, PeopleError, Person, add_person, load_people, new_token
+from watchdog.policy.schema import Policy
+from watchdog.store.journal import Journal, open_journal
+from watchdog.store.records import IncidentRecord
+
+AWAITING = "awaiting_approval"
+COMMENT_LIMIT = 2000
+#: The largest row id the journal (SQLite INTEGER) can hold; anything above is no incident.
+LARGEST_ID = 2**63 - 1
+DEFAULT_ROLES: tuple[str, ...] = tuple(
+    Policy.model_fields["roles"].get_default(call_default_factory=True)
+)
+
+
+class Refused(Exception):
+    """A decision that cannot be recorded, with the HTTP status it maps to."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A decision written to the journal, and where the vote stands after it."""
+
+    incident_id: int
+    person: str
+    role: str
+    decision: str
+    approvers: tuple[str, ...]
+    quorum: int
+
+    def summary(self) -> str:
+        verb = "approved" if self.decision == "approve" else "rejected"
+        head = f"incident {self.incident_id}: {self.person} ({self.role}) {verb}"
+        if self.decision == "reject":
+            return f"{head}; the daemon escalates on its next tick: a human takes over"
+        count = f"{len(self.approvers)} of {self.quorum} distinct {self.role} approvals"
+        if len(self.approvers) >= self.quorum:
+            return f"{head}; {count}: the daemon starts the plan on its next tick"
+        return f"{head}; {count}: waiting for {self.quorum - len(self.approvers)} more"
+
+
+def record_decision(
+    journal: Journal,
+    *,
+    incident_id: int,
+    person: Person,
+    decision: str,
+    comment: str,
+    at: float,
+    metrics: Metrics | None = None,
+) -> Recorded:
+    """Check that `person` may decide on the incident's plan now, then journal it."""
+    if decision not in ("approve", "reject"):
+        raise Refused(422, f"decision {decision!r}: expected approve or reject")
+    if len(comment) > COMMENT_LIMIT:
+        raise Refused(422, f"comment: {len(comment)} characters, expected at most {COMMENT_LIMIT}")
+    if not all(c.isprintable() or c in "\n\r\t" for c in comment):
+        # Also refuses lone surrogates, which no UTF-8 journal could store.
+        raise Refused(422, "comment: expected printable text, found control characters")
+    try:
+        record = find_incident(journal, incident_id)
+    except KeyError:
+        raise Refused(404, f"no incident {incident_id}") from None
+    if not record.is_open or record.state != AWAITING:
+        closed = "" if record.is_open else " (closed)"
+        raise Refused(409, f"incident {incident_id} is {record.state}{closed}, not {AWAITING}")
+    plan = journal.plan(incident_id)
+    needed = plan.authorization if plan is not None else None
+    if needed is None or needed.mode is not AuthMode.APPROVAL or needed.role is None:
+        raise Refused(409, f"incident {incident_id} has no plan that waits for an approval")
+    if not person.has_role(needed.role):
+        raise Refused(
+            403,
+            f"{person.name} ({', '.join(person.roles)}) may not decide on incident "
+            f"{incident_id}: its plan needs a {needed.role} ({needed.reason})",
+        )
+    quorum = max(1, needed.quorum)
+    earlier = journal.approvals(incident_id)
+
+    def approvers(decisions: list[tuple[str, str, str]]) -> tuple[str, ...]:
+        return tuple(sorted({p for p, r, d in decisions if d == "approve" and r == needed.role}))
+
+    votes = [(a.person, a.role, a.decision) for a in earlier]
+    if decision == "approve" and person.name in approvers(votes):
+        raise Refused(
+            409,
+            f"{person.name} has already approved incident {incident_id}: one person counts "
+            f"once toward the quorum of {quorum} distinct {needed.role}",
+        )
+    journal.record_approval(
+        incident_id,
+        at=at,
+        person=person.name,
+        role=needed.role,
+        decision=decision,
+        comment=comment,
+    )
+    if metrics is not None:
+        metrics.approvals.labels(decision).inc()
+    votes.append((person.name, needed.role, decision))
+    return Recorded(incident_id, person.name, needed.role, decision, approvers(votes), quorum)
+
+
+def find_incident(journal: Journal, incident_id: int) -> IncidentRecord:
+    """The incident, or KeyError: also for ids no journal row could have."""
+    if not 0 < incident_id <= LARGEST_ID:
+        raise KeyError(f"no incident {incident_id}")
+    return journal.incident(incident_id)
+
+
+# ---- the CLI ---------------------------------------------------------------------
+
+
+def people_path(explicit: str | None, configured: Path | None) -> Path:
+    path = Path(explicit) if explicit else configured
+    if path is None:
+        raise PeopleError(
+            "no people file: set WATCHDOG_PEOPLE or pass --people FILE "
+            "(create one with: watchdog people add NAME --role lead --people FILE)"
+        )
+    return path
+
+
+def decide_command(args: argparse.Namespace, state: str, people_file: Path, decision: str) -> int:
+    """`watchdog approve|reject ID --as NAME`: local access to the journal is the credential.
+
+    Exit 0 when recorded, 1 when refused (wrong role, not awaiting approval, a
+    second approval by the same person), 2 for bad input (no such person or incident).
+    """
+    person = People(people_file).named(args.person)
+    if person is None:
+        raise PeopleError(f"{people_file}: no person named {args.person!r}")
+    journal = open_journal(state)
+    try:
+        recorded = record_decision(
+            journal,
+            incident_id=args.id,
+            person=person,
+            decision=decision,
+            comment=args.comment or "",
+            at=time.time(),
+        )
+    except Refused as refused:
+        print(f"watchdog {decision}: {refused.message}")
+        return 2 if refused.status in (404, 422) else 1
+    finally:
+        journal.close()
+    print(recorded.summary())
+    return 0
+
+
+def people_command(
+    args: argparse.Namespace, people_file: Path, roles: Sequence[str] | None = None
+) -> int:
+    """`watchdog people add NAME --role R` prints the new token once; `people list`.
+
+    Roles are checked against the policy's (`roles`), or the default ones without a policy.
+    """
+    if args.action == "add":
+        if not args.name:
+            raise PeopleError("`people add` needs a NAME, e.g. watchdog people add lee --role lead")
+        token = new_token()
+        allowed = roles if roles is not None else DEFAULT_ROLES
+        person = add_person(people_file, args.name, args.role or [], token, allowed)
+        print(f"{person.name} ({', '.join(person.roles)}) written to {people_file}")
+        print("personal token (shown once, only its hash is stored):")
+        print(token)
+        return 0
+    for person in load_people(people_file):
+        print(f"{person.name}  {', '.join(person.roles)}")
+    return 0
