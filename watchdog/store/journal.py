@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from watchdog.model import Finding, Plan, Severity, Step
 from watchdog.store.records import (
     ApprovalRecord,
+    DeliveryRecord,
     EventRecord,
     IncidentRecord,
     SnapshotRecord,
@@ -174,6 +175,49 @@ class Journal(Protocol):
         ...
 
     def snapshot(self, snapshot_id: int) -> SnapshotRecord: ...
+
+    # Outbox: pages journaled before they are sent --------------------------
+
+    def enqueue_delivery(
+        self,
+        incident_id: int,
+        *,
+        channel: str,
+        event: str,
+        dedup_key: str,
+        body: dict[str, Any],
+        at: float,
+    ) -> int:
+        """Write a page ahead of sending it: a 'pending' row due at `at`, and a timeline event.
+
+        `body` must hold no secret; it is stored as it is.
+        """
+        ...
+
+    def due_deliveries(self, now: float, *, limit: int = 20) -> list[DeliveryRecord]:
+        """Pending rows due by `now`, oldest first, each the oldest pending row of its
+        incident and channel, so a resolve never overtakes its trigger."""
+        ...
+
+    def delivery_sent(self, delivery_id: int, *, at: float, summary: str) -> None:
+        """Mark a row sent (only after the vendor accepted it) and put it on the timeline."""
+        ...
+
+    def delivery_retry(self, delivery_id: int, *, at: float, next_at: float, error: str) -> None:
+        """Count a failed attempt and make the row due again at `next_at`."""
+        ...
+
+    def delivery_rejected(self, delivery_id: int, *, at: float, error: str) -> None:
+        """Give a row up (the vendor refused it) and put why on the incident's timeline."""
+        ...
+
+    def deliveries(self, incident_id: int) -> list[DeliveryRecord]:
+        """Every outbox row of the incident, in the order they were journaled."""
+        ...
+
+    def pending_deliveries(self) -> dict[str, int]:
+        """How many rows wait to be sent, by channel (channels with none are left out)."""
+        ...
 
     def close(self) -> None: ...
 
