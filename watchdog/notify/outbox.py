@@ -23,6 +23,7 @@ from watchdog.notify.channels import Channel
 from watchdog.notify.page import compose_page
 from watchdog.notify.retry import Verdict, backoff, classify, redact
 from watchdog.notify.routing import decide_pages
+from watchdog.notify.vendors import dedup_key
 from watchdog.policy.schema import NotifySpec
 from watchdog.store.journal import Journal
 from watchdog.store.records import DeliveryRecord
@@ -120,7 +121,7 @@ class Outbox:
                 incident_id,
                 channel=channel.name,
                 event=decision.event,
-                dedup_key=page.key,
+                dedup_key=dedup_key(page.key),
                 body=body,
                 at=now,
             )
@@ -128,7 +129,7 @@ class Outbox:
                 "page_queued",
                 incident=incident_id,
                 channel=channel.name,
-                event=decision.event,
+                page_event=decision.event,
                 delivery=delivery,
                 reason=decision.reason,
             )
@@ -181,7 +182,7 @@ class Outbox:
                 "page_sent",
                 incident=delivery.incident_id,
                 channel=delivery.channel,
-                event=delivery.event,
+                page_event=delivery.event,
                 attempts=attempts,
             )
         elif verdict.outcome == "retry" and attempts < self.retry.max_attempts:
@@ -194,7 +195,7 @@ class Outbox:
                 "page_retry",
                 incident=delivery.incident_id,
                 channel=delivery.channel,
-                event=delivery.event,
+                page_event=delivery.event,
                 attempts=attempts,
                 retry_in_seconds=round(wait, 3),
                 error=reason,
@@ -230,7 +231,7 @@ class Outbox:
             "page_rejected",
             incident=delivery.incident_id,
             channel=delivery.channel,
-            event=delivery.event,
+            page_event=delivery.event,
             error=reason,
         )
 

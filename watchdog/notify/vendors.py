@@ -18,7 +18,6 @@ from watchdog.policy.schema import Responder
 PD_SUMMARY_MAX = 1024
 PD_DEDUP_MAX = 255
 OPSGENIE_MESSAGE_MAX = 130
-OPSGENIE_ALIAS_MAX = 512
 OPSGENIE_DESCRIPTION_MAX = 15000
 OPSGENIE_TAGS_MAX = 20
 OPSGENIE_NOTE_MAX = 25000
@@ -84,7 +83,7 @@ def opsgenie_body(page: Page, responders: list[Responder]) -> dict[str, Any] | N
     tags = ["watchdog", page.severity.value, page.scenario, page.stack, page.state]
     return {
         "message": clip(page.headline, OPSGENIE_MESSAGE_MAX),
-        "alias": dedup_key(page.key, OPSGENIE_ALIAS_MAX),
+        "alias": dedup_key(page.key),  # the same key as PagerDuty's, within both limits
         "description": clip(page.text(), OPSGENIE_DESCRIPTION_MAX),
         "responders": [{"type": r.type, "name": r.name} for r in responders],
         "tags": list(dict.fromkeys(tags))[:OPSGENIE_TAGS_MAX],
