@@ -1,0 +1,112 @@
+"""A real daemon pages through the fakes: the page is resolved with its incident, and a
+page that fails survives a SIGKILL and is delivered exactly once by the next daemon.
+
+The songnodes policy is copied with P2 paged on open and routed to every channel,
+so the sandbox's quickest fault (dlq-manager killed, a P2) makes a page.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.daemon_stage import Stage, songnodes_variant
+from tests.integration.notify_stage import Vendors, vendors
+from watchdog.demo import DaemonProcess, wait_for
+from watchdog.sandbox.stack import SandboxStack
+
+pytestmark = pytest.mark.slow
+
+KEY = "service_failure/dlq-manager"
+
+
+def page_p2_everywhere(data: dict[str, Any]) -> None:
+    data["notify"]["on_open"] = ["P0", "P1", "P2"]
+    data["notify"]["routes"]["P2"] = ["pagerduty", "opsgenie", "slack", "webhook"]
+
+
+@pytest.fixture
+def fakes() -> Iterator[Vendors]:
+    with vendors() as running:
+        yield running
+
+
+@pytest.fixture
+def stage(tmp_path: Path, fakes: Vendors, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stage]:
+    for name, value in fakes.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WATCHDOG_NOTIFY_BACKOFF", "1")
+    monkeypatch.setenv("WATCHDOG_PUBLIC_URL", "http://watchdog.test:9095")
+    policy = songnodes_variant(tmp_path, page_p2_everywhere)
+    with SandboxStack(tmp_path / "sandbox") as stack:
+        daemon = DaemonProcess(stack, tmp_path, policy=policy).start()
+        try:
+            stage = Stage(tmp_path, stack, daemon)
+            stage.wait_for_baseline()
+            yield stage
+        finally:
+            daemon.stop()
+
+
+def test_an_incident_that_resolves_resolves_its_page(stage: Stage, fakes: Vendors) -> None:
+    resolved = stage.inject_and_follow("crash", service="dlq-manager")
+    assert resolved["state"] == "resolved"
+    wait_for(lambda: len(fakes.pagerduty.events()) >= 2, 20, "the resolve at PagerDuty")
+    assert [(e["event_action"], e["dedup_key"]) for e in fakes.pagerduty.events()] == [
+        ("trigger", KEY),
+        ("resolve", KEY),
+    ]
+    trigger = fakes.pagerduty.events("trigger")[0]["payload"]
+    assert trigger["severity"] == "warning"
+    assert trigger["custom_details"]["link"].endswith(f"/ui/incidents/{resolved['id']}")
+    wait_for(lambda: fakes.opsgenie.closes() == [KEY], 20, "the Opsgenie close")
+    assert [a["alias"] for a in fakes.opsgenie.creates()] == [KEY]
+    wait_for(lambda: len(fakes.webhook.events()) == 2, 20, "the webhook's resolve")
+    assert [e["event"] for e in fakes.webhook.events()] == ["trigger", "resolve"]
+    assert len(fakes.slack.messages()) == 2
+    stage.daemon.stop()
+    stored = b"".join(p.read_bytes() for p in stage.folder.glob("journal.db*"))
+    logged = (stage.folder / "daemon.log").read_bytes()
+    assert b"page_sent" in logged
+    for secret in fakes.secrets():
+        assert secret.encode() not in stored, f"{secret!r} is in the journal file"
+        assert secret.encode() not in logged, f"{secret!r} is in the daemon's log"
+
+
+def test_a_failing_page_survives_sigkill_and_is_delivered_exactly_once(
+    stage: Stage, fakes: Vendors
+) -> None:
+    fakes.pagerduty.fail_next(3, status=500)
+    known = stage.inject("crash", service="dlq-manager")
+    wait_for(lambda: len(fakes.pagerduty.received) >= 1, 30, "the first (failing) try")
+    assert stage.daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+    journal = stage.journal()
+    try:
+        (row,) = [
+            d
+            for i in journal.list_incidents()
+            for d in journal.deliveries(i.id)
+            if d.channel == "pagerduty"
+        ]
+        assert (row.status, row.event, row.attempts) == ("pending", "trigger", 1)
+    finally:
+        journal.close()
+
+    stage.daemon.start()
+    incident = stage.follow(known, ("resolved",))
+    wait_for(lambda: len(fakes.pagerduty.events()) >= 2, 30, "trigger and resolve delivered")
+    assert [r.status for r in fakes.pagerduty.received] == [500, 500, 500, 202, 202]
+    assert [e["event_action"] for e in fakes.pagerduty.events()] == ["trigger", "resolve"]
+    journal = stage.journal()
+    try:
+        rows = [d for d in journal.deliveries(incident["id"]) if d.channel == "pagerduty"]
+    finally:
+        journal.close()
+    assert [(d.event, d.status, d.attempts) for d in rows] == [
+        ("trigger", "sent", 4),
+        ("resolve", "sent", 1),
+    ]
