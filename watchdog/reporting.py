@@ -81,7 +81,6 @@ def init_sentry(dsn: str, *, secrets: Iterable[str] = (), environment: str | Non
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,
-        send_default_pii=False,
         include_local_variables=True,
         before_send=scrubber.before_send,
         before_send_transaction=scrubber.before_send,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
 import httpx
@@ -259,7 +260,8 @@ def secret_values(settings: Settings) -> list[str]:
         if value is not None
     ]
     if settings.database_url:
-        secrets.append(settings.database_url)
+        password = urlsplit(settings.database_url).password
+        secrets += [settings.database_url, *([password] if password else [])]
     return secrets
 
 
