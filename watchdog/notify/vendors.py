@@ -20,6 +20,7 @@ PD_DEDUP_MAX = 255
 OPSGENIE_MESSAGE_MAX = 130
 OPSGENIE_DESCRIPTION_MAX = 15000
 OPSGENIE_TAGS_MAX = 20
+OPSGENIE_ENTITY_MAX = 512
 OPSGENIE_NOTE_MAX = 25000
 SLACK_HEADER_MAX = 150
 SLACK_SECTION_MAX = 3000
@@ -97,7 +98,7 @@ def opsgenie_body(page: Page, responders: list[Responder]) -> dict[str, Any] | N
             "approve": page.approve_command,
             "reject": page.reject_command,
         },
-        "entity": page.subject or page.key,
+        "entity": clip(page.subject or page.key, OPSGENIE_ENTITY_MAX),
         "source": "watchdog",
         "priority": OPSGENIE_PRIORITY[page.severity],
     }
