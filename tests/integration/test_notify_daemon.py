@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 from tests.integration.daemon_stage import Stage, songnodes_variant
-from tests.integration.notify_stage import Vendors, vendors
-from watchdog.demo import DaemonProcess, wait_for
-from watchdog.sandbox.stack import SandboxStack
+from tests.integration.notify_stage import Vendors, staged_daemon, vendors
+from watchdog.demo import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -41,15 +40,8 @@ def stage(tmp_path: Path, fakes: Vendors, monkeypatch: pytest.MonkeyPatch) -> It
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("WATCHDOG_NOTIFY_BACKOFF", "1")
     monkeypatch.setenv("WATCHDOG_PUBLIC_URL", "http://watchdog.test:9095")
-    policy = songnodes_variant(tmp_path, page_p2_everywhere)
-    with SandboxStack(tmp_path / "sandbox") as stack:
-        daemon = DaemonProcess(stack, tmp_path, policy=policy).start()
-        try:
-            stage = Stage(tmp_path, stack, daemon)
-            stage.wait_for_baseline()
-            yield stage
-        finally:
-            daemon.stop()
+    with staged_daemon(tmp_path, songnodes_variant(tmp_path, page_p2_everywhere)) as stage:
+        yield stage
 
 
 def test_an_incident_that_resolves_resolves_its_page(stage: Stage, fakes: Vendors) -> None:

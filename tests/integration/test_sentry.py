@@ -17,11 +17,11 @@ import sentry_sdk
 import structlog
 
 from tests.fakes.sentry import FakeSentry
-from tests.integration.daemon_stage import Stage, songnodes_variant
-from watchdog.demo import DaemonProcess, wait_for
+from tests.integration.daemon_stage import songnodes_variant
+from tests.integration.notify_stage import staged_daemon
+from watchdog.demo import wait_for
 from watchdog.logs import configure_logging
 from watchdog.reporting import FILTERED, init_sentry, report_failed_rollback
-from watchdog.sandbox.stack import SandboxStack
 
 ROUTING_KEY = "R0ut1ngK3yS3cr3t0123456789abcdef"
 SLACK_URL = "https://hooks.slack.com/services/T0WATCH/B0DOG/Xs3cr3tW3bh00kP4th"
@@ -99,23 +99,16 @@ def test_the_daemon_reports_a_failed_rollback_to_sentry(
 ) -> None:
     monkeypatch.setenv("SENTRY_DSN", sentry.dsn)
     monkeypatch.setenv("WATCHDOG_WEBHOOK_TOKEN", TOKEN)
-    policy = songnodes_variant(tmp_path, broken_restart)
-    with SandboxStack(tmp_path / "sandbox") as stack:
-        daemon = DaemonProcess(stack, tmp_path, policy=policy).start()
-        try:
-            stage = Stage(tmp_path, stack, daemon)
-            stage.wait_for_baseline()
-            escalated = stage.inject_and_follow("crash", service="dlq-manager")
-            assert escalated["state"] == "escalated"
-            wait_for(
-                lambda: any(
-                    e.get("tags", {}).get("log_event") == "rollback_failed" for e in sentry.events()
-                ),
-                20,
-                "the failed rollback at Sentry",
-            )
-        finally:
-            daemon.stop()
+    with staged_daemon(tmp_path, songnodes_variant(tmp_path, broken_restart)) as stage:
+        escalated = stage.inject_and_follow("crash", service="dlq-manager")
+        assert escalated["state"] == "escalated"
+        wait_for(
+            lambda: any(
+                e.get("tags", {}).get("log_event") == "rollback_failed" for e in sentry.events()
+            ),
+            20,
+            "the failed rollback at Sentry",
+        )
     (event,) = [e for e in sentry.events() if e["tags"].get("log_event") == "rollback_failed"]
     assert event["tags"]["incident"] == str(escalated["id"])
     assert "no-such-service" in event["message"]

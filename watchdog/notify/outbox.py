@@ -77,6 +77,8 @@ class Outbox:
 
     def incident_moved(self, incident_id: int, from_state: str, to_state: str, reason: str) -> None:
         """Journal the pages this move calls for; the worker sends them."""
+        if not self.channels:  # no credential set: this daemon pages nobody
+            return
         journal = self.journal
         incident = journal.incident(incident_id)
         triggered = {
@@ -177,28 +179,14 @@ class Outbox:
         attempts = delivery.attempts + 1
         if verdict.outcome == "sent":
             self.journal.delivery_sent(delivery.id, at=now, summary=f"{reason}, try {attempts}")
-            self.metrics.pages.labels(delivery.channel, "sent").inc()
-            log.info(
-                "page_sent",
-                incident=delivery.incident_id,
-                channel=delivery.channel,
-                page_event=delivery.event,
-                attempts=attempts,
-            )
+            self._record("sent", delivery, attempts=attempts)
         elif verdict.outcome == "retry" and attempts < self.retry.max_attempts:
             wait = verdict.delay
             if wait is None:
                 wait = backoff(attempts, base=self.retry.base_seconds, cap=self.retry.cap_seconds)
             self.journal.delivery_retry(delivery.id, at=now, next_at=now + wait, error=reason)
-            self.metrics.pages.labels(delivery.channel, "retried").inc()
-            log.warning(
-                "page_retry",
-                incident=delivery.incident_id,
-                channel=delivery.channel,
-                page_event=delivery.event,
-                attempts=attempts,
-                retry_in_seconds=round(wait, 3),
-                error=reason,
+            self._record(
+                "retried", delivery, attempts=attempts, retry_in_seconds=wait, error=reason
             )
         else:
             gave_up = "" if verdict.outcome == "rejected" else f"gave up after {attempts} tries: "
@@ -226,13 +214,18 @@ class Outbox:
 
     def _reject(self, delivery: DeliveryRecord, reason: str) -> None:
         self.journal.delivery_rejected(delivery.id, at=self.clock(), error=reason)
-        self.metrics.pages.labels(delivery.channel, "rejected").inc()
-        log.error(
-            "page_rejected",
+        self._record("rejected", delivery, error=reason)
+
+    def _record(self, outcome: str, delivery: DeliveryRecord, **fields: object) -> None:
+        """Count an attempt's outcome and log one line for it (an error when given up)."""
+        self.metrics.pages.labels(delivery.channel, outcome).inc()
+        level = {"sent": log.info, "retried": log.warning}.get(outcome, log.error)
+        level(
+            f"page_{outcome}",
             incident=delivery.incident_id,
             channel=delivery.channel,
             page_event=delivery.event,
-            error=reason,
+            **fields,
         )
 
     def _count_pending(self) -> None:
