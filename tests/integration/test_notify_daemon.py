@@ -73,6 +73,7 @@ def test_a_failing_page_survives_sigkill_and_is_delivered_exactly_once(
     stage: Stage, fakes: Vendors
 ) -> None:
     fakes.pagerduty.fail_next(3, status=500)
+    fakes.slack.reject_next(1)
     known = stage.inject("crash", service="dlq-manager")
     wait_for(lambda: len(fakes.pagerduty.received) >= 1, 30, "the first (failing) try")
     assert stage.daemon.stop(signal.SIGKILL) == -signal.SIGKILL
@@ -102,3 +103,7 @@ def test_a_failing_page_survives_sigkill_and_is_delivered_exactly_once(
         ("trigger", "sent", 4),
         ("resolve", "sent", 1),
     ]
+    # Slack's 400 was not retried, was put on the timeline, and nothing was resolved there.
+    assert [r.status for r in fakes.slack.received] == [400]
+    rejected = [e for e in incident["timeline"] if e["kind"] == "page_rejected"]
+    assert [e["summary"].split(":")[0] for e in rejected] == ["slack trigger not delivered"]

@@ -191,3 +191,23 @@ async def test_no_secret_in_the_journal_file_or_the_logs(
     for secret in fakes.secrets():
         assert secret.encode() not in stored, f"{secret!r} is in the journal file"
         assert secret not in text, f"{secret!r} is in a log line"
+
+
+@pytest.mark.asyncio
+async def test_an_approval_acknowledges_the_page_where_the_vendor_has_that(
+    fakes: Vendors, journal: Journal, client: httpx.AsyncClient
+) -> None:
+    outbox = outbox_for(fakes, journal, client)
+    incident = open_p1(journal)
+    outbox.incident_moved(incident, "triaged", "awaiting_approval", "needs a lead")
+    journal.record_approval(incident, at=1_500.0, person="alice", role="lead", decision="approve")
+    journal.set_state(incident, state="approved", at=1_500.0, reason="approved by alice (lead)")
+    outbox.incident_moved(incident, "awaiting_approval", "approved", "approved by alice (lead)")
+    await drain(outbox, journal)
+    assert [e["event_action"] for e in fakes.pagerduty.events()] == ["trigger", "acknowledge"]
+    assert fakes.pagerduty.events("acknowledge")[0]["dedup_key"] == "dlq"
+    assert len(fakes.opsgenie.accepted) == 1  # Opsgenie acknowledges per user: not sent
+    (_, acked) = fakes.webhook.events()
+    assert acked["event"] == "acknowledge"
+    assert acked["incident"]["approvals"] == ["alice (lead) approve"]
+    assert fakes.slack.messages()[-1]["blocks"][0]["text"]["text"].endswith("(acknowledged)")
