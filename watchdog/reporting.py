@@ -82,6 +82,7 @@ def init_sentry(dsn: str, *, secrets: Iterable[str] = (), environment: str | Non
         dsn=dsn,
         environment=environment,
         include_local_variables=True,
+        trace_propagation_targets=[],  # no trace headers on pages sent to the vendors
         before_send=scrubber.before_send,
         before_send_transaction=scrubber.before_send,
         before_breadcrumb=lambda crumb, hint: scrubber.scrub(crumb),

@@ -11,12 +11,14 @@ import pytest
 from tests.fakes.vendors import opsgenie_create_errors, pagerduty_errors, slack_errors
 from tests.integration.notify_stage import FINDING, PLAN
 from watchdog.model import Severity
+from watchdog.notify.channels import build_channels
 from watchdog.notify.page import Page, compose_page
 from watchdog.notify.retry import backoff, classify, redact, retry_after_seconds
 from watchdog.notify.routing import decide_pages
 from watchdog.notify.vendors import dedup_key, opsgenie_body, pagerduty_body, slack_body
 from watchdog.policy.schema import NotifySpec
 from watchdog.policyfile import PolicyError, load_policy
+from watchdog.settings import Settings
 from watchdog.store.records import EventRecord, IncidentRecord, StepRecord
 
 KEY = "R" * 32
@@ -216,3 +218,15 @@ def test_a_bad_channel_in_the_policy_is_named(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as error:
         load_policy(str(bad))
     assert "notify.routes.P3" in str(error.value) and "pager" in str(error.value)
+
+
+def test_channels_exist_only_with_their_credential_and_never_show_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WATCHDOG_PAGERDUTY_ROUTING_KEY", KEY)
+    monkeypatch.setenv("WATCHDOG_SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/sekrit")
+    settings = Settings()
+    channels = build_channels(settings, NotifySpec())
+    assert sorted(channels) == ["pagerduty", "slack"]
+    shown = f"{settings!r} {settings} {channels!r} {settings.model_dump()}"
+    assert KEY not in shown and "sekrit" not in shown

@@ -94,12 +94,10 @@ class Outbox:
             move_reason=reason,
             triggered=triggered,
         )
-        channels = (
-            [self.channels[c] for c in decision.channels if c in self.channels]
-            if (decision is not None)
-            else []
-        )
-        if decision is None or not channels:
+        if decision is None:
+            return
+        channels = [self.channels[c] for c in decision.channels if c in self.channels]
+        if not channels:
             return
         now = self.clock()
         page = compose_page(
@@ -144,11 +142,11 @@ class Outbox:
         """Send due pages until `stop`; a send in flight finishes first."""
         self._count_pending()
         while not stop.is_set():
+            self._wake.clear()  # before the pass: a page queued during it wakes the next one
             try:
                 await self.deliver_due()
             except Exception:  # the journal hiccupped: the rows stay pending, try again
                 log.exception("outbox_failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_or(stop), self.poll_seconds)
 
