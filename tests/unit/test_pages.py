@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -230,3 +231,24 @@ def test_channels_exist_only_with_their_credential_and_never_show_it(
     assert sorted(channels) == ["pagerduty", "slack"]
     shown = f"{settings!r} {settings} {channels!r} {settings.model_dump()}"
     assert KEY not in shown and "sekrit" not in shown
+
+
+def test_a_page_with_very_many_findings_stays_within_pagerdutys_size_limit() -> None:
+    noisy = replace(FINDING, evidence=tuple("e" * 5000 for _ in range(20)))
+    composed = compose_page(
+        event="trigger",
+        why_now="opened",
+        stack="songnodes",
+        incident=incident(),
+        findings=[noisy] * 400,
+        plan=PLAN,
+        steps=(),
+        approvals=(),
+        timeline=(),
+        public_url="http://x",
+        at=0.0,
+    )
+    event = {**pagerduty_body(composed), "routing_key": KEY}
+    assert pagerduty_errors(event, KEY) == []
+    assert len(json.dumps(event)) < 512 * 1024
+    assert composed.seen[-1] == "(+350 more findings on the incident page)"

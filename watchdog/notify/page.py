@@ -21,6 +21,9 @@ from watchdog.store.records import ApprovalRecord, EventRecord, IncidentRecord, 
 EVENTS = ("trigger", "acknowledge", "resolve")
 RECENT_EVENTS = 8
 MAX_EVIDENCE = 5
+MAX_FINDINGS = 50
+MAX_LINE = 1000
+"""Bounds that keep the largest page far below PagerDuty's 512 KB per event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +133,7 @@ def compose_page(
         at=at,
         why_now=why_now,
         headline=headline(event, stack, incident),
-        seen=tuple(describe_finding(f) for f in findings),
+        seen=seen(findings),
         severity_why=severity_reason(incident, timeline),
         plan_title=plan.title if plan is not None else "",
         plan_steps=tuple(
@@ -164,14 +167,23 @@ def headline(event: str, stack: str, incident: IncidentRecord) -> str:
     return f"[{incident.severity.value}] {stack}: {incident.scenario}{where} ({word})"
 
 
+def seen(findings: Sequence[Finding]) -> tuple[str, ...]:
+    """The findings, one line each, the first fifty, and how many more there were."""
+    lines = [describe_finding(f) for f in findings[:MAX_FINDINGS]]
+    if len(findings) > MAX_FINDINGS:
+        lines.append(f"(+{len(findings) - MAX_FINDINGS} more findings on the incident page)")
+    return tuple(lines)
+
+
 def describe_finding(finding: Finding) -> str:
     """A finding as one line: its rule and reason, then up to five pieces of evidence."""
     evidence = "; ".join(finding.evidence[:MAX_EVIDENCE])
     more = len(finding.evidence) - MAX_EVIDENCE
     tail = f" (+{more} more)" if more > 0 else ""
-    return f"{finding.severity.value} {finding.rule}: {finding.reason}" + (
+    line = f"{finding.severity.value} {finding.rule}: {finding.reason}" + (
         f" [evidence: {evidence}{tail}]" if evidence else ""
     )
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
 
 
 def severity_reason(incident: IncidentRecord, timeline: Sequence[EventRecord]) -> str:
