@@ -11,9 +11,15 @@ from watchdog.store.journal import Journal, open_journal
 
 
 def enqueue(journal: Journal, incident: int, channel: str, event: str, at: float) -> int:
-    return journal.enqueue_delivery(
-        incident, channel=channel, event=event, dedup_key="dlq", body={"event": event}, at=at
+    (row,) = journal.enqueue_page(
+        incident,
+        event=event,
+        dedup_key="dlq",
+        bodies={channel: {"event": event}},
+        reason="test",
+        at=at,
     )
+    return row
 
 
 def test_only_the_oldest_pending_row_per_incident_and_channel_is_due(journal: Journal) -> None:
@@ -47,7 +53,7 @@ def test_a_rejected_row_is_final_and_on_the_timeline(journal: Journal) -> None:
     assert journal.due_deliveries(99.0) == []
     kinds = [(e.kind, e.summary) for e in journal.timeline(incident)][-2:]
     assert kinds == [
-        ("page_queued", "opsgenie trigger queued"),
+        ("page", "trigger to opsgenie: test"),
         ("page_rejected", "opsgenie trigger not delivered: HTTP 422: Message can not be empty."),
     ]
     with pytest.raises(ValueError, match="already 'rejected'"):
@@ -56,6 +62,24 @@ def test_a_rejected_row_is_final_and_on_the_timeline(journal: Journal) -> None:
         journal.delivery_retry(999, at=1.0, next_at=2.0, error="x")
     with pytest.raises(KeyError, match="no incident with id 404"):
         enqueue(journal, 404, "slack", "trigger", 1.0)
+
+
+def test_one_page_is_one_transaction_and_one_timeline_event(journal: Journal) -> None:
+    incident = open_p1(journal)
+    ids = journal.enqueue_page(
+        incident,
+        event="trigger",
+        dedup_key="dlq",
+        bodies={"pagerduty": {"a": 1}, "slack": {"b": 2}},
+        reason="P1 opened",
+        at=10.0,
+    )
+    assert [(d.id, d.channel, d.body) for d in journal.deliveries(incident)] == [
+        (ids[0], "pagerduty", {"a": 1}),
+        (ids[1], "slack", {"b": 2}),
+    ]
+    (page,) = [e for e in journal.timeline(incident) if e.kind == "page"]
+    assert page.summary == "trigger to pagerduty, slack: P1 opened"
 
 
 def test_pending_rows_survive_closing_and_reopening_the_journal(tmp_path: Path) -> None:

@@ -113,26 +113,25 @@ class Outbox:
             public_url=self.public_url,
             at=now,
         )
-        for channel in channels:
-            body = channel.body(page)
-            if body is None:
-                continue
-            delivery = journal.enqueue_delivery(
-                incident_id,
-                channel=channel.name,
-                event=decision.event,
-                dedup_key=dedup_key(page.key),
-                body=body,
-                at=now,
-            )
-            log.info(
-                "page_queued",
-                incident=incident_id,
-                channel=channel.name,
-                page_event=decision.event,
-                delivery=delivery,
-                reason=decision.reason,
-            )
+        bodies = {c.name: body for c in channels if (body := c.body(page)) is not None}
+        if not bodies:
+            return
+        deliveries = journal.enqueue_page(
+            incident_id,
+            event=decision.event,
+            dedup_key=dedup_key(page.key),
+            bodies=bodies,
+            reason=decision.reason,
+            at=now,
+        )
+        log.info(
+            "page_queued",
+            incident=incident_id,
+            channels=list(bodies),
+            page_event=decision.event,
+            deliveries=deliveries,
+            reason=decision.reason,
+        )
         self._count_pending()
         self._wake.set()
 

@@ -12,7 +12,7 @@ contract tests in `tests/integration/test_journal.py` run over every backend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from watchdog.model import Finding, Plan, Severity, Step
@@ -178,19 +178,20 @@ class Journal(Protocol):
 
     # Outbox: pages journaled before they are sent --------------------------
 
-    def enqueue_delivery(
+    def enqueue_page(
         self,
         incident_id: int,
         *,
-        channel: str,
         event: str,
         dedup_key: str,
-        body: dict[str, Any],
+        bodies: Mapping[str, dict[str, Any]],
+        reason: str,
         at: float,
-    ) -> int:
-        """Write a page ahead of sending it: a 'pending' row due at `at`, and a timeline event.
+    ) -> list[int]:
+        """Write a page ahead of sending it: one 'pending' row per channel (its body), due
+        at `at`, and one timeline event with the reason, all in one transaction.
 
-        `body` must hold no secret; it is stored as it is.
+        The bodies must hold no secret; they are stored as they are.
         """
         ...
 

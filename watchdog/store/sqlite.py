@@ -19,7 +19,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -574,33 +574,37 @@ class SqliteJournal:
 
     # Outbox ---------------------------------------------------------------------------
 
-    def enqueue_delivery(
+    def enqueue_page(
         self,
         incident_id: int,
         *,
-        channel: str,
         event: str,
         dedup_key: str,
-        body: dict[str, Any],
+        bodies: Mapping[str, dict[str, Any]],
+        reason: str,
         at: float,
-    ) -> int:
+    ) -> list[int]:
         with self._transaction() as conn:
             _require_incident(conn, incident_id)
-            cursor = conn.execute(
-                "INSERT INTO outbox (incident_id, channel, event, dedup_key, body, status,"
-                " created_at, next_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (incident_id, channel, event, dedup_key, dumps(body), at, at),
-            )
-            delivery_id = _lastrowid(cursor)
+            ids = [
+                _lastrowid(
+                    conn.execute(
+                        "INSERT INTO outbox (incident_id, channel, event, dedup_key, body,"
+                        " status, created_at, next_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                        (incident_id, channel, event, dedup_key, dumps(body), at, at),
+                    )
+                )
+                for channel, body in bodies.items()
+            ]
             _insert_event(
                 conn,
                 incident_id,
                 at=at,
-                kind="page_queued",
-                summary=f"{channel} {event} queued",
-                data={"delivery_id": delivery_id, "channel": channel, "event": event},
+                kind="page",
+                summary=f"{event} to {', '.join(bodies)}: {reason}",
+                data={"event": event, "channels": list(bodies), "delivery_ids": ids},
             )
-            return delivery_id
+            return ids
 
     def due_deliveries(self, now: float, *, limit: int = 20) -> list[DeliveryRecord]:
         rows = self._read(
