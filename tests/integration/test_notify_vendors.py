@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 
 from tests.integration.notify_stage import Vendors, drain, open_p1, outbox_for, vendors
 from watchdog.metrics import Metrics
+from watchdog.model import Severity
 from watchdog.store.journal import Journal
 
 
@@ -211,3 +212,31 @@ async def test_an_approval_acknowledges_the_page_where_the_vendor_has_that(
     assert acked["event"] == "acknowledge"
     assert acked["incident"]["approvals"] == ["alice (lead) approve"]
     assert fakes.slack.messages()[-1]["blocks"][0]["text"]["text"].endswith("(acknowledged)")
+
+
+@pytest.mark.asyncio
+async def test_a_rise_in_severity_pages_the_channels_the_new_severity_adds(
+    fakes: Vendors, journal: Journal, client: httpx.AsyncClient
+) -> None:
+    outbox = outbox_for(fakes, journal, client)
+    incident = open_p1(journal)
+    journal.set_severity(
+        incident, severity=Severity.P2, scenario="dlq_overflow", at=1.0, reason="test setup"
+    )
+    outbox.incident_moved(incident, "triaged", "awaiting_approval", "needs the team")
+    await drain(outbox, journal)
+    assert (len(fakes.slack.messages()), len(fakes.pagerduty.accepted)) == (1, 0)
+    journal.set_severity(
+        incident, severity=Severity.P1, scenario="dlq_overflow", at=2.0, reason="DLQ > 5000"
+    )
+    outbox.incident_escalated(incident, Severity.P2)
+    await drain(outbox, journal)
+    (trigger,) = fakes.pagerduty.events("trigger")
+    assert trigger["payload"]["severity"] == "error"
+    assert trigger["payload"]["summary"].endswith("escalated from P2 to P1")
+    assert (
+        "P2 dlq_overflow → P1 dlq_overflow: DLQ > 5000"
+        in (trigger["payload"]["custom_details"]["severity_why"])
+    )
+    assert len(fakes.opsgenie.creates()) == 1
+    assert len(fakes.slack.messages()) == 1  # already paged at P2: not paged twice

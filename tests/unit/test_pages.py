@@ -15,7 +15,7 @@ from watchdog.model import Severity
 from watchdog.notify.channels import build_channels
 from watchdog.notify.page import Page, compose_page
 from watchdog.notify.retry import backoff, classify, redact, retry_after_seconds
-from watchdog.notify.routing import decide_pages
+from watchdog.notify.routing import decide_escalation_page, decide_pages
 from watchdog.notify.vendors import dedup_key, opsgenie_body, pagerduty_body, slack_body
 from watchdog.policy.schema import NotifySpec
 from watchdog.policyfile import PolicyError, load_policy
@@ -252,3 +252,23 @@ def test_a_page_with_very_many_findings_stays_within_pagerdutys_size_limit() -> 
     assert pagerduty_errors(event, KEY) == []
     assert len(json.dumps(event)) < 512 * 1024
     assert composed.seen[-1] == "(+350 more findings on the incident page)"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "triggered", "expected"),
+    [
+        (Severity.P2, Severity.P1, {"slack", "webhook"}, ("pagerduty", "opsgenie")),
+        (Severity.P2, Severity.P1, set(), ("pagerduty", "opsgenie", "slack", "webhook")),
+        (Severity.P1, Severity.P0, {"pagerduty", "opsgenie", "slack", "webhook"}, None),
+        (Severity.P1, Severity.P2, set(), None),  # less severe: no page
+    ],
+)
+def test_a_rise_in_severity_pages_the_channels_not_yet_paged(
+    before: Severity, after: Severity, triggered: set[str], expected: tuple[str, ...] | None
+) -> None:
+    decision = decide_escalation_page(
+        SPEC, from_severity=before, to_severity=after, triggered=triggered
+    )
+    assert (None if decision is None else decision.channels) == expected
+    if decision is not None:
+        assert decision.reason == f"escalated from {before.value} to {after.value}"

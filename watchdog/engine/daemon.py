@@ -24,7 +24,7 @@ from watchdog.engine.executor import Executor, Preflight
 from watchdog.engine.incidents import PAUSED_FLAG, Incidents, Recovery
 from watchdog.engine.lastgood import LastGood, ServiceLastGood
 from watchdog.metrics import Metrics
-from watchdog.model import Observation
+from watchdog.model import Observation, Severity
 from watchdog.notify.outbox import Outbox
 from watchdog.policy.rules import Evaluator, RuleState
 from watchdog.policy.schema import DockerSignal, Policy
@@ -190,6 +190,19 @@ class Daemon:
         except Exception:
             log.exception("page_not_queued", incident=incident_id, state=to_state)
 
+    def _page_escalations(self, before: Mapping[int, Severity]) -> None:
+        """Page the channels a more severe incident now routes to (the move hook sees
+        state changes only; a severity can rise while a plan runs)."""
+        if self.outbox is None:
+            return
+        for view in list(self.incidents.views.values()):
+            was = before.get(view.id)
+            if was is not None and view.severity.more_severe_than(was):
+                try:
+                    self.outbox.incident_escalated(view.id, was)
+                except Exception:
+                    log.exception("page_not_queued", incident=view.id, severity=view.severity)
+
     def _follow_docker_events(self) -> None:
         """Container deaths and health changes are seen at once, not at the next poll."""
         if not self._docker_probes:
@@ -254,7 +267,9 @@ class Daemon:
             log.info(
                 "finding_cleared", rule=finding.rule, series=finding.series, reason=finding.reason
             )
+        severities = {view.id: view.severity for view in self.incidents.views.values()}
         self.incidents.apply(triage(result.active, self.incidents.open_views()))
+        self._page_escalations(severities)
         self.incidents.tick(result.active, self.states)
         for closed in self.incidents.take_closed_findings():
             self.states[rule_key(closed)] = RuleState()

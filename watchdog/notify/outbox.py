@@ -19,14 +19,15 @@ import httpx
 import structlog
 
 from watchdog.metrics import CHANNELS, Metrics
+from watchdog.model import Severity
 from watchdog.notify.channels import Channel
 from watchdog.notify.page import compose_page
 from watchdog.notify.retry import Verdict, backoff, classify, redact
-from watchdog.notify.routing import decide_pages
+from watchdog.notify.routing import PageDecision, decide_escalation_page, decide_pages
 from watchdog.notify.vendors import dedup_key
 from watchdog.policy.schema import NotifySpec
 from watchdog.store.journal import Journal
-from watchdog.store.records import DeliveryRecord
+from watchdog.store.records import DeliveryRecord, IncidentRecord
 
 log = structlog.get_logger("watchdog.notify")
 
@@ -77,6 +78,35 @@ class Outbox:
 
     def incident_moved(self, incident_id: int, from_state: str, to_state: str, reason: str) -> None:
         """Journal the pages this move calls for; the worker sends them."""
+        self._queue(
+            incident_id,
+            lambda incident, triggered: decide_pages(
+                self.spec,
+                severity=incident.severity,
+                from_state=from_state,
+                to_state=to_state,
+                move_reason=reason,
+                triggered=triggered,
+            ),
+        )
+
+    def incident_escalated(self, incident_id: int, from_severity: Severity) -> None:
+        """Journal the page a rise in severity calls for (channels not yet paged)."""
+        self._queue(
+            incident_id,
+            lambda incident, triggered: decide_escalation_page(
+                self.spec,
+                from_severity=from_severity,
+                to_severity=incident.severity,
+                triggered=triggered,
+            ),
+        )
+
+    def _queue(
+        self,
+        incident_id: int,
+        decide: Callable[[IncidentRecord, set[str]], PageDecision | None],
+    ) -> None:
         if not self.channels:  # no credential set: this daemon pages nobody
             return
         journal = self.journal
@@ -86,14 +116,7 @@ class Outbox:
             for d in journal.deliveries(incident_id)
             if d.event == "trigger" and d.status != "rejected"
         }
-        decision = decide_pages(
-            self.spec,
-            severity=incident.severity,
-            from_state=from_state,
-            to_state=to_state,
-            move_reason=reason,
-            triggered=triggered,
-        )
+        decision = decide(incident, triggered)
         if decision is None:
             return
         channels = [self.channels[c] for c in decision.channels if c in self.channels]

@@ -64,3 +64,22 @@ def decide_pages(
 
 def _ordered(channels: Collection[str]) -> tuple[str, ...]:
     return tuple(sorted(set(channels)))
+
+
+def decide_escalation_page(
+    spec: NotifySpec,
+    *,
+    from_severity: Severity,
+    to_severity: Severity,
+    triggered: Collection[str],
+) -> PageDecision | None:
+    """A trigger to the channels the new, higher severity routes to and that have not
+    been paged yet (those that have hear of it with the incident's next page)."""
+    if not spec.on_escalation or not to_severity.more_severe_than(from_severity):
+        return None
+    fresh = tuple(c for c in spec.routes.get(to_severity, ()) if c not in triggered)
+    if not fresh:
+        return None
+    return PageDecision(
+        "trigger", fresh, f"escalated from {from_severity.value} to {to_severity.value}"
+    )
