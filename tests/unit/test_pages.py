@@ -272,3 +272,12 @@ def test_a_rise_in_severity_pages_the_channels_not_yet_paged(
     assert (None if decision is None else decision.channels) == expected
     if decision is not None:
         assert decision.reason == f"escalated from {before.value} to {after.value}"
+
+
+def test_a_webhook_url_that_cannot_work_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WATCHDOG_SLACK_WEBHOOK_URL", "hooks.slack.com/services/T/B/sekrit")
+    with pytest.raises(ValueError, match="WATCHDOG_SLACK_WEBHOOK_URL must be an http") as error:
+        build_channels(Settings(), NotifySpec())
+    assert "sekrit" not in str(error.value)

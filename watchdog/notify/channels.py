@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import SecretStr
 
@@ -121,7 +121,19 @@ class Webhook:
 
 
 def build_channels(settings: Settings, spec: NotifySpec) -> dict[str, Channel]:
-    """The channels whose credentials are set, by name."""
+    """The channels whose credentials are set, by name.
+
+    A URL that cannot work is refused here, at start, naming the setting but never
+    its value (a webhook URL is itself the secret).
+    """
+    for variable, url in (
+        ("WATCHDOG_PAGERDUTY_URL", settings.pagerduty_url),
+        ("WATCHDOG_OPSGENIE_URL", settings.opsgenie_url),
+        ("WATCHDOG_SLACK_WEBHOOK_URL", _revealed(settings.slack_webhook_url)),
+        ("WATCHDOG_WEBHOOK_URL", _revealed(settings.webhook_url)),
+    ):
+        if url is not None and urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"{variable} must be an http:// or https:// URL (value not shown)")
     channels: list[Channel] = []
     if settings.pagerduty_routing_key is not None:
         channels.append(PagerDuty(settings.pagerduty_routing_key, settings.pagerduty_url))
@@ -136,3 +148,7 @@ def build_channels(settings: Settings, spec: NotifySpec) -> dict[str, Channel]:
     if settings.webhook_url is not None:
         channels.append(Webhook(settings.webhook_url, settings.webhook_token))
     return {channel.name: channel for channel in channels}
+
+
+def _revealed(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None

@@ -221,7 +221,7 @@ class Outbox:
                 headers=request.headers,
                 timeout=self.retry.timeout_seconds,
             )
-        except httpx.InvalidURL as error:
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
             return Verdict("rejected", f"the {channel.name} URL is not usable: {error}")
         except httpx.HTTPError as error:
             return Verdict("retry", f"network error: {type(error).__name__}: {error}")
