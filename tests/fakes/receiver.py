@@ -48,11 +48,6 @@ class Answer:
         return cls(status, body.encode(), {"Content-Type": "text/plain", **headers})
 
 
-@dataclass(slots=True)
-class _Script:
-    failures: list[Answer] = field(default_factory=list)
-
-
 class FakeReceiver:
     """Base of the fakes. Use as a context manager; `url` is its base URL."""
 
@@ -61,7 +56,7 @@ class FakeReceiver:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.accepted: list[Received] = []
-        self._script = _Script()
+        self._scripted: list[Answer] = []  # answered before the vendor's own rules
         self._lock = threading.Lock()
         fake = self
 
@@ -102,14 +97,12 @@ class FakeReceiver:
                 failure.status, failure.body, {**failure.headers, "Retry-After": retry_after}
             )
         with self._lock:
-            self._script.failures += [failure] * count
+            self._scripted += [failure] * count
 
     def reject_next(self, count: int = 1) -> None:
         """The next `count` requests get the vendor's 400."""
         with self._lock:
-            self._script.failures += [
-                self.bad_request("rejected by the test") for _ in range(count)
-            ]
+            self._scripted += [self.bad_request("rejected by the test") for _ in range(count)]
 
     # ---- what a vendor says ------------------------------------------------------
 
@@ -129,7 +122,7 @@ class FakeReceiver:
         raw = request.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in request.headers.items()}
         with self._lock:
-            scripted = self._script.failures.pop(0) if self._script.failures else None
+            scripted = self._scripted.pop(0) if self._scripted else None
         try:
             answer = scripted or self.handle(request.command, request.path, headers, raw)
         except Exception as error:  # a bug in the fake must show, not hang the test
