@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -153,6 +154,16 @@ def open_p1(journal: Journal, at: float = 1_000.0) -> int:
     journal.save_plan(incident, PLAN, at=at)
     journal.set_state(incident, state="awaiting_approval", at=at, reason="needs a lead")
     return incident
+
+
+def paged_p1(
+    fakes: Vendors, journal: Journal, client: httpx.AsyncClient, **options: Any
+) -> tuple[Outbox, int]:
+    """A P1 waiting for a lead, and its trigger journaled by an outbox on the fakes."""
+    outbox = outbox_for(fakes, journal, client, **options)
+    incident = open_p1(journal)
+    outbox.incident_moved(incident, "triaged", "awaiting_approval", "needs a lead")
+    return outbox, incident
 
 
 async def drain(outbox: Outbox, journal: Journal, seconds: float = 10.0) -> None:

@@ -14,7 +14,14 @@ import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
 
-from tests.integration.notify_stage import Vendors, drain, open_p1, outbox_for, vendors
+from tests.integration.notify_stage import (
+    Vendors,
+    drain,
+    open_p1,
+    outbox_for,
+    paged_p1,
+    vendors,
+)
 from watchdog.metrics import Metrics
 from watchdog.model import Severity
 from watchdog.store.journal import Journal
@@ -40,9 +47,7 @@ def move_to_resolved(journal: Journal, incident: int) -> None:
 async def test_every_vendor_accepts_the_trigger_and_the_resolve(
     fakes: Vendors, journal: Journal, client: httpx.AsyncClient
 ) -> None:
-    outbox = outbox_for(fakes, journal, client)
-    incident = open_p1(journal)
-    outbox.incident_moved(incident, "triaged", "awaiting_approval", "needs a lead")
+    outbox, incident = paged_p1(fakes, journal, client)
     await drain(outbox, journal)
 
     (trigger,) = fakes.pagerduty.events("trigger")
@@ -104,11 +109,9 @@ async def test_a_receiver_failing_three_times_still_gets_the_page_and_order_is_k
     fakes: Vendors, journal: Journal, client: httpx.AsyncClient
 ) -> None:
     metrics = Metrics()
-    outbox = outbox_for(fakes, journal, client, metrics=metrics)
     fakes.pagerduty.fail_next(2, status=500)
     fakes.pagerduty.fail_next(1, status=429, retry_after="0")
-    incident = open_p1(journal)
-    outbox.incident_moved(incident, "triaged", "awaiting_approval", "needs a lead")
+    outbox, incident = paged_p1(fakes, journal, client, metrics=metrics)
     await outbox.deliver_due()  # the first try fails; the resolve is queued behind it
     move_to_resolved(journal, incident)
     outbox.incident_moved(incident, "verifying", "resolved", "checklist held")
@@ -129,10 +132,8 @@ async def test_retry_after_is_honoured(
     fakes: Vendors, journal: Journal, client: httpx.AsyncClient
 ) -> None:
     now = [5_000.0]
-    outbox = outbox_for(fakes, journal, client, clock=lambda: now[0])
     fakes.slack.fail_next(1, status=429, retry_after="7")
-    incident = open_p1(journal)
-    outbox.incident_moved(incident, "triaged", "awaiting_approval", "needs a lead")
+    outbox, incident = paged_p1(fakes, journal, client, clock=lambda: now[0])
     await outbox.deliver_due()
     slack = next(d for d in journal.deliveries(incident) if d.channel == "slack")
     assert (slack.status, slack.attempts, slack.next_at) == ("pending", 1, 5_007.0)
@@ -149,11 +150,9 @@ async def test_a_400_is_not_retried_and_is_surfaced(
     fakes: Vendors, journal: Journal, client: httpx.AsyncClient
 ) -> None:
     metrics = Metrics()
-    outbox = outbox_for(fakes, journal, client, metrics=metrics)
     fakes.pagerduty.reject_next(1)
-    incident = open_p1(journal)
     with capture_logs() as logs:
-        outbox.incident_moved(incident, "triaged", "awaiting_approval", "needs a lead")
+        outbox, incident = paged_p1(fakes, journal, client, metrics=metrics)
         await drain(outbox, journal)
     assert [r.status for r in fakes.pagerduty.received] == [400]
     row = next(d for d in journal.deliveries(incident) if d.channel == "pagerduty")
@@ -172,12 +171,10 @@ async def test_a_400_is_not_retried_and_is_surfaced(
 async def test_no_secret_in_the_journal_file_or_the_logs(
     fakes: Vendors, journal: Journal, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    outbox = outbox_for(fakes, journal, client)
     fakes.opsgenie.fail_next(1, status=503)
     fakes.webhook.reject_next(1)
-    incident = open_p1(journal)
     with capture_logs() as logs:
-        outbox.incident_moved(incident, "triaged", "awaiting_approval", "needs a lead")
+        outbox, incident = paged_p1(fakes, journal, client)
         await drain(outbox, journal)
         move_to_resolved(journal, incident)
         outbox.incident_moved(incident, "verifying", "resolved", "checklist held")
@@ -198,9 +195,7 @@ async def test_no_secret_in_the_journal_file_or_the_logs(
 async def test_an_approval_acknowledges_the_page_where_the_vendor_has_that(
     fakes: Vendors, journal: Journal, client: httpx.AsyncClient
 ) -> None:
-    outbox = outbox_for(fakes, journal, client)
-    incident = open_p1(journal)
-    outbox.incident_moved(incident, "triaged", "awaiting_approval", "needs a lead")
+    outbox, incident = paged_p1(fakes, journal, client)
     journal.record_approval(incident, at=1_500.0, person="alice", role="lead", decision="approve")
     journal.set_state(incident, state="approved", at=1_500.0, reason="approved by alice (lead)")
     outbox.incident_moved(incident, "awaiting_approval", "approved", "approved by alice (lead)")
