@@ -198,7 +198,7 @@ class Outbox:
         now = self.clock()
         attempts = delivery.attempts + 1
         if verdict.outcome == "sent":
-            self.journal.delivery_sent(delivery.id, at=now, summary=f"{reason}, try {attempts}")
+            self.journal.delivery_sent(delivery.id, at=now, summary=f"{reason} on try {attempts}")
             self._record("sent", delivery, attempts=attempts)
         elif verdict.outcome == "retry" and attempts < self.retry.max_attempts:
             wait = verdict.delay

@@ -28,7 +28,7 @@ def classify(status: int, body: str, *, retry_after: str | None, now: float) -> 
     """The verdict on one HTTP answer from a vendor."""
     said = f"HTTP {status}" + (f": {excerpt(body)}" if body.strip() else "")
     if 200 <= status < 300:
-        return Verdict("sent", said)
+        return Verdict("sent", f"HTTP {status}")  # the vendor's receipt adds nothing to read
     if status == 429:
         return Verdict("retry", said, retry_after_seconds(retry_after, now))
     if status == 408 or status >= 500:
