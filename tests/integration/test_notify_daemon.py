@@ -60,6 +60,9 @@ def test_an_incident_that_resolves_resolves_its_page(stage: Stage, fakes: Vendor
     wait_for(lambda: len(fakes.webhook.events()) == 2, 20, "the webhook's resolve")
     assert [e["event"] for e in fakes.webhook.events()] == ["trigger", "resolve"]
     assert len(fakes.slack.messages()) == 2
+    assert stage.metric("watchdog_pages_total", channel="pagerduty", outcome="sent") == 2
+    assert stage.metric("watchdog_pages_total", channel="slack", outcome="rejected") == 0
+    assert stage.metric("watchdog_outbox_pending", channel="pagerduty") == 0
     stage.daemon.stop()
     stored = b"".join(p.read_bytes() for p in stage.folder.glob("journal.db*"))
     logged = (stage.folder / "daemon.log").read_bytes()
