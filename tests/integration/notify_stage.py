@@ -105,7 +105,8 @@ def outbox_for(
         client=client,
         clock=clock or time.time,  # type: ignore[arg-type]
         public_url="http://watchdog.test:9095",
-        retry=retry or RetryPolicy(base_seconds=0.05, cap_seconds=0.2, timeout_seconds=5),
+        retry=retry
+        or RetryPolicy(base_seconds=0.05, cap_seconds=0.2, timeout_seconds=5, max_attempts=50),
         poll_seconds=0.05,
     )
 

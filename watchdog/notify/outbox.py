@@ -34,12 +34,15 @@ log = structlog.get_logger("watchdog.notify")
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How hard to try: first wait, longest wait, per-attempt timeout, attempts before giving up."""
+    """How hard to try: first wait, longest wait, per-attempt timeout, attempts before giving up.
 
-    base_seconds: float = 2.0
-    cap_seconds: float = 300.0
-    timeout_seconds: float = 10.0
-    max_attempts: int = 50
+    The values come from the settings (WATCHDOG_NOTIFY_*), which hold the defaults.
+    """
+
+    base_seconds: float
+    cap_seconds: float
+    timeout_seconds: float
+    max_attempts: int
 
 
 class Outbox:
@@ -56,7 +59,7 @@ class Outbox:
         client: httpx.AsyncClient,
         clock: Callable[[], float],
         public_url: str,
-        retry: RetryPolicy | None = None,
+        retry: RetryPolicy,
         poll_seconds: float = 0.5,
     ) -> None:
         self.spec = spec
@@ -67,10 +70,10 @@ class Outbox:
         self.client = client
         self.clock = clock
         self.public_url = public_url
-        self.retry = retry or RetryPolicy()
+        self.retry = retry
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
-        routed = {c for channels_ in spec.routes.values() for c in channels_}
+        routed = {channel for route in spec.routes.values() for channel in route}
         for missing in sorted(routed - set(self.channels)):
             log.info("channel_off", channel=missing, reason="routed by the policy, no credential")
 
