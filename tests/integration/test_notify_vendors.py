@@ -24,6 +24,7 @@ from tests.integration.notify_stage import (
 )
 from watchdog.metrics import Metrics
 from watchdog.model import Severity
+from watchdog.notify.outbox import RetryPolicy
 from watchdog.store.journal import Journal
 
 
@@ -235,3 +236,17 @@ async def test_a_rise_in_severity_pages_the_channels_the_new_severity_adds(
     )
     assert len(fakes.opsgenie.creates()) == 1
     assert len(fakes.slack.messages()) == 1  # already paged at P2: not paged twice
+
+
+@pytest.mark.asyncio
+async def test_a_page_that_never_gets_through_is_given_up_loudly(
+    fakes: Vendors, journal: Journal, client: httpx.AsyncClient
+) -> None:
+    fakes.opsgenie.fail_next(5, status=502)
+    retry = RetryPolicy(base_seconds=0.01, cap_seconds=0.01, timeout_seconds=5, max_attempts=3)
+    outbox, incident = paged_p1(fakes, journal, client, retry=retry)
+    await drain(outbox, journal)
+    row = next(d for d in journal.deliveries(incident) if d.channel == "opsgenie")
+    assert (row.status, row.attempts) == ("rejected", 3)
+    assert row.last_error.startswith("gave up after 3 tries: HTTP 502")
+    assert [r.status for r in fakes.opsgenie.received] == [502, 502, 502]
