@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,29 @@ class Settings(BaseSettings):
     log_level: str = "info"
     people: Path | None = Field(
         None, description="YAML file of people, roles and hashed tokens (`watchdog people add`)"
+    )
+
+    # Notifiers: where pages go. Every credential is a SecretStr, added to a request
+    # only at send time and never journaled or logged; a channel without one is off.
+    public_url: str = Field(
+        "http://127.0.0.1:9095",
+        description="this daemon as people reach it; pages link to {public_url}/ui/incidents/ID",
+    )
+    pagerduty_routing_key: SecretStr | None = Field(None, description="Events API v2 key")
+    pagerduty_url: str = "https://events.pagerduty.com"
+    opsgenie_api_key: SecretStr | None = Field(None, description="sent as GenieKey")
+    opsgenie_url: str = "https://api.opsgenie.com"
+    slack_webhook_url: SecretStr | None = Field(None, description="an incoming webhook URL")
+    webhook_url: SecretStr | None = Field(None, description="a generic JSON webhook")
+    webhook_token: SecretStr | None = Field(None, description="sent as a bearer token")
+    notify_timeout: float = Field(10.0, gt=0, description="seconds per delivery attempt")
+    notify_backoff: float = Field(2.0, gt=0, description="seconds before the first retry")
+    notify_backoff_max: float = Field(300.0, gt=0, description="the longest wait between tries")
+    notify_max_attempts: int = Field(50, ge=1, description="then the page is given up, loudly")
+    sentry_dsn: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SENTRY_DSN", "WATCHDOG_SENTRY_DSN"),
+        description="report the daemon's own errors and failed rollbacks to Sentry",
     )
 
     @field_validator("listen")

@@ -26,7 +26,8 @@ from watchdog.engine.incidents import PAUSED_FLAG, Incidents, Recovery
 from watchdog.engine.lastgood import LastGood, ServiceLastGood
 from watchdog.engine.reenable import Reenabler
 from watchdog.metrics import Metrics
-from watchdog.model import Observation
+from watchdog.model import Observation, Severity
+from watchdog.notify.outbox import Outbox
 from watchdog.policy.rules import Evaluator, RuleState
 from watchdog.policy.schema import DockerSignal, Policy, TableSignal
 from watchdog.policy.triage import rule_key, triage
@@ -35,6 +36,7 @@ from watchdog.probes.base import Probe, build_probes
 from watchdog.probes.docker import DockerProbe, env_client_factory
 from watchdog.probes.docker_events import DockerEvents
 from watchdog.probes.scheduler import ProbeScheduler
+from watchdog.reporting import report_failed_rollback
 from watchdog.store.journal import Journal
 
 log = structlog.get_logger("watchdog.daemon")
@@ -79,6 +81,7 @@ class Daemon:
         clock: Callable[[], float] = time.time,
         tick_seconds: float | None = None,
         probes: list[Probe] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.policy = policy
         self.journal = journal
@@ -118,6 +121,8 @@ class Daemon:
         self.incidents = Incidents(policy, journal, executor, self.metrics, self.windows, clock)
         self.reenabler = Reenabler(policy, journal, self.incidents, self.windows, clock)
         self.alerts = AlertIntake(policy, journal, clock)
+        self.outbox = outbox
+        self.incidents.on_move = self._incident_moved
         self.last_good = LastGood(
             policy.last_good,
             config_store,
@@ -153,6 +158,12 @@ class Daemon:
         )
         self.scheduler.start()
         self._follow_docker_events()
+        outbox_stop = asyncio.Event()
+        outbox = (
+            asyncio.create_task(self.outbox.run(outbox_stop), name="outbox")
+            if self.outbox is not None
+            else None
+        )
         try:
             while not stop.is_set():
                 try:
@@ -166,9 +177,42 @@ class Daemon:
             for events in self.docker_events:
                 await asyncio.to_thread(events.stop)
             await self._finish_in_flight(grace_seconds)
+            if outbox is not None:  # pages of the last moves go out before the client closes
+                outbox_stop.set()
+                await asyncio.wait([outbox], timeout=grace_seconds)
             if self._own_client:
                 await self.client.aclose()
             log.info("daemon_stopped")
+
+    def _incident_moved(
+        self, incident_id: int, from_state: str, to_state: str, reason: str
+    ) -> None:
+        """Report failed rollbacks to Sentry and journal the pages the move calls for.
+
+        Paging must never stall the incident itself: a failure here is logged
+        (and reported), and the move stands.
+        """
+        if from_state == "failed" and to_state == "escalated":
+            report_failed_rollback(incident_id, reason)
+        if self.outbox is None:
+            return
+        try:
+            self.outbox.incident_moved(incident_id, from_state, to_state, reason)
+        except Exception:
+            log.exception("page_not_queued", incident=incident_id, state=to_state)
+
+    def _page_escalations(self, before: Mapping[int, Severity]) -> None:
+        """Page the channels a more severe incident now routes to (the move hook sees
+        state changes only; a severity can rise while a plan runs)."""
+        if self.outbox is None:
+            return
+        for view in list(self.incidents.views.values()):
+            was = before.get(view.id)
+            if was is not None and view.severity.more_severe_than(was):
+                try:
+                    self.outbox.incident_escalated(view.id, was)
+                except Exception:
+                    log.exception("page_not_queued", incident=view.id, severity=view.severity)
 
     def _follow_docker_events(self) -> None:
         """Container deaths and health changes are seen at once, not at the next poll."""
@@ -235,7 +279,9 @@ class Daemon:
             log.info(
                 "finding_cleared", rule=finding.rule, series=finding.series, reason=finding.reason
             )
+        severities = {view.id: view.severity for view in self.incidents.views.values()}
         self.incidents.apply(triage(result.active, self.incidents.open_views()))
+        self._page_escalations(severities)
         self.incidents.tick(result.active, self.states)
         closed_findings = self.incidents.take_closed_findings()
         for closed in closed_findings:

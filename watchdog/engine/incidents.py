@@ -101,6 +101,8 @@ class Incidents:
         # clear_for period does not reopen the old one.
         self.closed_findings: set[str] = set()
         self.max_evidence_age = max((s.staleness_limit() for s in policy.signals), default=60.0)
+        # Told of every journaled move (id, from, to, reason): the pager's one hook.
+        self.on_move: Callable[[int, str, str, str], None] | None = None
 
     # ---- bookkeeping -------------------------------------------------------
 
@@ -116,6 +118,8 @@ class Incidents:
         now = self.clock()
         self.journal.set_state(view.id, state=state, at=now, reason=reason, closed=closed)
         log.info("incident_state", incident=view.id, key=view.key, state=state, reason=reason)
+        if self.on_move is not None:
+            self.on_move(view.id, view.state, state, reason)
         updated = replace(view, state=state, entered_at=now)
         if closed:
             self.views.pop(view.key, None)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
 import httpx
@@ -33,9 +34,13 @@ from watchdog.actions.schemaguard import SchemaGuard
 from watchdog.api.app import create_app
 from watchdog.engine.daemon import Daemon
 from watchdog.engine.executor import Preflight
+from watchdog.metrics import Metrics
+from watchdog.notify.channels import build_channels
+from watchdog.notify.outbox import Outbox, RetryPolicy
 from watchdog.people import People
 from watchdog.policy.schema import Policy
 from watchdog.probes.base import Probe, build_probes
+from watchdog.reporting import flush_sentry, init_sentry
 from watchdog.settings import Settings
 from watchdog.store.journal import Journal, open_journal
 
@@ -197,6 +202,7 @@ def build_daemon(
 ) -> Daemon:
     chosen = backends(settings, client, policy, journal)
     table = action_table(policy, settings, journal, client, chosen)
+    metrics = Metrics.for_policy(policy)
     return Daemon(
         policy,
         journal,
@@ -209,7 +215,55 @@ def build_daemon(
         previews=table.previews,
         preflights=table.preflights,
         dry_run=dry_run,
+        metrics=metrics,
+        outbox=build_outbox(policy, settings, journal, client, metrics),
     )
+
+
+def build_outbox(
+    policy: Policy,
+    settings: Settings,
+    journal: Journal,
+    client: httpx.AsyncClient,
+    metrics: Metrics,
+) -> Outbox:
+    """The pager: the policy's routing, the channels whose credentials are set."""
+    return Outbox(
+        spec=policy.notify,
+        stack=policy.stack.name,
+        journal=journal,
+        channels=build_channels(settings, policy.notify),
+        metrics=metrics,
+        client=client,
+        clock=time.time,
+        public_url=settings.public_url,
+        retry=RetryPolicy(
+            base_seconds=settings.notify_backoff,
+            cap_seconds=settings.notify_backoff_max,
+            timeout_seconds=settings.notify_timeout,
+            max_attempts=settings.notify_max_attempts,
+        ),
+    )
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every credential the settings hold, for the Sentry scrubber."""
+    secrets = [
+        value.get_secret_value()
+        for value in (
+            settings.pagerduty_routing_key,
+            settings.opsgenie_api_key,
+            settings.slack_webhook_url,
+            settings.webhook_url,
+            settings.webhook_token,
+            settings.sentry_dsn,
+        )
+        if value is not None
+    ]
+    if settings.database_url:
+        password = urlsplit(settings.database_url).password
+        secrets += [settings.database_url, *([password] if password else [])]
+    return secrets
 
 
 class _QuietServer(uvicorn.Server):
@@ -226,6 +280,8 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if settings.sentry_dsn is not None:
+        init_sentry(settings.sentry_dsn.get_secret_value(), secrets=secret_values(settings))
     people = People(settings.people, policy.roles) if settings.people else None
     journal = open_journal(settings.state)
     async with AsyncExitStack() as stack:
@@ -253,4 +309,5 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
             server.should_exit = True
             await asyncio.wait_for(api, timeout=5)
             journal.close()
+            flush_sentry()
     return 0

@@ -332,6 +332,44 @@ class LastGoodSpec(Strict):
         return [table_name(t) for t in tables]
 
 
+Channel = Literal["pagerduty", "opsgenie", "slack", "webhook"]
+
+
+class Responder(Strict):
+    """An Opsgenie responder: a team, user, escalation or schedule, by name."""
+
+    type: Literal["team", "user", "escalation", "schedule"]
+    name: str = Field(min_length=1)
+
+
+def _all_channels() -> dict[Severity, list[Channel]]:
+    every: list[Channel] = ["pagerduty", "opsgenie", "slack", "webhook"]
+    return {
+        Severity.P0: every,
+        Severity.P1: every,
+        Severity.P2: ["slack", "webhook"],
+        Severity.P3: ["slack", "webhook"],
+    }
+
+
+class NotifySpec(Strict):
+    """When to page people and where, per severity.
+
+    A page goes out when an incident opens at a severity in `on_open`, when its
+    plan starts waiting for approval, and when it escalates to a human; it is
+    acknowledged when someone approves, and resolved when the incident closes.
+    A channel named here but without credentials in the settings stays silent.
+    """
+
+    on_open: list[Severity] = Field(default_factory=lambda: [Severity.P0, Severity.P1])
+    on_approval: bool = True
+    on_escalation: bool = True
+    acknowledge_on_approval: bool = True
+    resolve_on_close: bool = True
+    routes: dict[Severity, list[Channel]] = Field(default_factory=_all_channels)
+    opsgenie_responders: list[Responder] = Field(default_factory=list)
+
+
 class StackSpec(Strict):
     name: str
     compose_project: str | None = None
@@ -353,6 +391,7 @@ class Policy(Strict):
     roles: list[str] = Field(default_factory=lambda: ["oncall", "lead", "team"])
     guards: GuardSpec = Field(default_factory=GuardSpec)
     last_good: LastGoodSpec = Field(default_factory=LastGoodSpec)
+    notify: NotifySpec = Field(default_factory=NotifySpec)
 
     def probed_signals(self) -> list[AnySignal]:
         """The enabled signals a probe reads (not derived, not fed by alerts)."""

@@ -12,13 +12,14 @@ contract tests in `tests/integration/test_journal.py` run over every backend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from watchdog.model import Alert, Finding, Plan, Severity, Step
 from watchdog.store.alerts import AlertReceipt
 from watchdog.store.records import (
     ApprovalRecord,
+    DeliveryRecord,
     EventRecord,
     IncidentRecord,
     SnapshotRecord,
@@ -190,6 +191,50 @@ class Journal(Protocol):
 
     def settle_alerts(self, keys: Sequence[tuple[str, float]], *, at: float, by: str) -> None:
         """Mark firings (fingerprint, startsAt) as handled by `by` (an incident)."""
+        ...
+
+    # Outbox: pages journaled before they are sent --------------------------
+
+    def enqueue_page(
+        self,
+        incident_id: int,
+        *,
+        event: str,
+        dedup_key: str,
+        bodies: Mapping[str, dict[str, Any]],
+        reason: str,
+        at: float,
+    ) -> list[int]:
+        """Write a page ahead of sending it: one 'pending' row per channel (its body), due
+        at `at`, and one timeline event with the reason, all in one transaction.
+
+        The bodies must hold no secret; they are stored as they are.
+        """
+        ...
+
+    def due_deliveries(self, now: float, *, limit: int = 20) -> list[DeliveryRecord]:
+        """Pending rows due by `now`, oldest first, each the oldest pending row of its
+        incident and channel, so a resolve never overtakes its trigger."""
+        ...
+
+    def delivery_sent(self, delivery_id: int, *, at: float, summary: str) -> None:
+        """Mark a row sent (only after the vendor accepted it) and put it on the timeline."""
+        ...
+
+    def delivery_retry(self, delivery_id: int, *, at: float, next_at: float, error: str) -> None:
+        """Count a failed attempt and make the row due again at `next_at`."""
+        ...
+
+    def delivery_rejected(self, delivery_id: int, *, at: float, error: str) -> None:
+        """Give a row up (the vendor refused it) and put why on the incident's timeline."""
+        ...
+
+    def deliveries(self, incident_id: int) -> list[DeliveryRecord]:
+        """Every outbox row of the incident, in the order they were journaled."""
+        ...
+
+    def pending_deliveries(self) -> dict[str, int]:
+        """How many rows wait to be sent, by channel (channels with none are left out)."""
         ...
 
     def close(self) -> None: ...

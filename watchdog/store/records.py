@@ -21,6 +21,9 @@ FINISHED_STEP_STATUSES = STEP_STATUSES[1:]
 
 DECISIONS = ("approve", "reject")
 
+DELIVERY_STATUSES = ("pending", "sent", "rejected")
+"""An outbox row is 'pending' until a vendor accepts it ('sent') or refuses it for good."""
+
 
 @dataclass(frozen=True, slots=True)
 class IncidentRecord:
@@ -94,3 +97,24 @@ class SnapshotRecord:
     checksum: str
     row_count: int
     rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One page in the outbox: what to send to which channel, and how trying went.
+
+    `body` is the vendor payload without its secrets (they are added at send time).
+    """
+
+    id: int
+    incident_id: int
+    channel: str
+    event: str
+    dedup_key: str
+    body: dict[str, Any]
+    status: str
+    attempts: int
+    created_at: float
+    next_at: float
+    finished_at: float | None
+    last_error: str

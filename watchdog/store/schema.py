@@ -99,6 +99,26 @@ STATEMENTS = (
         rows TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS snapshots_table ON snapshots (table_name, id)",
+    # The notifier's outbox: a page is written here before it is sent, and stays
+    # 'pending' (with its retry state) until a vendor accepts or refuses it. The
+    # body holds no secret: routing keys, API keys and webhook URLs are added at
+    # send time. An additive table, so version 1 files simply gain it.
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        channel TEXT NOT NULL,
+        event TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        next_at REAL NOT NULL,
+        finished_at REAL,
+        last_error TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, next_at)",
+    "CREATE INDEX IF NOT EXISTS outbox_incident ON outbox (incident_id, channel, id)",
     *alerts.STATEMENTS,
 )
 

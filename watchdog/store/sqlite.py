@@ -19,7 +19,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from watchdog.store.records import (
     DECISIONS,
     FINISHED_STEP_STATUSES,
     ApprovalRecord,
+    DeliveryRecord,
     EventRecord,
     IncidentRecord,
     SnapshotRecord,
@@ -588,6 +589,104 @@ class SqliteJournal:
             alert_rows.settle(conn, keys, at=at, by=by)
 
 
+    # Outbox ---------------------------------------------------------------------------
+
+    def enqueue_page(
+        self,
+        incident_id: int,
+        *,
+        event: str,
+        dedup_key: str,
+        bodies: Mapping[str, dict[str, Any]],
+        reason: str,
+        at: float,
+    ) -> list[int]:
+        with self._transaction() as conn:
+            _require_incident(conn, incident_id)
+            ids = [
+                _lastrowid(
+                    conn.execute(
+                        "INSERT INTO outbox (incident_id, channel, event, dedup_key, body,"
+                        " status, created_at, next_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                        (incident_id, channel, event, dedup_key, dumps(body), at, at),
+                    )
+                )
+                for channel, body in bodies.items()
+            ]
+            _insert_event(
+                conn,
+                incident_id,
+                at=at,
+                kind="page",
+                summary=f"{event} to {', '.join(bodies)}: {reason}",
+                data={"event": event, "channels": list(bodies), "delivery_ids": ids},
+            )
+            return ids
+
+    def due_deliveries(self, now: float, *, limit: int = 20) -> list[DeliveryRecord]:
+        rows = self._read(
+            "SELECT * FROM outbox AS o WHERE o.status = 'pending' AND o.next_at <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.status = 'pending'"
+            " AND e.incident_id = o.incident_id AND e.channel = o.channel AND e.id < o.id)"
+            " ORDER BY o.next_at, o.id LIMIT ?",
+            (now, limit),
+        )
+        return [_delivery(row) for row in rows]
+
+    def delivery_sent(self, delivery_id: int, *, at: float, summary: str) -> None:
+        with self._transaction() as conn:
+            row = _require_pending(conn, delivery_id)
+            conn.execute(
+                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, finished_at = ?"
+                " WHERE id = ?",
+                (at, delivery_id),
+            )
+            _insert_event(
+                conn,
+                row["incident_id"],
+                at=at,
+                kind="page_sent",
+                summary=f"{row['channel']} {row['event']} sent: {summary}",
+                data=_delivery_data(row, attempts=row["attempts"] + 1),
+            )
+
+    def delivery_retry(self, delivery_id: int, *, at: float, next_at: float, error: str) -> None:
+        with self._transaction() as conn:
+            _require_pending(conn, delivery_id)
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ?"
+                " WHERE id = ?",
+                (next_at, error, delivery_id),
+            )
+
+    def delivery_rejected(self, delivery_id: int, *, at: float, error: str) -> None:
+        with self._transaction() as conn:
+            row = _require_pending(conn, delivery_id)
+            conn.execute(
+                "UPDATE outbox SET status = 'rejected', attempts = attempts + 1,"
+                " finished_at = ?, last_error = ? WHERE id = ?",
+                (at, error, delivery_id),
+            )
+            _insert_event(
+                conn,
+                row["incident_id"],
+                at=at,
+                kind="page_rejected",
+                summary=f"{row['channel']} {row['event']} not delivered: {error}",
+                data=_delivery_data(row, attempts=row["attempts"] + 1),
+            )
+
+    def deliveries(self, incident_id: int) -> list[DeliveryRecord]:
+        rows = self._read("SELECT * FROM outbox WHERE incident_id = ? ORDER BY id", (incident_id,))
+        return [_delivery(row) for row in rows]
+
+    def pending_deliveries(self) -> dict[str, int]:
+        rows = self._read(
+            "SELECT channel, COUNT(*) AS n FROM outbox WHERE status = 'pending' GROUP BY channel"
+        )
+        return {row["channel"]: row["n"] for row in rows}
+
+
 # Rows in, rows out -----------------------------------------------------------------------
 
 
@@ -605,6 +704,26 @@ def _require_incident(conn: sqlite3.Connection, incident_id: int) -> sqlite3.Row
     if row is None:
         raise KeyError(f"no incident with id {incident_id}")
     return row
+
+
+def _require_pending(conn: sqlite3.Connection, delivery_id: int) -> sqlite3.Row:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM outbox WHERE id = ?", (delivery_id,)
+    ).fetchone()
+    if row is None:
+        raise KeyError(f"no outbox row with id {delivery_id}")
+    if row["status"] != "pending":
+        raise ValueError(f"outbox row {delivery_id} is already {row['status']!r}, not pending")
+    return row
+
+
+def _delivery_data(row: sqlite3.Row, *, attempts: int) -> dict[str, Any]:
+    return {
+        "delivery_id": row["id"],
+        "channel": row["channel"],
+        "event": row["event"],
+        "attempts": attempts,
+    }
 
 
 def _insert_finding(
@@ -673,4 +792,21 @@ def _snapshot(row: sqlite3.Row) -> SnapshotRecord:
         checksum=row["checksum"],
         row_count=row["row_count"],
         rows=json.loads(row["rows"]),
+    )
+
+
+def _delivery(row: sqlite3.Row) -> DeliveryRecord:
+    return DeliveryRecord(
+        id=row["id"],
+        incident_id=row["incident_id"],
+        channel=row["channel"],
+        event=row["event"],
+        dedup_key=row["dedup_key"],
+        body=json.loads(row["body"]),
+        status=row["status"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        next_at=row["next_at"],
+        finished_at=row["finished_at"],
+        last_error=row["last_error"],
     )

@@ -1,0 +1,223 @@
+"""What a page says, composed from the journal's records: pure, no I/O, no clock.
+
+A page answers the questions of someone woken at night, in this order: what
+was seen (findings with their evidence), how bad it is and why, what the
+watchdog did or what waits for a human (who: role and quorum), what the plan
+risks (the impact assessment), and how to approve or reject it (the web page
+and the CLI command). Every vendor body is rendered from one `Page`, so the
+channels never disagree about the facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from watchdog.model import AuthMode, Finding, Plan, Severity
+from watchdog.store.records import ApprovalRecord, EventRecord, IncidentRecord, StepRecord
+
+EVENTS = ("trigger", "acknowledge", "resolve")
+RECENT_EVENTS = 8
+MAX_EVIDENCE = 5
+MAX_FINDINGS = 50
+MAX_LINE = 1000
+"""Bounds that keep the largest page far below PagerDuty's 512 KB per event."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Everything one page says about one incident at one moment."""
+
+    event: str
+    incident_id: int
+    key: str
+    stack: str
+    severity: Severity
+    scenario: str
+    subject: str
+    state: str
+    at: float
+    why_now: str
+    headline: str
+    seen: tuple[str, ...]
+    severity_why: str
+    plan_title: str
+    plan_steps: tuple[str, ...]
+    done: tuple[str, ...]
+    awaiting: str
+    impact: tuple[str, ...]
+    link: str
+    approve_command: str
+    reject_command: str
+    approvals: tuple[str, ...] = ()
+    recent: tuple[str, ...] = field(default=())
+
+    def sections(self) -> list[tuple[str, str]]:
+        """The page as titled sections of plain text, in reading order."""
+        how = f"{self.link}\n{self.approve_command}\n{self.reject_command}"
+        sections = [
+            ("What was seen", _lines(self.seen) or "no finding recorded"),
+            (f"Severity {self.severity.value}", self.severity_why),
+            ("What was done", _lines(self.done) or "nothing has run yet"),
+        ]
+        if self.awaiting:
+            sections.append(("Waiting for", self.awaiting))
+        if self.plan_title:
+            sections.append((f"Plan: {self.plan_title}", _lines(self.plan_steps) or "no steps"))
+        sections.append(("Impact", _lines(self.impact) or "none assessed"))
+        if self.approvals:
+            sections.append(("Approvals so far", _lines(self.approvals)))
+        sections.append(("How to approve", how))
+        return sections
+
+    def text(self) -> str:
+        """The whole page as plain text: the headline, why now, then each section."""
+        parts = [self.headline, f"Why this page: {self.why_now}"]
+        parts += [f"{title}:\n{body}" for title, body in self.sections()]
+        return "\n\n".join(parts)
+
+    def details(self) -> dict[str, Any]:
+        """The page as a JSON object, for custom_details and the generic webhook."""
+        return {
+            "incident": self.incident_id,
+            "key": self.key,
+            "stack": self.stack,
+            "severity": self.severity.value,
+            "severity_why": self.severity_why,
+            "scenario": self.scenario,
+            "subject": self.subject,
+            "state": self.state,
+            "why_now": self.why_now,
+            "seen": list(self.seen),
+            "plan": {"title": self.plan_title, "steps": list(self.plan_steps)},
+            "done": list(self.done),
+            "awaiting": self.awaiting,
+            "impact": list(self.impact),
+            "approvals": list(self.approvals),
+            "link": self.link,
+            "approve": self.approve_command,
+            "reject": self.reject_command,
+            "timeline": list(self.recent),
+        }
+
+
+def compose_page(
+    *,
+    event: str,
+    why_now: str,
+    stack: str,
+    incident: IncidentRecord,
+    findings: Sequence[Finding],
+    plan: Plan | None,
+    steps: Sequence[StepRecord],
+    approvals: Sequence[ApprovalRecord],
+    timeline: Sequence[EventRecord],
+    public_url: str,
+    at: float,
+) -> Page:
+    """The page for `event` (trigger, acknowledge or resolve) about `incident` as journaled."""
+    if event not in EVENTS:
+        raise ValueError(f"page event {event!r} is not one of {', '.join(EVENTS)}")
+    link = f"{public_url.rstrip('/')}/ui/incidents/{incident.id}"
+    return Page(
+        event=event,
+        incident_id=incident.id,
+        key=incident.key,
+        stack=stack,
+        severity=incident.severity,
+        scenario=incident.scenario,
+        subject=incident.subject,
+        state=incident.state,
+        at=at,
+        why_now=why_now,
+        headline=headline(event, stack, incident),
+        seen=seen(findings),
+        severity_why=severity_reason(incident, timeline),
+        plan_title=plan.title if plan is not None else "",
+        plan_steps=tuple(
+            f"{i + 1}. {s.name}: {s.action} [{s.risk.value}]"
+            for i, s in enumerate(plan.steps if plan else ())
+        ),
+        done=tuple(
+            f"{s.name} (attempt {s.attempt}): {s.status}"
+            + (f": {_first_line(s.output)}" if s.output.strip() else "")
+            for s in steps
+        ),
+        awaiting=awaiting(incident, plan, timeline),
+        impact=plan.impact if plan is not None else (),
+        link=link,
+        approve_command=f"watchdog approve {incident.id} --as NAME",
+        reject_command=f"watchdog reject {incident.id} --as NAME",
+        approvals=tuple(
+            f"{a.person} ({a.role}) {a.decision}" + (f": {a.comment}" if a.comment else "")
+            for a in approvals
+        ),
+        recent=tuple(f"{iso_utc(e.at)} {e.kind}: {e.summary}" for e in timeline[-RECENT_EVENTS:]),
+    )
+
+
+def headline(event: str, stack: str, incident: IncidentRecord) -> str:
+    """One line that fits a phone's lock screen: severity, stack, what, where, state."""
+    where = f" on {incident.subject}" if incident.subject else ""
+    word = {"trigger": incident.state.replace("_", " "), "acknowledge": "acknowledged"}.get(
+        event, "resolved"
+    )
+    return f"[{incident.severity.value}] {stack}: {incident.scenario}{where} ({word})"
+
+
+def seen(findings: Sequence[Finding]) -> tuple[str, ...]:
+    """The findings, one line each, the first fifty, and how many more there were."""
+    lines = [describe_finding(f) for f in findings[:MAX_FINDINGS]]
+    if len(findings) > MAX_FINDINGS:
+        lines.append(f"(+{len(findings) - MAX_FINDINGS} more findings on the incident page)")
+    return tuple(lines)
+
+
+def describe_finding(finding: Finding) -> str:
+    """A finding as one line: its rule and reason, then up to five pieces of evidence."""
+    evidence = "; ".join(finding.evidence[:MAX_EVIDENCE])
+    more = len(finding.evidence) - MAX_EVIDENCE
+    tail = f" (+{more} more)" if more > 0 else ""
+    line = f"{finding.severity.value} {finding.rule}: {finding.reason}" + (
+        f" [evidence: {evidence}{tail}]" if evidence else ""
+    )
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
+
+
+def severity_reason(incident: IncidentRecord, timeline: Sequence[EventRecord]) -> str:
+    """Why the incident has its severity: the latest escalation, or the triage reason."""
+    escalations = [e for e in timeline if e.kind == "escalated"]
+    if escalations:
+        return escalations[-1].summary
+    return incident.reason
+
+
+def awaiting(incident: IncidentRecord, plan: Plan | None, timeline: Sequence[EventRecord]) -> str:
+    """Who must do what now, or "" when nobody has to."""
+    if incident.state == "awaiting_approval" and plan is not None:
+        auth = plan.authorization
+        if auth.mode is AuthMode.APPROVAL:
+            who = "person" if auth.quorum <= 1 else "distinct people"
+            return (
+                f"approval by {max(1, auth.quorum)} {who} with role {auth.role} "
+                f"before the plan runs: {auth.reason}"
+            )
+    if incident.state == "escalated":
+        moves = [e for e in timeline if e.kind == "state" and e.data.get("to") == "escalated"]
+        why = moves[-1].summary if moves else incident.reason
+        return f"a human to take over: {why}"
+    return ""
+
+
+def iso_utc(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0]
+
+
+def _lines(items: Sequence[str]) -> str:
+    return "\n".join(f"- {item}" for item in items)

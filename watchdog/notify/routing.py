@@ -1,0 +1,85 @@
+"""When to page and where: the policy's `notify:` section applied to one incident move.
+
+Pure: the move, the severity and the channels already paged go in; a list of
+(channel, event) with the reason comes out, which is journaled with the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from watchdog.model import Severity
+from watchdog.policy.schema import NotifySpec
+
+CLOSED_STATES = frozenset({"resolved", "closed"})
+
+
+@dataclass(frozen=True, slots=True)
+class PageDecision:
+    """Send `event` on each of `channels`, because of `reason`."""
+
+    event: str
+    channels: tuple[str, ...]
+    reason: str
+
+
+def decide_pages(
+    spec: NotifySpec,
+    *,
+    severity: Severity,
+    from_state: str,
+    to_state: str,
+    move_reason: str,
+    triggered: Collection[str],
+) -> PageDecision | None:
+    """What (if anything) to send when an incident moves from `from_state` to `to_state`.
+
+    `triggered` holds the channels this incident has already paged (a trigger
+    journaled and not refused): acknowledgements and resolves go to those only,
+    so a channel never hears of an incident's end without its beginning.
+    """
+    routed = tuple(spec.routes.get(severity, ()))
+    if to_state in CLOSED_STATES:
+        if not spec.resolve_on_close or not triggered:
+            return None
+        return PageDecision("resolve", _ordered(triggered), f"incident {to_state}: {move_reason}")
+    if to_state == "approved":
+        if not spec.acknowledge_on_approval or not triggered:
+            return None
+        return PageDecision("acknowledge", _ordered(triggered), f"approved: {move_reason}")
+    if not routed:
+        return None
+    if from_state == "detected" and to_state == "triaged" and severity in spec.on_open:
+        paged_on = ", ".join(s.value for s in spec.on_open)
+        return PageDecision(
+            "trigger", routed, f"{severity.value} opened (paged on open: {paged_on})"
+        )
+    if to_state == "awaiting_approval" and spec.on_approval:
+        return PageDecision("trigger", routed, f"the plan waits for approval: {move_reason}")
+    if to_state == "escalated" and spec.on_escalation:
+        return PageDecision("trigger", routed, f"escalated to a human: {move_reason}")
+    return None
+
+
+def _ordered(channels: Collection[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(channels)))
+
+
+def decide_escalation_page(
+    spec: NotifySpec,
+    *,
+    from_severity: Severity,
+    to_severity: Severity,
+    triggered: Collection[str],
+) -> PageDecision | None:
+    """A trigger to the channels the new, higher severity routes to and that have not
+    been paged yet (those that have hear of it with the incident's next page)."""
+    if not spec.on_escalation or not to_severity.more_severe_than(from_severity):
+        return None
+    fresh = tuple(c for c in spec.routes.get(to_severity, ()) if c not in triggered)
+    if not fresh:
+        return None
+    return PageDecision(
+        "trigger", fresh, f"escalated from {from_severity.value} to {to_severity.value}"
+    )

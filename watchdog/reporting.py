@@ -1,0 +1,131 @@
+"""Sentry: the daemon's own failures, reported with every secret scrubbed first.
+
+With `SENTRY_DSN` set, `init_sentry` starts sentry-sdk and puts a structlog
+processor in front of the log pipeline, so every error the daemon already logs
+with its traceback (a failed tick, a crashed plan or preflight, a stuck outbox)
+is reported where it happens, with no second call site to forget.
+`report_failed_rollback` reports the rollbacks that failed and went to a human.
+
+sentry-sdk sends frame locals (`include_local_variables`) and scrubs them only
+by a fixed list of key names, so `Scrubber.before_send` walks the whole event
+(message, extras, tags, breadcrumbs, exception values and every frame's
+locals) and removes: values under sensitive key names, every configured secret
+wherever it appears, credentials inside URLs, bearer and GenieKey headers, and
+Slack webhook paths.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import sentry_sdk
+import structlog
+
+FILTERED = "[Filtered]"
+SENSITIVE_KEY = re.compile(
+    r"(?i)(passw|pwd|secret|token|api_?key|routing_?key|genie|dsn|authori[sz]ation|"
+    r"cookie|credential|webhook|session|private|signature)"
+)
+SECRET_PATTERNS = (
+    # userinfo in any URL: postgresql://user:pass@host, a DSN's public key
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@"), rf"\1{FILTERED}@"),
+    (re.compile(r"(?i)\b(bearer|geniekey|basic)\s+[^\s'\",]+"), rf"\1 {FILTERED}"),
+    (re.compile(r"(?i)hooks\.slack\.com/[^\s'\"]*"), f"hooks.slack.com/{FILTERED}"),
+    (re.compile(r"(?i)(sentry_key=)[^,\s'\"]+"), rf"\1{FILTERED}"),
+)
+LOG_LEVELS_REPORTED = frozenset({"error", "critical", "exception"})
+
+
+class Scrubber:
+    """`before_send` for sentry-sdk: the event with no secret left in it."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def text(self, value: str) -> str:
+        for secret in self.secrets:
+            value = value.replace(secret, FILTERED)
+        for pattern, replacement in SECRET_PATTERNS:
+            value = pattern.sub(replacement, value)
+        return value
+
+    def scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, MutableMapping):
+            return {
+                key: FILTERED
+                if isinstance(key, str) and SENSITIVE_KEY.search(key) and _is_leaf(item)
+                else self.scrub(item)
+                for key, item in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.scrub(item) for item in value]
+        return value
+
+    def before_send(self, event: Any, hint: Any) -> Any:
+        scrubbed: Any = self.scrub(event)
+        return scrubbed
+
+
+def _is_leaf(value: Any) -> bool:
+    return not isinstance(value, MutableMapping | list | tuple) or not value
+
+
+def init_sentry(dsn: str, *, secrets: Iterable[str] = (), environment: str | None = None) -> None:
+    """Start reporting to Sentry; `secrets` are scrubbed from every event (the DSN too)."""
+    scrubber = Scrubber([*secrets, dsn])
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        include_local_variables=True,
+        trace_propagation_targets=[],  # no trace headers on pages sent to the vendors
+        before_send=scrubber.before_send,
+        before_send_transaction=scrubber.before_send,
+        before_breadcrumb=lambda crumb, hint: scrubber.scrub(crumb),
+    )
+    processors = list(structlog.get_config()["processors"])
+    if report_logged_errors not in processors:
+        structlog.configure(processors=[report_logged_errors, *processors])
+
+
+def report_logged_errors(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A structlog processor: an error logged with a traceback (or without) goes to Sentry."""
+    if method_name not in LOG_LEVELS_REPORTED or not sentry_sdk.get_client().is_active():
+        return event_dict
+    exc_info = event_dict.get("exc_info")
+    event = str(event_dict.get("event", "error"))
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("log_event", event)
+        for key, value in event_dict.items():
+            if key not in ("exc_info", "event"):
+                scope.set_extra(key, value)
+        if exc_info:
+            error = sys.exc_info() if exc_info is True else exc_info
+            sentry_sdk.capture_exception(error)
+        else:
+            sentry_sdk.capture_message(event, level="error")
+    return event_dict
+
+
+def report_failed_rollback(incident_id: int, reason: str) -> None:
+    """A rollback that failed and escalated to a human; a no-op when Sentry is off."""
+    if not sentry_sdk.get_client().is_active():
+        return
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("incident", str(incident_id))
+        scope.set_tag("log_event", "rollback_failed")
+        scope.set_extra("reason", reason)
+        sentry_sdk.capture_message(
+            f"rollback failed for incident {incident_id}: {reason}", level="error"
+        )
+
+
+def flush_sentry(timeout: float = 2.0) -> None:
+    if sentry_sdk.get_client().is_active():
+        sentry_sdk.flush(timeout=timeout)
