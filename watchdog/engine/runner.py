@@ -31,6 +31,7 @@ from watchdog.actions.pgstore import PostgresConfigStore
 from watchdog.actions.registry import build_handlers, build_previews
 from watchdog.actions.sandbox import SandboxConfigStore, SandboxOrchestrator
 from watchdog.actions.schemaguard import SchemaGuard
+from watchdog.api.alertmanager import ReceiverSettings
 from watchdog.api.app import create_app
 from watchdog.engine.daemon import Daemon
 from watchdog.engine.executor import Preflight
@@ -258,6 +259,12 @@ def secret_values(settings: Settings) -> list[str]:
             settings.webhook_token,
             settings.sentry_dsn,
         )
+        if value is not None
+    ]
+    receiver = ReceiverSettings()
+    secrets += [
+        value.get_secret_value()
+        for value in (receiver.token, receiver.password)
         if value is not None
     ]
     if settings.database_url:
