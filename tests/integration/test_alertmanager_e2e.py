@@ -136,10 +136,13 @@ def test_an_alert_becomes_a_rollback_and_its_resolution_closes_the_incident(
 def test_an_alert_and_a_probe_that_see_one_fault_land_in_one_incident(
     stage: tuple[Stage, str],
 ) -> None:
-    """The DLQ overflow: the probe reads RabbitMQ's true depth, Alertmanager says
-    DLQDepthCritical; both findings join the one `dlq` incident."""
+    """The DLQ overflow: the probe reads RabbitMQ's true depth and opens the `dlq`
+    incident; Alertmanager's DLQDepthCritical, arriving while it is open, joins it."""
     current, _ = stage
     known = current.inject("dlq_overflow")
+    opened = current.follow(
+        known, ("triaged", "executing", "verifying", "resolved"), 60, scenario="dlq_overflow"
+    )
     body = webhook(alert("DLQDepthCritical", severity="critical", component="dlq",
                          summary="DLQ above 500 for 5m"))
     reply = httpx.post(
@@ -147,13 +150,23 @@ def test_an_alert_and_a_probe_that_see_one_fault_land_in_one_incident(
         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10,
     )
     assert reply.status_code == 200, reply.text
-    incident = current.follow(known, ("resolved", "escalated"), 60)
+
+    def alert_joined() -> bool:
+        journal = current.journal()
+        try:
+            return "alert-dlq-critical" in {f.rule for f in journal.findings(opened["id"])}
+        finally:
+            journal.close()
+
+    wait_for(alert_joined, 30, "the alert's finding on the open dlq incident")
+    incident = current.follow(known, ("resolved", "escalated"), 60, scenario="dlq_overflow")
+    assert incident["id"] == opened["id"]
     assert incident["state"] == "resolved", incident["timeline"]
     others = [i for i in current.incidents() if i["id"] not in known | {incident["id"]}]
-    assert [i["key"] for i in others if i["key"] == "dlq"] == []
+    assert [i for i in others if i["key"] == "dlq"] == []
     journal = current.journal()
     try:
         rules = {f.rule for f in journal.findings(incident["id"])}
     finally:
         journal.close()
-    assert "alert-dlq-critical" in rules and rules & {"dlq-overflow", "dlq-filling"}, rules
+    assert rules & {"dlq-overflow", "dlq-filling"}, rules
