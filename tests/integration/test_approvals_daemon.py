@@ -151,3 +151,4 @@ def test_an_approval_that_expires_escalates_and_is_on_the_timeline(
         assert post(stage, crew, number, "tom").status_code == 409
         shown = cli(stage, crew, "incidents", "show", str(number)).stdout
         assert "expired" in shown and "no approval within" in shown
+        assert stage.metric("watchdog_approvals_total", decision="expire") == 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import json
 import time
@@ -86,6 +87,7 @@ class WebhookV4(_Strict):
     alerts: list[WebhookAlert]
 
 
+@functools.lru_cache(maxsize=4096)  # one group's alerts share their times; each is read twice
 def parse_time(value: str) -> float | None:
     """RFC 3339 (Alertmanager sends nanoseconds) to Unix seconds; the zero time is None."""
     if value == ZERO_TIME or value.startswith("0001-01-01"):

@@ -33,30 +33,42 @@ class AlertIntake:
         self.signals = [s for s in policy.signals if isinstance(s, AlertSignal) and s.enabled]
         by_name = {s.name: s for s in self.signals}
         self.rule_signals = {r.name: by_name[r.signal] for r in policy.rules if r.signal in by_name}
-        self.active: list[Alert] = journal.firing_alerts()
+        self._firing: dict[tuple[str, float], Alert] = {
+            (a.fingerprint, a.starts_at): a for a in journal.firing_alerts()
+        }
         self.known_series: dict[str, set[str]] = {}
+        self._in_order = asyncio.Lock()
 
     async def receive(
         self, alerts: list[Alert], *, group_key: str, receiver: str, truncated: int
     ) -> AlertReceipt:
         """Journal the delivery (in a worker thread: the fsync must not stall the tick)."""
-        receipt = await asyncio.to_thread(
-            self.journal.record_alerts,
-            alerts,
-            at=self.clock(),
-            group_key=group_key,
-            receiver=receiver,
-        )
-        self.active = await asyncio.to_thread(self.journal.firing_alerts)
+        async with self._in_order:  # the view changes in the order the journal did
+            receipt = await asyncio.to_thread(
+                self.journal.record_alerts,
+                alerts,
+                at=self.clock(),
+                group_key=group_key,
+                receiver=receiver,
+            )
+            for key in receipt.ended:
+                self._firing.pop(key, None)
+            for alert in receipt.started:
+                self._firing[(alert.fingerprint, alert.starts_at)] = alert
         log.info(
             "alerts_received",
             group=group_key,
             accepted=receipt.accepted,
             duplicates=receipt.duplicates,
             truncated=truncated,
-            firing=len(self.active),
+            firing=len(self._firing),
         )
         return receipt
+
+    @property
+    def active(self) -> list[Alert]:
+        """The firing alerts no resolved incident has settled, as the journal holds them."""
+        return list(self._firing.values())
 
     def observations(self, now: float) -> list[Observation]:
         return alert_observations(self.signals, self.active, self.known_series, now)
@@ -76,5 +88,6 @@ class AlertIntake:
             ]
         if keys:
             self.journal.settle_alerts(keys, at=now, by="a resolved incident")
-            self.active = self.journal.firing_alerts()
+            for key in keys:
+                self._firing.pop(key, None)
             log.info("alerts_settled", alerts=len(keys))

@@ -491,6 +491,7 @@ class Incidents:
                 view = self._move(view, "execute", "approved plan starts")
                 self.start_plan(view, plan, 0)
             elif now - view.entered_at > self.policy.guards.approval_expires:
+                self.metrics.approvals.labels("expire").inc()
                 view = self._move(
                     view,
                     "expire",

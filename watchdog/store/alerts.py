@@ -42,10 +42,18 @@ STATEMENTS = (
 
 @dataclass(frozen=True, slots=True)
 class AlertReceipt:
-    """What a delivery changed: alerts new to the journal (or newly resolved), and repeats."""
+    """What a delivery changed: alerts new to the journal (or newly resolved), and repeats.
+
+    `started` are the firings new to the journal and `ended` the (fingerprint,
+    startsAt) of firings that stopped (resolved, or replaced by a newer firing),
+    so a reader can keep its view of what fires up to date without reading back
+    every firing alert after each delivery.
+    """
 
     accepted: int
     duplicates: int
+    started: tuple[Alert, ...] = ()
+    ended: tuple[tuple[str, float], ...] = ()
 
 
 def record(
@@ -56,54 +64,81 @@ def record(
     group_key: str,
     receiver: str,
 ) -> AlertReceipt:
-    """Store one webhook's alerts; call inside a write transaction."""
-    accepted = duplicates = 0
-    for alert in alerts:
-        row = conn.execute(
-            "SELECT status FROM alerts WHERE fingerprint = ? AND starts_at = ?",
-            (alert.fingerprint, alert.starts_at),
-        ).fetchone()
-        if row is None:
-            conn.execute(
-                "INSERT INTO alerts (fingerprint, starts_at, status, ends_at, labels, annotations,"
-                " generator_url, group_key, receiver, first_received_at, last_received_at,"
-                " deliveries) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                (
-                    alert.fingerprint,
-                    alert.starts_at,
-                    alert.status,
-                    alert.ends_at,
-                    json.dumps(alert.labels),
-                    json.dumps(alert.annotations),
-                    alert.generator_url,
-                    group_key,
-                    receiver,
-                    at,
-                    at,
-                ),
-            )
-            accepted += 1
-        elif row["status"] == "firing" and not alert.firing:
-            conn.execute(
-                "UPDATE alerts SET status = 'resolved', ends_at = ?, last_received_at = ?,"
-                " deliveries = deliveries + 1 WHERE fingerprint = ? AND starts_at = ?",
-                (alert.ends_at, at, alert.fingerprint, alert.starts_at),
-            )
-            accepted += 1
+    """Store one webhook's alerts; call inside a write transaction.
+
+    A handful of statements per delivery, whatever its size: one indexed read of
+    every firing already known for these fingerprints, then batched writes.
+    """
+    unique = list({(a.fingerprint, a.starts_at, a.status): a for a in alerts}.values())
+    known = _known(conn, sorted({a.fingerprint for a in unique}))
+    inserts: list[Alert] = []
+    resolutions: list[Alert] = []
+    repeats: list[Alert] = []
+    for alert in unique:
+        key = (alert.fingerprint, alert.starts_at)
+        status = known.get(key)
+        if status is None:
+            inserts.append(alert)
+            known[key] = alert.status
+        elif status == "firing" and not alert.firing:
+            resolutions.append(alert)
+            known[key] = "resolved"
         else:  # the same news again, or a late firing after its resolution
-            conn.execute(
-                "UPDATE alerts SET last_received_at = ?, deliveries = deliveries + 1"
-                " WHERE fingerprint = ? AND starts_at = ?",
-                (at, alert.fingerprint, alert.starts_at),
+            repeats.append(alert)
+    # A new firing of a fingerprint ends its older firings, whose `resolved` never came.
+    started = [a for a in inserts if a.firing]
+    newest: dict[str, float] = {}
+    for alert in started:
+        newest[alert.fingerprint] = max(alert.starts_at, newest.get(alert.fingerprint, 0.0))
+    replaced = [
+        (fingerprint, starts)
+        for (fingerprint, starts), status in known.items()
+        if status == "firing" and starts < newest.get(fingerprint, float("-inf"))
+    ]
+    conn.executemany(
+        "INSERT INTO alerts (fingerprint, starts_at, status, ends_at, labels, annotations,"
+        " generator_url, group_key, receiver, first_received_at, last_received_at,"
+        " deliveries) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+        [
+            (
+                a.fingerprint, a.starts_at, a.status, a.ends_at, json.dumps(a.labels),
+                json.dumps(a.annotations), a.generator_url, group_key, receiver, at, at,
             )
-            duplicates += 1
-        if alert.firing:
-            conn.execute(
-                "UPDATE alerts SET status = 'resolved', ends_at = ? WHERE fingerprint = ?"
-                " AND starts_at < ? AND status = 'firing'",
-                (alert.starts_at, alert.fingerprint, alert.starts_at),
-            )
-    return AlertReceipt(accepted, duplicates)
+            for a in inserts
+        ],
+    )
+    conn.executemany(
+        "UPDATE alerts SET status = 'resolved', ends_at = ?, last_received_at = ?,"
+        " deliveries = deliveries + 1 WHERE fingerprint = ? AND starts_at = ?",
+        [(a.ends_at, at, a.fingerprint, a.starts_at) for a in resolutions],
+    )
+    conn.executemany(
+        "UPDATE alerts SET last_received_at = ?, deliveries = deliveries + 1"
+        " WHERE fingerprint = ? AND starts_at = ?",
+        [(at, a.fingerprint, a.starts_at) for a in repeats],
+    )
+    conn.executemany(
+        "UPDATE alerts SET status = 'resolved', ends_at = ? WHERE fingerprint = ?"
+        " AND starts_at = ?",
+        [(newest[fingerprint], fingerprint, starts) for fingerprint, starts in replaced],
+    )
+    ended = [(a.fingerprint, a.starts_at) for a in resolutions] + replaced
+    duplicates = len(alerts) - len(inserts) - len(resolutions)
+    return AlertReceipt(len(inserts) + len(resolutions), duplicates, tuple(started), tuple(ended))
+
+
+def _known(conn: sqlite3.Connection, fingerprints: list[str]) -> dict[tuple[str, float], str]:
+    """Every stored firing of these fingerprints and its status (the primary key's prefix)."""
+    found: dict[tuple[str, float], str] = {}
+    for chunk in range(0, len(fingerprints), 500):  # under SQLite's parameter limit
+        batch = fingerprints[chunk : chunk + 500]
+        rows = conn.execute(
+            "SELECT fingerprint, starts_at, status FROM alerts"
+            f" WHERE fingerprint IN ({', '.join(['?'] * len(batch))})",
+            batch,
+        ).fetchall()
+        found.update({(r["fingerprint"], r["starts_at"]): r["status"] for r in rows})
+    return found
 
 
 def settle(
