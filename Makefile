@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/watchdog demo
 
 test: $(STAMP) lint typecheck contracts
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/daemon_memory.py
 	$(BIN)/python bench/docker_recovery.py
 	$(BIN)/python bench/config_restore.py
+	$(BIN)/python bench/alert_intake.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
