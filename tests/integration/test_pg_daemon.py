@@ -20,8 +20,10 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests.enrichment_stub import EnrichmentStub, enrichment_stub
+from tests.integration.notify_stage import vendors
 from tests.integration.pg_stage import pg_stage
 from tests.pgserver import PgServer, postgres_server
+from watchdog.demo import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -129,11 +131,12 @@ def test_a_reload_that_fails_after_the_commit_escalates_with_both_versions_journ
 def test_database_down_is_a_p0_that_waits_for_the_on_call_and_touches_nothing(
     tmp_path: Path,
 ) -> None:
-    with postgres_server() as server:
+    with postgres_server() as server, vendors() as pagers:
         server.reset_musicdb()
         # The plan is the production one: no step is taken out, and none may run.
         with enrichment_stub(server.dsn) as stub, pg_stage(
-            tmp_path, server, stub, absent_actions=frozenset()
+            tmp_path, server, stub, absent_actions=frozenset(),
+            environment=pagers.environment(),
         ) as stage:
             stage.wait_for_snapshot()
             server.stop()
@@ -159,6 +162,13 @@ def test_database_down_is_a_p0_that_waits_for_the_on_call_and_touches_nothing(
             assert "P0" in words and "awaiting_approval" in words
             reasons = [f.reason for f in evidence]
             assert all("Connection refused" in r for r in reasons), reasons
+            # The on-call is paged (PagerDuty's fake checks the event as the vendor does).
+            wait_for(lambda: bool(pagers.pagerduty.events("trigger")), 30, "the P0 page")
+            page = pagers.pagerduty.events("trigger")[0]
+            assert page["dedup_key"] == incident["key"]
+            assert page["payload"]["severity"] == "critical"
+            assert "database" in page["payload"]["summary"].lower()
+            assert f"watchdog approve {incident['id']}" in str(page["payload"]["custom_details"])
 
 
 MIGRATIONS = {
