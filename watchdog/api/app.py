@@ -1,8 +1,9 @@
-"""The daemon's HTTP face: /healthz, /metrics and /incidents.
+"""The daemon's HTTP face: /healthz, /metrics, /incidents, and the routers beside them.
 
 Small on purpose: it reads the journal and the metrics registry, and decides
-nothing. The Alertmanager receiver (`POST /api/alertmanager`) journals what it
-is sent and decides nothing either.
+nothing. The Alertmanager receiver (`POST /api/alertmanager`), the approval API
+and the web page (`/ui/`) only write what they are told into the journal; the
+daemon's tick is what acts on it.
 """
 
 from __future__ import annotations
