@@ -20,7 +20,7 @@ from watchdog.model import Alert, Observation
 from watchdog.policy.alerts import alert_observations, matches, series_of
 from watchdog.policy.schema import AlertSignal, Policy
 from watchdog.policy.triage import rule_key
-from watchdog.store.alerts import AlertReceipt
+from watchdog.store.alerts import AlertDelivery, AlertReceipt
 from watchdog.store.journal import Journal
 
 log = structlog.get_logger("watchdog.alerts")
@@ -37,24 +37,23 @@ class AlertIntake:
             (a.fingerprint, a.starts_at): a for a in journal.firing_alerts()
         }
         self.known_series: dict[str, set[str]] = {}
-        self._in_order = asyncio.Lock()
+        self._queue: list[tuple[AlertDelivery, asyncio.Future[AlertReceipt]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def receive(
         self, alerts: list[Alert], *, group_key: str, receiver: str, truncated: int
     ) -> AlertReceipt:
-        """Journal the delivery (in a worker thread: the fsync must not stall the tick)."""
-        async with self._in_order:  # the view changes in the order the journal did
-            receipt = await asyncio.to_thread(
-                self.journal.record_alerts,
-                alerts,
-                at=self.clock(),
-                group_key=group_key,
-                receiver=receiver,
-            )
-            for key in receipt.ended:
-                self._firing.pop(key, None)
-            for alert in receipt.started:
-                self._firing[(alert.fingerprint, alert.starts_at)] = alert
+        """Journal the delivery, then answer: the caller's 200 means it is on disk.
+
+        Deliveries that arrive while a write is under way wait and are written
+        together in the next transaction (group commit: one fsync for all of them),
+        in arrival order; the firing view changes in the order the journal did.
+        """
+        waiting: asyncio.Future[AlertReceipt] = asyncio.get_running_loop().create_future()
+        self._queue.append((AlertDelivery(tuple(alerts), group_key, receiver), waiting))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="alert-journal")
+        receipt = await waiting
         log.info(
             "alerts_received",
             group=group_key,
@@ -64,6 +63,27 @@ class AlertIntake:
             firing=len(self._firing),
         )
         return receipt
+
+    async def _write(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                # In a worker thread: the fsync must not stall the decision tick.
+                receipts = await asyncio.to_thread(
+                    self.journal.record_alerts, [d for d, _ in batch], at=self.clock()
+                )
+            except Exception as error:  # every waiting caller answers 5xx; Alertmanager retries
+                for _, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_exception(error)
+                continue
+            for (_, waiting), receipt in zip(batch, receipts, strict=True):
+                for key in receipt.ended:
+                    self._firing.pop(key, None)
+                for alert in receipt.started:
+                    self._firing[(alert.fingerprint, alert.starts_at)] = alert
+                if not waiting.done():
+                    waiting.set_result(receipt)
 
     @property
     def active(self) -> list[Alert]:

@@ -41,6 +41,15 @@ STATEMENTS = (
 
 
 @dataclass(frozen=True, slots=True)
+class AlertDelivery:
+    """One webhook's alerts, as Alertmanager's group sent them."""
+
+    alerts: tuple[Alert, ...]
+    group_key: str
+    receiver: str
+
+
+@dataclass(frozen=True, slots=True)
 class AlertReceipt:
     """What a delivery changed: alerts new to the journal (or newly resolved), and repeats.
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from watchdog.model import Alert, Finding, Plan, Severity, Step
-from watchdog.store.alerts import AlertReceipt
+from watchdog.store.alerts import AlertDelivery, AlertReceipt
 from watchdog.store.records import (
     ApprovalRecord,
     DeliveryRecord,
@@ -180,9 +180,13 @@ class Journal(Protocol):
     # Alertmanager's alerts -------------------------------------------------
 
     def record_alerts(
-        self, alerts: Sequence[Alert], *, at: float, group_key: str, receiver: str
-    ) -> AlertReceipt:
-        """Store a webhook's alerts, deduplicated on (fingerprint, startsAt), before answering."""
+        self, deliveries: Sequence[AlertDelivery], *, at: float
+    ) -> list[AlertReceipt]:
+        """Store webhooks' alerts, deduplicated on (fingerprint, startsAt), in one commit.
+
+        Several deliveries share one transaction (and one fsync) when they arrive
+        together; each gets its own receipt, in order.
+        """
         ...
 
     def firing_alerts(self) -> list[Alert]:

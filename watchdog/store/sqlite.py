@@ -26,7 +26,7 @@ from typing import Any
 
 from watchdog.model import Alert, Finding, Plan, Risk, Severity, Step
 from watchdog.store import alerts as alert_rows
-from watchdog.store.alerts import AlertReceipt
+from watchdog.store.alerts import AlertDelivery, AlertReceipt
 from watchdog.store.codec import finding_from_dict, finding_to_dict, plan_from_dict, plan_to_dict
 from watchdog.store.records import (
     DECISIONS,
@@ -576,10 +576,15 @@ class SqliteJournal:
     # Alertmanager's alerts -------------------------------------------------------------------
 
     def record_alerts(
-        self, alerts: Sequence[Alert], *, at: float, group_key: str, receiver: str
-    ) -> AlertReceipt:
+        self, deliveries: Sequence[AlertDelivery], *, at: float
+    ) -> list[AlertReceipt]:
         with self._transaction() as conn:
-            return alert_rows.record(conn, alerts, at=at, group_key=group_key, receiver=receiver)
+            return [
+                alert_rows.record(
+                    conn, d.alerts, at=at, group_key=d.group_key, receiver=d.receiver
+                )
+                for d in deliveries
+            ]
 
     def firing_alerts(self) -> list[Alert]:
         return alert_rows.firing(self._read(alert_rows.FIRING_UNSETTLED))
