@@ -11,6 +11,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,19 @@ def test_repeats_are_idempotent_and_resolved_clears(receiver: Receiver) -> None:
     assert (resolved["accepted"], resolved["duplicates"]) == (1, 0)
     assert [a.name for a in receiver.intake.active] == ["DLQDepthCritical"]
     assert receiver.post(webhook(breaker("resolved"))).json()["duplicates"] == 1
+
+
+def test_deliveries_arriving_together_are_each_answered_once_on_disk(
+    receiver: Receiver,
+) -> None:
+    """Twenty concurrent deliveries of one alert (an HA pair and its retries): they share
+    transactions, yet exactly one is accepted, the others are duplicates, one row is kept."""
+    body = webhook(breaker())
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        replies = list(pool.map(lambda _: receiver.post(body).json(), range(20)))
+    assert sorted(r["accepted"] for r in replies) == [0] * 19 + [1]
+    assert sum(r["duplicates"] for r in replies) == 19
+    assert [row[3] for row in receiver.stored()] == [20]
 
 
 def test_a_truncated_group_keeps_what_it_did_not_repeat(receiver: Receiver) -> None:
