@@ -73,7 +73,8 @@ else:
         alerts=AlertIntake(policy, journal, time.time),
         receiver=ReceiverSettings(token=SecretStr(sys.argv[4])),
     )
-uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+            loop="asyncio")  # as the daemon runs it: its own asyncio loop
 """
 
 
