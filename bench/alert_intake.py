@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.alertmanager_payloads import alert, webhook  # noqa: E402
-from tests.served import free_port  # noqa: E402
+from watchdog.demo import free_port  # noqa: E402
 
 TOKEN = "bench-token"
 IN_FLIGHT = 16

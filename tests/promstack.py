@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -30,6 +29,8 @@ from typing import Any
 
 import httpx
 import yaml
+
+from watchdog.demo import free_port
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_SECONDS = 30.0
@@ -58,13 +59,6 @@ class Running:
     def log_path(self) -> Path:
         """The file the process writes its stdout and stderr to."""
         return self.folder / "process.log"
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the kernel's pick for port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def find_binary(name: str) -> str:

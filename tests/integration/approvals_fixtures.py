@@ -7,20 +7,18 @@ them, so their authorisation (role, quorum) is the policy's, not made up here.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
+from tests.served import served
 from watchdog.api.app import create_app
-from watchdog.demo import POLICY, free_port, wait_for
+from watchdog.demo import POLICY
 from watchdog.engine.daemon import Health
 from watchdog.metrics import Metrics
 from watchdog.model import Severity
@@ -85,22 +83,6 @@ def awaiting(journal: Journal, policy: Policy, scenario: str, *, reason: str = "
     journal.save_plan(incident, plan, at=now)
     journal.set_state(incident, state="awaiting_approval", at=now, reason=plan.authorization.reason)
     return incident
-
-
-@contextmanager
-def served(app: FastAPI) -> Iterator[str]:
-    """The app behind a real uvicorn on a free port of 127.0.0.1, as the daemon serves it."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, 10, "uvicorn to start")
-    try:
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @dataclass

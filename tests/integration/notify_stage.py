@@ -104,7 +104,7 @@ def outbox_for(
         metrics=metrics or Metrics(),
         client=client,
         clock=clock or time.time,  # type: ignore[arg-type]
-        public_url="http://watchdog.test:9095",
+        public_url="http://127.0.0.1:9095",
         retry=retry
         or RetryPolicy(base_seconds=0.05, cap_seconds=0.2, timeout_seconds=5, max_attempts=50),
         poll_seconds=0.05,

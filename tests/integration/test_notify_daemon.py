@@ -39,7 +39,7 @@ def stage(tmp_path: Path, fakes: Vendors, monkeypatch: pytest.MonkeyPatch) -> It
     for name, value in fakes.environment().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("WATCHDOG_NOTIFY_BACKOFF", "1")
-    monkeypatch.setenv("WATCHDOG_PUBLIC_URL", "http://watchdog.test:9095")
+    monkeypatch.setenv("WATCHDOG_PUBLIC_URL", "http://127.0.0.1:9095")
     with staged_daemon(tmp_path, songnodes_variant(tmp_path, page_p2_everywhere)) as stage:
         yield stage
 

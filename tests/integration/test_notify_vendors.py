@@ -65,7 +65,7 @@ async def test_every_vendor_accepts_the_trigger_and_the_resolve(
         "messages already dead-lettered stay for dlq-manager to replay",
         "data loss: none",
     ]
-    assert details["link"] == f"http://watchdog.test:9095/ui/incidents/{incident}"
+    assert details["link"] == f"http://127.0.0.1:9095/ui/incidents/{incident}"
     assert details["approve"] == f"watchdog approve {incident} --as NAME"
     assert trigger["links"] == [
         {"href": details["link"], "text": "incident page: approve or reject the plan"}
