@@ -32,7 +32,7 @@ from watchdog.store.alerts import AlertReceipt
 
 log = structlog.get_logger("watchdog.alertmanager")
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
+ZERO_DATE = "0001-01-01"  # Go's zero time: a firing alert's endsAt
 HEX16 = r"^[0-9a-f]{16}$"
 
 
@@ -50,14 +50,17 @@ class ReceiverSettings(BaseSettings):
         return self.token is not None or (self.username is not None and self.password is not None)
 
 
-class _Strict(BaseModel):
+class _Payload(BaseModel):
+    """A part of the webhook: the documented fields are required, unknown ones are ignored
+    (a newer Alertmanager may add some)."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 Labels = dict[str, str]
 
 
-class WebhookAlert(_Strict):
+class WebhookAlert(_Payload):
     status: Literal["firing", "resolved"]
     labels: Labels
     annotations: Labels
@@ -73,7 +76,7 @@ class WebhookAlert(_Strict):
         return value
 
 
-class WebhookV4(_Strict):
+class WebhookV4(_Payload):
     version: Literal["4"]
     groupKey: str
     truncatedAlerts: int = Field(ge=0)
@@ -89,7 +92,7 @@ class WebhookV4(_Strict):
 @functools.lru_cache(maxsize=4096)  # one group's alerts share their times; each is read twice
 def parse_time(value: str) -> float | None:
     """RFC 3339 (Alertmanager sends nanoseconds) to Unix seconds; the zero time is None."""
-    if value == ZERO_TIME or value.startswith("0001-01-01"):
+    if value.startswith(ZERO_DATE):
         return None
     text = value.strip().replace("Z", "+00:00")
     head, dot, rest = text.partition(".")
