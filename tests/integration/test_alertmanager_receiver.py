@@ -174,6 +174,21 @@ def test_a_new_firing_of_the_same_alert_closes_an_older_one_whose_resolution_was
     assert [a.starts_at for a in receiver.intake.active] == [pytest.approx(1795950000.0)]
 
 
+def test_after_a_restart_a_newer_firing_still_closes_the_older_one(tmp_path: Path) -> None:
+    """The older firings of a fingerprint are found in the view rebuilt from the journal."""
+    for current in make_receiver(tmp_path):
+        current.post(webhook(alert("DLQDepthCritical", severity="critical")))
+    later = alert("DLQDepthCritical", severity="critical", starts_at="2026-11-29T11:00:00Z")
+    for restarted in make_receiver(tmp_path):
+        reply = restarted.post(webhook(later)).json()
+        assert reply["accepted"] == 1
+        assert [a.starts_at for a in restarted.intake.active] == [pytest.approx(1795950000.0)]
+        assert sorted((row[1], row[2]) for row in restarted.stored()) == [
+            (pytest.approx(1795946400.123456), "resolved"),
+            (pytest.approx(1795950000.0), "firing"),
+        ]
+
+
 def test_alerts_survive_a_restart_through_the_journal(tmp_path: Path) -> None:
     for current in make_receiver(tmp_path):
         current.post(webhook(breaker()))

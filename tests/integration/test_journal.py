@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from watchdog.model import (
+    Alert,
     AuthMode,
     Authorization,
     Check,
@@ -35,6 +36,7 @@ from watchdog.model import (
     Step,
 )
 from watchdog.store import Journal, open_journal
+from watchdog.store.alerts import AlertDelivery
 from watchdog.store.codec import finding_from_dict, finding_to_dict, plan_from_dict, plan_to_dict
 from watchdog.store.render import NO_INCIDENTS, TABLE_COLUMNS, incident_report, incidents_table
 
@@ -569,6 +571,35 @@ def test_concurrent_writers_from_threads(journal: Journal) -> None:
 
 
 # SQLite specifics --------------------------------------------------------------------------
+
+
+def test_deliveries_in_one_commit_see_each_other(journal: Journal) -> None:
+    """A later delivery of the same transaction ends what an earlier one started, and the
+    caller's view of what fires (`firing`) comes back updated in place."""
+
+    def firing(starts: float, status: str = "firing") -> Alert:
+        ends = None if status == "firing" else starts + 60
+        return Alert("00000000000000aa", status, starts, ends, (("alertname", "X"),))
+
+    view: dict[str, set[float]] = {"00000000000000aa": {100.0}}
+    journal.record_alerts(
+        [AlertDelivery((firing(100.0),), "g", "r")], at=1.0, firing={}
+    )  # the row the view already holds
+    first, second, third = journal.record_alerts(
+        [
+            AlertDelivery((firing(200.0),), "g", "r"),
+            AlertDelivery((firing(300.0), firing(200.0)), "g", "r"),
+            AlertDelivery((firing(300.0, "resolved"),), "g", "r"),
+        ],
+        at=2.0,
+        firing=view,
+    )
+    assert (first.accepted, first.ended) == (1, (("00000000000000aa", 100.0),))
+    assert (second.accepted, second.duplicates) == (1, 1)
+    assert second.ended == (("00000000000000aa", 200.0),)
+    assert (third.accepted, third.ended) == (1, (("00000000000000aa", 300.0),))
+    assert view == {"00000000000000aa": set()}
+    assert journal.firing_alerts() == []
 
 
 def test_sqlite_file_is_in_wal_mode_with_schema_version_1(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from watchdog.model import Alert, Observation
 from watchdog.policy.alerts import alert_observations, matches, series_of
 from watchdog.policy.schema import AlertSignal, Policy
 from watchdog.policy.triage import rule_key
-from watchdog.store.alerts import AlertDelivery, AlertReceipt
+from watchdog.store.alerts import AlertDelivery, AlertReceipt, FiringStarts
 from watchdog.store.journal import Journal
 
 log = structlog.get_logger("watchdog.alerts")
@@ -33,9 +33,12 @@ class AlertIntake:
         self.signals = [s for s in policy.signals if isinstance(s, AlertSignal) and s.enabled]
         by_name = {s.name: s for s in self.signals}
         self.rule_signals = {r.name: by_name[r.signal] for r in policy.rules if r.signal in by_name}
-        self._firing: dict[tuple[str, float], Alert] = {
-            (a.fingerprint, a.starts_at): a for a in journal.firing_alerts()
-        }
+        self._firing: dict[tuple[str, float], Alert] = {}
+        # The same firings by fingerprint, which a newer firing ends. Tuples, not sets:
+        # a tuple of floats is left alone by the garbage collector, a set is scanned.
+        self._starts: dict[str, tuple[float, ...]] = {}
+        for alert in journal.firing_alerts():
+            self._hold(alert)
         self.known_series: dict[str, set[str]] = {}
         self._queue: list[tuple[AlertDelivery, asyncio.Future[AlertReceipt]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -65,13 +68,23 @@ class AlertIntake:
         return receipt
 
     async def _write(self) -> None:
-        while self._queue:
+        """Write what has queued, in batches, until nothing waits.
+
+        On the event loop, like every other journal write of the daemon: a worker
+        thread was measured slower (each SQLite statement hands the GIL back and
+        forth with the busy loop), and a commit here takes about a millisecond.
+        Yielding before each batch lets every request already read join it.
+        """
+        while True:
+            await asyncio.sleep(0)
+            if not self._queue:
+                return
             batch, self._queue = self._queue, []
+            deliveries = [d for d, _ in batch]
+            touched = {a.fingerprint for d in deliveries for a in d.alerts}
+            firing: FiringStarts = {f: set(self._starts[f]) for f in touched if f in self._starts}
             try:
-                # In a worker thread: the fsync must not stall the decision tick.
-                receipts = await asyncio.to_thread(
-                    self.journal.record_alerts, [d for d, _ in batch], at=self.clock()
-                )
+                receipts = self.journal.record_alerts(deliveries, at=self.clock(), firing=firing)
             except Exception as error:  # every waiting caller answers 5xx; Alertmanager retries
                 for _, waiting in batch:
                     if not waiting.done():
@@ -79,11 +92,26 @@ class AlertIntake:
                 continue
             for (_, waiting), receipt in zip(batch, receipts, strict=True):
                 for key in receipt.ended:
-                    self._firing.pop(key, None)
+                    self._release(key)
                 for alert in receipt.started:
-                    self._firing[(alert.fingerprint, alert.starts_at)] = alert
+                    self._hold(alert)
                 if not waiting.done():
                     waiting.set_result(receipt)
+
+    def _hold(self, alert: Alert) -> None:
+        key = (alert.fingerprint, alert.starts_at)
+        if key not in self._firing:
+            self._starts[alert.fingerprint] = (*self._starts.get(alert.fingerprint, ()), key[1])
+        self._firing[key] = alert
+
+    def _release(self, key: tuple[str, float]) -> None:
+        if self._firing.pop(key, None) is not None:
+            fingerprint, starts = key
+            left = tuple(s for s in self._starts.get(fingerprint, ()) if s != starts)
+            if left:
+                self._starts[fingerprint] = left
+            else:
+                self._starts.pop(fingerprint, None)
 
     @property
     def active(self) -> list[Alert]:
@@ -109,5 +137,5 @@ class AlertIntake:
         if keys:
             self.journal.settle_alerts(keys, at=now, by="a resolved incident")
             for key in keys:
-                self._firing.pop(key, None)
+                self._release(key)
             log.info("alerts_settled", alerts=len(keys))

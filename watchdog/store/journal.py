@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from watchdog.model import Alert, Finding, Plan, Severity, Step
-from watchdog.store.alerts import AlertDelivery, AlertReceipt
+from watchdog.store.alerts import AlertDelivery, AlertReceipt, FiringStarts
 from watchdog.store.records import (
     ApprovalRecord,
     DeliveryRecord,
@@ -180,12 +180,14 @@ class Journal(Protocol):
     # Alertmanager's alerts -------------------------------------------------
 
     def record_alerts(
-        self, deliveries: Sequence[AlertDelivery], *, at: float
+        self, deliveries: Sequence[AlertDelivery], *, at: float, firing: FiringStarts
     ) -> list[AlertReceipt]:
         """Store webhooks' alerts, deduplicated on (fingerprint, startsAt), in one commit.
 
         Several deliveries share one transaction (and one fsync) when they arrive
-        together; each gets its own receipt, in order.
+        together; each gets its own receipt, in order. `firing` holds, by
+        fingerprint, the startsAt of the firings the caller holds as still firing
+        (a newer firing ends them); it is updated in place as deliveries apply.
         """
         ...
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from watchdog.model import Alert, Finding, Plan, Risk, Severity, Step
 from watchdog.store import alerts as alert_rows
-from watchdog.store.alerts import AlertDelivery, AlertReceipt
+from watchdog.store.alerts import AlertDelivery, AlertReceipt, FiringStarts
 from watchdog.store.codec import finding_from_dict, finding_to_dict, plan_from_dict, plan_to_dict
 from watchdog.store.records import (
     DECISIONS,
@@ -576,12 +576,17 @@ class SqliteJournal:
     # Alertmanager's alerts -------------------------------------------------------------------
 
     def record_alerts(
-        self, deliveries: Sequence[AlertDelivery], *, at: float
+        self, deliveries: Sequence[AlertDelivery], *, at: float, firing: FiringStarts
     ) -> list[AlertReceipt]:
         with self._transaction() as conn:
             return [
                 alert_rows.record(
-                    conn, d.alerts, at=at, group_key=d.group_key, receiver=d.receiver
+                    conn,
+                    d.alerts,
+                    at=at,
+                    group_key=d.group_key,
+                    receiver=d.receiver,
+                    firing=firing,
                 )
                 for d in deliveries
             ]
