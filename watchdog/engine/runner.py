@@ -35,6 +35,7 @@ from watchdog.api.alertmanager import ReceiverSettings
 from watchdog.api.app import create_app
 from watchdog.engine.daemon import Daemon
 from watchdog.engine.executor import Preflight
+from watchdog.heap import settle_heap
 from watchdog.metrics import Metrics
 from watchdog.notify.channels import build_channels
 from watchdog.notify.outbox import Outbox, RetryPolicy
@@ -308,6 +309,7 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
                 lifespan="off",
             )
         )
+        settle_heap()  # everything long-lived exists now
         api = asyncio.create_task(server.serve(), name="api")
         log.info("listening", url=f"http://{settings.listen}", journal=settings.state)
         try:
