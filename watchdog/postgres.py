@@ -18,11 +18,6 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 
-MISSING_URL = (
-    "no database configured: set WATCHDOG_DATABASE_URL, e.g. "
-    "postgresql://musicdb_user@127.0.0.1:5433/musicdb (the password from PGPASSWORD or the URL)"
-)
-
 
 async def connect(
     dsn: str, *, timeout: float, read_only: bool = False

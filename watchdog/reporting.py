@@ -12,6 +12,10 @@ by a fixed list of key names, so `Scrubber.before_send` walks the whole event
 locals) and removes: values under sensitive key names, every configured secret
 wherever it appears, credentials inside URLs, bearer and GenieKey headers, and
 Slack webhook paths.
+
+sentry-sdk is imported by `init_sentry` only: a daemon without `SENTRY_DSN`
+does not carry it (4 MB), and the report functions find it already loaded or
+know it is off.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
-import sentry_sdk
 import structlog
 
 FILTERED = "[Filtered]"
@@ -77,6 +80,8 @@ def _is_leaf(value: Any) -> bool:
 
 def init_sentry(dsn: str, *, secrets: Iterable[str] = (), environment: str | None = None) -> None:
     """Start reporting to Sentry; `secrets` are scrubbed from every event (the DSN too)."""
+    import sentry_sdk
+
     scrubber = Scrubber([*secrets, dsn])
     sentry_sdk.init(
         dsn=dsn,
@@ -96,7 +101,8 @@ def report_logged_errors(
     logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """A structlog processor: an error logged with a traceback (or without) goes to Sentry."""
-    if method_name not in LOG_LEVELS_REPORTED or not sentry_sdk.get_client().is_active():
+    sentry_sdk = _active_sentry() if method_name in LOG_LEVELS_REPORTED else None
+    if sentry_sdk is None:
         return event_dict
     exc_info = event_dict.get("exc_info")
     event = str(event_dict.get("event", "error"))
@@ -115,7 +121,8 @@ def report_logged_errors(
 
 def report_failed_rollback(incident_id: int, reason: str) -> None:
     """A rollback that failed and escalated to a human; a no-op when Sentry is off."""
-    if not sentry_sdk.get_client().is_active():
+    sentry_sdk = _active_sentry()
+    if sentry_sdk is None:
         return
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("incident", str(incident_id))
@@ -127,5 +134,15 @@ def report_failed_rollback(incident_id: int, reason: str) -> None:
 
 
 def flush_sentry(timeout: float = 2.0) -> None:
-    if sentry_sdk.get_client().is_active():
+    sentry_sdk = _active_sentry()
+    if sentry_sdk is not None:
         sentry_sdk.flush(timeout=timeout)
+
+
+def _active_sentry() -> Any:
+    """The sentry_sdk module when a client is active, else None; never imports it: if
+    nothing has loaded it, nothing started it."""
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is None or not sentry_sdk.get_client().is_active():
+        return None
+    return sentry_sdk

@@ -22,9 +22,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import docker
 import structlog
 
 from watchdog.actions.base import ActionFailed
@@ -47,6 +46,9 @@ from watchdog.actions.docker_spec import (
     short_id,
     summary,
 )
+
+if TYPE_CHECKING:
+    import docker
 
 log = structlog.get_logger("watchdog.docker")
 

@@ -12,18 +12,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
-
-import docker
-import docker.errors
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from watchdog.actions.base import ActionFailed
 from watchdog.actions.docker_spec import PROJECT_LABEL
 
+if TYPE_CHECKING:
+    import docker
+
 T = TypeVar("T")
 
-# requests' exceptions (connection refused, read timeout) are OSErrors.
-SDK_ERRORS: tuple[type[Exception], ...] = (docker.errors.DockerException, OSError)
+
+def sdk_errors() -> tuple[type[Exception], ...]:
+    """What the SDK raises: its own errors, and requests' (connection refused, read
+    timeout), which are OSErrors. Imported when first needed, as the SDK itself is:
+    a daemon that never acts on Docker does not load it (6 MB)."""
+    import docker.errors
+
+    return (docker.errors.DockerException, OSError)
 
 
 def engine_said(error: BaseException) -> str:
@@ -46,7 +52,7 @@ class Engine:
         """Run one blocking SDK call in a thread; `what` names the call and its subject."""
         try:
             return await asyncio.to_thread(fn)
-        except SDK_ERRORS as error:
+        except sdk_errors() as error:
             raise ActionFailed(f"docker {what}: {engine_said(error)}") from error
 
     async def project_containers(self) -> list[Any]:
@@ -74,12 +80,12 @@ async def connect(
     """
     try:
         client = await asyncio.to_thread(factory)
-    except SDK_ERRORS as error:
+    except sdk_errors() as error:
         raise ActionFailed(f"Docker engine unreachable: {engine_said(error)}") from error
     try:
         try:
             await asyncio.to_thread(client.ping)
-        except SDK_ERRORS as error:
+        except sdk_errors() as error:
             raise ActionFailed(f"Docker engine unreachable: {engine_said(error)}") from error
         yield Engine(client, project)
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from watchdog.actions.base import (
     ActionFailed,
@@ -20,10 +21,12 @@ from watchdog.actions.base import (
     services_param,
 )
 from watchdog.actions.config import ConfigActions
-from watchdog.actions.database import DatabaseActions
 from watchdog.actions.http import HttpActions
 from watchdog.actions.schemaguard import SchemaGuard
 from watchdog.model import Risk, Step
+
+if TYPE_CHECKING:  # psycopg (9 MB) is loaded only when a database is configured
+    from watchdog.actions.database import DatabaseActions
 
 
 def build_handlers(

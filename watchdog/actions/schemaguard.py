@@ -13,11 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import psycopg
-
 from watchdog.actions.base import ActionFailed
 from watchdog.actions.docker import LAST_GOOD_TABLE, SnapshotStore
-from watchdog.postgres import DatabaseError, connect, scrub
 
 
 class SchemaGuard:
@@ -45,6 +42,11 @@ class SchemaGuard:
                 "cannot tell whether a migration ran since the last good image was recorded "
                 "(no WATCHDOG_DATABASE_URL): not reverting a schema-coupled service automatically"
             )
+        # Imported here, with a database to ask: psycopg costs 9 MB at start-up otherwise.
+        import psycopg
+
+        from watchdog.postgres import DatabaseError, connect, scrub
+
         try:
             async with await connect(self._dsn, timeout=self._timeout, read_only=True) as db:
                 cursor = await db.execute(

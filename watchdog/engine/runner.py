@@ -17,17 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import docker
 import httpx
 import structlog
 import uvicorn
 
 from watchdog.actions.base import ConfigStore, Handler, Orchestrator, Reverter
 from watchdog.actions.config import ConfigActions
-from watchdog.actions.database import DatabaseActions
 from watchdog.actions.docker import DockerOrchestrator
 from watchdog.actions.http import HttpActions
-from watchdog.actions.pgstore import PostgresConfigStore
 from watchdog.actions.registry import build_handlers, build_previews
 from watchdog.actions.sandbox import SandboxConfigStore, SandboxOrchestrator
 from watchdog.actions.schemaguard import SchemaGuard
@@ -120,16 +117,23 @@ def config_store(
     if not value:
         return None, database_url
     if value.startswith(POSTGRES_SCHEMES):
-        return PostgresConfigStore(value), database_url or value
+        return _postgres_store(value), database_url or value
     if value == POSTGRES:
         if not database_url:
             raise ValueError(
                 "WATCHDOG_CONFIG_STORE=postgres needs WATCHDOG_DATABASE_URL "
                 "(postgresql://user@host:port/db)"
             )
-        return PostgresConfigStore(database_url), database_url
+        return _postgres_store(database_url), database_url
     url = _sandbox_url("WATCHDOG_CONFIG_STORE", value)
     return SandboxConfigStore(url, client), database_url
+
+
+def _postgres_store(url: str) -> ConfigStore:
+    # Imported here: psycopg costs 9 MB that a daemon without PostgreSQL never needs.
+    from watchdog.actions.pgstore import PostgresConfigStore
+
+    return PostgresConfigStore(url)
 
 
 def docker_host() -> str:
@@ -140,6 +144,8 @@ def docker_factory(url: str) -> Callable[[], Any]:
     """A fresh client per use, so the daemon survives the engine restarting."""
 
     def connect() -> Any:
+        import docker  # loaded when first used: 6 MB a daemon without Docker never needs
+
         return docker.DockerClient(base_url=url, timeout=10)
 
     return connect
@@ -176,7 +182,11 @@ def action_table(
     store = chosen.store
     http = HttpActions(policy, client)
     config = ConfigActions(store, journal, http, settings.backup_dir) if store is not None else None
-    database = DatabaseActions(chosen.database_url) if chosen.database_url else None
+    database = None
+    if chosen.database_url:  # psycopg (9 MB) is loaded only by a daemon that uses PostgreSQL
+        from watchdog.actions.database import DatabaseActions
+
+        database = DatabaseActions(chosen.database_url)
     coupled = set(policy.stack.schema_coupled_services)
     guard = SchemaGuard(chosen.database_url, journal, coupled) if coupled else None
     handlers = build_handlers(

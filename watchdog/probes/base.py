@@ -11,9 +11,8 @@ malformed JMESPath), which surface in `build_probe`, before the daemon starts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import docker
 import httpx
 
 from watchdog.model import Observation
@@ -36,6 +35,9 @@ from watchdog.probes.postgres import PostgresProbe
 from watchdog.probes.prometheus import PrometheusProbe
 from watchdog.probes.table import RowReader, TableProbe
 from watchdog.probes.tcp import TcpProbe
+
+if TYPE_CHECKING:
+    import docker
 
 ProbedSignal = (
     HttpSignal

@@ -27,9 +27,6 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-import docker
-import docker.errors
-
 from watchdog.model import Observation
 from watchdog.policy.schema import DockerSignal
 from watchdog.probes.stamp import Stamp, Stopwatch
@@ -49,6 +46,8 @@ def env_client_factory(timeout: float) -> ClientFactory:
     bounded by `timeout` seconds so a hung engine cannot pile up worker threads."""
 
     def make() -> Any:
+        import docker  # here, not at start-up: 6 MB that a daemon without Docker never needs
+
         return docker.DockerClient.from_env(timeout=timeout)
 
     return make
@@ -236,6 +235,8 @@ class DockerProbe:
         watch = Stopwatch(self.signal.name)
         timeout = self.signal.timeout
         call = self._ping if self.signal.metric == "engine_up" else self._list
+        import docker.errors  # loaded by the first probe that runs, not at start-up
+
         try:
             answer = await asyncio.wait_for(asyncio.to_thread(call), timeout)
         except TimeoutError:

@@ -6,17 +6,21 @@ for every service that needs it. Queries run in a READ ONLY transaction with
 the signal's timeout as `statement_timeout`, so a probe can neither write nor
 pile up behind a lock. A new connection per observation keeps a restarted
 server from leaving the probe holding a dead one.
+
+psycopg (9 MB) is imported by the first observation that has a database to
+ask: a daemon without one never loads it.
 """
 
 from __future__ import annotations
 
-import psycopg
-from psycopg import sql
-
 from watchdog.model import Observation
 from watchdog.policy.schema import PostgresSignal
-from watchdog.postgres import MISSING_URL, DatabaseError, connect, scrub, where
 from watchdog.probes.stamp import Stopwatch
+
+MISSING_URL = (
+    "no database configured: set WATCHDOG_DATABASE_URL, e.g. "
+    "postgresql://musicdb_user@127.0.0.1:5433/musicdb (the password from PGPASSWORD or the URL)"
+)
 
 
 class PostgresProbe:
@@ -28,6 +32,11 @@ class PostgresProbe:
         watch = Stopwatch(self.signal.name)
         if not self._dsn:
             return [watch.stop().failure(MISSING_URL)]
+        import psycopg
+        from psycopg import sql
+
+        from watchdog.postgres import DatabaseError, connect, scrub, where
+
         dsn = self._dsn
         try:
             connection = connect(dsn, timeout=self.signal.timeout, read_only=True)
