@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,20 @@ class Stage(DaemonView):
                 if all(f'{k}="{v}"' in label_part for k, v in labels.items()):
                     return float(line.rsplit(" ", 1)[1])
         raise AssertionError(f"no sample {name} {labels} in /metrics")
+
+
+@contextmanager
+def staged_daemon(folder: Path, policy: Path = POLICY, **options: Any) -> Iterator[Stage]:
+    """A sandbox and `watchdog run` on `policy` (`options` as DaemonProcess takes them),
+    started, with a last known good baseline; stopped on exit."""
+    with SandboxStack(folder / "sandbox") as stack:
+        daemon = DaemonProcess(stack, folder, policy=policy, **options).start()
+        try:
+            stage = Stage(folder, stack, daemon)
+            stage.wait_for_baseline()
+            yield stage
+        finally:
+            daemon.stop()
 
 
 def songnodes_variant(folder: Path, change: Any) -> Path:

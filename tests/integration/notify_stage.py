@@ -6,21 +6,17 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
 from tests.fakes.vendors import FakeOpsgenie, FakePagerDuty, FakeSlack, FakeWebhook
-from tests.integration.daemon_stage import Stage
-from watchdog.demo import DaemonProcess
 from watchdog.metrics import Metrics
 from watchdog.model import AuthMode, Authorization, Check, Finding, Plan, Risk, Severity, Step
 from watchdog.notify.channels import Opsgenie, PagerDuty, Slack, Webhook
 from watchdog.notify.outbox import Outbox, RetryPolicy
 from watchdog.policy.schema import NotifySpec, Responder
-from watchdog.sandbox.stack import SandboxStack
 from watchdog.store.journal import Journal
 
 ROUTING_KEY = "R0ut1ngK3yS3cr3t0123456789abcdef"
@@ -50,19 +46,6 @@ class Vendors:
 
     def secrets(self) -> list[str]:
         return [ROUTING_KEY, GENIE_KEY, WEBHOOK_TOKEN, SLACK_SECRET, self.webhook.hook_url]
-
-
-@contextmanager
-def staged_daemon(folder: Path, policy: Path) -> Iterator[Stage]:
-    """A sandbox and `watchdog run` on `policy`, started, with a last known good baseline."""
-    with SandboxStack(folder / "sandbox") as stack:
-        daemon = DaemonProcess(stack, folder, policy=policy).start()
-        try:
-            stage = Stage(folder, stack, daemon)
-            stage.wait_for_baseline()
-            yield stage
-        finally:
-            daemon.stop()
 
 
 @contextmanager

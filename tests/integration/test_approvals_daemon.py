@@ -19,10 +19,9 @@ import httpx
 import pytest
 
 from tests.integration.approvals_fixtures import Crew, write_crew
-from tests.integration.daemon_stage import Stage, songnodes_variant
+from tests.integration.daemon_stage import Stage, songnodes_variant, staged_daemon
 from tests.integration.test_cli_and_bad_targets import run_cli
-from watchdog.demo import POLICY, DaemonProcess, wait_for
-from watchdog.sandbox.stack import SandboxStack
+from watchdog.demo import POLICY, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -35,14 +34,8 @@ def approval_stage(
 ) -> Iterator[tuple[Stage, Crew]]:
     crew = write_crew(tmp_path)
     monkeypatch.setenv("WATCHDOG_PEOPLE", str(crew.path))
-    with SandboxStack(tmp_path / "sandbox") as stack:
-        process = DaemonProcess(stack, tmp_path, policy=policy).start()
-        try:
-            stage = Stage(tmp_path, stack, process)
-            stage.wait_for_baseline()
-            yield stage, crew
-        finally:
-            process.stop()
+    with staged_daemon(tmp_path, policy) as stage:
+        yield stage, crew
 
 
 def redis_down(stage: Stage) -> dict[str, Any]:

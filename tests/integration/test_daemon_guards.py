@@ -14,22 +14,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration.daemon_stage import Stage, songnodes_variant
-from watchdog.demo import DaemonProcess, wait_for
-from watchdog.sandbox.stack import SandboxStack
+from tests.integration.daemon_stage import Stage, songnodes_variant, staged_daemon
+from watchdog.demo import wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def stage_for(tmp_path: Path, **daemon: Any) -> Iterator[Stage]:
-    with SandboxStack(tmp_path / "sandbox") as stack:
-        process = DaemonProcess(stack, tmp_path, **daemon).start()
-        try:
-            stage = Stage(tmp_path, stack, process)
-            stage.wait_for_baseline()
-            yield stage
-        finally:
-            process.stop()
+    with staged_daemon(tmp_path, **daemon) as stage:
+        yield stage
 
 
 def cli(stage: Stage, *args: str) -> subprocess.CompletedProcess[str]:

@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.daemon_stage import Stage, songnodes_variant
-from watchdog.demo import DaemonProcess, wait_for
+from tests.integration.daemon_stage import Stage, songnodes_variant, staged_daemon
+from watchdog.demo import wait_for
 from watchdog.model import AuthMode, Authorization, Plan, Risk, Severity, Step
-from watchdog.sandbox.stack import SandboxStack
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +33,8 @@ def slow_restart(data: dict[str, Any]) -> None:
 @pytest.fixture
 def stage(tmp_path: Path) -> Iterator[Stage]:
     policy = songnodes_variant(tmp_path, slow_restart)
-    with SandboxStack(tmp_path / "sandbox") as stack:
-        daemon = DaemonProcess(stack, tmp_path, policy=policy).start()
-        try:
-            stage = Stage(tmp_path, stack, daemon)
-            stage.wait_for_baseline()
-            yield stage
-        finally:
-            daemon.stop()
+    with staged_daemon(tmp_path, policy) as stage:
+        yield stage
 
 
 def in_flight(stage: Stage, known: set[int]) -> dict[str, Any]:

@@ -15,9 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.daemon_stage import Stage
-from watchdog.demo import FAULTS, DaemonProcess
-from watchdog.sandbox.stack import SandboxStack
+from tests.integration.daemon_stage import Stage, staged_daemon
+from watchdog.demo import FAULTS
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +26,8 @@ CONFIG = "metadata_enrichment_config"
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     folder = tmp_path_factory.mktemp("scenarios")
-    with SandboxStack(folder / "sandbox") as stack:
-        daemon = DaemonProcess(stack, folder).start()
-        try:
-            stage = Stage(folder, stack, daemon)
-            stage.wait_for_baseline()
-            yield stage
-        finally:
-            daemon.stop()
+    with staged_daemon(folder) as stage:
+        yield stage
 
 
 def steps_of(incident: dict[str, Any]) -> list[tuple[str, str]]:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.daemon_stage import Stage, songnodes_variant
-from tests.integration.notify_stage import Vendors, staged_daemon, vendors
+from tests.integration.daemon_stage import Stage, songnodes_variant, staged_daemon
+from tests.integration.notify_stage import Vendors, vendors
 from watchdog.demo import wait_for
 
 pytestmark = pytest.mark.slow

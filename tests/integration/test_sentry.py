@@ -17,8 +17,7 @@ import sentry_sdk
 import structlog
 
 from tests.fakes.sentry import FakeSentry
-from tests.integration.daemon_stage import songnodes_variant
-from tests.integration.notify_stage import staged_daemon
+from tests.integration.daemon_stage import songnodes_variant, staged_daemon
 from watchdog.demo import wait_for
 from watchdog.logs import configure_logging
 from watchdog.reporting import FILTERED, init_sentry, report_failed_rollback
