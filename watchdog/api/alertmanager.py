@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from watchdog.api.bodies import read_limited
 from watchdog.metrics import Metrics
 from watchdog.model import Alert
 from watchdog.store.alerts import AlertReceipt
@@ -155,7 +156,7 @@ def alertmanager_router(
                 status_code=401,
                 headers={"WWW-Authenticate": 'Bearer realm="watchdog"'},
             )
-        body = await _read_limited(request, settings.max_bytes)
+        body = await read_limited(request, settings.max_bytes)
         if body is None:
             metrics.alerts_received.labels("too_large").inc()
             return JSONResponse(
@@ -242,17 +243,3 @@ def _authorized(header: str, settings: ReceiverSettings) -> bool:
         return hmac.compare_digest(decoded, expected.encode())
     return False
 
-
-async def _read_limited(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)

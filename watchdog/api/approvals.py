@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from watchdog.api.bodies import read_limited
 from watchdog.engine.approvecmd import AWAITING, COMMENT_LIMIT, Recorded, Refused, record_decision
 from watchdog.metrics import Metrics
 from watchdog.people import People, Person
@@ -43,9 +44,9 @@ def approvals_router(
         person = await run_in_threadpool(bearer_person, people, request)
         if person is None:
             return _error(401, "a valid personal token is needed: Authorization: Bearer <token>")
-        raw = await request.body()
-        if len(raw) > BODY_LIMIT:
-            return _error(413, f"body of {len(raw)} bytes; expected at most {BODY_LIMIT}")
+        raw = await read_limited(request, BODY_LIMIT)
+        if raw is None:
+            return _error(413, f"body larger than {BODY_LIMIT} bytes; expected a short comment")
         try:
             body = DecisionBody.model_validate(json.loads(raw) if raw.strip() else {})
         except (ValueError, ValidationError) as error:
