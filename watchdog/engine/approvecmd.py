@@ -20,6 +20,7 @@ from pathlib import Path
 from watchdog.metrics import Metrics
 from watchdog.model import AuthMode
 from watchdog.people import People, PeopleError, Person, add_person, load_people, new_token
+from watchdog.policy.authorize import counted_approvers
 from watchdog.policy.schema import Policy
 from watchdog.store.journal import Journal, open_journal
 from watchdog.store.records import IncidentRecord
@@ -100,13 +101,8 @@ def record_decision(
             f"{incident_id}: its plan needs a {needed.role} ({needed.reason})",
         )
     quorum = max(1, needed.quorum)
-    earlier = journal.approvals(incident_id)
-
-    def approvers(decisions: list[tuple[str, str, str]]) -> tuple[str, ...]:
-        return tuple(sorted({p for p, r, d in decisions if d == "approve" and r == needed.role}))
-
-    votes = [(a.person, a.role, a.decision) for a in earlier]
-    if decision == "approve" and person.name in approvers(votes):
+    votes = [(a.person, a.role, a.decision) for a in journal.approvals(incident_id)]
+    if decision == "approve" and person.name in counted_approvers(votes, needed.role):
         raise Refused(
             409,
             f"{person.name} has already approved incident {incident_id}: one person counts "
@@ -123,7 +119,8 @@ def record_decision(
     if metrics is not None:
         metrics.approvals.labels(decision).inc()
     votes.append((person.name, needed.role, decision))
-    return Recorded(incident_id, person.name, needed.role, decision, approvers(votes), quorum)
+    approvers = counted_approvers(votes, needed.role)
+    return Recorded(incident_id, person.name, needed.role, decision, approvers, quorum)
 
 
 def find_incident(journal: Journal, incident_id: int) -> IncidentRecord:

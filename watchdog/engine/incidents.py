@@ -20,6 +20,7 @@ import structlog
 from watchdog.engine.executor import Assessment, Executor, PlanRun
 from watchdog.metrics import Metrics
 from watchdog.model import AuthMode, Finding, Plan, Severity
+from watchdog.policy.authorize import counted_approvers
 from watchdog.policy.durations import format_duration
 from watchdog.policy.guards import GuardFacts, assess_guards, budget_remaining
 from watchdog.policy.lifecycle import Lifecycle
@@ -481,12 +482,12 @@ class Incidents:
                 self._move(view, "escalate", "plan rejected: a human takes over")
                 continue
             needed = plan.authorization
-            approvers = {
-                a.person for a in decisions if a.decision == "approve" and a.role == needed.role
-            }
+            approvers = counted_approvers(
+                ((a.person, a.role, a.decision) for a in decisions), needed.role
+            )
             if len(approvers) >= max(1, needed.quorum):
                 view = self._move(
-                    view, "approve", f"approved by {', '.join(sorted(approvers))} ({needed.role})"
+                    view, "approve", f"approved by {', '.join(approvers)} ({needed.role})"
                 )
                 view = self._move(view, "execute", "approved plan starts")
                 self.start_plan(view, plan, 0)

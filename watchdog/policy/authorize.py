@@ -8,7 +8,7 @@ before the first stop, so a human never finds the stack half rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from watchdog.model import AuthMode, Authorization, Risk, Severity, Step
 from watchdog.policy.schema import Approval, AuthorityRow
@@ -58,6 +58,18 @@ def authorize_plan(
         role=decision.role,
         quorum=decision.quorum,
     )
+
+
+def counted_approvers(
+    decisions: Iterable[tuple[str, str, str]], role: str | None
+) -> tuple[str, ...]:
+    """Who counts toward a quorum: each distinct person who approved in `role`, once.
+
+    `decisions` are (person, role, decision) as the journal keeps them; the daemon
+    (to start the plan) and the approval commands (to refuse a second vote by the
+    same person) both count with this, so they never disagree.
+    """
+    return tuple(sorted({p for p, r, d in decisions if d == "approve" and r == role}))
 
 
 def _weight(decision: Authorization) -> int:
