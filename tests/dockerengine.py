@@ -265,8 +265,10 @@ class Projects:
         return name
 
     def containers(self, project: str) -> list[docker.models.containers.Container]:
+        """The project's containers now; one removed between the list and its inspect (a
+        revert replacing it) is left out, as the orchestrator's own listing does."""
         filters = {"label": f"com.docker.compose.project={project}"}
-        return list(self.client.containers.list(all=True, filters=filters))
+        return list(self.client.containers.list(all=True, filters=filters, ignore_removed=True))
 
     def remove_all(self) -> None:
         for name in self.names:
