@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from pydantic import ValidationError
 
 from tests.alertmanager_payloads import alert, webhook
 from watchdog.api.alertmanager import WebhookV4, first_problem, parse_time, to_alert
+from watchdog.engine.alerts import pack, unpack
 from watchdog.model import Alert
 from watchdog.policy.alerts import alert_observations
 from watchdog.policy.schema import AlertSignal
@@ -77,3 +80,24 @@ def test_a_malformed_body_is_refused_naming_the_field(change: object, named: str
     with pytest.raises(ValidationError) as raised:
         WebhookV4.model_validate(body)
     assert named in first_problem(raised.value)
+
+
+def test_the_firing_view_keeps_each_alert_whole_in_a_tuple_the_collector_lets_go() -> None:
+    """The intake's view packs each alert flat: unpacking gives the same Alert back, and
+    after one young collection the collector no longer tracks the packed tuple (so a
+    storm's hundreds of thousands of firings are never rescanned)."""
+    resolved = Alert(
+        fingerprint="0123456789abcdef",
+        status="resolved",
+        starts_at=1795950000.25,
+        ends_at=1795950060.5,
+        labels=(("alertname", "DLQDepthCritical"), ("severity", "critical")),
+        annotations=(("summary", "DLQ over 1000"),),
+        generator_url="http://127.0.0.1:9090/graph",
+    )
+    for original in [resolved, *alerts_of(webhook(alert("CircuitBreakerOpen", provider="x")))]:
+        view = {(original.fingerprint, original.starts_at): pack(original)}
+        gc.collect(0)
+        (row,) = view.values()
+        assert unpack(row) == original
+        assert not gc.is_tracked(row), row
