@@ -13,7 +13,10 @@ all of it in full collections that rescan every object the daemon has ever kept
   parsed body) die young instead of being promoted and rescanned.
 
 Objects are still freed by reference counting the moment they are unused; only
-reference cycles wait longer, and the daemon makes few.
+reference cycles wait longer, and the daemon makes few. What the daemon keeps in
+bulk after start-up (the alert intake's firing view) is kept in flat tuples of
+strings and numbers, which the collector stops tracking after one pass: see
+`watchdog.engine.alerts.Packed`.
 """
 
 from __future__ import annotations

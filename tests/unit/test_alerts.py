@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from tests.alertmanager_payloads import alert, webhook
 from watchdog.api.alertmanager import WebhookV4, first_problem, parse_time, to_alert
-from watchdog.engine.alerts import pack, unpack
+from watchdog.engine.firing import FiringView, pack, unpack
 from watchdog.model import Alert
 from watchdog.policy.alerts import alert_observations
 from watchdog.policy.schema import AlertSignal
@@ -32,8 +32,12 @@ def values(observations: list[object]) -> dict[tuple[str, str], float | None]:
 def test_both_circuit_breaker_definitions_read_as_the_provider_series() -> None:
     firing = alerts_of(
         webhook(
-            alert("CircuitBreakerOpen", severity="warning", component="api_gateway",
-                  provider="spotify"),
+            alert(
+                "CircuitBreakerOpen",
+                severity="warning",
+                component="api_gateway",
+                provider="spotify",
+            ),
             alert("CircuitBreakerOpen", severity="critical", provider="spotify"),
             alert("DLQDepthCritical", severity="critical", component="dlq"),
         )
@@ -45,8 +49,9 @@ def test_both_circuit_breaker_definitions_read_as_the_provider_series() -> None:
     assert ("warning_alerts", "CircuitBreakerOpen") not in seen
 
 
-def test_a_series_reads_zero_once_its_alert_stops_firing_and_unattributable_ones_do_not_count(
-) -> None:
+def test_a_series_reads_zero_once_its_alert_stops_firing_and_unattributable_ones_do_not_count() -> (
+    None
+):
     known: dict[str, set[str]] = {}
     firing = alerts_of(webhook(alert("CircuitBreakerOpen", severity="critical", provider="lastfm")))
     alert_observations(signals(), firing, known, 100.0)
@@ -101,3 +106,59 @@ def test_the_firing_view_keeps_each_alert_whole_in_a_tuple_the_collector_lets_go
         (row,) = view.values()
         assert unpack(row) == original
         assert not gc.is_tracked(row), row
+
+
+def test_the_firing_view_holds_releases_and_indexes_by_fingerprint() -> None:
+    view = FiringView()
+    firings = [
+        Alert(f"{n:016x}", "firing", 1795950000.0 + later, None, (("alertname", "A"),))
+        for n in range(1000)
+        for later in (0.0, 60.0)
+    ]
+    for firing in [*firings, firings[0]]:  # holding a firing again changes nothing
+        view.hold(firing)
+    assert len(view) == 2000
+    assert sorted(view.alerts(), key=lambda a: (a.fingerprint, a.starts_at)) == firings
+    assert view.starts(f"{7:016x}") == (1795950000.0, 1795950060.0)
+
+    view.release((f"{7:016x}", 1795950000.0))
+    view.release((f"{7:016x}", 1795950000.0))  # releasing twice changes nothing either
+    view.release(("never-held", 1.0))
+    assert len(view) == 1999
+    assert view.starts(f"{7:016x}") == (1795950060.0,)
+    view.release((f"{7:016x}", 1795950060.0))
+    assert view.starts(f"{7:016x}") == ()
+    assert len(view) == len(list(view.alerts())) == 1998
+
+
+def test_once_the_heap_is_settled_the_firing_view_leaves_the_collector_nothing_to_scan() -> None:
+    """As the daemon does: build the view, settle the heap, then take a storm. After
+    one young collection nothing of the view is left for a later collection to walk
+    (neither its tables nor its rows), however many alerts it holds."""
+    view = FiringView()
+    gc.collect()
+    gc.freeze()
+    gc.disable()  # only the collection below, so that nothing is promoted out of sight
+    try:
+        fingerprints = {f"{n:016x}" for n in range(5000)}
+        for fingerprint in fingerprints:
+            view.hold(Alert(fingerprint, "firing", 1795950000.0, None, (("alertname", "A"),)))
+        gc.collect(0)
+        ours = [o for o in gc.get_objects(0) + gc.get_objects(1) if _holds(o, fingerprints)]
+        assert not ours, f"{len(ours)} of the view's objects left to scan, e.g. {ours[0]!r:.80}"
+        assert len(view) == 5000
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
+def _holds(thing: object, fingerprints: set[str]) -> bool:
+    """Whether this is a row of the view, or a table keyed by its fingerprints."""
+    if isinstance(thing, dict):
+        return any(_holds(key, fingerprints) or str(key) in fingerprints for key in list(thing)[:1])
+    return (
+        isinstance(thing, tuple)
+        and bool(thing)
+        and isinstance(thing[0], str)
+        and thing[0] in fingerprints
+    )

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from itertools import chain
 
 import structlog
 
+from watchdog.engine.firing import FiringView
 from watchdog.model import Alert, Observation
 from watchdog.policy.alerts import alert_observations, matches, series_of
 from watchdog.policy.schema import AlertSignal, Policy
@@ -26,47 +26,6 @@ from watchdog.store.journal import Journal
 
 log = structlog.get_logger("watchdog.alerts")
 
-Packed = tuple[str | float | None, ...]
-"""One Alert as a flat tuple of strings and numbers, as the firing view holds it.
-
-A storm leaves hundreds of thousands of firings in the view. The garbage
-collector stops scanning a tuple once everything in it is a string or a number,
-but it rescans an Alert object (and, for a pass more, a tuple of tuples) in
-every collection of the middle generation: 20-30 ms pauses with 300,000 firing,
-measured with bench/alert_intake.py. Layout: fingerprint, status, starts_at,
-ends_at, generator_url, the number of labels, then the names and values of the
-labels and then of the annotations, in turn.
-"""
-
-
-def pack(alert: Alert) -> Packed:
-    return (
-        alert.fingerprint,
-        alert.status,
-        alert.starts_at,
-        alert.ends_at,
-        alert.generator_url,
-        float(len(alert.labels)),
-        *chain.from_iterable(alert.labels),
-        *chain.from_iterable(alert.annotations),
-    )
-
-
-def unpack(row: Packed) -> Alert:
-    fingerprint, status, starts_at, ends_at, generator_url, count = row[:6]
-    texts = [str(text) for text in row[6:]]
-    pairs = tuple(zip(texts[::2], texts[1::2], strict=True))
-    labels = int(count or 0)
-    return Alert(
-        fingerprint=str(fingerprint),
-        status=str(status),
-        starts_at=float(starts_at or 0.0),
-        ends_at=None if ends_at is None else float(ends_at),
-        labels=pairs[:labels],
-        annotations=pairs[labels:],
-        generator_url=str(generator_url),
-    )
-
 
 class AlertIntake:
     def __init__(self, policy: Policy, journal: Journal, clock: Callable[[], float]) -> None:
@@ -75,11 +34,9 @@ class AlertIntake:
         self.signals = [s for s in policy.signals if isinstance(s, AlertSignal) and s.enabled]
         by_name = {s.name: s for s in self.signals}
         self.rule_signals = {r.name: by_name[r.signal] for r in policy.rules if r.signal in by_name}
-        self._firing: dict[tuple[str, float], Packed] = {}
-        # The same firings by fingerprint, which a newer firing ends (tuples, as above).
-        self._starts: dict[str, tuple[float, ...]] = {}
+        self._firing = FiringView()
         for alert in journal.firing_alerts():
-            self._hold(alert)
+            self._firing.hold(alert)
         self.known_series: dict[str, set[str]] = {}
         self._queue: list[tuple[AlertDelivery, asyncio.Future[AlertReceipt]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -123,7 +80,9 @@ class AlertIntake:
             batch, self._queue = self._queue, []
             deliveries = [d for d, _ in batch]
             touched = {a.fingerprint for d in deliveries for a in d.alerts}
-            firing: FiringStarts = {f: set(self._starts[f]) for f in touched if f in self._starts}
+            firing: FiringStarts = {
+                f: set(starts) for f in touched if (starts := self._firing.starts(f))
+            }
             try:
                 receipts = self.journal.record_alerts(deliveries, at=self.clock(), firing=firing)
             except Exception as error:  # every waiting caller answers 5xx; Alertmanager retries
@@ -133,31 +92,16 @@ class AlertIntake:
                 continue
             for (_, waiting), receipt in zip(batch, receipts, strict=True):
                 for key in receipt.ended:
-                    self._release(key)
+                    self._firing.release(key)
                 for alert in receipt.started:
-                    self._hold(alert)
+                    self._firing.hold(alert)
                 if not waiting.done():
                     waiting.set_result(receipt)
-
-    def _hold(self, alert: Alert) -> None:
-        key = (alert.fingerprint, alert.starts_at)
-        if key not in self._firing:
-            self._starts[alert.fingerprint] = (*self._starts.get(alert.fingerprint, ()), key[1])
-        self._firing[key] = pack(alert)
-
-    def _release(self, key: tuple[str, float]) -> None:
-        if self._firing.pop(key, None) is not None:
-            fingerprint, starts = key
-            left = tuple(s for s in self._starts.get(fingerprint, ()) if s != starts)
-            if left:
-                self._starts[fingerprint] = left
-            else:
-                self._starts.pop(fingerprint, None)
 
     @property
     def active(self) -> list[Alert]:
         """The firing alerts no resolved incident has settled, as the journal holds them."""
-        return [unpack(row) for row in self._firing.values()]
+        return list(self._firing.alerts())
 
     def observations(self, now: float) -> list[Observation]:
         return alert_observations(self.signals, self.active, self.known_series, now)
@@ -178,5 +122,5 @@ class AlertIntake:
         if keys:
             self.journal.settle_alerts(keys, at=now, by="a resolved incident")
             for key in keys:
-                self._release(key)
+                self._firing.release(key)
             log.info("alerts_settled", alerts=len(keys))
