@@ -14,9 +14,8 @@ all of it in full collections that rescan every object the daemon has ever kept
 
 Objects are still freed by reference counting the moment they are unused; only
 reference cycles wait longer, and the daemon makes few. What the daemon keeps in
-bulk after start-up (the alert intake's firing view) is kept in flat tuples of
-strings and numbers, which the collector stops tracking after one pass: see
-`watchdog.engine.alerts.Packed`.
+bulk after start-up (the alert intake's firing view) is laid out so that no
+collection walks it: see `watchdog.engine.firing`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The alert intake answers each webhook only once it is journaled, and p99 of that
 answer is a goal (bench/alert_intake.py: under 20 ms at 200 webhooks a second).
 A storm of new alerts (100 a webhook) leaves hundreds of thousands of firings
-here, and two things about holding them stalled every request in flight:
+here, and three things about holding them stalled every request in flight:
 
 - **The garbage collector.** It rescans an Alert object (and, for one pass more,
   a tuple of tuples) in every collection of the middle generation: 20-30 ms with
