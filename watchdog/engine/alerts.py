@@ -109,14 +109,17 @@ class AlertIntake:
     def settle(self, finding_ids: Iterable[str], now: float) -> None:
         """The firings behind findings of a just-resolved incident are handled: settle them."""
         keys: list[tuple[str, float]] = []
+        active: list[Alert] | None = None  # unpacked from the view once, and only if needed
         for identity in finding_ids:
             rule, series = rule_key(identity)
             signal = self.rule_signals.get(rule)
             if signal is None:
                 continue
+            if active is None:
+                active = self.active
             keys += [
                 (a.fingerprint, a.starts_at)
-                for a in self.active
+                for a in active
                 if a.firing and matches(signal, a) and series_of(signal, a) == series
             ]
         if keys:
