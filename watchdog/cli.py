@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Sequence
 
-from watchdog.engine.incidents import PAUSED_FLAG
 from watchdog.logs import configure_logging
 from watchdog.policy.scaling import compress_time
 from watchdog.policy.schema import Policy
@@ -21,6 +20,7 @@ from watchdog.policyfile import PolicyError, load_policy
 from watchdog.settings import Settings
 from watchdog.store import render
 from watchdog.store.journal import open_journal
+from watchdog.store.records import PAUSED_FLAG
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,7 +171,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from watchdog.engine.runner import serve
+    from watchdog.commands.runner import serve
 
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
@@ -180,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from watchdog.engine.check import render_rows, run_check
+    from watchdog.commands.check import render_rows, run_check
 
     rows = asyncio.run(run_check(load_policy(args.policy), _settings(args)))
     print(render_rows(rows))
@@ -188,8 +188,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from watchdog.engine.configcmd import undo_change
-    from watchdog.engine.manual import manual_database_rollback, manual_rollback
+    from watchdog.commands.configcmd import undo_change
+    from watchdog.commands.manual import manual_database_rollback, manual_rollback
 
     settings = _settings(args)
     policy = load_scaled(args.policy, settings)
@@ -222,7 +222,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from watchdog.engine.configcmd import diff_text, snapshots_text
+    from watchdog.commands.configcmd import diff_text, snapshots_text
 
     settings = _settings(args)
     policy = load_policy(args.policy)
@@ -300,7 +300,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def _decider(decision: str) -> object:
     def handler(args: argparse.Namespace) -> int:
-        from watchdog.engine.approvecmd import decide_command, people_path
+        from watchdog.commands.approvecmd import decide_command, people_path
 
         settings = _settings(args)
         path = people_path(args.people, settings.people)
@@ -310,7 +310,7 @@ def _decider(decision: str) -> object:
 
 
 def _people(args: argparse.Namespace) -> int:
-    from watchdog.engine.approvecmd import people_command, people_path
+    from watchdog.commands.approvecmd import people_command, people_path
 
     roles = load_policy(args.policy).roles if args.policy else None
     return people_command(args, people_path(args.people, Settings().people), roles)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.approvals_fixtures import Api, api, awaiting, crew
-from watchdog.engine.approvecmd import COMMENT_LIMIT
+from watchdog.engine.approvals import COMMENT_LIMIT
 
 __all__ = ["api", "crew"]  # pytest fixtures, used by name
 

@@ -19,7 +19,7 @@ BUILD_A_SANDBOX_DAEMON = """
 import asyncio, json, sys, tempfile
 import httpx
 from watchdog.api.app import create_app
-from watchdog.engine.runner import build_daemon
+from watchdog.commands.runner import build_daemon
 from watchdog.policyfile import load_policy
 from watchdog.settings import Settings
 from watchdog.store.journal import open_journal

@@ -4,7 +4,7 @@ The identity is `Authorization: Bearer <personal token>` (see `watchdog.people`)
 the body is JSON, `{"comment": "..."}`, or empty. The checks run in this order,
 so nothing about an incident leaks to a caller without a valid identity: 401 (no
 or unknown token), 413 (body too large), 422 (bad body), then the rules shared
-with the web page and the CLI (`engine.approvecmd`): 404, 409, 403. The decision
+with the web page and the CLI (`engine.approvals`): 404, 409, 403. The decision
 is only journaled; the daemon acts on it on its next tick.
 """
 
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from watchdog.api.bodies import read_limited
-from watchdog.engine.approvecmd import AWAITING, COMMENT_LIMIT, Recorded, Refused, record_decision
+from watchdog.engine.approvals import AWAITING, COMMENT_LIMIT, Recorded, Refused, record_decision
 from watchdog.metrics import Metrics
 from watchdog.people import People, Person
 from watchdog.store.journal import Journal

@@ -10,7 +10,7 @@ starts; HttpOnly, SameSite=Strict) holding a random session id and, once signed
 in with a name and personal token, the person's name. Every form POST, sign-in
 included, carries a CSRF token derived from the session id and is refused
 without it. Decisions go through the same rules as the API and the CLI
-(`engine.approvecmd`).
+(`engine.approvals`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from watchdog.engine.approvecmd import AWAITING, Refused, find_incident, record_decision
+from watchdog.engine.approvals import AWAITING, Refused, find_incident, record_decision
 from watchdog.metrics import Metrics
 from watchdog.people import People, Person
 from watchdog.store import render

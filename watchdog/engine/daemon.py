@@ -22,14 +22,14 @@ import structlog
 from watchdog.actions.base import ConfigStore, Handler, Reverter
 from watchdog.engine.alerts import AlertIntake
 from watchdog.engine.executor import Executor, Preflight
-from watchdog.engine.incidents import PAUSED_FLAG, Incidents, Recovery
+from watchdog.engine.incidents import Incidents, Recovery
 from watchdog.engine.lastgood import LastGood, ServiceLastGood
 from watchdog.engine.reenable import Reenabler
 from watchdog.metrics import Metrics
 from watchdog.model import Observation, Severity
 from watchdog.notify.outbox import Outbox
 from watchdog.policy.rules import Evaluator, RuleState
-from watchdog.policy.schema import DockerSignal, Policy, TableSignal
+from watchdog.policy.schema import Policy, TableSignal
 from watchdog.policy.triage import rule_key, triage
 from watchdog.policy.windows import Windows
 from watchdog.probes.base import Probe, build_probes
@@ -38,6 +38,7 @@ from watchdog.probes.docker_events import DockerEvents
 from watchdog.probes.scheduler import ProbeScheduler
 from watchdog.reporting import report_failed_rollback
 from watchdog.store.journal import Journal
+from watchdog.store.records import PAUSED_FLAG
 
 log = structlog.get_logger("watchdog.daemon")
 
@@ -133,11 +134,7 @@ class Daemon:
         self.service_last_good = ServiceLastGood(
             policy.last_good, reverter.record_last_good if reverter else None, clock
         )
-        self._healthy_signals = [
-            s.name
-            for s in policy.probed_signals()
-            if isinstance(s, DockerSignal) and s.metric == "healthy"
-        ]
+        self._healthy_signals = policy.docker_health_signals()
         self._docker_probes = [p for p in probes if isinstance(p, DockerProbe)]
         self._docker_factory = docker_factory
         self.docker_events: list[DockerEvents] = []

@@ -39,10 +39,10 @@ from watchdog.policy.triage import (
 from watchdog.policy.verify import assess
 from watchdog.policy.windows import Windows
 from watchdog.store.journal import Journal
+from watchdog.store.records import PAUSED_FLAG
 
 log = structlog.get_logger("watchdog.incidents")
 
-PAUSED_FLAG = "paused"
 #: The journal's action target that counts automatic plans against the hourly budget.
 PLAN_BUDGET = "budget:automatic-plan"
 WAITING_STATES = ("awaiting_approval",)

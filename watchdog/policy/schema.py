@@ -401,6 +401,18 @@ class Policy(Strict):
             if s.enabled and not isinstance(s, DerivedSignal | AlertSignal)
         ]
 
+    def docker_health_signals(self) -> list[str]:
+        """The probed Docker signals that read each container's health (1 healthy, 0 not).
+
+        The one definition of "the healthy Docker signal": the daemon's per-service
+        health (for last-known-good images) and `watchdog rollback`'s checklist both use it.
+        """
+        return [
+            s.name
+            for s in self.probed_signals()
+            if isinstance(s, DockerSignal) and s.metric == "healthy"
+        ]
+
     def signal(self, name: str) -> AnySignal:
         for signal in self.signals:
             if signal.name == name:

@@ -21,6 +21,9 @@ FINISHED_STEP_STATUSES = STEP_STATUSES[1:]
 
 DECISIONS = ("approve", "reject")
 
+PAUSED_FLAG = "paused"
+"""The journal flag `watchdog pause` sets to "1" (and `resume` to "0"): no automatic action."""
+
 DELIVERY_STATUSES = ("pending", "sent", "rejected")
 """An outbox row is 'pending' until a vendor accepts it ('sent') or refuses it for good."""
 

@@ -17,7 +17,7 @@ import httpx
 from watchdog.actions.base import ActionFailed
 from watchdog.actions.config import UNDOABLE, ConfigActions, NothingToUndo
 from watchdog.actions.http import HttpActions
-from watchdog.engine.runner import backends
+from watchdog.commands.runner import backends
 from watchdog.model import Severity
 from watchdog.policy.schema import Policy
 from watchdog.policy.tablediff import diff_rows, render_diff

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from watchdog.engine.runner import backends, probes_for
+from watchdog.commands.runner import backends, probes_for
 from watchdog.model import Observation
 from watchdog.policy.rules import COMPARE, Evaluator
 from watchdog.policy.schema import Policy

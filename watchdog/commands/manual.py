@@ -18,13 +18,13 @@ from dataclasses import replace
 
 import httpx
 
+from watchdog.commands.runner import Backends, action_table, backends, probes_for
 from watchdog.engine.executor import Executor
-from watchdog.engine.runner import Backends, action_table, backends, probes_for
 from watchdog.metrics import Metrics
 from watchdog.model import Plan, Severity
 from watchdog.policy.planner import plan_for
 from watchdog.policy.rules import Evaluator
-from watchdog.policy.schema import DerivedSignal, DockerSignal, Policy
+from watchdog.policy.schema import DerivedSignal, Policy
 from watchdog.policy.verify import assess
 from watchdog.policy.windows import Windows
 from watchdog.probes.scheduler import observe_all
@@ -62,14 +62,7 @@ async def manual_rollback(
                     "WATCHDOG_ORCHESTRATOR is not set: expected docker, docker+unix:///PATH "
                     "or sandbox+http://127.0.0.1:PORT"
                 )
-            healthy = next(
-                (
-                    s.name
-                    for s in policy.probed_signals()
-                    if isinstance(s, DockerSignal) and s.metric == "healthy"
-                ),
-                "",
-            )
+            healthy = next(iter(policy.docker_health_signals()), "")
             action = "service.revert" if to_last_good else "service.restart"
             operator = getpass.getuser()
             plan = plan_for(

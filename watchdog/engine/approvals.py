@@ -11,27 +11,19 @@ role the plan needs (403).
 
 from __future__ import annotations
 
-import argparse
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from watchdog.metrics import Metrics
 from watchdog.model import AuthMode
-from watchdog.people import People, PeopleError, Person, add_person, load_people, new_token
+from watchdog.people import Person
 from watchdog.policy.authorize import counted_approvers
-from watchdog.policy.schema import Policy
-from watchdog.store.journal import Journal, open_journal
+from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord
 
 AWAITING = "awaiting_approval"
 COMMENT_LIMIT = 2000
 #: The largest row id the journal (SQLite INTEGER) can hold; anything above is no incident.
 LARGEST_ID = 2**63 - 1
-DEFAULT_ROLES: tuple[str, ...] = tuple(
-    Policy.model_fields["roles"].get_default(call_default_factory=True)
-)
 
 
 class Refused(Exception):
@@ -131,63 +123,3 @@ def find_incident(journal: Journal, incident_id: int) -> IncidentRecord:
 
 
 # ---- the CLI ---------------------------------------------------------------------
-
-
-def people_path(explicit: str | None, configured: Path | None) -> Path:
-    path = Path(explicit) if explicit else configured
-    if path is None:
-        raise PeopleError(
-            "no people file: set WATCHDOG_PEOPLE or pass --people FILE "
-            "(create one with: watchdog people add NAME --role lead --people FILE)"
-        )
-    return path
-
-
-def decide_command(args: argparse.Namespace, state: str, people_file: Path, decision: str) -> int:
-    """`watchdog approve|reject ID --as NAME`: local access to the journal is the credential.
-
-    Exit 0 when recorded, 1 when refused (wrong role, not awaiting approval, a
-    second approval by the same person), 2 for bad input (no such person or incident).
-    """
-    person = People(people_file).named(args.person)
-    if person is None:
-        raise PeopleError(f"{people_file}: no person named {args.person!r}")
-    journal = open_journal(state)
-    try:
-        recorded = record_decision(
-            journal,
-            incident_id=args.id,
-            person=person,
-            decision=decision,
-            comment=args.comment or "",
-            at=time.time(),
-        )
-    except Refused as refused:
-        print(f"watchdog {decision}: {refused.message}")
-        return 2 if refused.status in (404, 422) else 1
-    finally:
-        journal.close()
-    print(recorded.summary())
-    return 0
-
-
-def people_command(
-    args: argparse.Namespace, people_file: Path, roles: Sequence[str] | None = None
-) -> int:
-    """`watchdog people add NAME --role R` prints the new token once; `people list`.
-
-    Roles are checked against the policy's (`roles`), or the default ones without a policy.
-    """
-    if args.action == "add":
-        if not args.name:
-            raise PeopleError("`people add` needs a NAME, e.g. watchdog people add lee --role lead")
-        token = new_token()
-        allowed = roles if roles is not None else DEFAULT_ROLES
-        person = add_person(people_file, args.name, args.role or [], token, allowed)
-        print(f"{person.name} ({', '.join(person.roles)}) written to {people_file}")
-        print("personal token (shown once, only its hash is stored):")
-        print(token)
-        return 0
-    for person in load_people(people_file):
-        print(f"{person.name}  {', '.join(person.roles)}")
-    return 0
