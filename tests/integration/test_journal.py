@@ -602,12 +602,49 @@ def test_deliveries_in_one_commit_see_each_other(journal: Journal) -> None:
     assert journal.firing_alerts() == []
 
 
-def test_sqlite_file_is_in_wal_mode_with_schema_version_1(tmp_path: Path) -> None:
+def test_sqlite_file_is_in_wal_mode_with_schema_version_2(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     open_journal(str(path)).close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    conn.close()
+
+
+def test_a_version_1_file_is_migrated_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
+    """A journal written before rungs and plan digests gains the columns, rows intact."""
+    path = tmp_path / "journal.db"
+    journal = open_journal(str(path))
+    incident = journal.open_incident(
+        key="k",
+        severity=Severity.P2,
+        scenario="s",
+        subject="x",
+        state="detected",
+        reason="r",
+        at=T0,
+        findings=[],
+    )
+    journal.close()
+    conn = sqlite3.connect(path)
+    with conn:  # back to the version 1 shape: drop what version 2 added
+        for table, column in (
+            ("incidents", "rung"),
+            ("steps", "rung"),
+            ("approvals", "plan_digest"),
+            ("snapshots", "caveat"),
+        ):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute("UPDATE schema_version SET version = 1")
+    conn.close()
+    reopened = open_journal(str(path))
+    try:
+        assert reopened.incident(incident).key == "k"
+    finally:
+        reopened.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT rung FROM incidents").fetchall() == [(0,)]
     conn.close()
 
 
@@ -616,9 +653,9 @@ def test_sqlite_file_from_a_newer_watchdog_is_refused(tmp_path: Path) -> None:
     open_journal(str(path)).close()
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute("UPDATE schema_version SET version = 2")
+        conn.execute("UPDATE schema_version SET version = 3")
     conn.close()
-    with pytest.raises(RuntimeError, match="schema version 2"):
+    with pytest.raises(RuntimeError, match="schema version 3"):
         open_journal(str(path))
 
 

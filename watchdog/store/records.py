@@ -42,6 +42,8 @@ class IncidentRecord:
     opened_at: float
     updated_at: float
     closed_at: float | None
+    #: The rung of the remediation ladder (0 the first plan, 1 after one `next_rung` ...).
+    rung: int = 0
 
     @property
     def is_open(self) -> bool:
@@ -77,6 +79,8 @@ class StepRecord:
     finished_at: float | None
     output: str
     idempotent: bool
+    #: The ladder rung whose plan this step belongs to; a resume continues only its own.
+    rung: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,8 @@ class ApprovalRecord:
     role: str
     decision: str
     comment: str
+    #: The digest of the plan the person was shown: the approval authorises that plan only.
+    plan_digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,8 @@ class SnapshotRecord:
     checksum: str
     row_count: int
     rows: list[dict[str, Any]]
+    #: Why this version is less than clean ("" if it is): a restore from it says so.
+    caveat: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,23 @@ import sqlite3
 
 from watchdog.store import alerts
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: What each version adds to the one before, run in order on an older file (and on
+#: a new one, after STATEMENTS create the version 1 tables), in the opening transaction.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        # The rung of the remediation ladder an incident is on, and each step row's
+        # rung: a resume continues the right plan, never max(index) over two plans.
+        "ALTER TABLE incidents ADD COLUMN rung INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE steps ADD COLUMN rung INTEGER NOT NULL DEFAULT 0",
+        # The digest of the plan an approval was given for: it authorises that plan only.
+        "ALTER TABLE approvals ADD COLUMN plan_digest TEXT NOT NULL DEFAULT ''",
+        # Why a last-known-good snapshot is less than clean (taken while the watchdog
+        # had a provider disabled, say): a restore from it says so.
+        "ALTER TABLE snapshots ADD COLUMN caveat TEXT NOT NULL DEFAULT ''",
+    ),
+}
 
 STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -128,10 +144,16 @@ def ensure_schema(conn: sqlite3.Connection, *, where: str) -> None:
     for statement in STATEMENTS:
         conn.execute(statement)
     version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
-    if version is None:
-        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-    elif version > SCHEMA_VERSION:
+    if version is not None and version > SCHEMA_VERSION:
         raise RuntimeError(
             f"journal {where} has schema version {version}, newer than the "
             f"{SCHEMA_VERSION} this watchdog understands; upgrade watchdog"
         )
+    stored = 1 if version is None else int(version)
+    for target in range(stored + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[target]:
+            conn.execute(statement)
+    if version is None:
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+    elif stored < SCHEMA_VERSION:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))

@@ -469,6 +469,7 @@ class SqliteJournal:
                 role=row["role"],
                 decision=row["decision"],
                 comment=row["comment"],
+                plan_digest=row["plan_digest"],
             )
             for row in rows
         ]
@@ -773,6 +774,7 @@ def _incident(row: sqlite3.Row) -> IncidentRecord:
         opened_at=row["opened_at"],
         updated_at=row["updated_at"],
         closed_at=row["closed_at"],
+        rung=row["rung"],
     )
 
 
@@ -791,6 +793,7 @@ def _step(row: sqlite3.Row) -> StepRecord:
         finished_at=row["finished_at"],
         output=row["output"],
         idempotent=bool(row["idempotent"]),
+        rung=row["rung"],
     )
 
 
@@ -802,6 +805,7 @@ def _snapshot(row: sqlite3.Row) -> SnapshotRecord:
         checksum=row["checksum"],
         row_count=row["row_count"],
         rows=json.loads(row["rows"]),
+        caveat=row["caveat"],
     )
 
 
