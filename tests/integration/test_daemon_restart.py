@@ -134,4 +134,4 @@ def test_a_non_idempotent_step_left_started_is_marked_unknown_and_escalated(stag
     (step,) = escalated["steps"]
     assert step["status"] == "unknown" and "NOT run again" in step["output"]
     summaries = [e["summary"] for e in escalated["timeline"]]
-    assert any("interrupted; outcome unknown" in s for s in summaries)
+    assert any("interrupted; its outcome is unknown" in s for s in summaries)

@@ -22,8 +22,9 @@ import structlog
 from watchdog.actions.base import ConfigStore, Handler, Reverter
 from watchdog.engine.alerts import AlertIntake
 from watchdog.engine.executor import Executor, Preflight
-from watchdog.engine.incidents import Incidents, Recovery
+from watchdog.engine.incidents import Incidents
 from watchdog.engine.lastgood import LastGood, ServiceLastGood
+from watchdog.engine.recovery import Recovery
 from watchdog.engine.reenable import Reenabler
 from watchdog.metrics import Metrics
 from watchdog.model import Observation, Severity
@@ -38,7 +39,7 @@ from watchdog.probes.docker_events import DockerEvents
 from watchdog.probes.scheduler import ProbeScheduler
 from watchdog.reporting import report_failed_rollback
 from watchdog.store.journal import Journal
-from watchdog.store.records import PAUSED_FLAG
+from watchdog.store.records import PAUSED_FLAG, PageRows
 
 log = structlog.get_logger("watchdog.daemon")
 
@@ -124,6 +125,8 @@ class Daemon:
         self.alerts = AlertIntake(policy, journal, clock)
         self.outbox = outbox
         self.incidents.on_move = self._incident_moved
+        self.incidents.compose_page = self._compose_page
+        self.recovery = Recovery(self.incidents)
         self.last_good = LastGood(
             policy.last_good,
             config_store,
@@ -143,7 +146,7 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event, *, grace_seconds: float = 20.0) -> None:
         """Until `stop` is set; then let steps in flight finish for `grace_seconds`."""
-        recovered = Recovery(self.incidents).run()
+        recovered = self.recovery.run()
         self.reenabler.refresh()
         log.info(
             "daemon_started",
@@ -184,19 +187,27 @@ class Daemon:
     def _incident_moved(
         self, incident_id: int, from_state: str, to_state: str, reason: str
     ) -> None:
-        """Report failed rollbacks to Sentry and journal the pages the move calls for.
-
-        Paging must never stall the incident itself: a failure here is logged
-        (and reported), and the move stands.
-        """
+        """After a committed move: report failed rollbacks to Sentry, wake the pager."""
         if from_state == "failed" and to_state == "escalated":
             report_failed_rollback(incident_id, reason)
+        if self.outbox is not None:
+            self.outbox.wake()
+
+    def _compose_page(
+        self, incident_id: int, from_state: str, to_state: str, reason: str
+    ) -> PageRows | None:
+        """The page a move calls for, written in the move's transaction.
+
+        A bug in composing must not stall the incident: it is logged (and
+        reported), and the move stands without its page.
+        """
         if self.outbox is None:
-            return
+            return None
         try:
-            self.outbox.incident_moved(incident_id, from_state, to_state, reason)
+            return self.outbox.pages_for_move(incident_id, from_state, to_state, reason)
         except Exception:
-            log.exception("page_not_queued", incident=incident_id, state=to_state)
+            log.exception("page_not_composed", incident=incident_id, state=to_state)
+            return None
 
     def _page_escalations(self, before: Mapping[int, Severity]) -> None:
         """Page the channels a more severe incident now routes to (the move hook sees
@@ -280,6 +291,7 @@ class Daemon:
         self.incidents.apply(triage(result.active, self.incidents.open_views()))
         self._page_escalations(severities)
         self.incidents.tick(result.active, self.states)
+        self.recovery.tick()
         closed_findings = self.incidents.take_closed_findings()
         for closed in closed_findings:
             self.states[rule_key(closed)] = RuleState()

@@ -43,6 +43,11 @@ class PlanRun:
     reason: str
     steps_run: int
     failed_step: str | None = None
+    #: The preflight refused: nothing was changed.
+    blocked: str | None = None
+    #: What the compensations put back, in words (for the page), and what they could not.
+    compensated: tuple[str, ...] = ()
+    compensation_failed: tuple[str, ...] = ()
 
 
 class Executor:
@@ -91,7 +96,9 @@ class Executor:
                 )
         return Assessment(tuple(impact))
 
-    async def run_plan(self, incident_id: int, plan: Plan, *, start: int = 0) -> PlanRun:
+    async def run_plan(
+        self, incident_id: int, plan: Plan, *, start: int = 0, rung: int = 0
+    ) -> PlanRun:
         began = time.monotonic()
         for index in range(start, len(plan.steps)):
             step = plan.steps[index]

@@ -27,7 +27,7 @@ from watchdog.notify.routing import PageDecision, decide_escalation_page, decide
 from watchdog.notify.vendors import dedup_key
 from watchdog.policy.schema import NotifySpec
 from watchdog.store.journal import Journal
-from watchdog.store.records import DeliveryRecord, IncidentRecord
+from watchdog.store.records import DeliveryRecord, IncidentRecord, PageRows
 
 log = structlog.get_logger("watchdog.notify")
 
@@ -105,13 +105,60 @@ class Outbox:
             ),
         )
 
+    def pages_for_move(
+        self, incident_id: int, from_state: str, to_state: str, reason: str
+    ) -> PageRows | None:
+        """The page a move calls for, composed but not written (the move writes it)."""
+        return self._compose(
+            incident_id,
+            lambda incident, triggered: decide_pages(
+                self.spec,
+                severity=incident.severity,
+                from_state=from_state,
+                to_state=to_state,
+                move_reason=reason,
+                triggered=triggered,
+            ),
+        )
+
+    def wake(self) -> None:
+        """Send what was just journaled without waiting for the next poll."""
+        self._count_pending()
+        self._wake.set()
+
     def _queue(
         self,
         incident_id: int,
         decide: Callable[[IncidentRecord, set[str]], PageDecision | None],
     ) -> None:
-        if not self.channels:  # no credential set: this daemon pages nobody
+        rows = self._compose(incident_id, decide)
+        if rows is None:
             return
+        deliveries = self.journal.enqueue_page(
+            incident_id,
+            event=rows.event,
+            dedup_key=rows.dedup_key,
+            bodies=rows.bodies,
+            reason=rows.reason,
+            at=self.clock(),
+        )
+        log.info(
+            "page_queued",
+            incident=incident_id,
+            channels=list(rows.bodies),
+            page_event=rows.event,
+            deliveries=deliveries,
+            reason=rows.reason,
+        )
+        self.wake()
+
+    def _compose(
+        self,
+        incident_id: int,
+        decide: Callable[[IncidentRecord, set[str]], PageDecision | None],
+    ) -> PageRows | None:
+        if not self.channels:  # no credential set: this daemon pages nobody
+            return None
         journal = self.journal
         incident = journal.incident(incident_id)
         triggered = {
@@ -121,11 +168,10 @@ class Outbox:
         }
         decision = decide(incident, triggered)
         if decision is None:
-            return
+            return None
         channels = [self.channels[c] for c in decision.channels if c in self.channels]
         if not channels:
-            return
-        now = self.clock()
+            return None
         page = compose_page(
             event=decision.event,
             why_now=decision.reason,
@@ -137,29 +183,12 @@ class Outbox:
             approvals=journal.approvals(incident_id),
             timeline=journal.timeline(incident_id),
             public_url=self.public_url,
-            at=now,
+            at=self.clock(),
         )
         bodies = {c.name: body for c in channels if (body := c.body(page)) is not None}
         if not bodies:
-            return
-        deliveries = journal.enqueue_page(
-            incident_id,
-            event=decision.event,
-            dedup_key=dedup_key(page.key),
-            bodies=bodies,
-            reason=decision.reason,
-            at=now,
-        )
-        log.info(
-            "page_queued",
-            incident=incident_id,
-            channels=list(bodies),
-            page_event=decision.event,
-            deliveries=deliveries,
-            reason=decision.reason,
-        )
-        self._count_pending()
-        self._wake.set()
+            return None
+        return PageRows(decision.event, dedup_key(page.key), bodies, decision.reason)
 
     # ---- the worker side: send, classify, record ----------------------------
 

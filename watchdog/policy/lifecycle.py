@@ -6,6 +6,8 @@ detected → triaged ─┬─ (auto allowed)  → executing → verifying ─�
                     │                                        └→ rejected | expired → escalated
                     └─ (P3 / fix forward) → notified → closed      verifying ─→ failed → escalated
                                                           failed ─(next rung of the ladder)→ triaged
+executing ─(restart, the plan ran on a human's authority)→ awaiting_approval
+any state not final ─(a human ends it)→ closed
 ```
 
 The machine only says which moves are legal; it holds no other state and does
@@ -60,6 +62,14 @@ TRANSITIONS: tuple[dict[str, Any], ...] = (
     {"trigger": "retriage", "source": ["notified", "awaiting_approval"], "dest": "triaged"},
     {"trigger": "next_rung", "source": "failed", "dest": "triaged"},
     {"trigger": "close", "source": ["notified", "escalated"], "dest": "closed"},
+    # A plan interrupted by a restart that ran on a human's authority asks again.
+    {"trigger": "reapprove", "source": "executing", "dest": "awaiting_approval"},
+    # A human ends an incident from any state that is not final (`watchdog incidents close`).
+    {
+        "trigger": "end",
+        "source": [s for s in STATES if s not in ("resolved", "closed")],
+        "dest": "closed",
+    },
 )
 
 

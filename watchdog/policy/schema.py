@@ -311,6 +311,9 @@ class GuardSpec(Strict):
     max_cooldown: Duration = 3600.0
     actions_per_hour: int = Field(10, ge=0)
     approval_expires: Duration = 1800.0
+    #: After a restart, how long an interrupted plan may wait for fresh evidence
+    #: before the guards decide on what they have (stale evidence: a human is paged).
+    resume_grace: Duration = 60.0
 
 
 class LastGoodSpec(Strict):

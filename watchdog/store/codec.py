@@ -11,6 +11,8 @@ lists inside them come back as tuples too, since plan values are immutable
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from typing import Any
 
 from watchdog.model import AuthMode, Authorization, Check, Finding, Plan, Risk, Severity, Step
@@ -128,3 +130,14 @@ def _from_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _from_json(item) for key, item in value.items()}
     return value
+
+
+def plan_digest(plan: Plan) -> str:
+    """A short fingerprint of the plan exactly as stored and shown to a human.
+
+    An approval is recorded with the digest of the plan its giver saw, and counts
+    only for a plan with the same digest: a plan replaced (a new rung, a
+    re-triage, a restart that re-planned) needs its own approval.
+    """
+    canonical = json.dumps(plan_to_dict(plan), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -22,6 +22,7 @@ from watchdog.store.records import (
     DeliveryRecord,
     EventRecord,
     IncidentRecord,
+    MoveRecord,
     SnapshotRecord,
     StepRecord,
 )
@@ -76,6 +77,11 @@ class Journal(Protocol):
         self, incident_id: int, *, state: str, at: float, reason: str, closed: bool = False
     ) -> None:
         """Move to `state` and journal "from → to: reason"; `closed` sets closed_at."""
+        ...
+
+    def commit_move(self, incident_id: int, move: MoveRecord) -> None:
+        """Write one lifecycle decision in one transaction: its state changes, plan,
+        rung, budget and cooldown charges, interrupted steps, events and pages."""
         ...
 
     def set_severity(
@@ -139,7 +145,10 @@ class Journal(Protocol):
         role: str,
         decision: str,
         comment: str = "",
-    ) -> int: ...
+        plan_digest: str | None = None,
+    ) -> int:
+        """Journal a vote for the plan as shown (`plan_digest`; None: the plan stored now)."""
+        ...
 
     def approvals(self, incident_id: int) -> list[ApprovalRecord]: ...
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog.model import Risk, Severity
+from watchdog.model import Plan, Risk, Severity
 
 STEP_STATUSES = ("started", "succeeded", "failed", "unknown", "skipped")
 """Every status a step row can have; 'started' is the write-ahead mark."""
@@ -129,3 +129,49 @@ class DeliveryRecord:
     next_at: float
     finished_at: float | None
     last_error: str
+
+
+@dataclass(frozen=True, slots=True)
+class PageRows:
+    """One page composed for an incident's move: an outbox row per channel (its body).
+
+    Written in the move's own transaction, so a move is never journaled without
+    the page it calls for. `status` is 'pending' (the worker sends it) or
+    'dry_run' (journaled, never sent).
+    """
+
+    event: str
+    dedup_key: str
+    bodies: dict[str, dict[str, Any]]
+    reason: str
+    status: str = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """A timeline entry written with a move."""
+
+    kind: str
+    summary: str
+    data: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MoveRecord:
+    """Everything one lifecycle decision writes, committed together or not at all.
+
+    The state changes in order (each "from → to: reason" on the timeline), the
+    plan it made, the rung and scenario it climbed to, the budget and cooldown
+    targets it charged, the steps it found interrupted (finished as 'unknown'),
+    its events and its pages.
+    """
+
+    at: float
+    states: tuple[tuple[str, str], ...] = ()
+    closed: bool = False
+    plan: Plan | None = None
+    climb: tuple[int, str] | None = None
+    actions: tuple[str, ...] = ()
+    unknown_steps: tuple[tuple[int, str], ...] = ()
+    events: tuple[EventRow, ...] = ()
+    pages: tuple[PageRows, ...] = ()

@@ -27,7 +27,13 @@ from typing import Any
 from watchdog.model import Alert, Finding, Plan, Risk, Severity, Step
 from watchdog.store import alerts as alert_rows
 from watchdog.store.alerts import AlertDelivery, AlertReceipt, FiringStarts
-from watchdog.store.codec import finding_from_dict, finding_to_dict, plan_from_dict, plan_to_dict
+from watchdog.store.codec import (
+    finding_from_dict,
+    finding_to_dict,
+    plan_from_dict,
+    plan_to_dict,
+)
+from watchdog.store.codec import plan_digest as digest_of
 from watchdog.store.records import (
     DECISIONS,
     FINISHED_STEP_STATUSES,
@@ -35,6 +41,8 @@ from watchdog.store.records import (
     DeliveryRecord,
     EventRecord,
     IncidentRecord,
+    MoveRecord,
+    PageRows,
     SnapshotRecord,
     StepRecord,
 )
@@ -196,21 +204,37 @@ class SqliteJournal:
         self, incident_id: int, *, state: str, at: float, reason: str, closed: bool = False
     ) -> None:
         with self._transaction() as conn:
-            before = _require_incident(conn, incident_id)
-            conn.execute(
-                "UPDATE incidents SET state = ?, updated_at = ?,"
-                " closed_at = CASE WHEN ? THEN COALESCE(closed_at, ?) ELSE closed_at END"
-                " WHERE id = ?",
-                (state, at, closed, at, incident_id),
-            )
-            _insert_event(
-                conn,
-                incident_id,
-                at=at,
-                kind="state",
-                summary=f"{before['state']} → {state}: {reason}",
-                data={"from": before["state"], "to": state, "closed": closed},
-            )
+            _change_state(conn, incident_id, state=state, at=at, reason=reason, closed=closed)
+
+    def commit_move(self, incident_id: int, move: MoveRecord) -> None:
+        """Write one lifecycle decision whole: states, plan, rung, budget, steps, events, pages."""
+        with self._transaction() as conn:
+            _require_incident(conn, incident_id)
+            for step_id, output in move.unknown_steps:
+                _finish_step(conn, step_id, status="unknown", at=move.at, output=output)
+            if move.plan is not None:
+                _store_plan(conn, incident_id, move.plan, at=move.at)
+            if move.climb is not None:
+                rung, scenario = move.climb
+                conn.execute(
+                    "UPDATE incidents SET rung = ?, scenario = ? WHERE id = ?",
+                    (rung, scenario, incident_id),
+                )
+            for event in move.events:
+                _insert_event(
+                    conn, incident_id, at=move.at, kind=event.kind, summary=event.summary,
+                    data=event.data,
+                )
+            last = len(move.states) - 1
+            for index, (state, reason) in enumerate(move.states):
+                _change_state(
+                    conn, incident_id, state=state, at=move.at, reason=reason,
+                    closed=move.closed and index == last,
+                )
+            for target in move.actions:
+                conn.execute("INSERT INTO actions (target, at) VALUES (?, ?)", (target, move.at))
+            for page in move.pages:
+                _insert_pages(conn, incident_id, page, at=move.at)
 
     def set_severity(
         self, incident_id: int, *, severity: Severity, scenario: str, at: float, reason: str
@@ -296,29 +320,9 @@ class SqliteJournal:
     # Plans and steps ---------------------------------------------------------------
 
     def save_plan(self, incident_id: int, plan: Plan, *, at: float) -> None:
-        body = plan_to_dict(plan)
         with self._transaction() as conn:
             _require_incident(conn, incident_id)
-            replaced = conn.execute(
-                "SELECT 1 FROM plans WHERE incident_id = ?", (incident_id,)
-            ).fetchone()
-            conn.execute(
-                "INSERT INTO plans (incident_id, at, body) VALUES (?, ?, ?)"
-                " ON CONFLICT (incident_id) DO UPDATE SET at = excluded.at, body = excluded.body",
-                (incident_id, at, dumps(body)),
-            )
-            auth = plan.authorization
-            _insert_event(
-                conn,
-                incident_id,
-                at=at,
-                kind="plan",
-                summary=(
-                    f"{'replaced by ' if replaced else ''}{plan.title}: "
-                    f"{len(plan.steps)} steps, {auth.mode.value}: {auth.reason}"
-                ),
-                data={"replaced": replaced is not None, "plan": body},
-            )
+            _store_plan(conn, incident_id, plan, at=at)
 
     def plan(self, incident_id: int) -> Plan | None:
         rows = self._read("SELECT body FROM plans WHERE incident_id = ?", (incident_id,))
@@ -378,37 +382,8 @@ class SqliteJournal:
             return step_id
 
     def step_finished(self, step_id: int, *, status: str, at: float, output: str) -> None:
-        if status not in FINISHED_STEP_STATUSES:
-            raise ValueError(
-                f"step status {status!r} is not one of {', '.join(FINISHED_STEP_STATUSES)}"
-            )
         with self._transaction() as conn:
-            row = conn.execute("SELECT * FROM steps WHERE id = ?", (step_id,)).fetchone()
-            if row is None:
-                raise KeyError(f"no step with id {step_id}")
-            if row["status"] != "started":
-                raise ValueError(f"step {step_id} already finished as {row['status']!r}")
-            conn.execute(
-                "UPDATE steps SET status = ?, finished_at = ?, output = ? WHERE id = ?",
-                (status, at, output, step_id),
-            )
-            first_line = output.strip().splitlines()[0] if output.strip() else ""
-            _insert_event(
-                conn,
-                row["incident_id"],
-                at=at,
-                kind=f"step_{status}",
-                summary=(
-                    f"step {row['idx']} {row['name']} (attempt {row['attempt']}) {status}"
-                    + (f": {first_line}" if first_line else "")
-                ),
-                data={
-                    "step_id": step_id,
-                    "index": row["idx"],
-                    "attempt": row["attempt"],
-                    "seconds": at - row["started_at"],
-                },
-            )
+            _finish_step(conn, step_id, status=status, at=at, output=output)
 
     def steps(self, incident_id: int) -> list[StepRecord]:
         rows = self._read("SELECT * FROM steps WHERE incident_id = ? ORDER BY id", (incident_id,))
@@ -429,15 +404,23 @@ class SqliteJournal:
         role: str,
         decision: str,
         comment: str = "",
+        plan_digest: str | None = None,
     ) -> int:
         if decision not in DECISIONS:
             raise ValueError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
         with self._transaction() as conn:
             _require_incident(conn, incident_id)
+            if plan_digest is None:  # the plan as stored now is the plan as shown
+                stored = conn.execute(
+                    "SELECT body FROM plans WHERE incident_id = ?", (incident_id,)
+                ).fetchone()
+                plan_digest = (
+                    digest_of(plan_from_dict(json.loads(stored["body"]))) if stored else ""
+                )
             cursor = conn.execute(
-                "INSERT INTO approvals (incident_id, at, person, role, decision, comment)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (incident_id, at, person, role, decision, comment),
+                "INSERT INTO approvals (incident_id, at, person, role, decision, comment,"
+                " plan_digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (incident_id, at, person, role, decision, comment, plan_digest),
             )
             approval_id = _lastrowid(cursor)
             verb = "approved" if decision == "approve" else "rejected"
@@ -760,6 +743,111 @@ def _insert_event(
         (incident_id, at, kind, summary, dumps(data or {})),
     )
     return _lastrowid(cursor)
+
+
+def _change_state(
+    conn: sqlite3.Connection, incident_id: int, *, state: str, at: float, reason: str,
+    closed: bool,
+) -> None:
+    before = _require_incident(conn, incident_id)
+    conn.execute(
+        "UPDATE incidents SET state = ?, updated_at = ?,"
+        " closed_at = CASE WHEN ? THEN COALESCE(closed_at, ?) ELSE closed_at END"
+        " WHERE id = ?",
+        (state, at, closed, at, incident_id),
+    )
+    _insert_event(
+        conn,
+        incident_id,
+        at=at,
+        kind="state",
+        summary=f"{before['state']} → {state}: {reason}",
+        data={"from": before["state"], "to": state, "closed": closed},
+    )
+
+
+def _store_plan(conn: sqlite3.Connection, incident_id: int, plan: Plan, *, at: float) -> None:
+    body = plan_to_dict(plan)
+    replaced = conn.execute("SELECT 1 FROM plans WHERE incident_id = ?", (incident_id,)).fetchone()
+    conn.execute(
+        "INSERT INTO plans (incident_id, at, body) VALUES (?, ?, ?)"
+        " ON CONFLICT (incident_id) DO UPDATE SET at = excluded.at, body = excluded.body",
+        (incident_id, at, dumps(body)),
+    )
+    auth = plan.authorization
+    _insert_event(
+        conn,
+        incident_id,
+        at=at,
+        kind="plan",
+        summary=(
+            f"{'replaced by ' if replaced else ''}{plan.title}: "
+            f"{len(plan.steps)} steps, {auth.mode.value}: {auth.reason}"
+        ),
+        data={"replaced": replaced is not None, "plan": body, "digest": digest_of(plan)},
+    )
+
+
+def _finish_step(
+    conn: sqlite3.Connection, step_id: int, *, status: str, at: float, output: str
+) -> None:
+    if status not in FINISHED_STEP_STATUSES:
+        raise ValueError(
+            f"step status {status!r} is not one of {', '.join(FINISHED_STEP_STATUSES)}"
+        )
+    row = conn.execute("SELECT * FROM steps WHERE id = ?", (step_id,)).fetchone()
+    if row is None:
+        raise KeyError(f"no step with id {step_id}")
+    if row["status"] != "started":
+        raise ValueError(f"step {step_id} already finished as {row['status']!r}")
+    conn.execute(
+        "UPDATE steps SET status = ?, finished_at = ?, output = ? WHERE id = ?",
+        (status, at, output, step_id),
+    )
+    first_line = output.strip().splitlines()[0] if output.strip() else ""
+    _insert_event(
+        conn,
+        row["incident_id"],
+        at=at,
+        kind=f"step_{status}",
+        summary=(
+            f"step {row['idx']} {row['name']} (attempt {row['attempt']}) {status}"
+            + (f": {first_line}" if first_line else "")
+        ),
+        data={
+            "step_id": step_id,
+            "index": row["idx"],
+            "attempt": row["attempt"],
+            "seconds": at - row["started_at"],
+        },
+    )
+
+
+def _insert_pages(
+    conn: sqlite3.Connection, incident_id: int, page: PageRows, *, at: float
+) -> list[int]:
+    ids = [
+        _lastrowid(
+            conn.execute(
+                "INSERT INTO outbox (incident_id, channel, event, dedup_key, body,"
+                " status, created_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (incident_id, channel, page.event, page.dedup_key, dumps(body), page.status,
+                 at, at),
+            )
+        )
+        for channel, body in page.bodies.items()
+    ]
+    verb = "would page" if page.status == "dry_run" else page.event
+    _insert_event(
+        conn,
+        incident_id,
+        at=at,
+        kind="page",
+        summary=f"{verb} to {', '.join(page.bodies)}: {page.reason}",
+        data={"event": page.event, "channels": list(page.bodies), "delivery_ids": ids,
+              "status": page.status},
+    )
+    return ids
 
 
 def _incident(row: sqlite3.Row) -> IncidentRecord:
