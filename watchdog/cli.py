@@ -100,12 +100,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--key", help="the column that identifies rows (default: found)")
     p.add_argument("--state", help="journal path or sqlite:/// URL")
 
-    p = command("incidents", "list incidents, or `incidents show ID` for the timeline", _incidents)
-    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    p = command(
+        "incidents",
+        "list incidents, `incidents show ID` for the timeline, or `incidents close ID --as NAME "
+        "--comment TEXT` to end one by hand (exit 0 closed, 1 refused, 2 bad input)",
+        _incidents,
+    )
+    p.add_argument("action", nargs="?", choices=["list", "show", "close"], default="list")
     p.add_argument("id", nargs="?", type=int)
     p.add_argument("--state", help="journal path or sqlite:/// URL")
     p.add_argument("--all", action="store_true", help="include closed incidents (default)")
     p.add_argument("--open", action="store_true", help="only open incidents")
+    p.add_argument("--as", dest="person", metavar="NAME", help="close: who closes it")
+    p.add_argument("--comment", help="close: why (required)")
+    p.add_argument("--people", help="close: the people file (WATCHDOG_PEOPLE)")
+    p.add_argument("--policy", help="close: its close_roles (default: oncall, lead)")
 
     for name, value, words in (("pause", "1", "stop"), ("resume", "0", "allow")):
         p = command(name, f"{words} all automatic actions (the kill switch)", _flagger(value))
@@ -243,6 +252,8 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _incidents(args: argparse.Namespace) -> int:
+    if args.action == "close":
+        return _close(args)
     journal = open_journal(_settings(args).state)
     try:
         if args.action == "show":
@@ -267,6 +278,23 @@ def _incidents(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     return 0
+
+
+def _close(args: argparse.Namespace) -> int:
+    from watchdog.commands.approvecmd import people_path
+    from watchdog.commands.closecmd import close_command
+    from watchdog.engine.closing import DEFAULT_CLOSE_ROLES
+
+    settings = _settings(args)
+    close_roles = load_policy(args.policy).close_roles if args.policy else DEFAULT_CLOSE_ROLES
+    return close_command(
+        incident_id=args.id,
+        person_name=args.person,
+        comment=args.comment,
+        state=settings.state,
+        people_file=people_path(args.people, settings.people),
+        close_roles=close_roles,
+    )
 
 
 def _flagger(value: str) -> object:

@@ -1,14 +1,14 @@
 """The daemon's HTTP face: /healthz, /metrics, /incidents, and the routers beside them.
 
 Small on purpose: it reads the journal and the metrics registry, and decides
-nothing. The Alertmanager receiver (`POST /api/alertmanager`), the approval API
-and the web page (`/ui/`) only write what they are told into the journal; the
+nothing. The Alertmanager receiver (`POST /api/alertmanager`), the approval and
+close APIs and the web page (`/ui/`) only write what they are told into the journal; the
 daemon's tick is what acts on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -17,7 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from watchdog.api.alertmanager import AlertSink, ReceiverSettings, alertmanager_router
 from watchdog.api.approvals import approvals_router
+from watchdog.api.closing import closing_router
 from watchdog.api.web import web_router
+from watchdog.engine.closing import DEFAULT_CLOSE_ROLES
 from watchdog.engine.daemon import Health
 from watchdog.metrics import Metrics
 from watchdog.people import People
@@ -34,12 +36,15 @@ def create_app(
     alerts: AlertSink | None = None,
     receiver: ReceiverSettings | None = None,
     people: People | None = None,
+    close_roles: Sequence[str] = DEFAULT_CLOSE_ROLES,
 ) -> FastAPI:
+    """`close_roles` are the policy's: who may end an incident by hand (API and web page)."""
     app = FastAPI(title="watchdog", docs_url=None, redoc_url=None)
     if alerts is not None:
         app.include_router(alertmanager_router(alerts, receiver or ReceiverSettings(), metrics))
     app.include_router(approvals_router(journal, people, metrics, clock))
-    app.include_router(web_router(journal, people, metrics, clock))
+    app.include_router(closing_router(journal, people, close_roles, clock))
+    app.include_router(web_router(journal, people, metrics, clock, close_roles=close_roles))
 
     @app.get("/healthz")
     def healthz(response: Response) -> dict[str, Any]:

@@ -9,8 +9,8 @@ Sessions are a signed cookie (HMAC-SHA256 with a secret made when the daemon
 starts; HttpOnly, SameSite=Strict) holding a random session id and, once signed
 in with a name and personal token, the person's name. Every form POST, sign-in
 included, carries a CSRF token derived from the session id and is refused
-without it. Decisions go through the same rules as the API and the CLI
-(`engine.approvals`).
+without it. Decisions and closes go through the same rules as the API and the
+CLI (`engine.approvals`, `engine.closing`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from watchdog.engine.approvals import AWAITING, Refused, find_incident, record_decision
+from watchdog.engine.closing import DEFAULT_CLOSE_ROLES, close_incident
 from watchdog.metrics import Metrics
 from watchdog.people import People, Person
 from watchdog.store import render
@@ -125,6 +126,8 @@ def web_router(
     metrics: Metrics,
     clock: Callable[[], float],
     secret: bytes | None = None,
+    *,
+    close_roles: Sequence[str] = DEFAULT_CLOSE_ROLES,
 ) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     sessions = Sessions(secret or secrets.token_bytes(32), clock)
@@ -177,9 +180,12 @@ def web_router(
         return page(request, "index.html", **index_values())
 
     @router.get("/ui/incidents/{incident_id}", response_class=HTMLResponse)
-    def incident(request: Request, incident_id: int) -> HTMLResponse:
+    def incident(request: Request, incident_id: int, closing: bool = False) -> HTMLResponse:
         try:
-            return page(request, "incident.html", **incident_values(journal, incident_id))
+            values = incident_values(journal, incident_id)
+            if closing:  # someone is writing why they close it: no refresh under them
+                values["refresh"] = 0
+            return page(request, "incident.html", close_roles=close_roles, **values)
         except KeyError:
             return page(
                 request,
@@ -256,52 +262,52 @@ def web_router(
         _set_cookie(response, request, sessions.cookie(sessions.new()))
         return response
 
-    async def decide(request: Request, incident_id: int, decision: str) -> Response:
+    async def as_person(
+        request: Request, incident_id: int, act: Callable[[Person, str, float], object]
+    ) -> Response:
+        """Run `act(person, comment, now)` for the signed-in person (approve, reject, close):
+        every refusal of the shared rules becomes a page with its status."""
         result = await checked(request)
         if isinstance(result, Response):
             return result
         form, session = result
         person = await run_in_threadpool(who, session)
+        back = f"/ui/incidents/{incident_id}"
         if person is None:
-            return page(
-                request,
-                "message.html",
-                401,
-                session=session,
-                title="Not signed in",
-                message="Sign in with your name and personal token to decide.",
-            )
+            why = "Sign in with your name and personal token to decide or close."
+            return page(request, "message.html", 401, session=session, title="Not signed in",
+                        message=why, back=back)
         try:
-            await run_in_threadpool(
-                lambda: record_decision(
-                    journal,
-                    incident_id=incident_id,
-                    person=person,
-                    decision=decision,
-                    comment=_field(form, "comment").strip(),
-                    at=clock(),
-                    metrics=metrics,
-                )
-            )
+            await run_in_threadpool(act, person, _field(form, "comment").strip(), clock())
         except Refused as refused:
-            return page(
-                request,
-                "message.html",
-                refused.status,
-                session=session,
-                title="Not recorded",
-                message=refused.message,
-                back=f"/ui/incidents/{incident_id}",
-            )
-        return RedirectResponse(f"/ui/incidents/{incident_id}", status_code=303)
+            return page(request, "message.html", refused.status, session=session,
+                        title="Not recorded", message=refused.message, back=back)
+        return RedirectResponse(back, status_code=303)
+
+    def decider(incident_id: int, decision: str) -> Callable[[Person, str, float], object]:
+        return lambda person, comment, at: record_decision(
+            journal, incident_id=incident_id, person=person, decision=decision,
+            comment=comment, at=at, metrics=metrics,
+        )
 
     @router.post("/ui/incidents/{incident_id}/approve", response_class=HTMLResponse)
     async def approve(request: Request, incident_id: int) -> Response:
-        return await decide(request, incident_id, "approve")
+        return await as_person(request, incident_id, decider(incident_id, "approve"))
 
     @router.post("/ui/incidents/{incident_id}/reject", response_class=HTMLResponse)
     async def reject(request: Request, incident_id: int) -> Response:
-        return await decide(request, incident_id, "reject")
+        return await as_person(request, incident_id, decider(incident_id, "reject"))
+
+    @router.post("/ui/incidents/{incident_id}/close", response_class=HTMLResponse)
+    async def close(request: Request, incident_id: int) -> Response:
+        return await as_person(
+            request,
+            incident_id,
+            lambda person, comment, at: close_incident(
+                journal, incident_id=incident_id, person=person, comment=comment,
+                close_roles=close_roles, at=at,
+            ),
+        )
 
     return router
 

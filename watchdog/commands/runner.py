@@ -307,7 +307,7 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
         daemon = build_daemon(policy, settings, journal, client, dry_run=dry_run)
         app = create_app(
             journal, daemon.metrics, daemon.health, time.time, alerts=daemon.alerts,
-            people=people,
+            people=people, close_roles=policy.close_roles,
         )
         server = _QuietServer(
             uvicorn.Config(

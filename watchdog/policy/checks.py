@@ -290,6 +290,9 @@ def _authority_problems(policy: Policy) -> Iterator[Problem]:
                 "'auto'",
                 "approval or never: destructive steps are never automatic",
             )
+    for index, role in enumerate(policy.close_roles):
+        if role not in policy.roles:
+            yield Problem(f"close_roles[{index}]", repr(role), f"one of the roles {policy.roles}")
 
 
 def _impossible(signal: AnySignal, op: str, threshold: float) -> str:

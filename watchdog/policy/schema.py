@@ -392,6 +392,11 @@ class Policy(Strict):
     scenarios: dict[str, ScenarioSpec] = Field(default_factory=dict)
     authority: dict[Severity, AuthorityRow]
     roles: list[str] = Field(default_factory=lambda: ["oncall", "lead", "team"])
+    close_roles: list[str] = Field(
+        default_factory=lambda: ["oncall", "lead"],
+        min_length=1,
+        description="who may end any open incident by hand (`watchdog incidents close`)",
+    )
     guards: GuardSpec = Field(default_factory=GuardSpec)
     last_good: LastGoodSpec = Field(default_factory=LastGoodSpec)
     notify: NotifySpec = Field(default_factory=NotifySpec)

@@ -84,6 +84,18 @@ class Journal(Protocol):
         rung, budget and cooldown charges, interrupted steps, events and pages."""
         ...
 
+    def close_by_human(
+        self, incident_id: int, *, person: str, role: str, comment: str, at: float
+    ) -> IncidentRecord:
+        """A person ends the incident: state 'closed', closed_at set and a 'closed_by_human'
+        event naming who, in which role, and why, in one transaction; returns the closed row.
+
+        Raises `KeyError` for an unknown id and `ValueError` (changing nothing) if the
+        incident is already closed or in any other final state. The daemon reads the
+        close from here on its next tick (see `watchdog.engine.closing`).
+        """
+        ...
+
     def set_severity(
         self, incident_id: int, *, severity: Severity, scenario: str, at: float, reason: str
     ) -> None: ...

@@ -24,6 +24,9 @@ DECISIONS = ("approve", "reject")
 PAUSED_FLAG = "paused"
 """The journal flag `watchdog pause` sets to "1" (and `resume` to "0"): no automatic action."""
 
+CLOSED_BY_HUMAN = "closed_by_human"
+"""The timeline kind of a person ending an incident by hand (`Journal.close_by_human`)."""
+
 DELIVERY_STATUSES = ("pending", "sent", "rejected")
 """An outbox row is 'pending' until a vendor accepts it ('sent') or refuses it for good."""
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from watchdog.model import Alert, Finding, Plan, Risk, Severity, Step
+from watchdog.policy.lifecycle import FINAL
 from watchdog.store import alerts as alert_rows
 from watchdog.store.alerts import AlertDelivery, AlertReceipt, FiringStarts
 from watchdog.store.codec import (
@@ -35,6 +36,7 @@ from watchdog.store.codec import (
 )
 from watchdog.store.codec import plan_digest as digest_of
 from watchdog.store.records import (
+    CLOSED_BY_HUMAN,
     DECISIONS,
     FINISHED_STEP_STATUSES,
     ApprovalRecord,
@@ -235,6 +237,37 @@ class SqliteJournal:
                 conn.execute("INSERT INTO actions (target, at) VALUES (?, ?)", (target, move.at))
             for page in move.pages:
                 _insert_pages(conn, incident_id, page, at=move.at)
+
+    def close_by_human(
+        self, incident_id: int, *, person: str, role: str, comment: str, at: float
+    ) -> IncidentRecord:
+        with self._transaction() as conn:
+            before = _require_incident(conn, incident_id)
+            if before["closed_at"] is not None or before["state"] in FINAL:
+                raise ValueError(
+                    f"incident {incident_id} is already {before['state']}"
+                    f"{'' if before['state'] == 'closed' else ' (final)'}; expected an "
+                    f"incident not yet final ({', '.join(sorted(FINAL))})"
+                )
+            conn.execute(
+                "UPDATE incidents SET state = 'closed', updated_at = ?, closed_at = ? WHERE id = ?",
+                (at, at, incident_id),
+            )
+            _insert_event(
+                conn,
+                incident_id,
+                at=at,
+                kind=CLOSED_BY_HUMAN,
+                summary=f"{before['state']} → closed by {person} ({role}): {comment}",
+                data={
+                    "from": before["state"],
+                    "to": "closed",
+                    "person": person,
+                    "role": role,
+                    "comment": comment,
+                },
+            )
+            return _incident(_require_incident(conn, incident_id))
 
     def set_severity(
         self, incident_id: int, *, severity: Severity, scenario: str, at: float, reason: str
