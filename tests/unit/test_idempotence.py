@@ -64,7 +64,7 @@ def test_verdict_per_action_and_parameters(
 
 
 def test_http_verdicts_follow_rfc_9110_and_name_the_method() -> None:
-    assert IDEMPOTENT_METHODS == {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"}
+    assert {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"} == IDEMPOTENT_METHODS
     post = assess_idempotence("http.call", {"method": "POST", "target": "x", "path": "/"})
     assert post.reason.startswith("POST is not idempotent")
 
