@@ -52,7 +52,7 @@ def test_due_only_after_the_rules_clear_for_of_health_since_resolution() -> None
         "reenable/spotify", "provider_reenable", Severity.P2
     )
     finding = decision.findings[0]
-    assert finding.param_map() == {"provider": "spotify", "incident": "7"}
+    assert finding.param_map() == {"provider": "spotify", "undoes": "7"}
     assert "spotify healthy for 60 s" in decision.reason and "incident 7" in decision.reason
 
 

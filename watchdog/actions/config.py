@@ -14,14 +14,16 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from watchdog.actions.base import ActionFailed, ActionOutcome, ConfigStore
 from watchdog.actions.http import HttpActions, config_differences
 from watchdog.model import Step
-from watchdog.policy.configrows import disable_provider, undo_plan
+from watchdog.policy.configrows import assess_intent, disable_provider, undo_plan
 from watchdog.store.journal import Journal
+from watchdog.store.undo import UndoRecord
 
 #: The action whose journaled before-images an undo puts back.
 UNDOABLE = "provider.disable"
@@ -33,12 +35,19 @@ class NothingToUndo(ActionFailed):
 
 class ConfigActions:
     def __init__(
-        self, store: ConfigStore, journal: Journal, http: HttpActions, backup_dir: Path
+        self,
+        store: ConfigStore,
+        journal: Journal,
+        http: HttpActions,
+        backup_dir: Path,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._journal = journal
         self._http = http
         self._backup_dir = backup_dir
+        self._clock = clock
 
     async def backup(self, step: Step) -> ActionOutcome:
         """The live table to the journal (the step's data) and to a CSV file, for analysis.
@@ -106,29 +115,58 @@ class ConfigActions:
     async def disable(self, step: Step) -> ActionOutcome:
         """Take a provider out of the waterfall, writing only the rows that route through it.
 
-        The exact before- and after-images go to the journal (the step's data), so
-        `watchdog rollback --undo` can put back exactly those rows later.
+        With `incident`, the exact before- and after-images are journaled as an undo
+        record *before* the rows are written, and marked applied after, so a crash
+        at any instant leaves the undo findable (`rollback --undo`, `provider.enable`).
+        A second run of the same step settles what the first left 'intended' against
+        the live rows and writes nothing over it. Without `incident` (older
+        policies) the images only reach the journal with the step's evidence,
+        after the change: the catalogue then calls the step not idempotent.
         """
         params = step.param_map()
         table, provider = str(params["table"]), str(params["provider"])
         mode = str(params.get("mode", "surgical"))
         if mode not in ("runbook", "surgical"):
             raise ActionFailed(f"provider.disable mode {mode!r}; expected 'runbook' or 'surgical'")
+        incident = _incident_param(params)
+        if incident is not None:
+            await self.settle_intents(incident)
         rows = await self._store.read_rows(table)
         change = disable_provider(rows, provider, "runbook" if mode == "runbook" else "surgical")
         if not change.before:
-            return ActionOutcome(True, f"{provider} is in no row of {table}: nothing to change")
-        await self._store.update_rows(table, change.after)
+            return ActionOutcome(
+                True, f"{provider} is in no enabled waterfall of {table}: nothing to change"
+            )
+        evidence: dict[str, Any] = {
+            "action": UNDOABLE,
+            "table": table,
+            "provider": provider,
+            "before": change.before,
+            "after": change.after,
+        }
+        if incident is None:
+            await self._store.update_rows(table, change.after)
+            return ActionOutcome(True, change.summary, evidence)
+        undo_id = self._journal.intend_undo(
+            incident,
+            step=step.name,
+            action=UNDOABLE,
+            table=table,
+            before=change.before,
+            after=change.after,
+            at=self._clock(),
+        )
+        try:
+            written = await self._store.update_rows(table, change.after)
+        except ActionFailed:
+            # A failure may still have committed (the connection lost during COMMIT):
+            # only the live rows can say; if they cannot be read, the record stays
+            # 'intended' for the next reader to settle.
+            await self.settle_intents(incident)
+            raise
+        self._journal.settle_undo(undo_id, status="applied", at=self._clock(), reason=written)
         return ActionOutcome(
-            True,
-            change.summary,
-            {
-                "action": "provider.disable",
-                "table": table,
-                "provider": provider,
-                "before": change.before,
-                "after": change.after,
-            },
+            True, f"{change.summary} (undo record {undo_id})", {**evidence, "undo": undo_id}
         )
 
     async def enable(self, step: Step) -> ActionOutcome:
@@ -137,31 +175,61 @@ class ConfigActions:
         Never forced: a row someone edited since the disable is theirs now, and
         is named in the output instead of overwritten.
         """
-        incident = int(step.param_map()["incident"])
+        incident = _incident_param(step.param_map())
+        if incident is None:
+            raise ActionFailed("provider.enable needs `incident`, the incident to undo")
         lines = await self.undo_incident(incident, force=False)
         return ActionOutcome(
             True, "; ".join(lines), {"action": "provider.enable", "incident": incident}
         )
 
-    async def undo_incident(self, incident: int, *, force: bool) -> list[str]:
-        """Put back the before-images of every provider disable `incident` journaled.
+    async def settle_intents(self, incident: int) -> list[UndoRecord]:
+        """Settle the incident's 'intended' undo records from the live rows; all its records.
 
-        Newest change first, so rows changed twice end at their oldest image.
+        An 'intended' record is what a crash (or a failed COMMIT) left between
+        writing the undo and marking it: `assess_intent` compares the table with
+        its images. A table that cannot be read leaves the record as it is.
         """
+        records = self._journal.undo_records(incident)
+        for record in records:
+            if record.status != "intended":
+                continue
+            live = await self._store.read_rows(record.table_name)
+            outcome = assess_intent(live, record.before, record.after)
+            self._journal.settle_undo(
+                record.id, status=outcome.status, at=self._clock(), reason=outcome.reason
+            )
+        return self._journal.undo_records(incident) if records else []
+
+    async def undo_incident(self, incident: int, *, force: bool) -> list[str]:
+        """Put back the before-images of every provider disable `incident` made.
+
+        From its undo records (settled first: an 'intended' one may have landed),
+        or, for a journal written before they existed, its step evidence. Newest
+        change first, so rows changed twice end at their oldest image.
+        """
+        records = await self.settle_intents(incident)
         changes = [
-            e.data
-            for e in self._journal.timeline(incident)
-            if e.kind == "step_evidence" and e.data.get("action") == UNDOABLE
+            (r.table_name, r.before, r.after) for r in records if r.status == "applied"
         ]
+        if records and not changes:
+            return [
+                f"nothing to put back: incident {incident}'s {UNDOABLE} never reached the "
+                f"table (undo record(s) {', '.join(str(r.id) for r in records)} not applied)"
+            ]
+        if not records:
+            changes = [
+                (str(e.data["table"]), _rows(e.data["before"]), _rows(e.data["after"]))
+                for e in self._journal.timeline(incident)
+                if e.kind == "step_evidence" and e.data.get("action") == UNDOABLE
+            ]
         if not changes:
             raise NothingToUndo(
                 f"incident {incident} journaled no {UNDOABLE} change: nothing to undo"
             )
         return [
-            await self.undo(
-                str(change["table"]), _rows(change["before"]), _rows(change["after"]), force=force
-            )
-            for change in reversed(changes)
+            await self.undo(table, before, after, force=force)
+            for table, before, after in reversed(changes)
         ]
 
     async def undo(self, table: str, before: list[dict[str, Any]], after: list[dict[str, Any]],
@@ -183,6 +251,20 @@ class ConfigActions:
                 "(--force restores them anyway)"
             )
         return words
+
+
+def _incident_param(params: dict[str, Any]) -> int | None:
+    """The step's `incident` as an id; None when the step has none."""
+    value = params.get("incident")
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text.isdigit():
+        raise ActionFailed(
+            f"incident {value!r}: expected an incident id (digits); the engine fills "
+            "'{incident}' in the policy with the plan's own incident"
+        )
+    return int(text)
 
 
 def _rows(value: Any) -> list[dict[str, Any]]:

@@ -360,7 +360,8 @@ class Incidents:
             scenario=view.scenario,
             severity=view.severity,
             subject=view.subject,
-            params={"series": finding.series, "incident": str(view.id), **finding.param_map()},
+            # `incident`: the plan's own id, under which provider.disable writes its undo.
+            params={"series": finding.series, **finding.param_map(), "incident": str(view.id)},
             why=finding.reason,
         )
         moved = view

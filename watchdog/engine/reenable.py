@@ -67,10 +67,7 @@ class Reenabler:
             self._examined.add(record.id)
             if self.journal.get_flag(reenabled_flag(record.id)) is not None:
                 continue
-            changed = any(
-                e.kind == "step_evidence" and e.data.get("action") == UNDOABLE
-                for e in self.journal.timeline(record.id)
-            )
+            changed = self.still_stands(record.id)
             findings = self.journal.findings(record.id)
             if changed and findings:
                 self.pending[record.id] = Disabled(
@@ -82,6 +79,24 @@ class Reenabler:
                     findings[0],
                 )
                 log.info("reenable_watching", incident=record.id, subject=record.subject)
+
+    def still_stands(self, incident: int) -> bool:
+        """Whether `incident` may have a provider disable standing, from its undo records.
+
+        An 'intended' record counts: the crash that left it may have come after
+        the database committed, and only the live rows can tell. The follow-up's
+        `provider.enable` reads them, settles the record, and puts back what did
+        land; forgetting it instead would leave the provider out for good.
+        Journals written before undo records existed keep their images in the
+        step's evidence.
+        """
+        records = self.journal.undo_records(incident)
+        if records:
+            return any(r.status in ("intended", "applied") for r in records)
+        return any(
+            e.kind == "step_evidence" and e.data.get("action") == UNDOABLE
+            for e in self.journal.timeline(incident)
+        )
 
     def tick(self) -> None:
         if not self.pending:
@@ -99,7 +114,7 @@ class Reenabler:
         for decision in watch.due:
             if decision.key in self.incidents.views:
                 continue  # one follow-up per subject at a time
-            original = int(decision.findings[0].param_map()["incident"])
+            original = int(decision.findings[0].param_map()["undoes"])
             self.journal.add_event(original, at=now, kind="reenable", summary=decision.reason)
             self.incidents.apply([decision])
             follow_up = self.incidents.views.get(decision.key)

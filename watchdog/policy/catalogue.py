@@ -1,17 +1,105 @@
-"""The actions a plan may name: what each needs and how much harm it can do.
+"""The actions a plan may name: what each needs, how much harm it can do, and
+whether running it twice is harmless.
 
 This is the contract between policy files and the executor's backends. The policy
 validator rejects a step that names an action missing here or omits a required
 parameter, so a typo is caught by `watchdog validate`, not at 3 a.m. in the middle
 of a rollback. Which backend carries an action out (the sandbox, Docker,
 PostgreSQL) is the executor's business, not the policy's.
+
+Idempotence is stated per action *and per parameters*, because the question is
+asked of one concrete step: after a crash left it 'started', may a restart run it
+again, or is its outcome unknown and a human must look? An `http.call` is
+idempotent or not by its method; a `provider.disable` only when it can write its
+undo record ahead (it knows its incident). Each rule returns its verdict with the
+reason, which the planner sets on the step and a restart can quote.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from watchdog.model import Risk
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotence:
+    """Whether a second run of a step leaves the world as one run does, and why."""
+
+    idempotent: bool
+    reason: str
+
+
+IdempotenceRule = Callable[[Mapping[str, Any]], Idempotence]
+
+
+def always(reason: str) -> IdempotenceRule:
+    """A rule for an action that is idempotent whatever its parameters."""
+    return lambda params: Idempotence(True, reason)
+
+
+def never(reason: str) -> IdempotenceRule:
+    """A rule for an action that must never be run a second time blindly."""
+    return lambda params: Idempotence(False, reason)
+
+
+#: RFC 9110 section 9.2.2: the methods whose intended effect of several identical
+#: requests is that of one. POST and PATCH are not among them.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+
+
+def http_by_method(params: Mapping[str, Any]) -> Idempotence:
+    method = str(params.get("method", "")).upper()
+    if method in IDEMPOTENT_METHODS:
+        return Idempotence(True, f"{method} is idempotent by HTTP's own definition (RFC 9110)")
+    return Idempotence(
+        False,
+        f"{method or 'a call with no method'} is not idempotent by HTTP's definition "
+        "(RFC 9110 9.2.2): a second request may act twice",
+    )
+
+
+def provider_disable(params: Mapping[str, Any]) -> Idempotence:
+    """Idempotent only when it knows its incident.
+
+    A second run reads the table as the first run left it. It writes nothing then
+    (rows no longer route through the provider, or are already disabled), but it
+    also finds no before-images: if the first run's were not journaled, the undo is
+    gone. With the incident id, the handler writes its undo record as an intent
+    *before* the change, keyed by incident and step, and a second run resolves
+    that record against the live rows instead of writing new images over it.
+    """
+    incident = str(params.get("incident", ""))
+    if incident.isdigit():
+        return Idempotence(
+            True,
+            f"its undo record is written ahead under incident {incident}: a second run finds "
+            "it, writes nothing over it and changes no row already changed",
+        )
+    return Idempotence(
+        False,
+        "no incident id to write its undo record ahead under: a second run after a crash "
+        "would find the rows already changed and the first run's before-images lost",
+    )
+
+
+def service_revert(params: Mapping[str, Any]) -> Idempotence:
+    """Idempotent: the target is a fixed configuration recorded before acting.
+
+    The revert goes to the newest last-known-good row set the daemon journaled
+    while the service was healthy, not to "the image before the current one". A
+    second run finds the same rows (an unhealthy service records nothing new, and
+    the recovered service records the same configuration, which the journal does
+    not store twice) and leaves a replica already on that image and up alone. A
+    relative revert (one version back) would go back twice; none exists here.
+    """
+    return Idempotence(
+        True,
+        "it reverts to the last known good configuration journaled while the service was "
+        "healthy, a fixed target; a replica already on it and up is left alone",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,90 +107,173 @@ class ActionSpec:
     risk: Risk
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
-    idempotent: bool = True
+    # Required, by keyword: every action states its own rule, none inherits "yes".
+    idempotence: IdempotenceRule = field(kw_only=True)
     summary: str = ""
 
 
+def assess_idempotence(action: str, params: Mapping[str, Any]) -> Idempotence:
+    """The catalogue's verdict for one concrete step; an unknown action is never idempotent."""
+    spec = ACTIONS.get(action)
+    if spec is None:
+        return Idempotence(False, f"{action!r} is not an action of the catalogue")
+    return spec.idempotence(params)
+
+
+RESTART = always("a second restart leaves the services running, as one does")
+READ_ONLY = always("it only reads")
+
 ACTIONS: dict[str, ActionSpec] = {
     "service.restart": ActionSpec(
-        Risk.SAFE, ("services",), ("stop_timeout",), summary="restart services' containers"
+        Risk.SAFE,
+        ("services",),
+        ("stop_timeout",),
+        idempotence=RESTART,
+        summary="restart services' containers",
     ),
-    "service.stop": ActionSpec(Risk.SAFE, ("services",), ("stop_timeout",), summary="stop"),
-    "service.start": ActionSpec(Risk.SAFE, ("services",), (), summary="start services"),
+    "service.stop": ActionSpec(
+        Risk.SAFE,
+        ("services",),
+        ("stop_timeout",),
+        idempotence=always("stopping a stopped service changes nothing"),
+        summary="stop",
+    ),
+    "service.start": ActionSpec(
+        Risk.SAFE,
+        ("services",),
+        (),
+        idempotence=always("starting a running service changes nothing"),
+        summary="start services",
+    ),
     "service.restart_dependents": ActionSpec(
         Risk.SAFE,
         ("services",),
         ("stop_timeout",),
+        idempotence=RESTART,
         summary="restart every service that depends on these, in dependency order",
     ),
     "service.revert": ActionSpec(
-        Risk.RISKY, ("service",), (), summary="recreate a service from its last good image"
+        Risk.RISKY,
+        ("service",),
+        (),
+        idempotence=service_revert,
+        summary="recreate a service from its last good image",
     ),
-    "config.backup": ActionSpec(Risk.SAFE, ("table",), (), summary="copy the live table"),
+    "config.backup": ActionSpec(
+        Risk.SAFE,
+        ("table",),
+        (),
+        idempotence=always("a second backup writes another copy and changes nothing"),
+        summary="copy the live table",
+    ),
     "config.restore": ActionSpec(
         Risk.SAFE,
         ("table",),
         ("source", "defaults"),
+        idempotence=always("writing the same rows again leaves the table as one restore does"),
         summary="restore the last known good table (or the policy's defaults file)",
     ),
-    "config.reload": ActionSpec(Risk.SAFE, ("target",), (), summary="POST /admin/config/reload"),
+    "config.reload": ActionSpec(
+        Risk.SAFE,
+        ("target",),
+        (),
+        idempotence=always("reloading twice loads the same table"),
+        summary="POST /admin/config/reload",
+    ),
     "config.verify": ActionSpec(
-        Risk.SAFE, ("target", "table"), (), summary="GET /admin/config matches the table"
+        Risk.SAFE,
+        ("target", "table"),
+        (),
+        idempotence=READ_ONLY,
+        summary="GET /admin/config matches the table",
     ),
     "provider.disable": ActionSpec(
-        Risk.SAFE, ("provider", "table"), ("mode",), summary="take a provider out of use"
+        Risk.SAFE,
+        ("provider", "table"),
+        ("mode", "incident"),
+        idempotence=provider_disable,
+        summary="take a provider out of use (its undo record written ahead under `incident`)",
     ),
     "provider.enable": ActionSpec(
         Risk.SAFE,
         ("incident",),
         (),
+        idempotence=always("a row already back at its before-image is left alone"),
         summary="put back exactly the rows an incident's provider.disable changed, "
         "leaving rows edited since alone",
     ),
     "breaker.reset": ActionSpec(
-        Risk.SAFE, ("target", "provider"), (), summary="reset a gateway circuit breaker"
+        Risk.SAFE,
+        ("target", "provider"),
+        (),
+        idempotence=always("resetting a closed breaker leaves it closed"),
+        summary="reset a gateway circuit breaker",
     ),
     "smoke_test": ActionSpec(
-        Risk.SAFE, ("target", "path", "body"), ("expect",), summary="one real request"
+        Risk.SAFE,
+        ("target", "path", "body"),
+        ("expect",),
+        idempotence=always("a second smoke test enriches the same test track again"),
+        summary="one real request",
     ),
     "http.call": ActionSpec(
-        Risk.SAFE, ("target", "method", "path"), ("body", "expect_status"), summary="HTTP call"
+        Risk.SAFE,
+        ("target", "method", "path"),
+        ("body", "expect_status"),
+        idempotence=http_by_method,
+        summary="HTTP call",
     ),
-    "wait": ActionSpec(Risk.SAFE, ("seconds",), (), summary="let the system settle"),
+    "wait": ActionSpec(
+        Risk.SAFE, ("seconds",), (), idempotence=always("waiting changes nothing"),
+        summary="let the system settle",
+    ),
     "database.dump": ActionSpec(
-        Risk.SAFE, ("dir",), (), summary="pg_dump the current state for forensics"
+        Risk.SAFE,
+        ("dir",),
+        (),
+        idempotence=always("a second dump writes another file and changes no data"),
+        summary="pg_dump the current state for forensics",
     ),
     "database.backup": ActionSpec(
         Risk.SAFE,
         ("backup_dir",),
         (),
+        idempotence=always("a second backup writes another file and changes no data"),
         summary="a fresh gzip'd pg_dump named like the stack's own backups",
     ),
     "database.integrity": ActionSpec(
         Risk.SAFE,
         ("checks",),
         ("statement_timeout",),
+        idempotence=always("its queries only read"),
         summary="read-only integrity queries that must hold",
     ),
     "database.restore": ActionSpec(
         Risk.RISKY,
         ("backup_dir",),
         ("max_backup_age", "backup", "pattern", "migration_dirs", "target_version", "base_dir"),
-        idempotent=False,
+        idempotence=never(
+            "a second restore throws away whatever was written since the first: the newest "
+            "backup may differ, and the data written in between is lost"
+        ),
         summary="restore the newest database backup, in one transaction",
     ),
     "migrations.down": ActionSpec(
         Risk.RISKY,
         ("migration_dirs",),
         ("target_version", "base_dir"),
-        idempotent=False,
+        idempotence=never(
+            "without a target_version it undoes the newest applied migration, so a second "
+            "run undoes one more; with one, a down script may still act outside its "
+            "transaction (sequences, extensions, other systems): an unknown outcome is for a human"
+        ),
         summary="apply down migrations newest first, each in its own transaction",
     ),
     "system.rebuild": ActionSpec(
         Risk.DESTRUCTIVE,
         (),
         ("services",),
-        idempotent=False,
+        idempotence=never("it removes volumes: a second run destroys whatever was rebuilt"),
         summary="rebuild the whole stack (removes volumes)",
     ),
 }

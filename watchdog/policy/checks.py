@@ -150,10 +150,10 @@ def _rule_problems(policy: Policy) -> Iterator[Problem]:
             yield from _scenario_words(path, rule.params, scenario, signals)
             follow_up = scenario.reenable
             if follow_up is not None and follow_up.scenario in policy.scenarios:
-                # The follow-up plan is filled from the same finding, plus {incident}.
+                # The follow-up plan is filled from the same finding, plus {undoes}.
                 yield from _scenario_words(
                     path,
-                    {**rule.params, "incident": ""},
+                    {**rule.params, "undoes": ""},
                     policy.scenarios[follow_up.scenario],
                     signals,
                 )
@@ -163,7 +163,8 @@ def _scenario_words(
     path: str, params: dict[str, str], scenario: ScenarioSpec, signals: dict[str, AnySignal]
 ) -> Iterator[Problem]:
     """A scenario's templates must be fillable from every rule that leads to it."""
-    known = {"subject", "series", "service", *params}
+    # {incident}: the engine passes every plan its own incident's id.
+    known = {"subject", "series", "service", "incident", *params}
     texts = [scenario.title, *scenario.impact]
     for step in scenario.steps:
         texts += [step.name, step.note, *_strings(step.params)]

@@ -85,28 +85,12 @@ def disable_provider(
         if not routes_through(row, provider):
             new_rows.append(dict(row))
             continue
+        changed, emptied = _without(row, provider, mode)
+        if changed == row:  # already out (a second run): no write, no before-image
+            new_rows.append(dict(row))
+            continue
         before.append(dict(row))
-        changed = dict(row)
-        if mode == "runbook":
-            changed["enabled"] = False
-            disabled.append(str(row.get("metadata_field")))
-        else:
-            kept = [
-                (row.get(f"priority_{n}_provider"), row.get(f"priority_{n}_confidence"))
-                for n in range(1, PRIORITIES + 1)
-                if row.get(f"priority_{n}_provider")
-                and row.get(f"priority_{n}_provider") != provider
-            ]
-            for n in range(1, PRIORITIES + 1):
-                name, confidence = kept[n - 1] if n <= len(kept) else (None, None)
-                changed[f"priority_{n}_provider"] = name
-                changed[f"priority_{n}_confidence"] = confidence
-            if not kept:
-                changed["enabled"] = False
-                disabled.append(str(row.get("metadata_field")))
-            else:
-                rerouted.append(str(row.get("metadata_field")))
-        changed["updated_by"] = "watchdog"
+        (disabled if emptied else rerouted).append(str(row.get("metadata_field")))
         new_rows.append(changed)
         after.append(changed)
     summary = (
@@ -148,6 +132,79 @@ def undo_plan(
         else:
             rows.append(dict(image))
     return UndoPlan(rows, conflicts, conflicts_before, already)
+
+
+@dataclass(frozen=True, slots=True)
+class IntentOutcome:
+    """What became of a change whose undo record was written ahead: 'applied' or 'not_applied'."""
+
+    status: Literal["applied", "not_applied"]
+    reason: str
+
+
+def _without(
+    row: Mapping[str, Any], provider: str, mode: Literal["runbook", "surgical"]
+) -> tuple[dict[str, Any], bool]:
+    """The row with `provider` taken out, and whether that leaves it disabled."""
+    changed = dict(row)
+    changed["updated_by"] = "watchdog"
+    if mode == "runbook":
+        changed["enabled"] = False
+        return changed, True
+    kept = [
+        (row.get(f"priority_{n}_provider"), row.get(f"priority_{n}_confidence"))
+        for n in range(1, PRIORITIES + 1)
+        if row.get(f"priority_{n}_provider") and row.get(f"priority_{n}_provider") != provider
+    ]
+    for n in range(1, PRIORITIES + 1):
+        name, confidence = kept[n - 1] if n <= len(kept) else (None, None)
+        changed[f"priority_{n}_provider"] = name
+        changed[f"priority_{n}_confidence"] = confidence
+    if not kept:
+        changed["enabled"] = False
+    return changed, not kept
+
+
+def assess_intent(
+    live: Sequence[Mapping[str, Any]],
+    before: Sequence[Mapping[str, Any]],
+    after: Sequence[Mapping[str, Any]],
+    key: str = "metadata_field",
+) -> IntentOutcome:
+    """Whether a change recorded as intended reached the table, from the rows as they are now.
+
+    The change was one transaction: if any row holds our after-image, it was
+    committed (rows that hold neither image were edited since). Only when every
+    row still holds its before-image did it never land. Rows that hold neither
+    image and none that holds ours cannot tell; the record is kept as applied, so
+    an undo still names those rows (and `--force` can put them back) rather than
+    forgetting them.
+    """
+    now = {row.get(key): row for row in live}
+    landed = [
+        str(r.get(key)) for r in after if r.get(key) in now and _same(now[r.get(key)], r)
+    ]
+    back = [
+        str(r.get(key)) for r in before if r.get(key) in now and _same(now[r.get(key)], r)
+    ]
+    if landed:
+        others = len(before) - len(landed)
+        return IntentOutcome(
+            "applied",
+            f"{len(landed)} row(s) hold the change's after-image, so it was committed"
+            + (f"; {others} other(s) changed since" if others else ""),
+        )
+    if len(back) == len(before):
+        return IntentOutcome(
+            "not_applied",
+            f"all {len(before)} row(s) still hold their before-image: the change never landed",
+        )
+    return IntentOutcome(
+        "applied",
+        f"no row holds the change's after-image and {len(before) - len(back)} of "
+        f"{len(before)} hold neither image (edited since): kept as applied so an undo "
+        "names them",
+    )
 
 
 def _same(live: Mapping[str, Any], written: Mapping[str, Any]) -> bool:

@@ -240,7 +240,9 @@ def _start(incident: Incident, switches: Switches, now: float) -> Decision:
         )
     verdict = assess_guards(switches.guards, switches.facts, now)
     if not verdict.allowed:
-        return Decision((Move("escalate", verdict.reason),), note=verdict.reason, note_kind="guards")
+        return Decision(
+            (Move("escalate", verdict.reason),), note=verdict.reason, note_kind="guards"
+        )
     return Decision(
         (Move("execute", f"{plan.title}: {auth.reason}"),),
         work=Work.RUN,

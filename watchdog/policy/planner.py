@@ -13,9 +13,9 @@ from typing import Any
 
 from watchdog.model import Check, Plan, Severity, Step
 from watchdog.policy.authorize import authorize_plan
-from watchdog.policy.catalogue import ACTIONS
+from watchdog.policy.catalogue import ACTIONS, assess_idempotence
 from watchdog.policy.durations import format_duration
-from watchdog.policy.schema import CheckSpec, Policy
+from watchdog.policy.schema import CheckSpec, Policy, StepSpec
 
 
 class _Words(dict[str, str]):
@@ -37,18 +37,7 @@ def plan_for(
     spec = policy.scenarios[scenario]
     words = _Words(params)
     words.setdefault("subject", subject)
-    steps = tuple(
-        Step(
-            name=_render(step.name, words),
-            action=step.action,
-            risk=step.risk or ACTIONS[step.action].risk,
-            params=tuple(sorted((k, _render(v, words)) for k, v in step.params.items())),
-            idempotent=ACTIONS[step.action].idempotent,
-            timeout_seconds=step.timeout,
-            note=_render(step.note, words),
-        )
-        for step in spec.steps
-    )
+    steps = tuple(_step(step, words) for step in spec.steps)
     checklist = render_checks(spec.checklist, words)
     authorization = authorize_plan(severity, steps, policy.authority)
     return Plan(
@@ -63,6 +52,25 @@ def plan_for(
         + (f" ({spec.runbook})" if spec.runbook else "")
         + f": {why}",
         impact=_impact(policy, spec.impact, steps, spec.verify_for, words),
+    )
+
+
+def _step(spec: StepSpec, words: _Words) -> Step:
+    """One step with its templates filled in; its idempotence judged on the filled params.
+
+    `{incident}` is the id of the incident the plan is for, which the engine passes
+    in `params`; a step that names it (provider.disable writes its undo record
+    under it) is idempotent only once it is filled in.
+    """
+    params = {key: _render(value, words) for key, value in spec.params.items()}
+    return Step(
+        name=_render(spec.name, words),
+        action=spec.action,
+        risk=spec.risk or ACTIONS[spec.action].risk,
+        params=tuple(sorted(params.items())),
+        idempotent=assess_idempotence(spec.action, params).idempotent,
+        timeout_seconds=spec.timeout,
+        note=_render(spec.note, words),
     )
 
 

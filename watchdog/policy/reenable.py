@@ -66,6 +66,7 @@ def watch_reenables(
             "series": change.finding.series,
             "subject": change.subject,
             "incident": str(change.incident),
+            "undoes": str(change.incident),
         }
         checks = render_checks(spec.healthy, words)
         verdict = assess(checks, windows, now, max_age)
@@ -93,7 +94,9 @@ def watch_reenables(
             since=since,
             reason=reason,
             evidence=tuple(r.reason for r in verdict.results),
-            params=(*change.finding.params, ("incident", str(change.incident))),
+            # `undoes`, not `incident`: the engine fills `{incident}` with the id of
+            # the plan's own incident (the follow-up), under which it writes undo records.
+            params=(*change.finding.params, ("undoes", str(change.incident))),
         )
         watch.due.append(
             Open(finding.key, change.severity, spec.scenario, change.subject, (finding,), reason)

@@ -266,7 +266,8 @@ class ReenableSpec(Strict):
     have held for `healthy_for` (by default the `clear_for` of the rules behind
     the incident) after the incident resolved, the daemon opens a follow-up
     incident whose plan is the scenario `scenario`; its steps may name
-    `{incident}`, the incident whose change they undo.
+    `{undoes}`, the incident whose change they undo (`{incident}` is, as in every
+    plan, the id of the plan's own incident).
     """
 
     scenario: str

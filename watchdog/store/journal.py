@@ -27,6 +27,7 @@ from watchdog.store.records import (
     StepRecord,
 )
 from watchdog.store.sqlite import SqliteJournal
+from watchdog.store.undo import UndoRecord
 
 SQLITE_SCHEME = "sqlite:///"
 ACCEPTED_FORMS = "a file path, or sqlite:///relative/path.db, or sqlite:////absolute/path.db"
@@ -197,6 +198,40 @@ class Journal(Protocol):
         ...
 
     def snapshot(self, snapshot_id: int) -> SnapshotRecord: ...
+
+    # Undo records: written ahead of the change they undo -------------------
+
+    def intend_undo(
+        self,
+        incident_id: int,
+        *,
+        step: str,
+        action: str,
+        table: str,
+        before: Sequence[Mapping[str, Any]],
+        after: Sequence[Mapping[str, Any]],
+        at: float,
+    ) -> int:
+        """Write ahead, before the change is committed: the rows as they are (`before`) and
+        as the change will leave them (`after`), status 'intended'; returns the record's id.
+
+        One transaction with an "undo" event on the incident's timeline. Raises
+        `KeyError` for an unknown incident.
+        """
+        ...
+
+    def settle_undo(self, undo_id: int, *, status: str, at: float, reason: str) -> None:
+        """Mark an 'intended' record 'applied' or 'not_applied', with why, and journal it.
+
+        Settling again with the same status does nothing (a retry is harmless); a
+        record already settled the other way raises `ValueError`, an unknown id
+        `KeyError`, a status outside those two `ValueError`.
+        """
+        ...
+
+    def undo_records(self, incident_id: int) -> list[UndoRecord]:
+        """Every undo record of the incident, oldest first, whatever its status."""
+        ...
 
     # Alertmanager's alerts -------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from watchdog.store import alerts
+from watchdog.store import alerts, undo
 
 SCHEMA_VERSION = 2
 
@@ -136,6 +136,9 @@ STATEMENTS = (
     "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, next_at)",
     "CREATE INDEX IF NOT EXISTS outbox_incident ON outbox (incident_id, channel, id)",
     *alerts.STATEMENTS,
+    # Undo records written ahead of the change they can undo (see store/undo.py).
+    # An additive table: older files simply gain it.
+    *undo.STATEMENTS,
 )
 
 

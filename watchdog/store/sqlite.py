@@ -27,6 +27,7 @@ from typing import Any
 from watchdog.model import Alert, Finding, Plan, Risk, Severity, Step
 from watchdog.policy.lifecycle import FINAL
 from watchdog.store import alerts as alert_rows
+from watchdog.store import undo as undo_rows
 from watchdog.store.alerts import AlertDelivery, AlertReceipt, FiringStarts
 from watchdog.store.codec import (
     finding_from_dict,
@@ -49,6 +50,7 @@ from watchdog.store.records import (
     StepRecord,
 )
 from watchdog.store.schema import ensure_schema
+from watchdog.store.undo import UndoRecord
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -589,6 +591,54 @@ class SqliteJournal:
         if not rows:
             raise KeyError(f"no snapshot with id {snapshot_id}")
         return _snapshot(rows[0])
+
+    # Undo records, written ahead of the change ----------------------------------------------
+
+    def intend_undo(
+        self,
+        incident_id: int,
+        *,
+        step: str,
+        action: str,
+        table: str,
+        before: Sequence[Mapping[str, Any]],
+        after: Sequence[Mapping[str, Any]],
+        at: float,
+    ) -> int:
+        with self._transaction() as conn:
+            _require_incident(conn, incident_id)
+            undo_id = undo_rows.intend(
+                conn, incident_id, step=step, action=action, table=table,
+                before=before, after=after, at=at,
+            )
+            _insert_event(
+                conn,
+                incident_id,
+                at=at,
+                kind="undo",
+                summary=f"undo record {undo_id} written ahead of {step!r}: the before-images "
+                f"of {len(before)} row(s) of {table}",
+                data={"undo": undo_id, "status": "intended"},
+            )
+            return undo_id
+
+    def settle_undo(self, undo_id: int, *, status: str, at: float, reason: str) -> None:
+        with self._transaction() as conn:
+            settled = undo_rows.settle(conn, undo_id, status=status, at=at, reason=reason)
+            if settled is not None:
+                _insert_event(
+                    conn,
+                    settled.incident_id,
+                    at=at,
+                    kind="undo",
+                    summary=f"undo record {undo_id} {status.replace('_', ' ')}: {reason}",
+                    data={"undo": undo_id, "status": status},
+                )
+
+    def undo_records(self, incident_id: int) -> list[UndoRecord]:
+        return [
+            undo_rows.record(r) for r in self._read(undo_rows.SELECT_FOR_INCIDENT, (incident_id,))
+        ]
 
     # Alertmanager's alerts -------------------------------------------------------------------
 
