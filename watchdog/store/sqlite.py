@@ -548,7 +548,7 @@ class SqliteJournal:
             if (
                 newest is not None
                 and newest["checksum"] == checksum
-                and (newest["caveat"] == caveat or not newest["caveat"])
+                and (caveat or not newest["caveat"])
             ):
                 return None
             cursor = conn.execute(
