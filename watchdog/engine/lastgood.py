@@ -102,6 +102,7 @@ class LastGood:
         self._reenables = reenable_scenarios(policy)
         self._candidates: dict[str, _Candidate] = {}
         self._last_read: dict[str, float] = {}
+        #: Tables held back now, and why (for the log, and for whoever asks).
         self._held: dict[str, str] = {}
 
     async def tick(
@@ -130,11 +131,12 @@ class LastGood:
             if not verdict.take:
                 if self._candidates.pop(table, None) is not None:
                     log.info("last_good_discarded", table=table, reason=verdict.reason)
-                if self._held.get(table) != verdict.reason:
+                if table not in self._held:  # once per spell, not every tick
                     log.info("last_good_held", table=table, reason=verdict.reason)
                 self._held[table] = verdict.reason
                 continue
-            self._held.pop(table, None)
+            if self._held.pop(table, None) is not None:
+                log.info("last_good_clear", table=table, reason=verdict.reason)
             candidate = self._candidates.get(table)
             if candidate is not None:
                 if now - candidate.at >= self._spec.settle:
