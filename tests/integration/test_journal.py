@@ -527,6 +527,22 @@ def test_snapshots_are_stored_only_on_change(journal: Journal) -> None:
     assert other.checksum == first.checksum  # same rows, another table: stored on its own
 
 
+def test_a_snapshot_keeps_its_caveat_and_is_stored_again_only_to_drop_it(
+    journal: Journal,
+) -> None:
+    rows = [{"field": "bpm", "first": "musicbrainz"}]
+    caveat = "taken while the watchdog had spotify disabled (incident 7)"
+    marked = journal.save_snapshot("cfg", rows, at=T0, caveat=caveat)
+    assert marked is not None and marked.caveat == caveat
+    assert journal.latest_snapshot("cfg") == marked
+    # Other words for the same rows are no news; the same rows seen clean are.
+    assert journal.save_snapshot("cfg", rows, at=T0 + 1, caveat="other words") is None
+    clean = journal.save_snapshot("cfg", rows, at=T0 + 2)
+    assert clean is not None and clean.caveat == "" and clean.checksum == marked.checksum
+    assert journal.save_snapshot("cfg", rows, at=T0 + 3, caveat=caveat) is None
+    assert journal.snapshots("cfg") == [clean, marked]
+
+
 def test_snapshot_checksum_ignores_row_and_key_order(journal: Journal) -> None:
     a = journal.save_snapshot("t1", [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}], at=T0)
     b = journal.save_snapshot("t2", [{"b": "y", "a": 2}, {"b": "x", "a": 1}], at=T0)

@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 
 from tests import pg_schema
 from tests.enrichment_stub import EnrichmentStub, enrichment_stub
+from tests.lastgood_facts import seen_everything, snapshotting
 from tests.pgserver import PgServer
 from watchdog.actions.base import ActionFailed
 from watchdog.actions.config import ConfigActions
@@ -31,7 +32,6 @@ from watchdog.actions.http import HttpActions
 from watchdog.actions.pgstore import PostgresConfigStore
 from watchdog.engine.lastgood import LastGood
 from watchdog.model import Risk, Severity, Step
-from watchdog.policy.schema import LastGoodSpec
 from watchdog.policyfile import load_policy
 from watchdog.store.journal import Journal
 
@@ -306,14 +306,14 @@ def test_a_corrupted_table_is_never_kept_as_last_known_good_even_when_no_rule_sa
     are validated, so it is refused; a clean table is kept."""
     store = PostgresConfigStore(musicdb.dsn)
     now = [1000.0]
-    spec = LastGoodSpec(tables=[CONFIG], every=1.0, settle=1.0)
-    last_good = LastGood(spec, store, journal, lambda: now[0], validated={CONFIG})
+    policy = snapshotting(CONFIG)
+    last_good = LastGood(policy, store, journal, lambda: now[0], seen_everything(policy))
     sql(musicdb, f"UPDATE {CONFIG} SET priority_1_provider = NULL WHERE metadata_field = 'bpm'")
 
     async def settle_once() -> None:
-        await last_good.tick(healthy=True)  # reads the candidate
+        await last_good.tick([], {}, [])  # reads the candidate
         now[0] += 1.5
-        await last_good.tick(healthy=True)  # settled: kept, or refused
+        await last_good.tick([], {}, [])  # settled: kept, or refused
         now[0] += 1.5
 
     asyncio.run(settle_once())

@@ -78,12 +78,17 @@ class ConfigActions:
         snapshot = self._journal.latest_snapshot(table) if source == "last_good" else None
         if snapshot is not None:
             summary = await self._store.replace_rows(table, snapshot.rows)
+            # The caveat goes first: the step's output is what the page shows.
+            caveat = f"CAVEAT: this snapshot was {snapshot.caveat}. " if snapshot.caveat else ""
+            data: dict[str, Any] = {"snapshot": snapshot.id}
+            if snapshot.caveat:
+                data["caveat"] = snapshot.caveat
             return ActionOutcome(
                 True,
-                f"restored {table} from last known good snapshot {snapshot.id} "
+                f"{caveat}restored {table} from last known good snapshot {snapshot.id} "
                 f"(checksum {snapshot.checksum[:12]}, taken at "
                 f"{time.strftime('%H:%M:%S', time.localtime(snapshot.at))}): {summary}",
-                {"snapshot": snapshot.id},
+                data,
             )
         if defaults is None and source == "last_good":
             raise ActionFailed(

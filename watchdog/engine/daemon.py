@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from watchdog.metrics import Metrics
 from watchdog.model import Observation, Severity
 from watchdog.notify.outbox import Outbox
 from watchdog.policy.rules import Evaluator, RuleState
-from watchdog.policy.schema import Policy, TableSignal
+from watchdog.policy.schema import Policy
 from watchdog.policy.triage import rule_key, triage
 from watchdog.policy.windows import Windows
 from watchdog.probes.base import Probe, build_probes
@@ -127,13 +127,7 @@ class Daemon:
         self.incidents.on_move = self._incident_moved
         self.incidents.compose_page = self._compose_page
         self.recovery = Recovery(self.incidents)
-        self.last_good = LastGood(
-            policy.last_good,
-            config_store,
-            journal,
-            clock,
-            validated={s.table for s in policy.probed_signals() if isinstance(s, TableSignal)},
-        )
+        self.last_good = LastGood(policy, config_store, journal, clock, self.windows)
         self.service_last_good = ServiceLastGood(
             policy.last_good, reverter.record_last_good if reverter else None, clock
         )
@@ -142,7 +136,6 @@ class Daemon:
         self._docker_factory = docker_factory
         self.docker_events: list[DockerEvents] = []
         self.health = Health(started_at=clock(), pid=os.getpid(), dry_run=dry_run)
-        self._watched = {s.name for s in policy.probed_signals()}
 
     async def run(self, stop: asyncio.Event, *, grace_seconds: float = 20.0) -> None:
         """Until `stop` is set; then let steps in flight finish for `grace_seconds`."""
@@ -301,19 +294,13 @@ class Daemon:
         self.reenabler.tick()
         paused = self.journal.get_flag(PAUSED_FLAG) == "1"
         self.metrics.paused.set(1 if paused else 0)
-        await self.last_good.tick(healthy=self._healthy(result.active))
-        busy = {view.subject for view in self.incidents.views.values()}
-        await self.service_last_good.tick(self.healthy_services(now), busy)
+        views = list(self.incidents.views.values())
+        await self.last_good.tick(
+            result.active, self.states, views, self.reenabler.pending.values()
+        )
+        await self.service_last_good.tick(self.healthy_services(now), views)
         self.health.last_tick_at = now
         self.health.ticks += 1
         self.health.paused = paused
         self.health.open_incidents = len(self.incidents.views)
         self.metrics.tick_duration.observe(time.perf_counter() - began)
-
-    def _healthy(self, active: Sequence[object]) -> bool:
-        """Nothing breaching, nothing open, and every probed signal seen at least once."""
-        if active or self.incidents.views:
-            return False
-        if any(state.breach_since is not None for state in self.states.values()):
-            return False
-        return all(self.windows.series(name) for name in self._watched)

@@ -320,7 +320,8 @@ class GuardSpec(Strict):
 class LastGoodSpec(Strict):
     """When to snapshot configuration tables as 'last known good'.
 
-    A snapshot is read only while no rule is breaching and no incident is open,
+    Each table is read while it validates and the rules that guard it (its own
+    group's, see `watchdog.policy.lastgood`) are clear, whatever else breaches,
     and kept only if that stays true for `settle` afterwards, so a corruption
     that lands between two probes is never taken for the good version.
     """

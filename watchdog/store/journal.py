@@ -186,9 +186,20 @@ class Journal(Protocol):
     # Snapshots -------------------------------------------------------------
 
     def save_snapshot(
-        self, table: str, rows: list[dict[str, Any]], *, at: float, keep: int = 10
+        self,
+        table: str,
+        rows: list[dict[str, Any]],
+        *,
+        at: float,
+        keep: int = 10,
+        caveat: str = "",
     ) -> SnapshotRecord | None:
-        """Store the rows if they differ from the newest version; keep `keep` versions."""
+        """Store the rows if they differ from the newest version; keep `keep` versions.
+
+        `caveat`: why this version is less than clean (e.g. taken while the watchdog
+        had a provider disabled); a restore from it says so. The same rows as the
+        newest version are stored again only to drop that version's caveat.
+        """
         ...
 
     def latest_snapshot(self, table: str) -> SnapshotRecord | None: ...

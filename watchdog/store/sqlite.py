@@ -543,7 +543,13 @@ class SqliteJournal:
     # Snapshots -----------------------------------------------------------------------------
 
     def save_snapshot(
-        self, table: str, rows: list[dict[str, Any]], *, at: float, keep: int = 10
+        self,
+        table: str,
+        rows: list[dict[str, Any]],
+        *,
+        at: float,
+        keep: int = 10,
+        caveat: str = "",
     ) -> SnapshotRecord | None:
         if keep < 1:
             raise ValueError(f"keep must be at least 1, got {keep}")
@@ -551,15 +557,22 @@ class SqliteJournal:
         body = dumps(rows)
         with self._transaction() as conn:
             newest = conn.execute(
-                "SELECT checksum FROM snapshots WHERE table_name = ? ORDER BY id DESC LIMIT 1",
+                "SELECT checksum, caveat FROM snapshots WHERE table_name = ?"
+                " ORDER BY id DESC LIMIT 1",
                 (table,),
             ).fetchone()
-            if newest is not None and newest["checksum"] == checksum:
+            # The same rows again are news only when they were under a caveat and are
+            # now seen clean: the clean version is what a restore should say it is.
+            if (
+                newest is not None
+                and newest["checksum"] == checksum
+                and (caveat or not newest["caveat"])
+            ):
                 return None
             cursor = conn.execute(
-                "INSERT INTO snapshots (table_name, at, checksum, row_count, rows)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (table, at, checksum, len(rows), body),
+                "INSERT INTO snapshots (table_name, at, checksum, row_count, rows, caveat)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (table, at, checksum, len(rows), body, caveat),
             )
             snapshot_id = _lastrowid(cursor)
             conn.execute(
@@ -574,6 +587,7 @@ class SqliteJournal:
             checksum=checksum,
             row_count=len(rows),
             rows=json.loads(body),
+            caveat=caveat,
         )
 
     def latest_snapshot(self, table: str) -> SnapshotRecord | None:
