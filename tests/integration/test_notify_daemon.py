@@ -20,7 +20,6 @@ from watchdog.demo import wait_for
 
 pytestmark = pytest.mark.slow
 
-KEY = "service_failure/dlq-manager"
 
 
 def page_p2_everywhere(data: dict[str, Any]) -> None:
@@ -47,16 +46,17 @@ def stage(tmp_path: Path, fakes: Vendors, monkeypatch: pytest.MonkeyPatch) -> It
 def test_an_incident_that_resolves_resolves_its_page(stage: Stage, fakes: Vendors) -> None:
     resolved = stage.inject_and_follow("crash", service="dlq-manager")
     assert resolved["state"] == "resolved"
+    key = f"songnodes/{resolved['id']}"  # the incident's own key, not its fault key
     wait_for(lambda: len(fakes.pagerduty.events()) >= 2, 20, "the resolve at PagerDuty")
     assert [(e["event_action"], e["dedup_key"]) for e in fakes.pagerduty.events()] == [
-        ("trigger", KEY),
-        ("resolve", KEY),
+        ("trigger", key),
+        ("resolve", key),
     ]
     trigger = fakes.pagerduty.events("trigger")[0]["payload"]
     assert trigger["severity"] == "warning"
     assert trigger["custom_details"]["link"].endswith(f"/ui/incidents/{resolved['id']}")
-    wait_for(lambda: fakes.opsgenie.closes() == [KEY], 20, "the Opsgenie close")
-    assert [a["alias"] for a in fakes.opsgenie.creates()] == [KEY]
+    wait_for(lambda: fakes.opsgenie.closes() == [key], 20, "the Opsgenie close")
+    assert [a["alias"] for a in fakes.opsgenie.creates()] == [key]
     wait_for(lambda: len(fakes.webhook.events()) == 2, 20, "the webhook's resolve")
     assert [e["event"] for e in fakes.webhook.events()] == ["trigger", "resolve"]
     assert len(fakes.slack.messages()) == 2

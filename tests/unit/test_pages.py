@@ -15,8 +15,15 @@ from watchdog.model import Severity
 from watchdog.notify.channels import build_channels
 from watchdog.notify.page import Page, compose_page
 from watchdog.notify.retry import backoff, classify, redact, retry_after_seconds
-from watchdog.notify.routing import decide_escalation_page, decide_pages
-from watchdog.notify.vendors import dedup_key, opsgenie_body, pagerduty_body, slack_body
+from watchdog.notify.routing import decide_escalation_page, decide_fallback, decide_pages
+from watchdog.notify.vendors import (
+    dedup_key,
+    incident_dedup_key,
+    opsgenie_body,
+    pagerduty_body,
+    slack_body,
+    webhook_body,
+)
 from watchdog.policy.schema import NotifySpec
 from watchdog.policyfile import PolicyError, load_policy
 from watchdog.settings import Settings
@@ -125,7 +132,7 @@ def test_the_vendor_bodies_keep_the_vendor_limits() -> None:
     composed = page(record=long)
     pd = {**pagerduty_body(composed), "routing_key": KEY}
     assert pagerduty_errors(pd, KEY) == []
-    assert len(pd["payload"]["summary"]) == 1024 and len(pd["dedup_key"]) == 255
+    assert len(pd["payload"]["summary"]) == 1024 and pd["dedup_key"] == "songnodes/12"
     og = opsgenie_body(composed, [])
     assert og is not None and opsgenie_create_errors(og) == []
     assert len(og["message"]) == 130
@@ -138,6 +145,18 @@ def test_the_vendor_bodies_keep_the_vendor_limits() -> None:
 def test_the_dedup_key_is_the_incident_key_and_stable() -> None:
     assert dedup_key("service_failure/dlq-manager") == "service_failure/dlq-manager"
     assert dedup_key("k" * 600) == dedup_key("k" * 600) != dedup_key("k" * 599 + "j")
+
+
+def test_every_vendor_carries_the_incidents_own_dedup_key_never_the_fault_key() -> None:
+    assert incident_dedup_key("songnodes", 42) == "songnodes/42"
+    assert len(incident_dedup_key("s" * 400, 42)) == 255
+    assert incident_dedup_key("s" * 400, 42) != incident_dedup_key("s" * 400, 43)
+    for event in ("trigger", "resolve"):
+        composed = page(event=event)
+        assert composed.dedup_key == "songnodes/12"
+        assert pagerduty_body(composed)["dedup_key"] == "songnodes/12"
+        assert webhook_body(composed)["dedup_key"] == "songnodes/12"
+    assert (opsgenie_body(page(), []) or {})["alias"] == "songnodes/12"
 
 
 SPEC = NotifySpec()
@@ -197,6 +216,22 @@ def test_what_an_answer_means(
     verdict = classify(status, "body", retry_after=retry_after, now=0.0)
     assert (verdict.outcome, verdict.delay) == (outcome, delay)
     assert f"HTTP {status}" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "delay", "capped"),
+    [("7", 7.0, False), ("300", 300.0, False), ("86400", 300.0, True), ("301", 300.0, True)],
+)
+def test_a_retry_after_is_capped_and_the_reason_says_so(
+    retry_after: str, delay: float, capped: bool
+) -> None:
+    verdict = classify(429, "slow down", retry_after=retry_after, now=0.0, retry_after_max=300)
+    assert (verdict.outcome, verdict.delay) == ("retry", delay)
+    assert ("capped at 300 s" in verdict.reason) is capped
+    if capped:
+        assert f"Retry-After {retry_after} s capped at 300 s" in verdict.reason
+    dated = classify(429, "", retry_after="Sun, 29 Nov 2026 16:00:10 GMT", now=0.0)
+    assert dated.delay == 300.0  # the default cap: five minutes
 
 
 def test_backoff_doubles_up_to_the_cap_and_retry_after_reads_dates() -> None:
@@ -281,3 +316,37 @@ def test_a_webhook_url_that_cannot_work_is_refused_without_showing_it(
     with pytest.raises(ValueError, match="WATCHDOG_SLACK_WEBHOOK_URL must be an http") as error:
         build_channels(Settings(), NotifySpec())
     assert "sekrit" not in str(error.value)
+
+
+EVERY = ("pagerduty", "opsgenie", "slack", "webhook")
+
+
+@pytest.mark.parametrize(
+    ("event", "on_page", "available", "expected"),
+    [
+        ("trigger", {"pagerduty", "opsgenie"}, EVERY, ("slack", "webhook")),
+        ("trigger", {"pagerduty", "opsgenie"}, ("pagerduty", "opsgenie", "slack"), ("slack",)),
+        ("trigger", set(EVERY), EVERY, None),  # nothing left: the page is lost
+        ("resolve", {"pagerduty"}, EVERY, None),  # never an end without its beginning
+        ("acknowledge", {"pagerduty"}, EVERY, None),
+    ],
+)
+def test_a_refused_page_falls_back_to_the_routed_channels_not_on_it(
+    event: str,
+    on_page: set[str],
+    available: tuple[str, ...],
+    expected: tuple[str, ...] | None,
+) -> None:
+    decision = decide_fallback(
+        SPEC,
+        severity=Severity.P1,
+        event=event,
+        failed="opsgenie",
+        why="refused: HTTP 401: Could not authenticate",
+        on_page=on_page,
+        available=available,
+    )
+    assert (None if decision is None else decision.channels) == expected
+    if decision is not None:
+        assert decision.event == "trigger"
+        assert decision.reason == "fallback: opsgenie refused: HTTP 401: Could not authenticate"

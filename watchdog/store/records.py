@@ -24,8 +24,12 @@ DECISIONS = ("approve", "reject")
 PAUSED_FLAG = "paused"
 """The journal flag `watchdog pause` sets to "1" (and `resume` to "0"): no automatic action."""
 
-DELIVERY_STATUSES = ("pending", "sent", "rejected")
-"""An outbox row is 'pending' until a vendor accepts it ('sent') or refuses it for good."""
+DELIVERY_STATUSES = ("pending", "sent", "rejected", "dry_run")
+"""An outbox row is 'pending' until a vendor accepts it ('sent') or refuses it for good;
+a 'dry_run' row says what a daemon in dry-run would have paged, and is never sent."""
+
+PAGE_ROW_STATUSES = ("pending", "dry_run")
+"""What a page's rows are written as: to be sent, or only shown (dry run)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +133,20 @@ class DeliveryRecord:
     next_at: float
     finished_at: float | None
     last_error: str
+
+
+@dataclass(frozen=True, slots=True)
+class PageRows:
+    """A page decided and composed but not yet written: the outbox rows of one page.
+
+    `bodies` maps each channel to its vendor payload (no secret in it); `status` is
+    'pending' (the worker sends them) or 'dry_run' (journaled to show, never sent).
+    Written by `watchdog.store.sqlite.insert_page_rows`, alone (`enqueue_page`) or
+    inside the transaction of the incident move that calls for the page.
+    """
+
+    event: str
+    dedup_key: str
+    bodies: dict[str, dict[str, Any]]
+    reason: str
+    status: str
