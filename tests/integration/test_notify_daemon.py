@@ -117,3 +117,44 @@ def test_a_failing_page_survives_sigkill_and_is_delivered_exactly_once(
     assert [r.status for r in fakes.slack.received] == [400]
     rejected = [e for e in incident["timeline"] if e["kind"] == "page_rejected"]
     assert [e["summary"].split(":")[0] for e in rejected] == ["slack trigger not delivered"]
+
+
+@pytest.fixture
+def dry_stage(
+    tmp_path: Path, fakes: Vendors, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Stage]:
+    for name, value in fakes.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WATCHDOG_PUBLIC_URL", "http://127.0.0.1:9095")
+    policy = songnodes_variant(tmp_path, page_p2_everywhere)
+    with staged_daemon(tmp_path, policy, extra_args=["--dry-run"]) as stage:
+        yield stage
+
+
+def test_a_dry_run_daemon_journals_its_pages_and_sends_none(
+    dry_stage: Stage, fakes: Vendors
+) -> None:
+    stage = dry_stage
+    known = stage.inject("crash", service="dlq-manager")
+    incident = stage.follow(known, ("verifying", "failed", "escalated"))
+
+    def shown() -> list[str]:
+        (seen,) = [i for i in stage.incidents() if i["id"] == incident["id"]]
+        return [e["summary"] for e in seen["timeline"] if e["kind"] == "page_dry_run"]
+
+    wait_for(lambda: bool(shown()), 20, "the page the dry run would have sent")
+    assert shown()[0].startswith("would page pagerduty, opsgenie, slack, webhook: trigger: P2")
+    assert stage.daemon.stop() == 0  # a clean stop: the outbox's last pass is over
+    journal = stage.journal()
+    try:
+        rows = journal.deliveries(incident["id"])
+        timeline = journal.timeline(incident["id"])
+    finally:
+        journal.close()
+    assert rows and {d.status for d in rows} == {"dry_run"}
+    assert {d.dedup_key for d in rows} == {f"songnodes/{incident['id']}"}
+    assert not [e for e in timeline if e.kind in ("page", "page_sent", "page_rejected")]
+    for fake in (fakes.pagerduty, fakes.opsgenie, fakes.slack, fakes.webhook):
+        assert fake.received == [], f"the dry run sent to {fake.name}"
+    logged = (stage.folder / "daemon.log").read_text()
+    assert "outbox_dry_run" in logged and "page_dry_run" in logged
