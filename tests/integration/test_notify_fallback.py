@@ -284,3 +284,32 @@ async def test_a_dry_run_outbox_journals_what_it_would_page_and_sends_nothing(
     # The same rows, sent by a real outbox: the earlier page goes out, the dry run's never.
     await drain(real, journal)
     assert len(fakes.pagerduty.received) == 1
+
+
+# ---- composed for the move's own transaction --------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_page_composed_before_its_move_is_written_shows_the_move_and_writes_nothing(
+    fakes: Vendors, journal: Journal, client: httpx.AsyncClient
+) -> None:
+    outbox = outbox_for(fakes, journal, client)
+    incident = open_p1(journal)  # awaiting approval, nothing paged yet
+    before = len(journal.timeline(incident))
+    moved = outbox.pages_for_move(incident, "awaiting_approval", "escalated", "approval expired")
+    assert moved is not None and (moved.event, moved.status) == ("trigger", "pending")
+    assert moved.dedup_key == f"songnodes/{incident}"
+    assert moved.reason == "escalated to a human: approval expired"
+    summary = moved.bodies["pagerduty"]["payload"]["summary"]
+    assert summary.startswith("[P1] songnodes: dlq_overflow (escalated)")
+    risen = outbox.pages_for_escalation(incident, Severity.P1, to_severity=Severity.P0)
+    assert risen is not None
+    assert risen.bodies["pagerduty"]["payload"]["severity"] == "critical"
+    assert outbox.pages_for_escalation(incident, Severity.P1) is None  # P1 is not a rise
+    assert journal.deliveries(incident) == [] and len(journal.timeline(incident)) == before
+
+    journal.enqueue_page(incident, moved, at=1_500.0)
+    outbox.wake()
+    await drain(outbox, journal)
+    (trigger,) = fakes.pagerduty.events("trigger")
+    assert trigger["payload"]["summary"] == summary

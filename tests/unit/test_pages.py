@@ -13,6 +13,7 @@ from tests.fakes.vendors import opsgenie_create_errors, pagerduty_errors, slack_
 from tests.integration.notify_stage import FINDING, PLAN
 from watchdog.model import Severity
 from watchdog.notify.channels import build_channels
+from watchdog.notify.fallback import lost_summary, page_of
 from watchdog.notify.page import Page, compose_page
 from watchdog.notify.retry import backoff, classify, redact, retry_after_seconds
 from watchdog.notify.routing import decide_escalation_page, decide_fallback, decide_pages
@@ -325,6 +326,7 @@ EVERY = ("pagerduty", "opsgenie", "slack", "webhook")
     ("event", "on_page", "available", "expected"),
     [
         ("trigger", {"pagerduty", "opsgenie"}, EVERY, ("slack", "webhook")),
+        ("trigger", {"pagerduty", "opsgenie"}, (), None),  # no credential for the others
         ("trigger", {"pagerduty", "opsgenie"}, ("pagerduty", "opsgenie", "slack"), ("slack",)),
         ("trigger", set(EVERY), EVERY, None),  # nothing left: the page is lost
         ("resolve", {"pagerduty"}, EVERY, None),  # never an end without its beginning
@@ -347,6 +349,51 @@ def test_a_refused_page_falls_back_to_the_routed_channels_not_on_it(
         available=available,
     )
     assert (None if decision is None else decision.channels) == expected
+    closed = decide_fallback(
+        SPEC,
+        severity=Severity.P1,
+        event=event,
+        failed="opsgenie",
+        why="gave up: 50 tries",
+        on_page=on_page,
+        available=available,
+        incident_open=False,
+    )
+    assert closed is None  # the incident ended: its resolve went out, no late trigger
     if decision is not None:
         assert decision.event == "trigger"
         assert decision.reason == "fallback: opsgenie refused: HTTP 401: Could not authenticate"
+
+
+def test_a_rows_page_is_found_with_its_fallbacks_and_a_loss_says_what_is_left() -> None:
+    def paged(event_id: int, channels: list[str], ids: list[int], **extra: object) -> EventRecord:
+        data = {"event": "trigger", "channels": channels, "delivery_ids": ids, **extra}
+        return EventRecord(event_id, 12, 1.0, "page", "…", {**data, "reason": "P1 opened"})
+
+    timeline = [
+        paged(1, ["slack"], [1]),  # an earlier page
+        paged(2, ["pagerduty", "opsgenie"], [2, 3]),
+        EventRecord(3, 12, 2.0, "page_rejected", "opsgenie trigger not delivered", {}),
+        paged(4, ["slack", "webhook"], [4, 5], fallback_of=2),
+    ]
+    for row in (2, 3, 5):
+        found = page_of(timeline, row)
+        assert found is not None
+        assert (found.event_id, found.reason) == (2, "P1 opened")
+        assert found.channels == ("pagerduty", "opsgenie", "slack", "webhook")
+        assert found.delivery_ids == (2, 3, 4, 5)
+    assert page_of(timeline, 99) is None
+    assert lost_summary(
+        channel="slack",
+        event="trigger",
+        error="HTTP 410: channel_is_archived",
+        severity=Severity.P1,
+        reached=(),
+        incident_open=False,
+    ) == (
+        "slack trigger lost: HTTP 410: channel_is_archived; the incident is closed, so no "
+        "channel is paged in its place; no channel has this page"
+    )
+    assert lost_summary(
+        channel="pagerduty", event="resolve", error="HTTP 400", severity=Severity.P1, reached=()
+    ).startswith("pagerduty resolve lost: HTTP 400; the resolve goes only to the channels")

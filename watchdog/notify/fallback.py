@@ -46,13 +46,21 @@ def page_of(timeline: Sequence[EventRecord], delivery_id: int) -> PageOnTimeline
 
 
 def lost_summary(
-    *, channel: str, event: str, error: str, severity: Severity, reached: Collection[str]
+    *,
+    channel: str,
+    event: str,
+    error: str,
+    severity: Severity,
+    reached: Collection[str],
+    incident_open: bool = True,
 ) -> str:
     """The timeline's line for a page `channel` could not take and no channel took over."""
-    if event == "trigger":
+    if event == "trigger" and not incident_open:
+        why = "the incident is closed, so no channel is paged in its place"
+    elif event == "trigger":
         why = f"no other channel routed for {severity.value} is left to fall back to"
     else:
-        why = f"an {event} goes only to the channels that had the trigger"
+        why = f"the {event} goes only to the channels that had the trigger"
     where = (
         f"the page did reach or may still reach: {', '.join(sorted(reached))}"
         if reached

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import structlog
@@ -106,11 +106,13 @@ class Outbox:
     ) -> PageRows | None:
         """The page this move calls for, composed from the journal; writes nothing.
 
-        For the move's own transaction: write the result with
-        `watchdog.store.sqlite.insert_page_rows`, then call `wake()`.
+        For the move's own transaction: compose before or after the state is written
+        (the page shows the incident in `to_state` either way), write the result with
+        `watchdog.store.sqlite.insert_page_rows` in that transaction, then `wake()`.
         """
         return self._compose(
             incident_id,
+            lambda incident: replace(incident, state=to_state),
             lambda incident, triggered: decide_pages(
                 self.spec,
                 severity=incident.severity,
@@ -121,11 +123,17 @@ class Outbox:
             ),
         )
 
-    def pages_for_escalation(self, incident_id: int, from_severity: Severity) -> PageRows | None:
-        """The page a rise in severity (from `from_severity` to the journaled one) calls
-        for, composed from the journal; writes nothing."""
+    def pages_for_escalation(
+        self, incident_id: int, from_severity: Severity, *, to_severity: Severity | None = None
+    ) -> PageRows | None:
+        """The page a rise in severity from `from_severity` calls for; writes nothing.
+
+        The new severity is the journaled one, or `to_severity` when the caller composes
+        the page before writing the severity (in the same transaction).
+        """
         return self._compose(
             incident_id,
+            lambda incident: replace(incident, severity=to_severity or incident.severity),
             lambda incident, triggered: decide_escalation_page(
                 self.spec,
                 from_severity=from_severity,
@@ -141,11 +149,13 @@ class Outbox:
     def _compose(
         self,
         incident_id: int,
+        moved: Callable[[IncidentRecord], IncidentRecord],
         decide: Callable[[IncidentRecord, set[str]], PageDecision | None],
     ) -> PageRows | None:
+        """Decide and compose the page about the incident as `moved` leaves it."""
         if not self.channels:  # no credential set: this daemon pages nobody
             return None
-        incident = self.journal.incident(incident_id)
+        incident = moved(self.journal.incident(incident_id))
         deliveries = self.journal.deliveries(incident_id)
         # A dry run's "would page" counts as paged within the dry run, never for real.
         paged = ("pending", "sent", "dry_run") if self.dry_run else ("pending", "sent")
@@ -315,6 +325,7 @@ class Outbox:
                 why=why,
                 on_page=page.channels if page is not None else (delivery.channel,),
                 available=self.channels,
+                incident_open=incident.is_open,
             )
             if decision is not None:
                 said = f" (the page: {page.reason})" if page is not None else ""
@@ -326,6 +337,7 @@ class Outbox:
                     event=delivery.event,
                     error=error,
                     severity=incident.severity,
+                    incident_open=incident.is_open,
                     reached={
                         d.channel
                         for d in deliveries

@@ -95,13 +95,15 @@ def decide_fallback(
     why: str,
     on_page: Collection[str],
     available: Collection[str],
+    incident_open: bool = True,
 ) -> PageDecision | None:
     """Where a page goes when `failed` refused it or gave up (`why`: "refused: ..." or
     "gave up: ..."): the channels routed for `severity` that were not already part of
     this page and that this daemon can reach, or None when none is left (the page is
     then lost, loudly). Only a trigger falls back: an acknowledgement or a resolve
-    goes to channels that heard the trigger, never to one that did not."""
-    if event != "trigger":
+    goes to channels that heard the trigger, never to one that did not; and not once the
+    incident is closed (its resolve has gone out: a late trigger would stay open)."""
+    if event != "trigger" or not incident_open:
         return None
     fresh = tuple(
         c for c in spec.routes.get(severity, ()) if c not in on_page and c in available
