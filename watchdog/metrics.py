@@ -107,6 +107,18 @@ class Metrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self.page_fallbacks = Counter(
+            "watchdog_page_fallbacks_total",
+            "Pages handed to other routed channels because this channel refused or gave up.",
+            ["channel"],
+            registry=r,
+        )
+        self.pages_lost = Counter(
+            "watchdog_pages_lost_total",
+            "Pages this channel refused or gave up with no other routed channel left to take them.",
+            ["channel"],
+            registry=r,
+        )
         self.outbox_pending = Gauge(
             "watchdog_outbox_pending",
             "Notifications journaled but not yet delivered, by channel.",
@@ -159,6 +171,8 @@ class Metrics:
         metrics.paused.set(0)
         for channel in CHANNELS:
             metrics.outbox_pending.labels(channel).set(0)
+            metrics.page_fallbacks.labels(channel)
+            metrics.pages_lost.labels(channel)
             for outcome in PAGE_OUTCOMES:
                 metrics.pages.labels(channel, outcome)
         metrics.approvals_pending.set(0)

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     notify_backoff: float = Field(2.0, gt=0, description="seconds before the first retry")
     notify_backoff_max: float = Field(300.0, gt=0, description="the longest wait between tries")
     notify_max_attempts: int = Field(50, ge=1, description="then the page is given up, loudly")
+    notify_retry_after_max: float = Field(
+        300.0, gt=0, description="the longest a vendor's Retry-After may hold a page (seconds)"
+    )
     sentry_dsn: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("SENTRY_DSN", "WATCHDOG_SENTRY_DSN"),

@@ -3,6 +3,8 @@
 Each checks every request against VENDOR-FACTS.md and answers as its vendor
 does: PagerDuty 202 / 400 "invalid event"; Opsgenie 202 / 401 / 422; Slack
 200 "ok" / 400 invalid_payload / 404 no_service; the webhook 200 / 401 / 400.
+PagerDuty and Opsgenie also keep which alerts are open, by dedup key or alias,
+as the vendor folds triggers and resolves, so a test sees what the on-call sees.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class FakePagerDuty(FakeReceiver):
             raise ValueError("a PagerDuty routing key has 32 characters")
         super().__init__()
         self.routing_key = routing_key
+        self.open_keys: set[str] = set()  # alerts triggered and not resolved, by dedup_key
 
     def bad_request(self, why: str) -> Answer:
         return Answer.of_json(
@@ -62,6 +65,11 @@ class FakePagerDuty(FakeReceiver):
                 {"status": "invalid event", "message": "Event object is invalid", "errors": errors},
             )
         key = event.get("dedup_key") or uuid.uuid4().hex
+        with self._lock:
+            if event["event_action"] == "trigger":
+                self.open_keys.add(key)
+            elif event["event_action"] == "resolve":
+                self.open_keys.discard(key)
         return Answer.of_json(
             202, {"status": "success", "message": "Event processed", "dedup_key": key}
         )

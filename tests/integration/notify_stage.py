@@ -67,17 +67,22 @@ def outbox_for(
     metrics: Metrics | None = None,
     clock: object = None,
     retry: RetryPolicy | None = None,
+    spec: NotifySpec | None = None,
+    genie_key: str = GENIE_KEY,
+    dry_run: bool = False,
 ) -> Outbox:
+    """An outbox on the four fakes; `genie_key` other than the fake's makes Opsgenie answer 401."""
     import time
 
     return Outbox(
-        spec=NotifySpec(opsgenie_responders=[Responder(type="team", name="songnodes-oncall")]),
+        spec=spec
+        or NotifySpec(opsgenie_responders=[Responder(type="team", name="songnodes-oncall")]),
         stack="songnodes",
         journal=journal,
         channels={
             "pagerduty": PagerDuty(SecretStr(ROUTING_KEY), fakes.pagerduty.url),
             "opsgenie": Opsgenie(
-                SecretStr(GENIE_KEY),
+                SecretStr(genie_key),
                 fakes.opsgenie.url,
                 (Responder(type="team", name="songnodes-oncall"),),
             ),
@@ -91,6 +96,7 @@ def outbox_for(
         retry=retry
         or RetryPolicy(base_seconds=0.05, cap_seconds=0.2, timeout_seconds=5, max_attempts=50),
         poll_seconds=0.05,
+        dry_run=dry_run,
     )
 
 
@@ -122,10 +128,10 @@ PLAN = Plan(
 )
 
 
-def open_p1(journal: Journal, at: float = 1_000.0) -> int:
+def open_p1(journal: Journal, at: float = 1_000.0, *, key: str = "dlq") -> int:
     """A P1 DLQ overflow whose plan waits for a lead, as the daemon would journal it."""
     incident = journal.open_incident(
-        key="dlq",
+        key=key,
         severity=Severity.P1,
         scenario="dlq_overflow",
         subject="",

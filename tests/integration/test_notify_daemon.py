@@ -20,7 +20,6 @@ from watchdog.demo import wait_for
 
 pytestmark = pytest.mark.slow
 
-KEY = "service_failure/dlq-manager"
 
 
 def page_p2_everywhere(data: dict[str, Any]) -> None:
@@ -47,16 +46,17 @@ def stage(tmp_path: Path, fakes: Vendors, monkeypatch: pytest.MonkeyPatch) -> It
 def test_an_incident_that_resolves_resolves_its_page(stage: Stage, fakes: Vendors) -> None:
     resolved = stage.inject_and_follow("crash", service="dlq-manager")
     assert resolved["state"] == "resolved"
+    key = f"songnodes/{resolved['id']}"  # the incident's own key, not its fault key
     wait_for(lambda: len(fakes.pagerduty.events()) >= 2, 20, "the resolve at PagerDuty")
     assert [(e["event_action"], e["dedup_key"]) for e in fakes.pagerduty.events()] == [
-        ("trigger", KEY),
-        ("resolve", KEY),
+        ("trigger", key),
+        ("resolve", key),
     ]
     trigger = fakes.pagerduty.events("trigger")[0]["payload"]
     assert trigger["severity"] == "warning"
     assert trigger["custom_details"]["link"].endswith(f"/ui/incidents/{resolved['id']}")
-    wait_for(lambda: fakes.opsgenie.closes() == [KEY], 20, "the Opsgenie close")
-    assert [a["alias"] for a in fakes.opsgenie.creates()] == [KEY]
+    wait_for(lambda: fakes.opsgenie.closes() == [key], 20, "the Opsgenie close")
+    assert [a["alias"] for a in fakes.opsgenie.creates()] == [key]
     wait_for(lambda: len(fakes.webhook.events()) == 2, 20, "the webhook's resolve")
     assert [e["event"] for e in fakes.webhook.events()] == ["trigger", "resolve"]
     assert len(fakes.slack.messages()) == 2
@@ -117,3 +117,44 @@ def test_a_failing_page_survives_sigkill_and_is_delivered_exactly_once(
     assert [r.status for r in fakes.slack.received] == [400]
     rejected = [e for e in incident["timeline"] if e["kind"] == "page_rejected"]
     assert [e["summary"].split(":")[0] for e in rejected] == ["slack trigger not delivered"]
+
+
+@pytest.fixture
+def dry_stage(
+    tmp_path: Path, fakes: Vendors, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Stage]:
+    for name, value in fakes.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WATCHDOG_PUBLIC_URL", "http://127.0.0.1:9095")
+    policy = songnodes_variant(tmp_path, page_p2_everywhere)
+    with staged_daemon(tmp_path, policy, extra_args=["--dry-run"]) as stage:
+        yield stage
+
+
+def test_a_dry_run_daemon_journals_its_pages_and_sends_none(
+    dry_stage: Stage, fakes: Vendors
+) -> None:
+    stage = dry_stage
+    known = stage.inject("crash", service="dlq-manager")
+    incident = stage.follow(known, ("verifying", "failed", "escalated"))
+
+    def shown() -> list[str]:
+        (seen,) = [i for i in stage.incidents() if i["id"] == incident["id"]]
+        return [e["summary"] for e in seen["timeline"] if e["kind"] == "page_dry_run"]
+
+    wait_for(lambda: bool(shown()), 20, "the page the dry run would have sent")
+    assert shown()[0].startswith("would page pagerduty, opsgenie, slack, webhook: trigger: P2")
+    assert stage.daemon.stop() == 0  # a clean stop: the outbox's last pass is over
+    journal = stage.journal()
+    try:
+        rows = journal.deliveries(incident["id"])
+        timeline = journal.timeline(incident["id"])
+    finally:
+        journal.close()
+    assert rows and {d.status for d in rows} == {"dry_run"}
+    assert {d.dedup_key for d in rows} == {f"songnodes/{incident['id']}"}
+    assert not [e for e in timeline if e.kind in ("page", "page_sent", "page_rejected")]
+    for fake in (fakes.pagerduty, fakes.opsgenie, fakes.slack, fakes.webhook):
+        assert fake.received == [], f"the dry run sent to {fake.name}"
+    logged = (stage.folder / "daemon.log").read_text()
+    assert "outbox_dry_run" in logged and "page_dry_run" in logged

@@ -8,17 +8,13 @@ import pytest
 
 from tests.integration.notify_stage import open_p1
 from watchdog.store.journal import Journal, open_journal
+from watchdog.store.records import PageRows
+from watchdog.store.sqlite import SqliteJournal, insert_page_rows
 
 
 def enqueue(journal: Journal, incident: int, channel: str, event: str, at: float) -> int:
-    (row,) = journal.enqueue_page(
-        incident,
-        event=event,
-        dedup_key="dlq",
-        bodies={channel: {"event": event}},
-        reason="test",
-        at=at,
-    )
+    rows = PageRows(event, "songnodes/1", {channel: {"event": event}}, "test", "pending")
+    (row,) = journal.enqueue_page(incident, rows, at=at)
     return row
 
 
@@ -66,14 +62,10 @@ def test_a_rejected_row_is_final_and_on_the_timeline(journal: Journal) -> None:
 
 def test_one_page_is_one_transaction_and_one_timeline_event(journal: Journal) -> None:
     incident = open_p1(journal)
-    ids = journal.enqueue_page(
-        incident,
-        event="trigger",
-        dedup_key="dlq",
-        bodies={"pagerduty": {"a": 1}, "slack": {"b": 2}},
-        reason="P1 opened",
-        at=10.0,
+    rows = PageRows(
+        "trigger", "songnodes/1", {"pagerduty": {"a": 1}, "slack": {"b": 2}}, "P1 opened", "pending"
     )
+    ids = journal.enqueue_page(incident, rows, at=10.0)
     assert [(d.id, d.channel, d.body) for d in journal.deliveries(incident)] == [
         (ids[0], "pagerduty", {"a": 1}),
         (ids[1], "slack", {"b": 2}),
@@ -95,3 +87,66 @@ def test_pending_rows_survive_closing_and_reopening_the_journal(tmp_path: Path) 
         assert (due.id, due.attempts, due.body) == (row, 1, {"event": "trigger"})
     finally:
         second.close()
+
+
+def test_page_rows_commit_with_the_callers_transaction_or_not_at_all(
+    journal: Journal,
+) -> None:
+    assert isinstance(journal, SqliteJournal)
+    incident = open_p1(journal)
+    rows = PageRows("trigger", "songnodes/1", {"slack": {"b": 2}}, "P1 opened", "pending")
+    with pytest.raises(RuntimeError, match="the move failed"), journal._transaction() as conn:
+        insert_page_rows(conn, incident, rows, 10.0)
+        raise RuntimeError("the move failed after its page was written")
+    assert journal.deliveries(incident) == []
+    assert not [e for e in journal.timeline(incident) if e.kind == "page"]
+    with journal._transaction() as conn:
+        (row,) = insert_page_rows(conn, incident, rows, 10.0)
+    assert [d.id for d in journal.due_deliveries(10.0)] == [row]
+
+
+def test_bad_page_rows_are_refused_naming_what_was_expected(journal: Journal) -> None:
+    incident = open_p1(journal)
+    with pytest.raises(ValueError, match="'sent' is not one of pending, dry_run"):
+        journal.enqueue_page(incident, PageRows("trigger", "k", {"slack": {}}, "r", "sent"), at=1)
+    with pytest.raises(ValueError, match="name no channel"):
+        journal.enqueue_page(incident, PageRows("trigger", "k", {}, "r", "pending"), at=1)
+    assert journal.deliveries(incident) == []
+
+
+def test_a_dry_run_page_is_journaled_never_due_and_shown_as_would_page(journal: Journal) -> None:
+    incident = open_p1(journal)
+    bodies: dict[str, dict[str, object]] = {"pagerduty": {}, "slack": {}}
+    rows = PageRows("trigger", "songnodes/1", bodies, "P1 opened", "dry_run")
+    journal.enqueue_page(incident, rows, at=10.0)
+    assert [d.status for d in journal.deliveries(incident)] == ["dry_run", "dry_run"]
+    assert journal.due_deliveries(1e12) == [] and journal.pending_deliveries() == {}
+    (shown,) = [e for e in journal.timeline(incident) if e.kind == "page_dry_run"]
+    assert shown.summary == "would page pagerduty, slack: trigger: P1 opened"
+
+
+def test_a_row_given_up_writes_its_fallback_or_its_loss_in_the_same_transaction(
+    journal: Journal,
+) -> None:
+    incident = open_p1(journal)
+    row = enqueue(journal, incident, "opsgenie", "trigger", 10.0)
+    (page,) = [e for e in journal.timeline(incident) if e.kind == "page"]
+    fallback = PageRows("trigger", "songnodes/1", {"slack": {}}, "fallback: x", "pending")
+    (moved,) = journal.delivery_rejected(
+        row, at=11.0, error="HTTP 401", fallback=fallback, fallback_of=page.id
+    )
+    assert [(d.id, d.channel, d.status) for d in journal.deliveries(incident)] == [
+        (row, "opsgenie", "rejected"),
+        (moved, "slack", "pending"),
+    ]
+    last = journal.timeline(incident)[-1]
+    assert (last.kind, last.data["fallback_of"], last.data["reason"]) == (
+        "page",
+        page.id,
+        "fallback: x",
+    )
+    assert journal.delivery_rejected(moved, at=12.0, error="HTTP 404", lost="slack lost") == []
+    assert [(e.kind, e.summary) for e in journal.timeline(incident)][-2:] == [
+        ("page_rejected", "slack trigger not delivered: HTTP 404"),
+        ("page_lost", "slack lost"),
+    ]

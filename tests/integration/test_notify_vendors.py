@@ -52,7 +52,7 @@ async def test_every_vendor_accepts_the_trigger_and_the_resolve(
     await drain(outbox, journal)
 
     (trigger,) = fakes.pagerduty.events("trigger")
-    assert trigger["dedup_key"] == "dlq"
+    assert trigger["dedup_key"] == f"songnodes/{incident}"
     payload = trigger["payload"]
     assert payload["severity"] == "error"
     assert payload["summary"].startswith("[P1] songnodes: dlq_overflow (awaiting approval)")
@@ -72,7 +72,7 @@ async def test_every_vendor_accepts_the_trigger_and_the_resolve(
     ]
 
     (alert,) = fakes.opsgenie.creates()
-    assert alert["alias"] == "dlq" and alert["priority"] == "P2"
+    assert alert["alias"] == f"songnodes/{incident}" and alert["priority"] == "P2"
     assert alert["responders"] == [{"type": "team", "name": "songnodes-oncall"}]
     assert f"watchdog reject {incident} --as NAME" in alert["description"]
     (message,) = fakes.slack.messages()
@@ -85,9 +85,13 @@ async def test_every_vendor_accepts_the_trigger_and_the_resolve(
     outbox.incident_moved(incident, "verifying", "resolved", "checklist held")
     await drain(outbox, journal)
     assert fakes.pagerduty.events("resolve") == [
-        {"event_action": "resolve", "dedup_key": "dlq", "routing_key": fakes_routing_key()}
+        {
+            "event_action": "resolve",
+            "dedup_key": f"songnodes/{incident}",
+            "routing_key": fakes_routing_key(),
+        }
     ]
-    assert fakes.opsgenie.closes() == ["dlq"]
+    assert fakes.opsgenie.closes() == [f"songnodes/{incident}"]
     assert fakes.opsgenie.open_aliases == set()
     assert [m["blocks"][0]["text"]["text"] for m in fakes.slack.messages()][-1].endswith(
         "(resolved)"
@@ -202,7 +206,7 @@ async def test_an_approval_acknowledges_the_page_where_the_vendor_has_that(
     outbox.incident_moved(incident, "awaiting_approval", "approved", "approved by alice (lead)")
     await drain(outbox, journal)
     assert [e["event_action"] for e in fakes.pagerduty.events()] == ["trigger", "acknowledge"]
-    assert fakes.pagerduty.events("acknowledge")[0]["dedup_key"] == "dlq"
+    assert fakes.pagerduty.events("acknowledge")[0]["dedup_key"] == f"songnodes/{incident}"
     assert len(fakes.opsgenie.accepted) == 1  # Opsgenie acknowledges per user: not sent
     (_, acked) = fakes.webhook.events()
     assert acked["event"] == "acknowledge"
@@ -250,3 +254,6 @@ async def test_a_page_that_never_gets_through_is_given_up_loudly(
     assert (row.status, row.attempts) == ("rejected", 3)
     assert row.last_error.startswith("gave up after 3 tries: HTTP 502")
     assert [r.status for r in fakes.opsgenie.received] == [502, 502, 502]
+    # Every routed channel was already on the page: nothing to fall back to, so it is lost.
+    (lost,) = [e for e in journal.timeline(incident) if e.kind == "page_lost"]
+    assert lost.summary.startswith("opsgenie trigger lost: gave up after 3 tries: HTTP 502")

@@ -13,10 +13,18 @@ from tests.fakes.vendors import opsgenie_create_errors, pagerduty_errors, slack_
 from tests.integration.notify_stage import FINDING, PLAN
 from watchdog.model import Severity
 from watchdog.notify.channels import build_channels
+from watchdog.notify.fallback import lost_summary, page_of
 from watchdog.notify.page import Page, compose_page
 from watchdog.notify.retry import backoff, classify, redact, retry_after_seconds
-from watchdog.notify.routing import decide_escalation_page, decide_pages
-from watchdog.notify.vendors import dedup_key, opsgenie_body, pagerduty_body, slack_body
+from watchdog.notify.routing import decide_escalation_page, decide_fallback, decide_pages
+from watchdog.notify.vendors import (
+    dedup_key,
+    incident_dedup_key,
+    opsgenie_body,
+    pagerduty_body,
+    slack_body,
+    webhook_body,
+)
 from watchdog.policy.schema import NotifySpec
 from watchdog.policyfile import PolicyError, load_policy
 from watchdog.settings import Settings
@@ -125,7 +133,7 @@ def test_the_vendor_bodies_keep_the_vendor_limits() -> None:
     composed = page(record=long)
     pd = {**pagerduty_body(composed), "routing_key": KEY}
     assert pagerduty_errors(pd, KEY) == []
-    assert len(pd["payload"]["summary"]) == 1024 and len(pd["dedup_key"]) == 255
+    assert len(pd["payload"]["summary"]) == 1024 and pd["dedup_key"] == "songnodes/12"
     og = opsgenie_body(composed, [])
     assert og is not None and opsgenie_create_errors(og) == []
     assert len(og["message"]) == 130
@@ -138,6 +146,18 @@ def test_the_vendor_bodies_keep_the_vendor_limits() -> None:
 def test_the_dedup_key_is_the_incident_key_and_stable() -> None:
     assert dedup_key("service_failure/dlq-manager") == "service_failure/dlq-manager"
     assert dedup_key("k" * 600) == dedup_key("k" * 600) != dedup_key("k" * 599 + "j")
+
+
+def test_every_vendor_carries_the_incidents_own_dedup_key_never_the_fault_key() -> None:
+    assert incident_dedup_key("songnodes", 42) == "songnodes/42"
+    assert len(incident_dedup_key("s" * 400, 42)) == 255
+    assert incident_dedup_key("s" * 400, 42) != incident_dedup_key("s" * 400, 43)
+    for event in ("trigger", "resolve"):
+        composed = page(event=event)
+        assert composed.dedup_key == "songnodes/12"
+        assert pagerduty_body(composed)["dedup_key"] == "songnodes/12"
+        assert webhook_body(composed)["dedup_key"] == "songnodes/12"
+    assert (opsgenie_body(page(), []) or {})["alias"] == "songnodes/12"
 
 
 SPEC = NotifySpec()
@@ -197,6 +217,22 @@ def test_what_an_answer_means(
     verdict = classify(status, "body", retry_after=retry_after, now=0.0)
     assert (verdict.outcome, verdict.delay) == (outcome, delay)
     assert f"HTTP {status}" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "delay", "capped"),
+    [("7", 7.0, False), ("300", 300.0, False), ("86400", 300.0, True), ("301", 300.0, True)],
+)
+def test_a_retry_after_is_capped_and_the_reason_says_so(
+    retry_after: str, delay: float, capped: bool
+) -> None:
+    verdict = classify(429, "slow down", retry_after=retry_after, now=0.0, retry_after_max=300)
+    assert (verdict.outcome, verdict.delay) == ("retry", delay)
+    assert ("capped at 300 s" in verdict.reason) is capped
+    if capped:
+        assert f"Retry-After {retry_after} s capped at 300 s" in verdict.reason
+    dated = classify(429, "", retry_after="Sun, 29 Nov 2026 16:00:10 GMT", now=0.0)
+    assert dated.delay == 300.0  # the default cap: five minutes
 
 
 def test_backoff_doubles_up_to_the_cap_and_retry_after_reads_dates() -> None:
@@ -281,3 +317,83 @@ def test_a_webhook_url_that_cannot_work_is_refused_without_showing_it(
     with pytest.raises(ValueError, match="WATCHDOG_SLACK_WEBHOOK_URL must be an http") as error:
         build_channels(Settings(), NotifySpec())
     assert "sekrit" not in str(error.value)
+
+
+EVERY = ("pagerduty", "opsgenie", "slack", "webhook")
+
+
+@pytest.mark.parametrize(
+    ("event", "on_page", "available", "expected"),
+    [
+        ("trigger", {"pagerduty", "opsgenie"}, EVERY, ("slack", "webhook")),
+        ("trigger", {"pagerduty", "opsgenie"}, (), None),  # no credential for the others
+        ("trigger", {"pagerduty", "opsgenie"}, ("pagerduty", "opsgenie", "slack"), ("slack",)),
+        ("trigger", set(EVERY), EVERY, None),  # nothing left: the page is lost
+        ("resolve", {"pagerduty"}, EVERY, None),  # never an end without its beginning
+        ("acknowledge", {"pagerduty"}, EVERY, None),
+    ],
+)
+def test_a_refused_page_falls_back_to_the_routed_channels_not_on_it(
+    event: str,
+    on_page: set[str],
+    available: tuple[str, ...],
+    expected: tuple[str, ...] | None,
+) -> None:
+    decision = decide_fallback(
+        SPEC,
+        severity=Severity.P1,
+        event=event,
+        failed="opsgenie",
+        why="refused: HTTP 401: Could not authenticate",
+        on_page=on_page,
+        available=available,
+    )
+    assert (None if decision is None else decision.channels) == expected
+    closed = decide_fallback(
+        SPEC,
+        severity=Severity.P1,
+        event=event,
+        failed="opsgenie",
+        why="gave up: 50 tries",
+        on_page=on_page,
+        available=available,
+        incident_open=False,
+    )
+    assert closed is None  # the incident ended: its resolve went out, no late trigger
+    if decision is not None:
+        assert decision.event == "trigger"
+        assert decision.reason == "fallback: opsgenie refused: HTTP 401: Could not authenticate"
+
+
+def test_a_rows_page_is_found_with_its_fallbacks_and_a_loss_says_what_is_left() -> None:
+    def paged(event_id: int, channels: list[str], ids: list[int], **extra: object) -> EventRecord:
+        data = {"event": "trigger", "channels": channels, "delivery_ids": ids, **extra}
+        return EventRecord(event_id, 12, 1.0, "page", "…", {**data, "reason": "P1 opened"})
+
+    timeline = [
+        paged(1, ["slack"], [1]),  # an earlier page
+        paged(2, ["pagerduty", "opsgenie"], [2, 3]),
+        EventRecord(3, 12, 2.0, "page_rejected", "opsgenie trigger not delivered", {}),
+        paged(4, ["slack", "webhook"], [4, 5], fallback_of=2),
+    ]
+    for row in (2, 3, 5):
+        found = page_of(timeline, row)
+        assert found is not None
+        assert (found.event_id, found.reason) == (2, "P1 opened")
+        assert found.channels == ("pagerduty", "opsgenie", "slack", "webhook")
+        assert found.delivery_ids == (2, 3, 4, 5)
+    assert page_of(timeline, 99) is None
+    assert lost_summary(
+        channel="slack",
+        event="trigger",
+        error="HTTP 410: channel_is_archived",
+        severity=Severity.P1,
+        reached=(),
+        incident_open=False,
+    ) == (
+        "slack trigger lost: HTTP 410: channel_is_archived; the incident is closed, so no "
+        "channel is paged in its place; no channel has this page"
+    )
+    assert lost_summary(
+        channel="pagerduty", event="resolve", error="HTTP 400", severity=Severity.P1, reached=()
+    ).startswith("pagerduty resolve lost: HTTP 400; the resolve goes only to the channels")

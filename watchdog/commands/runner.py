@@ -228,7 +228,7 @@ def build_daemon(
         preflights=table.preflights,
         dry_run=dry_run,
         metrics=metrics,
-        outbox=build_outbox(policy, settings, journal, client, metrics),
+        outbox=build_outbox(policy, settings, journal, client, metrics, dry_run=dry_run),
     )
 
 
@@ -238,8 +238,13 @@ def build_outbox(
     journal: Journal,
     client: httpx.AsyncClient,
     metrics: Metrics,
+    *,
+    dry_run: bool = False,
 ) -> Outbox:
-    """The pager: the policy's routing, the channels whose credentials are set."""
+    """The pager: the policy's routing, the channels whose credentials are set.
+
+    In dry-run, pages are journaled as 'dry_run' ("would page ...") and none is sent.
+    """
     return Outbox(
         spec=policy.notify,
         stack=policy.stack.name,
@@ -254,7 +259,9 @@ def build_outbox(
             cap_seconds=settings.notify_backoff_max,
             timeout_seconds=settings.notify_timeout,
             max_attempts=settings.notify_max_attempts,
+            retry_after_max_seconds=settings.notify_retry_after_max,
         ),
+        dry_run=dry_run,
     )
 
 

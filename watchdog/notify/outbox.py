@@ -1,19 +1,23 @@
 """The outbox: pages journaled when an incident moves, delivered by a worker that retries.
 
-`Outbox.incident_moved` runs inside the decision tick: it decides (routing),
-composes (page), and journals one 'pending' row per channel before anything is
-sent. `Outbox.run` is the daemon's asyncio task that sends due rows, marks a row
-sent only after the vendor accepted it, and keeps the retry state in the row, so
+`Outbox.pages_for_move` runs inside the decision tick: it decides (routing) and
+composes (page) the rows of a page without writing, so the incident move can
+commit them in its own transaction (`incident_moved` writes them on their own).
+`Outbox.run` is the daemon's asyncio task that sends due rows, marks a row sent
+only after the vendor accepted it, and keeps the retry state in the row, so
 pending pages survive a restart and a crash between sending and marking costs at
-most one resend, which the vendor folds by its dedup key or alias.
+most one resend, which the vendor folds by its dedup key or alias (the
+incident's own, `<stack>/<id>`). A row given up hands its page to the routed
+channels not yet on it, or is journaled lost, in the same write. In dry-run,
+rows are journaled as 'dry_run' and the worker sends nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import httpx
 import structlog
@@ -21,15 +25,22 @@ import structlog
 from watchdog.metrics import CHANNELS, Metrics
 from watchdog.model import Severity
 from watchdog.notify.channels import Channel
+from watchdog.notify.fallback import PageOnTimeline, lost_summary, page_of
 from watchdog.notify.page import compose_page
-from watchdog.notify.retry import Verdict, backoff, classify, redact
-from watchdog.notify.routing import PageDecision, decide_escalation_page, decide_pages
-from watchdog.notify.vendors import dedup_key
+from watchdog.notify.retry import RETRY_AFTER_MAX, Verdict, backoff, classify, redact
+from watchdog.notify.routing import (
+    PageDecision,
+    decide_escalation_page,
+    decide_fallback,
+    decide_pages,
+)
 from watchdog.policy.schema import NotifySpec
 from watchdog.store.journal import Journal
 from watchdog.store.records import DeliveryRecord, IncidentRecord, PageRows
 
 log = structlog.get_logger("watchdog.notify")
+LIVE = ("pending", "sent")
+"""Row statuses of a page that has reached, or may still reach, its channel."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,7 @@ class RetryPolicy:
     cap_seconds: float
     timeout_seconds: float
     max_attempts: int
+    retry_after_max_seconds: float = RETRY_AFTER_MAX  # a longer Retry-After waits this long
 
 
 class Outbox:
@@ -61,6 +73,7 @@ class Outbox:
         public_url: str,
         retry: RetryPolicy,
         poll_seconds: float = 0.5,
+        dry_run: bool = False,
     ) -> None:
         self.spec = spec
         self.stack = stack
@@ -72,6 +85,7 @@ class Outbox:
         self.public_url = public_url
         self.retry = retry
         self.poll_seconds = poll_seconds
+        self.dry_run = dry_run
         self._wake = asyncio.Event()
         routed = {channel for route in spec.routes.values() for channel in route}
         for missing in sorted(routed - set(self.channels)):
@@ -81,8 +95,24 @@ class Outbox:
 
     def incident_moved(self, incident_id: int, from_state: str, to_state: str, reason: str) -> None:
         """Journal the pages this move calls for; the worker sends them."""
-        self._queue(
+        self._enqueue(incident_id, self.pages_for_move(incident_id, from_state, to_state, reason))
+
+    def incident_escalated(self, incident_id: int, from_severity: Severity) -> None:
+        """Journal the page a rise in severity calls for (channels not yet paged)."""
+        self._enqueue(incident_id, self.pages_for_escalation(incident_id, from_severity))
+
+    def pages_for_move(
+        self, incident_id: int, from_state: str, to_state: str, reason: str
+    ) -> PageRows | None:
+        """The page this move calls for, composed from the journal; writes nothing.
+
+        For the move's own transaction: compose before or after the state is written
+        (the page shows the incident in `to_state` either way), write the result with
+        `watchdog.store.sqlite.insert_page_rows` in that transaction, then `wake()`.
+        """
+        return self._compose(
             incident_id,
+            lambda incident: replace(incident, state=to_state),
             lambda incident, triggered: decide_pages(
                 self.spec,
                 severity=incident.severity,
@@ -93,10 +123,17 @@ class Outbox:
             ),
         )
 
-    def incident_escalated(self, incident_id: int, from_severity: Severity) -> None:
-        """Journal the page a rise in severity calls for (channels not yet paged)."""
-        self._queue(
+    def pages_for_escalation(
+        self, incident_id: int, from_severity: Severity, *, to_severity: Severity | None = None
+    ) -> PageRows | None:
+        """The page a rise in severity from `from_severity` calls for; writes nothing.
+
+        The new severity is the journaled one, or `to_severity` when the caller composes
+        the page before writing the severity (in the same transaction).
+        """
+        return self._compose(
             incident_id,
+            lambda incident: replace(incident, severity=to_severity or incident.severity),
             lambda incident, triggered: decide_escalation_page(
                 self.spec,
                 from_severity=from_severity,
@@ -105,96 +142,90 @@ class Outbox:
             ),
         )
 
-    def pages_for_move(
-        self, incident_id: int, from_state: str, to_state: str, reason: str
-    ) -> PageRows | None:
-        """The page a move calls for, composed but not written (the move writes it)."""
-        return self._compose(
-            incident_id,
-            lambda incident, triggered: decide_pages(
-                self.spec,
-                severity=incident.severity,
-                from_state=from_state,
-                to_state=to_state,
-                move_reason=reason,
-                triggered=triggered,
-            ),
-        )
-
     def wake(self) -> None:
-        """Send what was just journaled without waiting for the next poll."""
-        self._count_pending()
+        """Start a delivery pass now, not at the next poll (after pages were written)."""
         self._wake.set()
 
-    def _queue(
+    def _compose(
         self,
         incident_id: int,
+        moved: Callable[[IncidentRecord], IncidentRecord],
         decide: Callable[[IncidentRecord, set[str]], PageDecision | None],
-    ) -> None:
-        rows = self._compose(incident_id, decide)
+    ) -> PageRows | None:
+        """Decide and compose the page about the incident as `moved` leaves it."""
+        if not self.channels:  # no credential set: this daemon pages nobody
+            return None
+        incident = moved(self.journal.incident(incident_id))
+        deliveries = self.journal.deliveries(incident_id)
+        # A dry run's "would page" counts as paged within the dry run, never for real.
+        paged = ("pending", "sent", "dry_run") if self.dry_run else ("pending", "sent")
+        triggered = {d.channel for d in deliveries if d.event == "trigger" and d.status in paged}
+        decision = decide(incident, triggered)
+        if decision is None:
+            return None
+        return self._rows(incident, deliveries, decision, decision.reason)
+
+    def _rows(
+        self,
+        incident: IncidentRecord,
+        deliveries: Sequence[DeliveryRecord],
+        decision: PageDecision,
+        why_now: str,
+    ) -> PageRows | None:
+        """The bodies of the page `decision` calls for, on the channels this daemon has."""
+        channels = [self.channels[c] for c in decision.channels if c in self.channels]
+        if not channels:
+            return None
+        journal = self.journal
+        page = compose_page(
+            event=decision.event,
+            why_now=why_now,
+            stack=self.stack,
+            incident=incident,
+            findings=journal.findings(incident.id),
+            plan=journal.plan(incident.id),
+            steps=journal.steps(incident.id),
+            approvals=journal.approvals(incident.id),
+            timeline=journal.timeline(incident.id),
+            public_url=self.public_url,
+            at=self.clock(),
+            # Every page of one incident folds under the key it was first paged with.
+            dedup_key=deliveries[0].dedup_key if deliveries else None,
+        )
+        bodies = {c.name: body for c in channels if (body := c.body(page)) is not None}
+        if not bodies:
+            return None
+        status = "dry_run" if self.dry_run else "pending"
+        return PageRows(decision.event, page.dedup_key, bodies, why_now, status)
+
+    def _enqueue(self, incident_id: int, rows: PageRows | None) -> None:
         if rows is None:
             return
-        deliveries = self.journal.enqueue_page(
-            incident_id,
-            event=rows.event,
-            dedup_key=rows.dedup_key,
-            bodies=rows.bodies,
-            reason=rows.reason,
-            at=self.clock(),
-        )
+        deliveries = self.journal.enqueue_page(incident_id, rows, at=self.clock())
         log.info(
-            "page_queued",
+            "page_dry_run" if rows.status == "dry_run" else "page_queued",
             incident=incident_id,
             channels=list(rows.bodies),
             page_event=rows.event,
             deliveries=deliveries,
             reason=rows.reason,
         )
+        self._count_pending()
         self.wake()
-
-    def _compose(
-        self,
-        incident_id: int,
-        decide: Callable[[IncidentRecord, set[str]], PageDecision | None],
-    ) -> PageRows | None:
-        if not self.channels:  # no credential set: this daemon pages nobody
-            return None
-        journal = self.journal
-        incident = journal.incident(incident_id)
-        triggered = {
-            d.channel
-            for d in journal.deliveries(incident_id)
-            if d.event == "trigger" and d.status != "rejected"
-        }
-        decision = decide(incident, triggered)
-        if decision is None:
-            return None
-        channels = [self.channels[c] for c in decision.channels if c in self.channels]
-        if not channels:
-            return None
-        page = compose_page(
-            event=decision.event,
-            why_now=decision.reason,
-            stack=self.stack,
-            incident=incident,
-            findings=journal.findings(incident_id),
-            plan=journal.plan(incident_id),
-            steps=journal.steps(incident_id),
-            approvals=journal.approvals(incident_id),
-            timeline=journal.timeline(incident_id),
-            public_url=self.public_url,
-            at=self.clock(),
-        )
-        bodies = {c.name: body for c in channels if (body := c.body(page)) is not None}
-        if not bodies:
-            return None
-        return PageRows(decision.event, dedup_key(page.key), bodies, decision.reason)
 
     # ---- the worker side: send, classify, record ----------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send due pages until `stop`; a send in flight finishes first."""
         self._count_pending()
+        if self.dry_run:
+            log.info(
+                "outbox_dry_run",
+                pending=self.journal.pending_deliveries(),
+                reason="--dry-run: pages are journaled as dry_run, none is sent",
+            )
+            await stop.wait()
+            return
         while not stop.is_set():
             self._wake.clear()  # before the pass: a page queued during it wakes the next one
             try:
@@ -213,7 +244,12 @@ class Outbox:
                 task.cancel()
 
     async def deliver_due(self) -> int:
-        """One pass: every due row (the oldest pending one per incident and channel)."""
+        """One pass: every due row (the oldest pending one per incident and channel).
+
+        A dry-run outbox sends nothing, not even rows an earlier daemon left pending.
+        """
+        if self.dry_run:
+            return 0
         due = self.journal.due_deliveries(self.clock())
         if due:
             await asyncio.gather(*(self._deliver(d) for d in due))
@@ -223,7 +259,8 @@ class Outbox:
     async def _deliver(self, delivery: DeliveryRecord) -> None:
         channel = self.channels.get(delivery.channel)
         if channel is None:
-            self._reject(delivery, f"no {delivery.channel} credential in this daemon's settings")
+            missing = f"no {delivery.channel} credential in this daemon's settings"
+            self._give_up(delivery, missing, why=f"refused: {missing}")
             return
         verdict = await self._send(channel, delivery)
         reason = redact(verdict.reason, channel.secrets())
@@ -240,9 +277,14 @@ class Outbox:
             self._record(
                 "retried", delivery, attempts=attempts, retry_in_seconds=wait, error=reason
             )
+        elif verdict.outcome == "rejected":
+            self._give_up(delivery, reason, why=f"refused: {reason}")
         else:
-            gave_up = "" if verdict.outcome == "rejected" else f"gave up after {attempts} tries: "
-            self._reject(delivery, gave_up + reason)
+            self._give_up(
+                delivery,
+                f"gave up after {attempts} tries: {reason}",
+                why=f"gave up: {attempts} tries, the last: {reason}",
+            )
 
     async def _send(self, channel: Channel, delivery: DeliveryRecord) -> Verdict:
         try:
@@ -262,11 +304,79 @@ class Outbox:
             response.text,
             retry_after=response.headers.get("Retry-After"),
             now=self.clock(),
+            retry_after_max=self.retry.retry_after_max_seconds,
         )
 
-    def _reject(self, delivery: DeliveryRecord, reason: str) -> None:
-        self.journal.delivery_rejected(delivery.id, at=self.clock(), error=reason)
-        self._record("rejected", delivery, error=reason)
+    def _give_up(self, delivery: DeliveryRecord, error: str, *, why: str) -> None:
+        """Give a row up and, in the same write, hand its page to the routed channels not
+        yet on it, or journal it lost: a page is never dropped silently."""
+        fallback: PageRows | None = None
+        page: PageOnTimeline | None = None
+        lost = ""
+        try:
+            incident = self.journal.incident(delivery.incident_id)
+            deliveries = self.journal.deliveries(delivery.incident_id)
+            page = page_of(self.journal.timeline(delivery.incident_id), delivery.id)
+            decision = decide_fallback(
+                self.spec,
+                severity=incident.severity,
+                event=delivery.event,
+                failed=delivery.channel,
+                why=why,
+                on_page=page.channels if page is not None else (delivery.channel,),
+                available=self.channels,
+                incident_open=incident.is_open,
+            )
+            if decision is not None:
+                said = f" (the page: {page.reason})" if page is not None else ""
+                fallback = self._rows(incident, deliveries, decision, decision.reason + said)
+            if fallback is None:
+                on_page = set(page.delivery_ids) if page is not None else set()
+                lost = lost_summary(
+                    channel=delivery.channel,
+                    event=delivery.event,
+                    error=error,
+                    severity=incident.severity,
+                    incident_open=incident.is_open,
+                    reached={
+                        d.channel
+                        for d in deliveries
+                        if d.id in on_page and d.id != delivery.id and d.status in LIVE
+                    },
+                )
+        except Exception as failure:  # the page must still be given up, and said lost
+            log.exception("page_fallback_failed", incident=delivery.incident_id)
+            fallback = None
+            lost = f"{delivery.channel} {delivery.event} lost: {error}; no fallback: {failure}"
+        ids = self.journal.delivery_rejected(
+            delivery.id,
+            at=self.clock(),
+            error=error,
+            fallback=fallback,
+            fallback_of=page.event_id if page is not None and fallback is not None else None,
+            lost=lost,
+        )
+        self._record("rejected", delivery, error=error)
+        if fallback is not None:
+            self.metrics.page_fallbacks.labels(delivery.channel).inc()
+            log.warning(
+                "page_fallback",
+                incident=delivery.incident_id,
+                channel=delivery.channel,
+                to=list(fallback.bodies),
+                deliveries=ids,
+                reason=fallback.reason,
+            )
+            self.wake()
+        else:
+            self.metrics.pages_lost.labels(delivery.channel).inc()
+            log.error(
+                "page_lost",
+                incident=delivery.incident_id,
+                channel=delivery.channel,
+                page_event=delivery.event,
+                lost=lost,
+            )
 
     def _record(self, outcome: str, delivery: DeliveryRecord, **fields: object) -> None:
         """Count an attempt's outcome and log one line for it (an error when given up)."""

@@ -10,6 +10,7 @@ channels never disagree about the facts.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,25 @@ MAX_EVIDENCE = 5
 MAX_FINDINGS = 50
 MAX_LINE = 1000
 """Bounds that keep the largest page far below PagerDuty's 512 KB per event."""
+DEDUP_MAX = 255
+"""PagerDuty's limit on a dedup key (Opsgenie's alias allows 512): one key fits both."""
+
+
+def dedup_key(key: str, limit: int = DEDUP_MAX) -> str:
+    """`key` as a vendor dedup key; a key too long keeps a hash of the rest."""
+    if len(key) <= limit:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"{key[: limit - 17]}~{digest}"
+
+
+def incident_dedup_key(stack: str, incident_id: int) -> str:
+    """The key every vendor folds one incident's pages by: `<stack>/<incident id>`.
+
+    Never the incident's fault key: two incidents of the same fault share that key,
+    and a late resolve of the first would close the alert the second had raised.
+    """
+    return dedup_key(f"{stack}/{incident_id}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +54,8 @@ class Page:
     incident_id: int
     key: str
     stack: str
+    #: What the vendors fold this incident's pages by (see `incident_dedup_key`).
+    dedup_key: str
     severity: Severity
     scenario: str
     subject: str
@@ -83,6 +105,7 @@ class Page:
         return {
             "incident": self.incident_id,
             "key": self.key,
+            "dedup_key": self.dedup_key,
             "stack": self.stack,
             "severity": self.severity.value,
             "severity_why": self.severity_why,
@@ -116,8 +139,13 @@ def compose_page(
     timeline: Sequence[EventRecord],
     public_url: str,
     at: float,
+    dedup_key: str | None = None,
 ) -> Page:
-    """The page for `event` (trigger, acknowledge or resolve) about `incident` as journaled."""
+    """The page for `event` (trigger, acknowledge or resolve) about `incident` as journaled.
+
+    `dedup_key` defaults to the incident's own (`incident_dedup_key`); the outbox passes
+    the key the incident was first paged with, so every page of one incident folds together.
+    """
     if event not in EVENTS:
         raise ValueError(f"page event {event!r} is not one of {', '.join(EVENTS)}")
     link = f"{public_url.rstrip('/')}/ui/incidents/{incident.id}"
@@ -126,6 +154,7 @@ def compose_page(
         incident_id=incident.id,
         key=incident.key,
         stack=stack,
+        dedup_key=dedup_key or incident_dedup_key(stack, incident.id),
         severity=incident.severity,
         scenario=incident.scenario,
         subject=incident.subject,

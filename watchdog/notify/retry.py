@@ -1,7 +1,9 @@
 """What an answer means for a delivery, and how long to wait before the next try: pure.
 
 As Alertmanager's notifiers do, the integration decides what is worth a retry:
-2xx is delivered; 429 waits as long as the vendor's Retry-After says; 408, 5xx
+2xx is delivered; 429 waits as long as the vendor's Retry-After says, but never
+longer than a cap (five minutes by default: a vendor asking for a day would hold
+an on-call page for a day), and the reason says when it was capped; 408, 5xx
 and network errors back off exponentially; any other 4xx (400 invalid event,
 401/403 bad key, 404 no such hook, 422 semantic error) will fail the same way
 again, so it is given up at once and surfaced.
@@ -15,6 +17,9 @@ from typing import Literal
 
 Outcome = Literal["sent", "retry", "rejected"]
 EXCERPT = 200
+RETRY_AFTER_MAX = 300.0
+"""The longest a vendor's Retry-After may hold a page, in seconds; the daemon's comes from
+WATCHDOG_NOTIFY_RETRY_AFTER_MAX."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,13 +29,24 @@ class Verdict:
     delay: float | None = None  # set for retries that the vendor timed (Retry-After)
 
 
-def classify(status: int, body: str, *, retry_after: str | None, now: float) -> Verdict:
+def classify(
+    status: int,
+    body: str,
+    *,
+    retry_after: str | None,
+    now: float,
+    retry_after_max: float = RETRY_AFTER_MAX,
+) -> Verdict:
     """The verdict on one HTTP answer from a vendor."""
     said = f"HTTP {status}" + (f": {excerpt(body)}" if body.strip() else "")
     if 200 <= status < 300:
         return Verdict("sent", f"HTTP {status}")  # the vendor's receipt adds nothing to read
     if status == 429:
-        return Verdict("retry", said, retry_after_seconds(retry_after, now))
+        asked = retry_after_seconds(retry_after, now)
+        if asked is not None and asked > retry_after_max:
+            capped = f"{said}; Retry-After {asked:g} s capped at {retry_after_max:g} s"
+            return Verdict("retry", capped, retry_after_max)
+        return Verdict("retry", said, asked)
     if status == 408 or status >= 500:
         return Verdict("retry", said)
     return Verdict("rejected", f"{said} (not retried: the vendor refuses this page)")

@@ -2,6 +2,7 @@
 
 Pure: the move, the severity and the channels already paged go in; a list of
 (channel, event) with the reason comes out, which is journaled with the page.
+The same routes say where a page goes when a channel refuses it or gives up.
 """
 
 from __future__ import annotations
@@ -83,3 +84,30 @@ def decide_escalation_page(
     return PageDecision(
         "trigger", fresh, f"escalated from {from_severity.value} to {to_severity.value}"
     )
+
+
+def decide_fallback(
+    spec: NotifySpec,
+    *,
+    severity: Severity,
+    event: str,
+    failed: str,
+    why: str,
+    on_page: Collection[str],
+    available: Collection[str],
+    incident_open: bool = True,
+) -> PageDecision | None:
+    """Where a page goes when `failed` refused it or gave up (`why`: "refused: ..." or
+    "gave up: ..."): the channels routed for `severity` that were not already part of
+    this page and that this daemon can reach, or None when none is left (the page is
+    then lost, loudly). Only a trigger falls back: an acknowledgement or a resolve
+    goes to channels that heard the trigger, never to one that did not; and not once the
+    incident is closed (its resolve has gone out: a late trigger would stay open)."""
+    if event != "trigger" or not incident_open:
+        return None
+    fresh = tuple(
+        c for c in spec.routes.get(severity, ()) if c not in on_page and c in available
+    )
+    if not fresh:
+        return None
+    return PageDecision("trigger", fresh, f"fallback: {failed} {why}")

@@ -3,20 +3,28 @@
 The bodies are what the outbox journals; the secret each vendor needs (the
 PagerDuty routing key, the Opsgenie GenieKey, the webhook URL or token) is added
 by `watchdog.notify.channels` only when the request is sent. Limits are those of
-VENDOR-FACTS.md.
+VENDOR-FACTS.md. Every body that carries a key carries the page's `dedup_key`, the
+incident's own (`<stack>/<incident id>`), never the fault key another incident shares.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from watchdog.model import Severity
-from watchdog.notify.page import Page, iso_utc
+from watchdog.notify.page import Page, dedup_key, incident_dedup_key, iso_utc
 from watchdog.policy.schema import Responder
 
+__all__ = [
+    "dedup_key",
+    "incident_dedup_key",
+    "opsgenie_body",
+    "pagerduty_body",
+    "slack_body",
+    "webhook_body",
+]
+
 PD_SUMMARY_MAX = 1024
-PD_DEDUP_MAX = 255
 OPSGENIE_MESSAGE_MAX = 130
 OPSGENIE_DESCRIPTION_MAX = 15000
 OPSGENIE_TAGS_MAX = 20
@@ -40,17 +48,9 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def dedup_key(key: str, limit: int = PD_DEDUP_MAX) -> str:
-    """The incident key as a vendor dedup key; a key too long keeps a hash of the rest."""
-    if len(key) <= limit:
-        return key
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return f"{key[: limit - 17]}~{digest}"
-
-
 def pagerduty_body(page: Page) -> dict[str, Any]:
     """An Events API v2 event without its routing_key."""
-    key = dedup_key(page.key)
+    key = page.dedup_key
     if page.event != "trigger":
         return {"event_action": page.event, "dedup_key": key}
     return {
@@ -84,7 +84,7 @@ def opsgenie_body(page: Page, responders: list[Responder]) -> dict[str, Any] | N
     tags = ["watchdog", page.severity.value, page.scenario, page.stack, page.state]
     return {
         "message": clip(page.headline, OPSGENIE_MESSAGE_MAX),
-        "alias": dedup_key(page.key),  # the same key as PagerDuty's, within both limits
+        "alias": page.dedup_key,  # the same key as PagerDuty's, within both limits
         "description": clip(page.text(), OPSGENIE_DESCRIPTION_MAX),
         "responders": [{"type": r.type, "name": r.name} for r in responders],
         "tags": list(dict.fromkeys(tags))[:OPSGENIE_TAGS_MAX],
@@ -124,7 +124,7 @@ def webhook_body(page: Page) -> dict[str, Any]:
         "version": "1",
         "source": "watchdog",
         "event": page.event,
-        "dedup_key": dedup_key(page.key),
+        "dedup_key": page.dedup_key,
         "summary": page.headline,
         "at": iso_utc(page.at),
         "incident": page.details(),

@@ -23,6 +23,7 @@ from watchdog.store.records import (
     EventRecord,
     IncidentRecord,
     MoveRecord,
+    PageRows,
     SnapshotRecord,
     StepRecord,
 )
@@ -268,20 +269,13 @@ class Journal(Protocol):
 
     # Outbox: pages journaled before they are sent --------------------------
 
-    def enqueue_page(
-        self,
-        incident_id: int,
-        *,
-        event: str,
-        dedup_key: str,
-        bodies: Mapping[str, dict[str, Any]],
-        reason: str,
-        at: float,
-    ) -> list[int]:
-        """Write a page ahead of sending it: one 'pending' row per channel (its body), due
-        at `at`, and one timeline event with the reason, all in one transaction.
+    def enqueue_page(self, incident_id: int, rows: PageRows, *, at: float) -> list[int]:
+        """Write a page ahead of sending it, in one transaction: one row per channel (its
+        body), due at `at`, with `rows.status` ('pending', or 'dry_run': never sent), and one
+        timeline event with the reason ("would page ..." for a dry run).
 
-        The bodies must hold no secret; they are stored as they are.
+        The bodies must hold no secret; they are stored as they are. The same write runs
+        inside another transaction through `watchdog.store.sqlite.insert_page_rows`.
         """
         ...
 
@@ -298,8 +292,23 @@ class Journal(Protocol):
         """Count a failed attempt and make the row due again at `next_at`."""
         ...
 
-    def delivery_rejected(self, delivery_id: int, *, at: float, error: str) -> None:
-        """Give a row up (the vendor refused it) and put why on the incident's timeline."""
+    def delivery_rejected(
+        self,
+        delivery_id: int,
+        *,
+        at: float,
+        error: str,
+        fallback: PageRows | None = None,
+        fallback_of: int | None = None,
+        lost: str = "",
+    ) -> list[int]:
+        """Give a row up (refused, or tried too often) and put why on the incident's timeline.
+
+        In the same transaction, either the `fallback` page is written for other channels
+        (`fallback_of`: the page event it stands in for; its row ids are returned), or,
+        when `lost` is set, a 'page_lost' event with that summary: a page is never given
+        up without one of the two being journaled with it.
+        """
         ...
 
     def deliveries(self, incident_id: int) -> list[DeliveryRecord]:

@@ -27,8 +27,12 @@ PAUSED_FLAG = "paused"
 CLOSED_BY_HUMAN = "closed_by_human"
 """The timeline kind of a person ending an incident by hand (`Journal.close_by_human`)."""
 
-DELIVERY_STATUSES = ("pending", "sent", "rejected")
-"""An outbox row is 'pending' until a vendor accepts it ('sent') or refuses it for good."""
+DELIVERY_STATUSES = ("pending", "sent", "rejected", "dry_run")
+"""An outbox row is 'pending' until a vendor accepts it ('sent') or refuses it for good;
+a 'dry_run' row says what a daemon in dry-run would have paged, and is never sent."""
+
+PAGE_ROW_STATUSES = ("pending", "dry_run")
+"""What a page's rows are written as: to be sent, or only shown (dry run)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,18 +140,19 @@ class DeliveryRecord:
 
 @dataclass(frozen=True, slots=True)
 class PageRows:
-    """One page composed for an incident's move: an outbox row per channel (its body).
+    """A page decided and composed but not yet written: the outbox rows of one page.
 
-    Written in the move's own transaction, so a move is never journaled without
-    the page it calls for. `status` is 'pending' (the worker sends it) or
-    'dry_run' (journaled, never sent).
+    `bodies` maps each channel to its vendor payload (no secret in it); `status` is
+    'pending' (the worker sends them) or 'dry_run' (journaled to show, never sent).
+    Written by `watchdog.store.sqlite.insert_page_rows`, alone (`enqueue_page`) or
+    inside the transaction of the incident move that calls for the page.
     """
 
     event: str
     dedup_key: str
     bodies: dict[str, dict[str, Any]]
     reason: str
-    status: str = "pending"
+    status: str
 
 
 @dataclass(frozen=True, slots=True)

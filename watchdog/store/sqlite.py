@@ -40,6 +40,7 @@ from watchdog.store.records import (
     CLOSED_BY_HUMAN,
     DECISIONS,
     FINISHED_STEP_STATUSES,
+    PAGE_ROW_STATUSES,
     ApprovalRecord,
     DeliveryRecord,
     EventRecord,
@@ -238,7 +239,7 @@ class SqliteJournal:
             for target in move.actions:
                 conn.execute("INSERT INTO actions (target, at) VALUES (?, ?)", (target, move.at))
             for page in move.pages:
-                _insert_pages(conn, incident_id, page, at=move.at)
+                insert_page_rows(conn, incident_id, page, move.at)
 
     def close_by_human(
         self, incident_id: int, *, person: str, role: str, comment: str, at: float
@@ -682,37 +683,9 @@ class SqliteJournal:
 
     # Outbox ---------------------------------------------------------------------------
 
-    def enqueue_page(
-        self,
-        incident_id: int,
-        *,
-        event: str,
-        dedup_key: str,
-        bodies: Mapping[str, dict[str, Any]],
-        reason: str,
-        at: float,
-    ) -> list[int]:
+    def enqueue_page(self, incident_id: int, rows: PageRows, *, at: float) -> list[int]:
         with self._transaction() as conn:
-            _require_incident(conn, incident_id)
-            ids = [
-                _lastrowid(
-                    conn.execute(
-                        "INSERT INTO outbox (incident_id, channel, event, dedup_key, body,"
-                        " status, created_at, next_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                        (incident_id, channel, event, dedup_key, dumps(body), at, at),
-                    )
-                )
-                for channel, body in bodies.items()
-            ]
-            _insert_event(
-                conn,
-                incident_id,
-                at=at,
-                kind="page",
-                summary=f"{event} to {', '.join(bodies)}: {reason}",
-                data={"event": event, "channels": list(bodies), "delivery_ids": ids},
-            )
-            return ids
+            return insert_page_rows(conn, incident_id, rows, at)
 
     def due_deliveries(self, now: float, *, limit: int = 20) -> list[DeliveryRecord]:
         rows = self._read(
@@ -750,7 +723,16 @@ class SqliteJournal:
                 (next_at, error, delivery_id),
             )
 
-    def delivery_rejected(self, delivery_id: int, *, at: float, error: str) -> None:
+    def delivery_rejected(
+        self,
+        delivery_id: int,
+        *,
+        at: float,
+        error: str,
+        fallback: PageRows | None = None,
+        fallback_of: int | None = None,
+        lost: str = "",
+    ) -> list[int]:
         with self._transaction() as conn:
             row = _require_pending(conn, delivery_id)
             conn.execute(
@@ -758,13 +740,28 @@ class SqliteJournal:
                 " finished_at = ?, last_error = ? WHERE id = ?",
                 (at, error, delivery_id),
             )
+            data = _delivery_data(row, attempts=row["attempts"] + 1)
             _insert_event(
                 conn,
                 row["incident_id"],
                 at=at,
                 kind="page_rejected",
                 summary=f"{row['channel']} {row['event']} not delivered: {error}",
-                data=_delivery_data(row, attempts=row["attempts"] + 1),
+                data=data,
+            )
+            if lost:
+                _insert_event(
+                    conn,
+                    row["incident_id"],
+                    at=at,
+                    kind="page_lost",
+                    summary=lost,
+                    data={**data, "error": error},
+                )
+            if fallback is None:
+                return []
+            return insert_page_rows(
+                conn, row["incident_id"], fallback, at, fallback_of=fallback_of
             )
 
     def deliveries(self, incident_id: int) -> list[DeliveryRecord]:
@@ -779,6 +776,66 @@ class SqliteJournal:
 
 
 # Rows in, rows out -----------------------------------------------------------------------
+
+
+def insert_page_rows(
+    conn: sqlite3.Connection,
+    incident_id: int,
+    rows: PageRows,
+    at: float,
+    *,
+    fallback_of: int | None = None,
+) -> list[int]:
+    """Write one page's outbox rows (due at `at`) and its timeline event; return the row ids.
+
+    No transaction of its own: `enqueue_page` wraps it in one, and an incident move
+    calls it inside the move's transaction, so the move and its page commit together.
+    A dry-run page is journaled as 'dry_run' rows, never due, shown as "would page".
+    `fallback_of` names the page event this page stands in for (a channel refused it).
+    """
+    if rows.status not in PAGE_ROW_STATUSES:
+        raise ValueError(
+            f"page rows status {rows.status!r} is not one of {', '.join(PAGE_ROW_STATUSES)}"
+        )
+    if not rows.bodies:
+        raise ValueError(f"page rows for incident {incident_id} name no channel")
+    _require_incident(conn, incident_id)
+    insert = (
+        "INSERT INTO outbox (incident_id, channel, event, dedup_key, body, status, created_at,"
+        " next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    key, status = rows.dedup_key, rows.status
+    ids = [
+        _lastrowid(
+            conn.execute(
+                insert, (incident_id, channel, rows.event, key, dumps(body), status, at, at)
+            )
+        )
+        for channel, body in rows.bodies.items()
+    ]
+    channels = ", ".join(rows.bodies)
+    dry = rows.status == "dry_run"
+    data: dict[str, Any] = {
+        "event": rows.event,
+        "channels": list(rows.bodies),
+        "delivery_ids": ids,
+        "reason": rows.reason,
+    }
+    if fallback_of is not None:
+        data["fallback_of"] = fallback_of
+    _insert_event(
+        conn,
+        incident_id,
+        at=at,
+        kind="page_dry_run" if dry else "page",
+        summary=(
+            f"would page {channels}: {rows.event}: {rows.reason}"
+            if dry
+            else f"{rows.event} to {channels}: {rows.reason}"
+        ),
+        data=data,
+    )
+    return ids
 
 
 def _lastrowid(cursor: sqlite3.Cursor) -> int:
@@ -918,33 +975,6 @@ def _finish_step(
             "seconds": at - row["started_at"],
         },
     )
-
-
-def _insert_pages(
-    conn: sqlite3.Connection, incident_id: int, page: PageRows, *, at: float
-) -> list[int]:
-    ids = [
-        _lastrowid(
-            conn.execute(
-                "INSERT INTO outbox (incident_id, channel, event, dedup_key, body,"
-                " status, created_at, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (incident_id, channel, page.event, page.dedup_key, dumps(body), page.status,
-                 at, at),
-            )
-        )
-        for channel, body in page.bodies.items()
-    ]
-    verb = "would page" if page.status == "dry_run" else page.event
-    _insert_event(
-        conn,
-        incident_id,
-        at=at,
-        kind="page",
-        summary=f"{verb} to {', '.join(page.bodies)}: {page.reason}",
-        data={"event": page.event, "channels": list(page.bodies), "delivery_ids": ids,
-              "status": page.status},
-    )
-    return ids
 
 
 def _incident(row: sqlite3.Row) -> IncidentRecord:
