@@ -126,6 +126,8 @@ class Daemon:
         self.outbox = outbox
         self.incidents.on_move = self._incident_moved
         self.incidents.compose_page = self._compose_page
+        if outbox is not None:
+            self.incidents.on_page = outbox.queued
         self.recovery = Recovery(self.incidents)
         self.last_good = LastGood(policy, config_store, journal, clock, self.windows)
         self.service_last_good = ServiceLastGood(
@@ -180,11 +182,9 @@ class Daemon:
     def _incident_moved(
         self, incident_id: int, from_state: str, to_state: str, reason: str
     ) -> None:
-        """After a committed move: report failed rollbacks to Sentry, wake the pager."""
+        """After a committed move: report failed rollbacks to Sentry."""
         if from_state == "failed" and to_state == "escalated":
             report_failed_rollback(incident_id, reason)
-        if self.outbox is not None:
-            self.outbox.wake()
 
     def _compose_page(
         self, incident_id: int, from_state: str, to_state: str, reason: str

@@ -112,6 +112,8 @@ class Incidents:
         self.compose_page: PageComposer | None = None
         #: Told of every committed move (id, from, to, reason): Sentry's hook.
         self.on_move: Callable[[int, str, str, str], None] | None = None
+        #: Told of every page committed with a move: the pager logs it and sends it now.
+        self.on_page: Callable[[int, PageRows], None] | None = None
 
     # ---- bookkeeping -------------------------------------------------------
 
@@ -177,6 +179,9 @@ class Incidents:
             if self.on_move is not None:
                 self.on_move(view.id, before, after, reason)
             before = after
+        for page in pages:
+            if self.on_page is not None:
+                self.on_page(view.id, page)
         if climb is not None:
             view = replace(view, rung=climb[0], scenario=climb[1])
         if states:

@@ -201,7 +201,11 @@ class Outbox:
     def _enqueue(self, incident_id: int, rows: PageRows | None) -> None:
         if rows is None:
             return
-        deliveries = self.journal.enqueue_page(incident_id, rows, at=self.clock())
+        written = self.journal.enqueue_page(incident_id, rows, at=self.clock())
+        self.queued(incident_id, rows, written)
+
+    def queued(self, incident_id: int, rows: PageRows, deliveries: list[int] | None = None) -> None:
+        """Log a page just journaled (alone, or with its incident's move) and send it now."""
         log.info(
             "page_dry_run" if rows.status == "dry_run" else "page_queued",
             incident=incident_id,
