@@ -148,3 +148,30 @@ def test_an_incident_left_between_two_writes_escalates_after_a_restart(
     incident = seed(stage, f"database/{state}", state, database_plan(AuthMode.APPROVAL))
     escalated = settled(stage, incident, ("escalated",))
     assert escalated["state"] == "escalated"
+
+
+def test_a_human_ends_incidents_and_the_daemon_lets_go_of_them(stage: Stage) -> None:
+    """Wedged or escalated, a human can end any incident; its fault is then handled anew."""
+    journal = stage.journal()
+    try:
+        for record in journal.open_incidents():  # what the tests above left escalated
+            journal.close_by_human(record.id, person="lee", role="lead", comment="checked by hand",
+                                   at=time.time())
+        journal.set_flag(PAUSED_FLAG, "1", at=time.time())
+    finally:
+        journal.close()
+    wait_for(lambda: stage.metric("watchdog_paused") == 1, 10, "the daemon to see the pause")
+    known = stage.inject("crash", service="dlq-manager")
+    escalated = stage.follow(known, ("escalated",))
+    assert escalated["steps"] == []
+    journal = stage.journal()
+    try:
+        journal.close_by_human(escalated["id"], person="lee", role="lead",
+                               comment="I will restart it myself", at=time.time())
+        journal.set_flag(PAUSED_FLAG, "0", at=time.time())
+    finally:
+        journal.close()
+    # The key is free and the rule reset: the fault, still there, opens a new incident.
+    again = stage.follow(known | {escalated["id"]}, ("resolved",), seconds=60)
+    assert again["key"] == escalated["key"]
+    assert [s["status"] for s in again["steps"]] == ["succeeded"]

@@ -128,6 +128,7 @@ class Daemon:
         self.incidents.compose_page = self._compose_page
         if outbox is not None:
             self.incidents.on_page = outbox.queued
+            self.incidents.on_human_close = self._closed_by_human
         self.recovery = Recovery(self.incidents)
         self.last_good = LastGood(policy, config_store, journal, clock, self.windows)
         self.service_last_good = ServiceLastGood(
@@ -185,6 +186,19 @@ class Daemon:
         """After a committed move: report failed rollbacks to Sentry."""
         if from_state == "failed" and to_state == "escalated":
             report_failed_rollback(incident_id, reason)
+
+    def _closed_by_human(self, incident_id: int, was: str, state: str) -> None:
+        """Resolve at the vendors what a human ended: the page says who and why.
+
+        Written after the close (the close is the CLI's or the API's transaction);
+        a crash before this line leaves the vendor's alert open for a human to close.
+        """
+        if self.outbox is None:
+            return
+        try:
+            self.outbox.incident_moved(incident_id, was, state, "ended by a human")
+        except Exception:
+            log.exception("page_not_queued", incident=incident_id, state=state)
 
     def _compose_page(
         self, incident_id: int, from_state: str, to_state: str, reason: str

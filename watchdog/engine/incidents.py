@@ -112,6 +112,8 @@ class Incidents:
         self.compose_page: PageComposer | None = None
         #: Told of every committed move (id, from, to, reason): Sentry's hook.
         self.on_move: Callable[[int, str, str, str], None] | None = None
+        #: Told when a human ended an incident (id, state the daemon knew, state now).
+        self.on_human_close: Callable[[int, str, str], None] | None = None
         #: Told of every page committed with a move: the pager logs it and sends it now.
         self.on_page: Callable[[int, PageRows], None] | None = None
 
@@ -444,14 +446,17 @@ class Incidents:
     def _forget_closed_by_humans(self) -> None:
         """A human ended an incident (`watchdog incidents close`): stop acting on it."""
         for view in list(self.views.values()):
-            if self.journal.incident(view.id).closed_at is None:
+            record = self.journal.incident(view.id)
+            if record.closed_at is None:
                 continue
-            log.info("incident_closed_by_human", incident=view.id)
+            log.info("incident_closed_by_human", incident=view.id, reason=record.reason)
             task = self.tasks.get(view.id)
             if task is not None:
-                task.cancel()
+                task.cancel()  # the step in flight is finished as 'unknown' (see _run)
             self.forget(view)
             self.count_open()
+            if self.on_human_close is not None:
+                self.on_human_close(view.id, view.state, record.state)
 
     def _verify(self) -> None:
         now = self.clock()

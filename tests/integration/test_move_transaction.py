@@ -1,0 +1,100 @@
+"""One transaction per move: a state change and everything it causes, or nothing.
+
+Before issue 12 a move's state change and the page it caused were separate
+writes (`set_state`, then `enqueue_page`), as were fail → escalate, and the
+budget charge: a crash between them moved the incident without its page, or
+left it in `failed`. `commit_move` writes them together; these tests show the
+whole lands, and that a failure anywhere in it leaves the journal as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from watchdog.model import AuthMode, Authorization, Plan, Risk, Severity, Step
+from watchdog.store.journal import Journal, open_journal
+from watchdog.store.records import EventRow, MoveRecord, PageRows
+
+T0 = 1_800_000_000.0
+PLAN = Plan(
+    scenario="service_failure",
+    title="restart rest-api",
+    steps=(Step("restart", "service.restart", Risk.SAFE, (("services", ("rest-api",)),)),),
+    checklist=(),
+    verify_for_seconds=10,
+    verify_timeout_seconds=60,
+    authorization=Authorization(AuthMode.AUTO, "P2 safe steps run at once"),
+    reason="rest-api down",
+)
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return open_journal(str(tmp_path / "journal.db"))
+
+
+def opened(journal: Journal) -> int:
+    return journal.open_incident(
+        key="service_failure/rest-api", severity=Severity.P2, scenario="service_failure",
+        subject="rest-api", state="executing", reason="seeded", at=T0, findings=(),
+    )
+
+
+def page(status: str = "pending") -> PageRows:
+    body = {"event_action": "trigger", "dedup_key": "songnodes/1"}
+    return PageRows("trigger", "songnodes/1", {"pagerduty": body}, "rollback failed", status)
+
+
+def test_a_move_writes_its_states_plan_budget_events_and_page_together(journal: Journal) -> None:
+    incident = opened(journal)
+    step_id = journal.step_started(incident, index=0, step=PLAN.steps[0], at=T0)
+    journal.commit_move(
+        incident,
+        MoveRecord(
+            at=T0 + 1,
+            states=(("failed", "restart failed"), ("escalated", "paging a human")),
+            plan=PLAN,
+            climb=(1, "service_revert"),
+            actions=("budget:automatic-plan", "rest-api"),
+            unknown_steps=((step_id, "the daemon stopped during this step"),),
+            events=(EventRow("guards", "guards pass"),),
+            pages=(page(),),
+        ),
+    )
+    record = journal.incident(incident)
+    assert (record.state, record.rung, record.scenario) == ("escalated", 1, "service_revert")
+    assert journal.plan(incident) == PLAN
+    assert journal.actions_since(T0, target="rest-api") == 1
+    assert [s.status for s in journal.steps(incident)] == ["unknown"]
+    assert [(d.channel, d.status) for d in journal.deliveries(incident)] == [
+        ("pagerduty", "pending")
+    ]
+    kinds = [e.kind for e in journal.timeline(incident)]
+    assert kinds.count("state") == 2 and "guards" in kinds and "page" in kinds
+
+
+def test_a_move_that_cannot_write_its_page_changes_nothing(journal: Journal) -> None:
+    """A page that fails to write takes the whole move back: no state without its page."""
+    incident = opened(journal)
+    before = [e.id for e in journal.timeline(incident)]
+    with pytest.raises(ValueError, match="status"):
+        journal.commit_move(
+            incident,
+            MoveRecord(
+                at=T0 + 1,
+                states=(("failed", "restart failed"), ("escalated", "paging a human")),
+                actions=("budget:automatic-plan",),
+                pages=(page(status="sent"),),  # not a status a page is written with
+            ),
+        )
+    assert journal.incident(incident).state == "executing"
+    assert journal.actions_since(T0) == 0
+    assert journal.deliveries(incident) == []
+    assert [e.id for e in journal.timeline(incident)] == before
+
+
+def test_a_move_for_an_unknown_incident_is_refused(journal: Journal) -> None:
+    with pytest.raises(KeyError, match="no incident with id 99"):
+        journal.commit_move(99, MoveRecord(at=T0, states=(("escalated", "x"),)))
