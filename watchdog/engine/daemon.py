@@ -24,8 +24,10 @@ from watchdog.engine.alerts import AlertIntake
 from watchdog.engine.executor import Executor, Preflight
 from watchdog.engine.incidents import Incidents
 from watchdog.engine.lastgood import LastGood, ServiceLastGood
+from watchdog.engine.opening import apply_triage
 from watchdog.engine.recovery import Recovery
 from watchdog.engine.reenable import Reenabler
+from watchdog.engine.watching import Watch
 from watchdog.metrics import Metrics
 from watchdog.model import Observation, Severity
 from watchdog.notify.outbox import Outbox
@@ -130,6 +132,7 @@ class Daemon:
             self.incidents.on_page = outbox.queued
             self.incidents.on_human_close = self._closed_by_human
         self.recovery = Recovery(self.incidents)
+        self.watch = Watch(self.incidents)
         self.last_good = LastGood(policy, config_store, journal, clock, self.windows)
         self.service_last_good = ServiceLastGood(
             policy.last_good, reverter.record_last_good if reverter else None, clock
@@ -295,9 +298,9 @@ class Daemon:
                 "finding_cleared", rule=finding.rule, series=finding.series, reason=finding.reason
             )
         severities = {view.id: view.severity for view in self.incidents.views.values()}
-        self.incidents.apply(triage(result.active, self.incidents.open_views()))
+        apply_triage(self.incidents, triage(result.active, self.incidents.open_views()))
         self._page_escalations(severities)
-        self.incidents.tick(result.active, self.states)
+        self.watch.tick(result.active, self.states)
         self.recovery.tick()
         closed_findings = self.incidents.take_closed_findings()
         for closed in closed_findings:

@@ -13,7 +13,7 @@ the views here are a cache, rebuilt from it at start (`recovery.Recovery`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,21 +25,12 @@ from watchdog.model import Finding, Plan, Severity
 from watchdog.policy import moves
 from watchdog.policy.guards import GuardFacts, budget_remaining
 from watchdog.policy.lifecycle import Lifecycle
-from watchdog.policy.planner import plan_for
-from watchdog.policy.rules import RuleState
+from watchdog.policy.planner import plan_for, plan_targets, protected_in
 from watchdog.policy.schema import Policy
 from watchdog.policy.triage import (
-    Attach,
-    Escalate,
-    Open,
     OpenIncident,
-    TriageDecision,
-    finding_id,
-    rule_key,
 )
-from watchdog.policy.verify import assess
 from watchdog.policy.windows import Windows
-from watchdog.store.codec import plan_digest
 from watchdog.store.journal import Journal
 from watchdog.store.records import PAUSED_FLAG, EventRow, MoveRecord, PageRows
 
@@ -281,83 +272,6 @@ class Incidents:
         self.tasks[view.id] = task
         task.add_done_callback(lambda _: self.tasks.pop(view.id, None))
 
-    # ---- triage decisions --------------------------------------------------
-
-    def apply(self, decisions: Iterable[TriageDecision]) -> None:
-        for decision in decisions:
-            if isinstance(decision, Open):
-                self._open(decision)
-            elif isinstance(decision, Escalate):
-                self._escalate(decision)
-            else:
-                self._attach(decision)
-
-    def _open(self, decision: Open) -> None:
-        now = self.clock()
-        first_breach = min(f.since for f in decision.findings)
-        incident_id = self.journal.open_incident(
-            key=decision.key,
-            severity=decision.severity,
-            scenario=decision.scenario,
-            subject=decision.subject,
-            state="detected",
-            reason=decision.reason,
-            at=now,
-            findings=decision.findings,
-        )
-        view = View(
-            incident_id,
-            decision.key,
-            decision.severity,
-            decision.scenario,
-            decision.subject,
-            "detected",
-            frozenset(finding_id(f) for f in decision.findings),
-            frozenset(g for f in decision.findings for g in f.supersedes),
-            first_breach,
-            now,
-        )
-        self.views[decision.key] = view
-        self.metrics.incidents_opened.labels(decision.severity.value, decision.scenario).inc()
-        self.metrics.detection_delay.labels(decision.scenario).observe(max(0.0, now - first_breach))
-        log.info(
-            "incident_opened",
-            incident=incident_id,
-            key=decision.key,
-            severity=decision.severity.value,
-            scenario=decision.scenario,
-            reason=decision.reason,
-        )
-        self.plan(view, decision.findings[0], trigger=moves.Move("triage", decision.reason))
-
-    def _attach(self, decision: Attach) -> None:
-        view = self.views[decision.key]
-        self.journal.add_finding(view.id, decision.finding, self.clock())
-        self.views[decision.key] = replace(
-            view, finding_ids=view.finding_ids | {finding_id(decision.finding)}
-        )
-
-    def _escalate(self, decision: Escalate) -> None:
-        view = self.views[decision.key]
-        now = self.clock()
-        self.journal.add_finding(view.id, decision.finding, now)
-        self.journal.set_severity(
-            view.id, severity=decision.severity, scenario=decision.scenario, at=now,
-            reason=decision.reason,
-        )
-        view = replace(
-            view,
-            severity=decision.severity,
-            scenario=decision.scenario,
-            finding_ids=view.finding_ids | {finding_id(decision.finding)},
-        )
-        self.views[decision.key] = view
-        self.count_open()
-        log.warning("incident_escalated", incident=view.id, reason=decision.reason)
-        if Lifecycle(view.state).can("retriage"):
-            why = f"re-planned after escalation to {decision.severity}"
-            self.plan(view, decision.finding, trigger=moves.Move("retriage", why))
-
     # ---- plans -------------------------------------------------------------
 
     def plan(self, view: View, finding: Finding, *, trigger: moves.Move | None = None) -> None:
@@ -436,123 +350,3 @@ class Incidents:
                 self.journal.step_finished(step.id, status="unknown", at=self.clock(), output=why)
 
     # ---- every tick --------------------------------------------------------
-
-    def tick(self, active: list[Finding], states: Mapping[tuple[str, str], RuleState]) -> None:
-        self._forget_closed_by_humans()
-        self._verify()
-        self._settle_quiet_incidents(active, states)
-        self._count_votes()
-
-    def _forget_closed_by_humans(self) -> None:
-        """A human ended an incident (`watchdog incidents close`): stop acting on it."""
-        for view in list(self.views.values()):
-            record = self.journal.incident(view.id)
-            if record.closed_at is None:
-                continue
-            log.info("incident_closed_by_human", incident=view.id, reason=record.reason)
-            task = self.tasks.get(view.id)
-            if task is not None:
-                task.cancel()  # the step in flight is finished as 'unknown' (see _run)
-            self.forget(view)
-            self.count_open()
-            if self.on_human_close is not None:
-                self.on_human_close(view.id, view.state, record.state)
-
-    def _verify(self) -> None:
-        now = self.clock()
-        for view in [v for v in self.views.values() if v.state == "verifying"]:
-            verification = self.verifying.setdefault(view.id, Verification(started=now))
-            if verification.plan is None:
-                verification.plan = self.journal.plan(view.id)
-            plan = verification.plan
-            if plan is None:
-                continue
-            assessment = assess(plan.checklist, self.windows, now, self.max_evidence_age)
-            verdicts = tuple(r.passed for r in assessment.results)
-            if verdicts != verification.last_verdicts:  # journal changes, not every reading
-                verification.last_verdicts = verdicts
-                self.journal.add_event(
-                    view.id, at=now, kind="verification", summary=assessment.summary
-                )
-            if assessment.passed and verification.passing_since is None:
-                verification.passing_since = now
-            elif not assessment.passed:
-                verification.passing_since = None
-            reading = moves.Checklist(
-                assessment.passed, assessment.summary, verification.started,
-                verification.passing_since,
-            )
-            decision = self.decide(view, reading, plan)
-            if not decision.moves:
-                continue
-            if any(m.trigger == "resolve" for m in decision.moves):
-                recovered = now - view.first_breach
-                self.metrics.time_to_recover.labels(view.scenario).observe(recovered)
-            self.verifying.pop(view.id, None)
-            view = self.commit(view, decision)
-            self.perform(view, decision, plan)
-
-    def _settle_quiet_incidents(
-        self, active: list[Finding], states: Mapping[tuple[str, str], RuleState]
-    ) -> None:
-        """Close notify-only incidents, and resolve escalated ones, once their findings clear.
-
-        Clear means seen clear: every rule behind the incident has been evaluated
-        since the daemon started and is neither active nor breaching.
-        """
-        live_keys = {f.key for f in active}
-        for view in list(self.views.values()):
-            if view.state not in ("notified", "escalated") or view.key in live_keys:
-                continue
-            if any(f.group in view.supersedes for f in active):
-                continue
-            if not view.finding_ids or not all(
-                _seen_clear(states.get(rule_key(fid))) for fid in view.finding_ids
-            ):
-                continue
-            self.commit(view, self.decide(view, moves.FindingsCleared(), None))
-
-    def _count_votes(self) -> None:
-        for view in [
-            v for v in self.views.values() if v.state in ("awaiting_approval", "approved")
-        ]:
-            plan = self.journal.plan(view.id)
-            if plan is None:
-                continue
-            votes = moves.Votes(
-                tuple(
-                    moves.Vote(a.person, a.role, a.decision, a.plan_digest, a.at, a.comment)
-                    for a in self.journal.approvals(view.id)
-                ),
-                plan_digest(plan),
-            )
-            decision = self.decide(view, votes, plan)
-            if not decision.moves and decision.work is moves.Work.NOTHING:
-                continue
-            if any(move.trigger == "expire" for move in decision.moves):
-                self.metrics.approvals.labels("expire").inc()
-            view = self.commit(view, decision)
-            self.perform(view, decision, plan)
-
-
-def _seen_clear(state: RuleState | None) -> bool:
-    return state is not None and not state.active and state.breach_since is None
-
-
-def protected_in(plan: Plan, protected: Iterable[str]) -> list[str]:
-    """The protected services an automatic plan would touch."""
-    return sorted(set(plan_targets(plan, "")) & set(protected))
-
-
-def plan_targets(plan: Plan, key: str) -> list[str]:
-    """What a plan changes, for cooldowns: the services it stops or restarts, and the incident.
-
-    Targets that are only read or reloaded are left out: reloading the
-    configuration twice in a minute is harmless, restarting a service twice is a loop.
-    """
-    touched: set[str] = {f"incident:{key}"}
-    for step in plan.steps:
-        params = step.param_map()
-        services = params.get("services", params.get("service", []))
-        touched.update([services] if isinstance(services, str) else [str(s) for s in services])
-    return sorted(touched)

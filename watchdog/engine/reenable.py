@@ -17,6 +17,7 @@ import structlog
 
 from watchdog.actions.config import UNDOABLE
 from watchdog.engine.incidents import Incidents
+from watchdog.engine.opening import apply_triage
 from watchdog.policy.reenable import Disabled, watch_reenables
 from watchdog.policy.schema import Policy
 from watchdog.policy.windows import Windows
@@ -116,7 +117,7 @@ class Reenabler:
                 continue  # one follow-up per subject at a time
             original = int(decision.findings[0].param_map()["undoes"])
             self.journal.add_event(original, at=now, kind="reenable", summary=decision.reason)
-            self.incidents.apply([decision])
+            apply_triage(self.incidents, [decision])
             follow_up = self.incidents.views.get(decision.key)
             self.journal.set_flag(
                 reenabled_flag(original),

@@ -25,7 +25,39 @@ from watchdog.model import AuthMode, Plan
 from watchdog.policy.authorize import counted_approvers
 from watchdog.policy.durations import format_duration
 from watchdog.policy.guards import GuardFacts, assess_guards
+from watchdog.policy.move_events import (
+    Checklist,
+    Event,
+    FindingsCleared,
+    PlanFinished,
+    PlanReady,
+    PreflightDone,
+    Restarted,
+    Vote,
+    Votes,
+)
 from watchdog.policy.schema import GuardSpec
+
+__all__ = [
+    "HOLD",
+    "MANUAL_KEY_PREFIX",
+    "Checklist",
+    "Decision",
+    "Event",
+    "FindingsCleared",
+    "Incident",
+    "Move",
+    "PlanFinished",
+    "PlanReady",
+    "PreflightDone",
+    "Restarted",
+    "Switches",
+    "Vote",
+    "Votes",
+    "Work",
+    "counted_votes",
+    "decide",
+]
 
 #: Incidents opened by `watchdog rollback`: the command was the authority, once.
 MANUAL_KEY_PREFIX = "manual/"
@@ -107,85 +139,6 @@ class Switches:
     dry_run: bool = False
     #: Whether the plan has checks that must run before it is put to a human.
     has_preflight: bool = False
-
-
-# ---- what happened -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PlanReady:
-    """A plan was just made for the incident (opened, re-triaged or on a new rung)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PreflightDone:
-    """The read-only checks made before asking a human."""
-
-    blocked: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PlanFinished:
-    ok: bool
-    reason: str
-    #: The preflight refused: nothing was changed.
-    blocked: str | None = None
-    compensated: tuple[str, ...] = ()
-    compensation_failed: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Checklist:
-    """One reading of the post-rollback checklist while verifying."""
-
-    passed: bool
-    summary: str
-    started: float
-    passing_since: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Vote:
-    person: str
-    role: str
-    decision: str
-    plan_digest: str
-    at: float
-    comment: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Votes:
-    """The approvals journaled for the incident, and the digest of its plan as shown."""
-
-    votes: tuple[Vote, ...]
-    plan_digest: str
-
-
-@dataclass(frozen=True, slots=True)
-class Restarted:
-    """The daemon started and found the incident open; what its steps say."""
-
-    #: The step journaled as started and never finished, if any: (name, idempotent).
-    in_flight: tuple[str, bool] | None = None
-    #: The last finished step of the current rung failed: its name.
-    failed_step: str | None = None
-    #: The index of the first step of the current rung not yet finished.
-    next_step: int = 0
-    #: Whether fresh evidence of the fault has been read since the restart.
-    evidence_fresh: bool = True
-    #: How long the daemon has been up.
-    uptime: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class FindingsCleared:
-    """Every rule behind the incident has been seen clear since the daemon started."""
-
-
-Event = (
-    PlanReady | PreflightDone | PlanFinished | Checklist | Votes | Restarted | FindingsCleared
-)
 
 
 def decide(incident: Incident, event: Event, switches: Switches, now: float) -> Decision:

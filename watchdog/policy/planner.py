@@ -8,7 +8,7 @@ and what runs is exactly what was approved.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from watchdog.model import Check, Plan, Severity, Step
@@ -123,3 +123,22 @@ def _render(value: Any, words: _Words) -> Any:
     if isinstance(value, dict):
         return {key: _render(item, words) for key, item in value.items()}
     return value
+
+
+def protected_in(plan: Plan, protected: Iterable[str]) -> list[str]:
+    """The protected services an automatic plan would touch."""
+    return sorted(set(plan_targets(plan, "")) & set(protected))
+
+
+def plan_targets(plan: Plan, key: str) -> list[str]:
+    """What a plan changes, for cooldowns: the services it stops or restarts, and the incident.
+
+    Targets that are only read or reloaded are left out: reloading the
+    configuration twice in a minute is harmless, restarting a service twice is a loop.
+    """
+    touched: set[str] = {f"incident:{key}"}
+    for step in plan.steps:
+        params = step.param_map()
+        services = params.get("services", params.get("service", []))
+        touched.update([services] if isinstance(services, str) else [str(s) for s in services])
+    return sorted(touched)
