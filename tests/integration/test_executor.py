@@ -151,3 +151,128 @@ async def test_dry_run_journals_and_calls_nothing(journal: Journal) -> None:
     (record,) = journal.steps(incident_id)
     assert record.status == "skipped"
     assert record.output == "dry run: would call service.restart with {'services': ['rest-api']}"
+
+
+# Preflight, compensation, rungs (issue 12) ----------------------------------------------
+
+STOP = Step(
+    "stop the workers", "service.stop", Risk.SAFE, params=(("services", ["worker"]),)
+)
+RESTORE = Step("restore", "config.restore", Risk.SAFE, params=(("table", "t"),))
+
+
+@pytest.mark.asyncio
+async def test_a_failed_preflight_acts_on_nothing(journal: Journal) -> None:
+    incident_id = incident(journal)
+    recorder = Recorder(journal, incident_id)
+
+    async def no_snapshot(step: Step) -> list[str]:
+        raise ActionFailed("no last known good snapshot of t")
+
+    run = await Executor(
+        journal,
+        {"service.stop": recorder.ok, "config.restore": recorder.ok},
+        Metrics(),
+        clock=lambda: 10.0,
+        preflights={"config.restore": no_snapshot},
+    ).run_plan(incident_id, plan_of(STOP, RESTORE))
+    assert not run.ok and run.steps_run == 0
+    assert run.blocked == "step 2 'restore': no last known good snapshot of t"
+    assert "nothing was done" in run.reason
+    assert recorder.calls == [] and journal.steps(incident_id) == []
+    [event] = [e for e in journal.timeline(incident_id) if e.kind == "preflight"]
+    assert "refused, nothing was done" in event.summary
+
+
+@pytest.mark.asyncio
+async def test_a_later_failure_puts_back_what_the_plan_stopped_last_first(
+    journal: Journal,
+) -> None:
+    incident_id = incident(journal)
+    recorder = Recorder(journal, incident_id)
+    disable = Step(
+        "disable acme", "provider.disable", Risk.SAFE,
+        params=(("provider", "acme"), ("table", "t")),
+    )
+    handlers: dict[str, Handler] = {
+        "service.stop": recorder.ok,
+        "provider.disable": recorder.ok,
+        "config.restore": recorder.refuse,
+        "service.start": recorder.ok,
+        "provider.enable": recorder.ok,
+    }
+    run = await executor(journal, handlers).run_plan(
+        incident_id, plan_of(STOP, disable, RESTORE, Step("never", "service.start", Risk.SAFE))
+    )
+    assert not run.ok and run.failed_step == "restore" and run.blocked is None
+    assert run.compensated == (
+        "enable acme again from the before-images of 'disable acme' (the plan did not finish)",
+        "start worker again (stopped by 'stop the workers'; the plan did not finish)",
+    )
+    assert run.compensation_failed == ()
+    assert "put back: enable acme again" in run.reason
+    steps = journal.steps(incident_id)
+    assert [(s.index, s.action, s.status) for s in steps] == [
+        (0, "service.stop", "succeeded"),
+        (1, "provider.disable", "succeeded"),
+        (2, "config.restore", "failed"),
+        (4, "provider.enable", "succeeded"),
+        (5, "service.start", "succeeded"),
+    ]
+    assert all(s.name.startswith("compensate: ") for s in steps[3:])
+    assert steps[3].params == {"incident": incident_id}
+
+
+@pytest.mark.asyncio
+async def test_a_compensation_that_fails_is_reported_as_not_put_back(journal: Journal) -> None:
+    incident_id = incident(journal)
+    recorder = Recorder(journal, incident_id)
+    handlers: dict[str, Handler] = {
+        "service.stop": recorder.ok,
+        "config.restore": recorder.refuse,
+        "service.start": recorder.refuse,
+    }
+    run = await executor(journal, handlers).run_plan(incident_id, plan_of(STOP, RESTORE))
+    assert run.compensated == ()
+    [failed] = run.compensation_failed
+    assert failed.startswith("start worker again") and "the service said no" in failed
+    assert "could NOT put back: start worker again" in run.reason
+
+
+@pytest.mark.asyncio
+async def test_a_resume_compensates_the_steps_its_rung_finished_before(journal: Journal) -> None:
+    incident_id = incident(journal)
+    recorder = Recorder(journal, incident_id)
+    first = journal.step_started(incident_id, index=0, step=STOP, at=1.0, rung=1)
+    journal.step_finished(first, status="succeeded", at=2.0, output="stopped")
+    handlers: dict[str, Handler] = {
+        "config.restore": recorder.refuse, "service.start": recorder.ok,
+    }
+    run = await executor(journal, handlers).run_plan(
+        incident_id, plan_of(STOP, RESTORE), start=1, rung=1
+    )
+    assert run.compensated and run.compensated[0].startswith("start worker again")
+    assert {s.rung for s in journal.steps(incident_id)} == {1}
+
+
+@pytest.mark.asyncio
+async def test_step_rows_carry_their_rung_and_attempts_stay_unique(journal: Journal) -> None:
+    incident_id = incident(journal)
+    recorder = Recorder(journal, incident_id)
+    handlers: dict[str, Handler] = {"bad": recorder.refuse, "wait": recorder.ok}
+    ex = executor(journal, handlers)
+    await ex.run_plan(incident_id, plan_of(Step("restart", "bad", Risk.SAFE)), rung=0)
+    await ex.run_plan(
+        incident_id,
+        plan_of(Step("revert", "wait", Risk.SAFE), Step("page", "wait", Risk.SAFE)),
+        rung=1,
+    )
+    assert [(s.rung, s.index, s.attempt, s.name) for s in journal.steps(incident_id)] == [
+        (0, 0, 1, "restart"),
+        (1, 0, 2, "revert"),
+        (1, 1, 1, "page"),
+    ]
+    started = [e for e in journal.timeline(incident_id) if e.kind == "step_started"]
+    assert [e.data["rung"] for e in started] == [0, 1, 1]
+    with pytest.raises(ValueError, match="rung -1"):
+        journal.step_started(incident_id, index=5, step=STOP, at=1.0, rung=-1)

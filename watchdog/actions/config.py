@@ -14,14 +14,14 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from watchdog.actions.base import ActionFailed, ActionOutcome, ConfigStore
 from watchdog.actions.http import HttpActions, config_differences
 from watchdog.model import Step
-from watchdog.policy.configrows import assess_intent, disable_provider, undo_plan
+from watchdog.policy.configrows import assess_intent, disable_provider, invalid_rows, undo_plan
 from watchdog.store.journal import Journal
 from watchdog.store.undo import UndoRecord
 
@@ -42,12 +42,68 @@ class ConfigActions:
         backup_dir: Path,
         *,
         clock: Callable[[], float] = time.time,
+        validated: Collection[str] = (),
     ) -> None:
+        """`validated`: the tables the policy checks with its own validation; a snapshot or
+        defaults file of one of them that fails it is never restored."""
         self._store = store
         self._journal = journal
         self._http = http
         self._backup_dir = backup_dir
         self._clock = clock
+        self._validated = frozenset(validated)
+
+    # Preflights: read-only, before the plan's first step acts ---------------
+
+    async def preflight_restore(self, step: Step) -> list[str]:
+        """Refuse a plan whose `config.restore` would find nothing trustworthy to restore.
+
+        Run before the plan stops anything: a last known good snapshot that
+        still validates, else a defaults file that exists, parses and validates.
+        """
+        params = step.param_map()
+        table = str(params["table"])
+        source = str(params.get("source", "last_good"))
+        if source == "last_good":
+            snapshot = self._journal.latest_snapshot(table)
+            if snapshot is not None:
+                problems = self._problems(table, snapshot.rows)
+                if not problems:
+                    taken = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.at))
+                    return [
+                        f"{table} will be restored from last known good snapshot {snapshot.id} "
+                        f"({snapshot.row_count} rows, taken {taken})"
+                    ]
+                if params.get("defaults") is None:
+                    raise ActionFailed(
+                        f"the last known good snapshot {snapshot.id} of {table} fails the "
+                        f"policy's validation ({'; '.join(problems[:3])}) and the policy names "
+                        "no defaults file: nothing trustworthy to restore"
+                    )
+            elif params.get("defaults") is None:
+                raise ActionFailed(
+                    f"no last known good snapshot of {table} in the journal (one is taken only "
+                    "after a healthy period, and none has been seen yet) and no defaults file "
+                    "in the policy: nothing trustworthy to restore"
+                )
+        path = Path(str(params["defaults"] if source == "last_good" else source))
+        rows = read_rows_file(path)
+        problems = self._problems(table, rows)
+        if problems:
+            raise ActionFailed(
+                f"defaults file {path} fails the policy's validation of {table}: "
+                + "; ".join(problems[:3])
+            )
+        return [f"{table} will be restored from the defaults file {path} ({len(rows)} rows)"]
+
+    async def preflight_table(self, step: Step) -> list[str]:
+        """Refuse a plan whose step works on a table the store cannot read."""
+        table = str(step.param_map()["table"])
+        await self._store.read_rows(table)
+        return []
+
+    def _problems(self, table: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        return invalid_rows(rows) if table in self._validated else []
 
     async def backup(self, step: Step) -> ActionOutcome:
         """The live table to the journal (the step's data) and to a CSV file, for analysis.
@@ -76,6 +132,14 @@ class ConfigActions:
         source = str(params.get("source", "last_good"))
         defaults = params.get("defaults")
         snapshot = self._journal.latest_snapshot(table) if source == "last_good" else None
+        if snapshot is not None and self._problems(table, snapshot.rows):
+            if defaults is None:
+                raise ActionFailed(
+                    f"the last known good snapshot {snapshot.id} of {table} fails the policy's "
+                    "validation and the policy names no defaults file: nothing trustworthy "
+                    "to restore"
+                )
+            snapshot = None  # as the preflight said: the defaults file instead
         if snapshot is not None:
             summary = await self._store.replace_rows(table, snapshot.rows)
             # The caveat goes first: the step's output is what the page shows.

@@ -163,6 +163,12 @@ class DockerOrchestrator:
                 lines.append(f"started {svc}: " + ", ".join(done))
             return "; ".join(lines)
 
+    async def check_exist(self, services: Sequence[str]) -> None:
+        """Preflight: every named service has a container in the project; touches nothing."""
+        async with self._engine() as engine:
+            project = await engine.project_containers()
+        self._group(project, services)
+
     # Dependencies -----------------------------------------------------------
 
     async def dependency_order(self, services: Sequence[str]) -> list[str]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from watchdog.actions.base import ActionFailed
 from watchdog.actions.docker_spec import PROJECT_LABEL
+from watchdog.actions.threads import run_blocking
 
 if TYPE_CHECKING:
     import docker
@@ -49,9 +50,13 @@ class Engine:
         self.project = project
 
     async def call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one blocking SDK call in a thread; `what` names the call and its subject."""
+        """Run one blocking SDK call in a thread; `what` names the call and its subject.
+
+        The thread is tracked (`run_blocking`): if the step times out, the
+        executor knows the call is still going on and waits for it before
+        anything else touches the same service."""
         try:
-            return await asyncio.to_thread(fn)
+            return await run_blocking(what, fn)
         except sdk_errors() as error:
             raise ActionFailed(f"docker {what}: {engine_said(error)}") from error
 

@@ -172,3 +172,48 @@ def build_previews(orchestrator: object) -> dict[str, Handler]:
         "service.start": describe("start"),
         "service.revert": describe("revert"),
     }
+
+
+Preflight = Callable[[Step], Awaitable[list[str]]]
+
+#: Service actions whose services must exist before their plan acts at all.
+SERVICE_ACTIONS = ("service.restart", "service.stop", "service.start", "service.restart_dependents")
+
+
+def build_preflights(
+    *,
+    orchestrator: object | None,
+    config: ConfigActions | None,
+    database: DatabaseActions | None = None,
+) -> dict[str, Preflight]:
+    """The read-only checks run before a plan's first step acts, by action.
+
+    Everything a later step needs that can be known in advance: the services'
+    containers, a snapshot or defaults file to restore, the tables, the backup.
+    Each raises `ActionFailed` with the reason; a refusal acts on nothing.
+    """
+    preflights: dict[str, Preflight] = {}
+    check_exist = getattr(orchestrator, "check_exist", None)
+    if check_exist is not None:
+
+        async def services_exist(step: Step) -> list[str]:
+            await check_exist(services_param(step))
+            return []
+
+        preflights.update(dict.fromkeys(SERVICE_ACTIONS, services_exist))
+        preflights["service.revert"] = _revert_preflight(check_exist)
+    if config is not None:
+        preflights["config.restore"] = config.preflight_restore
+        preflights["provider.disable"] = config.preflight_table
+        preflights["config.backup"] = config.preflight_table
+    if database is not None:
+        preflights["database.restore"] = database.preflight
+    return preflights
+
+
+def _revert_preflight(check_exist: Callable[[list[str]], Awaitable[None]]) -> Preflight:
+    async def service_exists(step: Step) -> list[str]:
+        await check_exist([str(step.param_map()["service"])])
+        return []
+
+    return service_exists

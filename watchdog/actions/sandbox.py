@@ -41,6 +41,10 @@ class SandboxOrchestrator:
                 raise ActionFailed(f"no service {service!r} in the sandbox; known: {sorted(known)}")
         return names
 
+    async def check_exist(self, services: Sequence[str]) -> None:
+        """Preflight: every named service is a sandbox process (or a set of replicas)."""
+        await self.expand(services)
+
     async def _each(self, verb: str, services: Sequence[str]) -> str:
         done = []
         for name in await self.expand(services):

@@ -25,7 +25,7 @@ from watchdog.actions.base import ConfigStore, Handler, Orchestrator, Reverter
 from watchdog.actions.config import ConfigActions
 from watchdog.actions.docker import DockerOrchestrator
 from watchdog.actions.http import HttpActions
-from watchdog.actions.registry import build_handlers, build_previews
+from watchdog.actions.registry import build_handlers, build_preflights, build_previews
 from watchdog.actions.sandbox import SandboxConfigStore, SandboxOrchestrator
 from watchdog.actions.schemaguard import SchemaGuard
 from watchdog.api.alertmanager import ReceiverSettings
@@ -37,7 +37,7 @@ from watchdog.metrics import Metrics
 from watchdog.notify.channels import build_channels
 from watchdog.notify.outbox import Outbox, RetryPolicy
 from watchdog.people import People
-from watchdog.policy.schema import Policy
+from watchdog.policy.schema import Policy, TableSignal
 from watchdog.probes.base import Probe, build_probes
 from watchdog.reporting import flush_sentry, init_sentry
 from watchdog.settings import Settings
@@ -181,7 +181,12 @@ def action_table(
     """Every action this deployment can carry out, from the backends the settings chose."""
     store = chosen.store
     http = HttpActions(policy, client)
-    config = ConfigActions(store, journal, http, settings.backup_dir) if store is not None else None
+    validated = {s.table for s in policy.probed_signals() if isinstance(s, TableSignal)}
+    config = (
+        ConfigActions(store, journal, http, settings.backup_dir, validated=validated)
+        if store is not None
+        else None
+    )
     database = None
     if chosen.database_url:  # psycopg (9 MB) is loaded only by a daemon that uses PostgreSQL
         from watchdog.actions.database import DatabaseActions
@@ -198,8 +203,8 @@ def action_table(
         schema_guard=guard,
         database=database,
     )
-    preflights: dict[str, Preflight] = (
-        {"database.restore": database.preflight} if database is not None else {}
+    preflights: dict[str, Preflight] = build_preflights(
+        orchestrator=chosen.orchestrator, config=config, database=database
     )
     return ActionTable(handlers, build_previews(chosen.orchestrator), preflights)
 

@@ -17,6 +17,7 @@ import structlog
 from watchdog.engine.incidents import Incidents, View
 from watchdog.model import Finding
 from watchdog.policy import moves
+from watchdog.policy.compensation import COMPENSATE
 from watchdog.policy.triage import finding_id
 from watchdog.store.records import EventRow, StepRecord
 
@@ -104,9 +105,11 @@ def restarted(
 ) -> moves.Restarted:
     """What the journal's steps of the current rung say, as the core's facts."""
     in_flight = next((s for s in reversed(steps) if s.status == "started"), None)
-    finished = [s for s in steps if s.status != "started"]
+    # A compensation row puts back what the plan took down; it is not a step of the plan.
+    own = [s for s in steps if not s.name.startswith(COMPENSATE)]
+    finished = [s for s in own if s.status != "started"]
     failed = finished[-1].name if finished and finished[-1].status == "failed" else None
-    done = {s.index for s in steps if s.status in ("succeeded", "skipped")}
+    done = {s.index for s in own if s.status in ("succeeded", "skipped")}
     next_step = 0
     while next_step in done:
         next_step += 1

@@ -130,11 +130,17 @@ class Journal(Protocol):
 
     def plan(self, incident_id: int) -> Plan | None: ...
 
-    def step_started(self, incident_id: int, *, index: int, step: Step, at: float) -> int:
+    def step_started(
+        self, incident_id: int, *, index: int, step: Step, at: float, rung: int = 0
+    ) -> int:
         """Write ahead: record that a step is about to run; returns the step row id.
 
-        Raises `ValueError` while an earlier attempt at the same step is still
-        'started': the caller must first decide what became of it.
+        `rung` is the ladder rung whose plan the step belongs to (0: the first
+        plan), so a resume after a crash between rungs continues the right one.
+        Attempts are counted per (incident, index) across rungs, so an attempt
+        number never repeats. Raises `ValueError` while an earlier attempt at
+        the same step is still 'started': the caller must first decide what
+        became of it.
         """
         ...
 

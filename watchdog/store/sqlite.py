@@ -364,7 +364,11 @@ class SqliteJournal:
         rows = self._read("SELECT body FROM plans WHERE incident_id = ?", (incident_id,))
         return plan_from_dict(json.loads(rows[0]["body"])) if rows else None
 
-    def step_started(self, incident_id: int, *, index: int, step: Step, at: float) -> int:
+    def step_started(
+        self, incident_id: int, *, index: int, step: Step, at: float, rung: int = 0
+    ) -> int:
+        if rung < 0:
+            raise ValueError(f"rung {rung}: expected 0 (the first plan) or a later rung")
         with self._transaction() as conn:
             _require_incident(conn, incident_id)
             previous = conn.execute(
@@ -382,7 +386,8 @@ class SqliteJournal:
             params = step.param_map()
             cursor = conn.execute(
                 "INSERT INTO steps (incident_id, idx, name, action, risk, params, status,"
-                " attempt, started_at, idempotent) VALUES (?, ?, ?, ?, ?, ?, 'started', ?, ?, ?)",
+                " attempt, started_at, idempotent, rung)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'started', ?, ?, ?, ?)",
                 (
                     incident_id,
                     index,
@@ -393,6 +398,7 @@ class SqliteJournal:
                     attempt,
                     at,
                     step.idempotent,
+                    rung,
                 ),
             )
             step_id = _lastrowid(cursor)
@@ -402,12 +408,14 @@ class SqliteJournal:
                 at=at,
                 kind="step_started",
                 summary=(
-                    f"step {index} {step.name} (attempt {attempt}): "
-                    f"{step.action} [{step.risk.value}]"
+                    f"step {index} {step.name} (attempt {attempt}"
+                    + (f", rung {rung}" if rung else "")
+                    + f"): {step.action} [{step.risk.value}]"
                 ),
                 data={
                     "step_id": step_id,
                     "index": index,
+                    "rung": rung,
                     "attempt": attempt,
                     "action": step.action,
                     "risk": step.risk.value,
@@ -971,6 +979,7 @@ def _finish_step(
         data={
             "step_id": step_id,
             "index": row["idx"],
+            "rung": row["rung"],
             "attempt": row["attempt"],
             "seconds": at - row["started_at"],
         },
