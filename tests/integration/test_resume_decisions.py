@@ -175,3 +175,55 @@ def test_a_human_ends_incidents_and_the_daemon_lets_go_of_them(stage: Stage) -> 
     again = stage.follow(known | {escalated["id"]}, ("resolved",), seconds=60)
     assert again["key"] == escalated["key"]
     assert [s["status"] for s in again["steps"]] == ["succeeded"]
+
+
+def test_a_crash_between_rungs_runs_the_next_rung_not_verify(stage: Stage) -> None:
+    """The defect: with steps untied to their rung, the resume took max(index) over both
+    plans, journaled "every step had finished" and skipped the revert."""
+    from watchdog.policy.planner import plan_for
+    from watchdog.policyfile import load_policy
+    from watchdog.demo import POLICY
+
+    policy = load_policy(POLICY)
+    restart = plan_for(policy, scenario="service_failure", severity=Severity.P2,
+                       subject="dlq-manager", params={"series": "dlq-manager"}, why="down")
+    revert = plan_for(policy, scenario="service_revert", severity=Severity.P2,
+                      subject="dlq-manager", params={"series": "dlq-manager"}, why="down")
+    stage.daemon.stop()
+    journal = stage.journal()
+    try:
+        now = time.time()
+        incident = journal.open_incident(
+            key="service_failure/dlq-manager/rungs", severity=Severity.P2,
+            scenario="service_failure", subject="dlq-manager", state="detected",
+            reason="seeded", at=now, findings=(),
+        )
+        journal.commit_move(incident, MoveRecord(
+            at=now, states=(("triaged", "seeded"), ("executing", "seeded")), plan=restart))
+        for index, step in enumerate(restart.steps):  # rung 0 ran to its end, then failed
+            step_id = journal.step_started(incident, index=index, step=step, at=now)
+            journal.step_finished(step_id, status="succeeded", at=now, output="done")
+        journal.commit_move(incident, MoveRecord(
+            at=now, states=(("verifying", "ran"), ("failed", "did not hold"),
+                            ("triaged", "next rung"), ("executing", "revert")),
+            plan=revert, climb=(1, "service_revert")))
+    finally:
+        journal.close()  # the crash: rung 1 planned, none of its steps started
+    stage.daemon.start()
+
+    def reverted() -> bool:
+        journal = stage.journal()
+        try:
+            return any(s.rung == 1 and s.status != "started" for s in journal.steps(incident))
+        finally:
+            journal.close()
+
+    wait_for(reverted, 30, "the revert of rung 1 to run")
+    journal = stage.journal()
+    try:
+        steps = journal.steps(incident)
+        summaries = [e.summary for e in journal.timeline(incident)]
+    finally:
+        journal.close()
+    assert [(s.rung, s.action) for s in steps][-1] == (1, "service.revert")
+    assert not any("every step had finished" in s for s in summaries)
