@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import random
 import shutil
 import tempfile
 from collections.abc import Coroutine
@@ -35,7 +34,7 @@ import httpx
 
 from tests.unit.helpers import songnodes
 from tests.unit.history_checks import Checker
-from tests.unit.history_world import FAULTS, FLAKY_ACTIONS, ROSTER, World
+from tests.unit.history_world import FAULTS, ROSTER, World
 from watchdog.engine.approvals import Refused, record_decision
 from watchdog.engine.daemon import Daemon
 from watchdog.metrics import Metrics
@@ -54,7 +53,7 @@ TICK = 10.0
 TICKS = 12
 #: `finish`: how long time passes, at most, for every incident to become final.
 FINISH_LIMIT = 4 * 3600.0
-FINISH_TICK = 60.0
+FINISH_TICK = 120.0
 
 
 
@@ -126,6 +125,8 @@ class History:
         self.daemon: Daemon | None = None
         self.dry_run = False
         self.steps = 0
+        #: Ticks `finish` let pass before every incident was final.
+        self.finish_ticks = 0
         self.refused = 0
         self.checker = Checker(self.policy, self.world)
         self.boot(dry_run=False)
@@ -356,6 +357,7 @@ class History:
         deadline = self.clock.now + FINISH_LIMIT
         while self._journal().open_incidents() and self.clock.now < deadline:
             self.advance(FINISH_TICK)
+            self.finish_ticks += 1
             for name, violations in self.check().items():
                 found.setdefault(name, []).extend(violations)
         still = [
@@ -370,66 +372,4 @@ class History:
 FAULT_NAMES = tuple(FAULTS)
 
 
-# ---- a plain random driver over the same moves (the bench's) ----------------------
-
 PEOPLE = tuple(ROSTER)
-
-
-def random_move(history: History, rng: random.Random) -> str:
-    """Make one random move of the history; return it in words."""
-    kind = rng.choices(MOVES, weights=WEIGHTS)[0]
-    fault = rng.choice(FAULT_NAMES)
-    which = rng.randrange(20)
-    person = rng.choice(PEOPLE)
-    if kind == "inject":
-        transient = rng.random() < 0.6
-        history.inject(fault, transient=transient)
-        return f"inject({fault!r}, transient={transient})"
-    if kind == "clear":
-        history.clear(fault)
-        return f"clear({fault!r})"
-    if kind == "flap":
-        seconds = rng.choice((5.0, 15.0, 30.0))
-        history.flap(fault, seconds)
-        return f"flap({fault!r}, {seconds})"
-    if kind == "advance":
-        seconds = rng.choice(DURATIONS)
-        history.advance(seconds)
-        return f"advance({seconds})"
-    if kind == "blind":
-        on = rng.random() < 0.5
-        history.blind(on)
-        return f"blind({on})"
-    if kind == "pause":
-        on = rng.random() < 0.5
-        history.pause(on)
-        return f"pause({on})"
-    if kind == "flaky":
-        action, how = rng.choice(FLAKY_ACTIONS), rng.choice(("fail", "hang", "ok"))
-        history.flaky(action, how)
-        return f"flaky({action!r}, {how!r})"
-    if kind == "release":
-        history.release()
-        return "release()"
-    if kind == "restart":
-        dry = rng.random() < 0.3
-        history.restart(dry_run=dry)
-        return f"restart(dry_run={dry})"
-    if kind in ("approve", "reject"):
-        history.vote(which, person, kind)
-        return f"vote({which}, {person!r}, {kind!r})"
-    if kind == "stale_vote":
-        history.stale_vote(which, person)
-        return f"stale_vote({which}, {person!r})"
-    if kind == "wrong_role_vote":
-        history.wrong_role_vote(which, person)
-        return f"wrong_role_vote({which}, {person!r})"
-    history.close_by_human(which)
-    return f"close_by_human({which})"
-
-
-MOVES = (
-    "inject", "clear", "flap", "advance", "blind", "pause", "flaky", "release", "restart",
-    "approve", "reject", "stale_vote", "wrong_role_vote", "close",
-)
-WEIGHTS = (6, 3, 1, 10, 1, 2, 3, 2, 3, 5, 1, 1, 1, 1)
