@@ -91,6 +91,17 @@ FAULTS: dict[str, Fault] = {
         dict.fromkeys(HEALTH_SIGNALS, 0.0), _puts_back("metadata-enrichment", "rest-api")
     ),
     "disk filling": Fault({"disk_used": 0.95}),
+    # A protected service's container unhealthy: the restart rung must refuse it.
+    "postgres container unhealthy": Fault(
+        {"container_healthy": {"postgres": 0.0}}, _puts_back("postgres")
+    ),
+}
+
+#: Series the probes read besides helpers.HEALTHY's: every series a fault names is read
+#: healthy when the fault is gone, as a real probe goes on reading it.
+BASELINE: Readings = {
+    "container_healthy": {"dlq-manager": 1.0, "rest-api": 1.0, "postgres": 1.0},
+    "container_crash_loop": {"dlq-manager": 0.0, "rest-api": 0.0, "postgres": 0.0},
 }
 
 #: Actions a history may make fail or hang (those songnodes' plans name).
@@ -155,7 +166,7 @@ class World:
     release: asyncio.Event | None = None
 
     def readings(self) -> Readings:
-        merged: Readings = dict(HEALTHY)
+        merged: Readings = {**HEALTHY, **BASELINE}
         for name in self.faults:
             for signal, value in FAULTS[name].readings.items():
                 if isinstance(value, dict):
