@@ -180,9 +180,9 @@ def test_a_human_ends_incidents_and_the_daemon_lets_go_of_them(stage: Stage) -> 
 def test_a_crash_between_rungs_runs_the_next_rung_not_verify(stage: Stage) -> None:
     """The defect: with steps untied to their rung, the resume took max(index) over both
     plans, journaled "every step had finished" and skipped the revert."""
+    from watchdog.demo import POLICY
     from watchdog.policy.planner import plan_for
     from watchdog.policyfile import load_policy
-    from watchdog.demo import POLICY
 
     policy = load_policy(POLICY)
     restart = plan_for(policy, scenario="service_failure", severity=Severity.P2,

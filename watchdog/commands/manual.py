@@ -22,6 +22,7 @@ from watchdog.commands.runner import Backends, action_table, backends, probes_fo
 from watchdog.engine.executor import Executor
 from watchdog.metrics import Metrics
 from watchdog.model import Plan, Severity
+from watchdog.policy.moves import MANUAL_KEY_PREFIX
 from watchdog.policy.planner import plan_for
 from watchdog.policy.rules import Evaluator
 from watchdog.policy.schema import DerivedSignal, Policy
@@ -30,6 +31,7 @@ from watchdog.policy.windows import Windows
 from watchdog.probes.scheduler import observe_all
 from watchdog.settings import Settings
 from watchdog.store.journal import Journal, open_journal
+from watchdog.store.records import MoveRecord
 
 DATABASE_RESTORE = "database.restore"
 
@@ -184,9 +186,15 @@ async def _run_by_hand(
 
 
 def _open(journal: Journal, plan: Plan, service: str, operator: str) -> int:
+    """Open the incident, then its plan and `executing` in one move (never half-opened).
+
+    The key starts with `MANUAL_KEY_PREFIX`: a daemon that finds this plan
+    interrupted asks for a fresh approval rather than finishing it on a command
+    given to another process.
+    """
     now = time.time()
     incident = journal.open_incident(
-        key=f"manual/{service}/{int(now * 1000)}",
+        key=f"{MANUAL_KEY_PREFIX}{service}/{int(now * 1000)}",
         severity=Severity.P2,
         scenario=plan.scenario,
         subject=service,
@@ -195,14 +203,11 @@ def _open(journal: Journal, plan: Plan, service: str, operator: str) -> int:
         at=now,
         findings=(),
     )
-    journal.save_plan(incident, plan, at=now)
-    for state in ("triaged", "executing"):
-        journal.set_state(
-            incident,
-            state=state,
-            at=time.time(),
-            reason=f"run by hand by {operator}: the command is the authorisation",
-        )
+    why = f"run by hand by {operator}: the command is the authorisation"
+    journal.commit_move(
+        incident,
+        MoveRecord(at=time.time(), states=(("triaged", why), ("executing", why)), plan=plan),
+    )
     return incident
 
 
