@@ -34,6 +34,24 @@ class DecisionBody(BaseModel):
     comment: str = Field("", max_length=COMMENT_LIMIT, description="why, for the timeline")
 
 
+async def signed_comment(
+    people: People | None, request: Request
+) -> tuple[Person, DecisionBody] | JSONResponse:
+    """Who is asking (401 without a valid token) and their comment (413, 422): in that
+    order, so nothing about an incident leaks to a caller without a valid identity."""
+    person = await run_in_threadpool(bearer_person, people, request)
+    if person is None:
+        return _error(401, "a valid personal token is needed: Authorization: Bearer <token>")
+    raw = await read_limited(request, BODY_LIMIT)
+    if raw is None:
+        return _error(413, f"body larger than {BODY_LIMIT} bytes; expected a short comment")
+    try:
+        body = DecisionBody.model_validate(json.loads(raw) if raw.strip() else {})
+    except (ValueError, ValidationError) as error:
+        return _error(422, f'expected a JSON object {{"comment": "..."}}: {_first(error)}')
+    return person, body
+
+
 def approvals_router(
     journal: Journal, people: People | None, metrics: Metrics, clock: Callable[[], float]
 ) -> APIRouter:
@@ -41,16 +59,10 @@ def approvals_router(
     metrics.approvals_pending.set_function(lambda: pending_count(journal))
 
     async def decide(incident_id: int, request: Request, decision: str) -> JSONResponse:
-        person = await run_in_threadpool(bearer_person, people, request)
-        if person is None:
-            return _error(401, "a valid personal token is needed: Authorization: Bearer <token>")
-        raw = await read_limited(request, BODY_LIMIT)
-        if raw is None:
-            return _error(413, f"body larger than {BODY_LIMIT} bytes; expected a short comment")
-        try:
-            body = DecisionBody.model_validate(json.loads(raw) if raw.strip() else {})
-        except (ValueError, ValidationError) as error:
-            return _error(422, f'expected a JSON object {{"comment": "..."}}: {_first(error)}')
+        signed = await signed_comment(people, request)
+        if isinstance(signed, JSONResponse):
+            return signed
+        person, body = signed
         try:
             recorded = await run_in_threadpool(
                 lambda: record_decision(

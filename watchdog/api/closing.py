@@ -11,17 +11,14 @@ running daemon lets go of the incident on its next tick.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from watchdog.api.approvals import BODY_LIMIT, DecisionBody, _error, _first, bearer_person
-from watchdog.api.bodies import read_limited
+from watchdog.api.approvals import _error, signed_comment
 from watchdog.engine.approvals import Refused
 from watchdog.engine.closing import Closed, close_incident
 from watchdog.people import People
@@ -38,16 +35,10 @@ def closing_router(
 
     @router.post("/api/incidents/{incident_id}/close")
     async def close(incident_id: int, request: Request) -> JSONResponse:
-        person = await run_in_threadpool(bearer_person, people, request)
-        if person is None:
-            return _error(401, "a valid personal token is needed: Authorization: Bearer <token>")
-        raw = await read_limited(request, BODY_LIMIT)
-        if raw is None:
-            return _error(413, f"body larger than {BODY_LIMIT} bytes; expected a short comment")
-        try:
-            body = DecisionBody.model_validate(json.loads(raw) if raw.strip() else {})
-        except (ValueError, ValidationError) as error:
-            return _error(422, f'expected a JSON object {{"comment": "..."}}: {_first(error)}')
+        signed = await signed_comment(people, request)
+        if isinstance(signed, JSONResponse):
+            return signed
+        person, body = signed
         try:
             closed = await run_in_threadpool(
                 lambda: close_incident(
