@@ -266,7 +266,12 @@ class History:
         self.boot(dry_run=dry_run)
 
     def _pick(self, which: int) -> int | None:
+        """An incident to act on: every other pick one that waits for approval, if any,
+        so votes reach plans that can then run (and the approval invariant is exercised)."""
         incidents = self._journal().list_incidents(limit=20)
+        waiting = [i for i in incidents if i.state in ("awaiting_approval", "approved")]
+        if waiting and which % 2 == 0:
+            incidents = waiting
         if not incidents:
             return None
         return incidents[which % len(incidents)].id
