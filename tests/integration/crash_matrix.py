@@ -59,7 +59,11 @@ SCENARIOS: dict[str, tuple[Fault, ...]] = {
     "config_corruption": (_BY_KIND["corrupt_config"],),
     "provider_disable_enable": (_BY_KIND["provider_outage"], _BY_KIND["provider_restore"]),
     "dlq_overflow": (_BY_KIND["dlq_overflow"],),
+    # The DLQ's P1 pages, with the webhook failing once (a retry) and Slack refusing
+    # once (a rejected page): the outbox's own write sites.
+    "dlq_overflow_pager_trouble": (_BY_KIND["dlq_overflow"],),
 }
+PAGER_TROUBLE = {"dlq_overflow_pager_trouble"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +341,9 @@ def run_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
         log = folder / "commits.log"
         slack = es.enter_context(FakeSlack())
         webhook = es.enter_context(FakeWebhook(WEBHOOK_TOKEN))
+        if scenario in PAGER_TROUBLE:
+            webhook.fail_next(1, status=503)
+            slack.reject_next(1)
         stack = es.enter_context(_sandbox(folder / "sandbox"))
         baseline = stack.control.table(CONFIG_TABLE)
         daemon = Daemon(stack, folder, {
