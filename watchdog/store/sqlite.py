@@ -27,6 +27,7 @@ from typing import Any
 from watchdog.model import Alert, Finding, Plan, Risk, Severity, Step
 from watchdog.policy.lifecycle import FINAL
 from watchdog.store import alerts as alert_rows
+from watchdog.store import crashpoints
 from watchdog.store import undo as undo_rows
 from watchdog.store.alerts import AlertDelivery, AlertReceipt, FiringStarts
 from watchdog.store.codec import (
@@ -75,6 +76,7 @@ class SqliteJournal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._closed = False
+        self._crash = crashpoints.CrashPoints.from_environment()  # the crash matrix only
         self._conn = sqlite3.connect(
             self.path,
             timeout=BUSY_TIMEOUT_MS / 1000,
@@ -116,10 +118,17 @@ class SqliteJournal:
         """One write transaction, committed before the caller returns."""
         with self._lock:
             conn = self._connection()
+            site = crashpoints.write_site() if self._crash else ""
             conn.execute("BEGIN IMMEDIATE")
+            changes = conn.total_changes
             try:
                 yield conn
+                number = 0
+                if self._crash and conn.total_changes != changes:
+                    number = crashpoints.before_commit(self._crash, site)
                 conn.execute("COMMIT")
+                if self._crash and number:
+                    crashpoints.after_commit(self._crash, site, number)
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
