@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/watchdog demo
 
 test: $(STAMP) lint typecheck contracts
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -n 2 --dist loadscope --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/docker_recovery.py
 	$(BIN)/python bench/config_restore.py
 	$(BIN)/python bench/alert_intake.py
+	$(BIN)/python bench/histories.py
+	PYTHONPATH=. $(BIN)/python bench/crash_matrix.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

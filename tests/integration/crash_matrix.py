@@ -426,6 +426,23 @@ def first_of_each_site(scenario: str, sites: list[str]) -> list[KillPoint]:
     ]
 
 
+def each_site_once() -> Callable[[str, list[str]], list[KillPoint]]:
+    """A chooser over scenarios in order: the first write of every site, before and after,
+    that no earlier scenario killed yet. Every write site the scenarios reach is covered
+    once each way, in the cheapest scenario that reaches it (order them cheap first)."""
+    covered: set[tuple[str, str]] = set()
+
+    def choose(scenario: str, sites: list[str]) -> list[KillPoint]:
+        points = []
+        for kill in first_of_each_site(scenario, sites):
+            if (kill.site, kill.when) not in covered:
+                covered.add((kill.site, kill.when))
+                points.append(kill)
+        return points
+
+    return choose
+
+
 def every_write(scenario: str, sites: list[str]) -> list[KillPoint]:
     """Every write of the clean run, before and after: the full matrix."""
     return [

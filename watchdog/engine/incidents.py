@@ -92,6 +92,8 @@ class Incidents:
         self.views: dict[str, View] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.verifying: dict[int, Verification] = {}
+        #: Incidents a human ended while their plan ran: its step in flight is 'unknown'.
+        self.ended_by_humans: set[int] = set()
         #: Executing incidents found at start whose resume waits for a decision.
         self.resuming: set[int] = set()
         # Findings of incidents just closed. A verified recovery is the authoritative
@@ -328,7 +330,8 @@ class Incidents:
         try:
             run = await self.executor.run_plan(view.id, plan, start=start, rung=view.rung)
         except asyncio.CancelledError:
-            self._abandon_steps(view.id, "the plan was cancelled (its incident was closed)")
+            if view.id in self.ended_by_humans:  # else (shutdown) the restart decides
+                self._abandon_steps(view.id, "the plan was cancelled: a human ended the incident")
             raise
         except Exception as error:  # a bug of ours: page, never leave it 'executing' silently
             log.exception("plan_crashed", incident=view.id)

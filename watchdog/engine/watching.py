@@ -42,6 +42,7 @@ class Watch:
             log.info("incident_closed_by_human", incident=view.id, reason=record.reason)
             task = self.incidents.tasks.get(view.id)
             if task is not None:
+                self.incidents.ended_by_humans.add(view.id)
                 task.cancel()  # the step in flight is finished as 'unknown' (see _run)
             self.incidents.forget(view)
             self.incidents.count_open()
