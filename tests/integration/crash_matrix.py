@@ -435,8 +435,8 @@ def each_site_once() -> Callable[[str, list[str]], list[KillPoint]]:
     def choose(scenario: str, sites: list[str]) -> list[KillPoint]:
         points = []
         for kill in first_of_each_site(scenario, sites):
-            if (kill.site, kill.when) not in covered:
-                covered.add((kill.site, kill.when))
+            if (kill.planned_site, kill.when) not in covered:
+                covered.add((kill.planned_site, kill.when))
                 points.append(kill)
         return points
 

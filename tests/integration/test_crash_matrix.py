@@ -53,7 +53,7 @@ def test_every_write_site_killed_before_and_after_breaks_no_invariant() -> None:
     results = run_matrix(ORDER, each_site_once(), workers=WORKERS, out=lines.append)
     print("\n".join(lines))
     reached = {site for r in results for site in r.clean.sites}
-    killed = {(r.kill.site, r.kill.when) for result in results for r in result.runs}
+    killed = {(r.kill.planned_site, r.kill.when) for result in results for r in result.runs}
     for result in results:
         assert not result.clean.violations, (result.scenario, result.clean.violations)
         print(f"{result.scenario}: {len(result.runs)} kill points covered")

@@ -98,3 +98,31 @@ def test_a_move_that_cannot_write_its_page_changes_nothing(journal: Journal) -> 
 def test_a_move_for_an_unknown_incident_is_refused(journal: Journal) -> None:
     with pytest.raises(KeyError, match="no incident with id 99"):
         journal.commit_move(99, MoveRecord(at=T0, states=(("escalated", "x"),)))
+
+
+def test_a_rise_in_severity_writes_its_finding_and_page_with_it(journal: Journal) -> None:
+    from watchdog.model import Finding
+
+    incident = opened(journal)
+    finding = Finding(
+        rule="several-breakers-open", signal="open_breakers", series="", severity=Severity.P1,
+        scenario="enrichment_degradation", group="enrichment", subject="enrichment",
+        since=T0, reason="3 breakers open",
+    )
+    journal.commit_move(
+        incident,
+        MoveRecord(
+            at=T0 + 2,
+            findings=(finding,),
+            severity=(Severity.P1, "enrichment_degradation", "3 breakers open"),
+            pages=(page(),),
+        ),
+    )
+    record = journal.incident(incident)
+    assert (record.severity, record.scenario, record.state) == (
+        Severity.P1, "enrichment_degradation", "executing",
+    )
+    assert [f.rule for f in journal.findings(incident)] == ["several-breakers-open"]
+    assert len(journal.deliveries(incident)) == 1
+    kinds = [e.kind for e in journal.timeline(incident)]
+    assert kinds[-3:] == ["finding", "escalated", "page"]

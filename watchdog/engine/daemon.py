@@ -128,6 +128,7 @@ class Daemon:
         self.outbox = outbox
         self.incidents.on_move = self._incident_moved
         self.incidents.compose_page = self._compose_page
+        self.incidents.compose_escalation = self._compose_escalation
         if outbox is not None:
             self.incidents.on_page = outbox.queued
             self.incidents.on_human_close = self._closed_by_human
@@ -203,6 +204,18 @@ class Daemon:
         except Exception:
             log.exception("page_not_queued", incident=incident_id, state=state)
 
+    def _compose_escalation(
+        self, incident_id: int, was: Severity, now: Severity
+    ) -> PageRows | None:
+        """The page a rise in severity calls for, written with the rise."""
+        if self.outbox is None:
+            return None
+        try:
+            return self.outbox.pages_for_escalation(incident_id, was, to_severity=now)
+        except Exception:
+            log.exception("page_not_composed", incident=incident_id, severity=now)
+            return None
+
     def _compose_page(
         self, incident_id: int, from_state: str, to_state: str, reason: str
     ) -> PageRows | None:
@@ -218,19 +231,6 @@ class Daemon:
         except Exception:
             log.exception("page_not_composed", incident=incident_id, state=to_state)
             return None
-
-    def _page_escalations(self, before: Mapping[int, Severity]) -> None:
-        """Page the channels a more severe incident now routes to (the move hook sees
-        state changes only; a severity can rise while a plan runs)."""
-        if self.outbox is None:
-            return
-        for view in list(self.incidents.views.values()):
-            was = before.get(view.id)
-            if was is not None and view.severity.more_severe_than(was):
-                try:
-                    self.outbox.incident_escalated(view.id, was)
-                except Exception:
-                    log.exception("page_not_queued", incident=view.id, severity=view.severity)
 
     def _follow_docker_events(self) -> None:
         """Container deaths and health changes are seen at once, not at the next poll."""
@@ -297,9 +297,7 @@ class Daemon:
             log.info(
                 "finding_cleared", rule=finding.rule, series=finding.series, reason=finding.reason
             )
-        severities = {view.id: view.severity for view in self.incidents.views.values()}
         apply_triage(self.incidents, triage(result.active, self.incidents.open_views()))
-        self._page_escalations(severities)
         self.watch.tick(result.active, self.states)
         self.recovery.tick()
         closed_findings = self.incidents.take_closed_findings()

@@ -103,6 +103,10 @@ class Incidents:
         self.max_evidence_age = max((s.staleness_limit() for s in policy.signals), default=60.0)
         #: Composes the pages of a move, written in the move's own transaction.
         self.compose_page: PageComposer | None = None
+        #: Composes the page a rise in severity calls for (id, from, to), likewise.
+        self.compose_escalation: Callable[[int, Severity, Severity], PageRows | None] | None = (
+            None
+        )
         #: Told of every committed move (id, from, to, reason): Sentry's hook.
         self.on_move: Callable[[int, str, str, str], None] | None = None
         #: Told when a human ended an incident (id, state the daemon knew, state now).

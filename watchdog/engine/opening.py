@@ -16,6 +16,7 @@ from watchdog.engine.incidents import Incidents, View
 from watchdog.policy import moves
 from watchdog.policy.lifecycle import Lifecycle
 from watchdog.policy.triage import Attach, Escalate, Open, TriageDecision, finding_id
+from watchdog.store.records import MoveRecord
 
 log = structlog.get_logger("watchdog.incidents")
 
@@ -80,13 +81,22 @@ def _attach(incidents: Incidents, decision: Attach) -> None:
 
 
 def _escalate(incidents: Incidents, decision: Escalate) -> None:
+    """A rise in severity: the finding, the new severity and its page in one transaction."""
     view = incidents.views[decision.key]
     now = incidents.clock()
-    incidents.journal.add_finding(view.id, decision.finding, now)
-    incidents.journal.set_severity(
-        view.id, severity=decision.severity, scenario=decision.scenario, at=now,
-        reason=decision.reason,
+    compose = incidents.compose_escalation
+    page = compose(view.id, view.severity, decision.severity) if compose is not None else None
+    incidents.journal.commit_move(
+        view.id,
+        MoveRecord(
+            at=now,
+            findings=(decision.finding,),
+            severity=(decision.severity, decision.scenario, decision.reason),
+            pages=(page,) if page is not None else (),
+        ),
     )
+    if page is not None and incidents.on_page is not None:
+        incidents.on_page(view.id, page)
     view = replace(
         view,
         severity=decision.severity,

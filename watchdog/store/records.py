@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog.model import Plan, Risk, Severity
+from watchdog.model import Finding, Plan, Risk, Severity
 
 STEP_STATUSES = ("started", "succeeded", "failed", "unknown", "skipped")
 """Every status a step row can have; 'started' is the write-ahead mark."""
@@ -177,6 +177,9 @@ class MoveRecord:
     at: float
     states: tuple[tuple[str, str], ...] = ()
     closed: bool = False
+    #: Findings attached with the move, and a rise in severity: (severity, scenario, why).
+    findings: tuple[Finding, ...] = ()
+    severity: tuple[Severity, str, str] | None = None
     plan: Plan | None = None
     climb: tuple[int, str] | None = None
     actions: tuple[str, ...] = ()

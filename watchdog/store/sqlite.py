@@ -224,6 +224,11 @@ class SqliteJournal:
         """Write one lifecycle decision whole: states, plan, rung, budget, steps, events, pages."""
         with self._transaction() as conn:
             _require_incident(conn, incident_id)
+            for finding in move.findings:
+                _add_finding(conn, incident_id, finding, move.at)
+            if move.severity is not None:
+                severity, scenario, why = move.severity
+                _change_severity(conn, incident_id, severity, scenario, at=move.at, reason=why)
             for step_id, output in move.unknown_steps:
                 _finish_step(conn, step_id, status="unknown", at=move.at, output=output)
             if move.plan is not None:
@@ -284,50 +289,15 @@ class SqliteJournal:
     def set_severity(
         self, incident_id: int, *, severity: Severity, scenario: str, at: float, reason: str
     ) -> None:
-        severity = Severity(severity)
         with self._transaction() as conn:
-            before = _require_incident(conn, incident_id)
-            conn.execute(
-                "UPDATE incidents SET severity = ?, scenario = ?, updated_at = ? WHERE id = ?",
-                (severity.value, scenario, at, incident_id),
-            )
-            _insert_event(
-                conn,
-                incident_id,
-                at=at,
-                kind="escalated",
-                summary=(
-                    f"{before['severity']} {before['scenario']} → "
-                    f"{severity.value} {scenario}: {reason}"
-                ),
-                data={
-                    "from_severity": before["severity"],
-                    "to_severity": severity.value,
-                    "from_scenario": before["scenario"],
-                    "to_scenario": scenario,
-                },
-            )
+            _change_severity(conn, incident_id, Severity(severity), scenario, at=at, reason=reason)
 
     # Findings and timeline -------------------------------------------------------
 
     def add_finding(self, incident_id: int, finding: Finding, at: float) -> None:
         with self._transaction() as conn:
             _require_incident(conn, incident_id)
-            _insert_finding(conn, incident_id, finding, at)
-            _insert_event(
-                conn,
-                incident_id,
-                at=at,
-                kind="finding",
-                summary=f"{finding.rule}: {finding.reason}",
-                data={
-                    "rule": finding.rule,
-                    "signal": finding.signal,
-                    "series": finding.series,
-                    "severity": finding.severity.value,
-                    "scenario": finding.scenario,
-                },
-            )
+            _add_finding(conn, incident_id, finding, at)
 
     def findings(self, incident_id: int) -> list[Finding]:
         rows = self._read(
@@ -914,6 +884,50 @@ def _insert_event(
         (incident_id, at, kind, summary, dumps(data or {})),
     )
     return _lastrowid(cursor)
+
+
+def _add_finding(conn: sqlite3.Connection, incident_id: int, finding: Finding, at: float) -> None:
+    _insert_finding(conn, incident_id, finding, at)
+    _insert_event(
+        conn,
+        incident_id,
+        at=at,
+        kind="finding",
+        summary=f"{finding.rule}: {finding.reason}",
+        data={
+            "rule": finding.rule,
+            "signal": finding.signal,
+            "series": finding.series,
+            "severity": finding.severity.value,
+            "scenario": finding.scenario,
+        },
+    )
+
+
+def _change_severity(
+    conn: sqlite3.Connection, incident_id: int, severity: Severity, scenario: str, *,
+    at: float, reason: str,
+) -> None:
+    before = _require_incident(conn, incident_id)
+    conn.execute(
+        "UPDATE incidents SET severity = ?, scenario = ?, updated_at = ? WHERE id = ?",
+        (severity.value, scenario, at, incident_id),
+    )
+    _insert_event(
+        conn,
+        incident_id,
+        at=at,
+        kind="escalated",
+        summary=(
+            f"{before['severity']} {before['scenario']} → {severity.value} {scenario}: {reason}"
+        ),
+        data={
+            "from_severity": before["severity"],
+            "to_severity": severity.value,
+            "from_scenario": before["scenario"],
+            "to_scenario": scenario,
+        },
+    )
 
 
 def _change_state(
