@@ -134,3 +134,27 @@ def test_random_histories_break_no_invariant(quiet_logs: None) -> None:
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         ),
     )
+
+
+@pytest.mark.parametrize(
+    ("seed", "found"),
+    [
+        # A dry-run daemon restarted on a real plan it interrupted journaled the page
+        # asking for a fresh approval as 'dry_run' only: six services stopped, nobody paged.
+        (1836, "nothing left down unpaged"),
+        # A derived signal (share of services down) was stamped "now" from inputs the
+        # probes had stopped reading: a P0 plan started on 150 s old evidence.
+        (4937, "nothing acts on stale evidence"),
+    ],
+)
+def test_histories_the_bench_found_stay_fixed(seed: int, found: str) -> None:
+    """Seeds of `bench/histories.py` (10,000 histories) that broke an invariant, replayed."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from histories import play  # type: ignore[import-not-found]
+
+    _, violations, examples, _ = play((seed, 30))
+    assert violations[found] == 0, examples.get(found)
+    assert sum(violations.values()) == 0, examples

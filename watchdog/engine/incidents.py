@@ -153,6 +153,8 @@ class Incidents:
             states.append((after, move.reason))
             if self.compose_page is not None:
                 page = self.compose_page(view.id, state, after, move.reason)
+                if page is not None and page.status == "dry_run" and self.touched(view.id):
+                    page = replace(page, status="pending")  # real damage is paged for real
                 if page is not None:
                     pages.append(page)
             state = after
@@ -195,6 +197,10 @@ class Incidents:
             self.metrics.budget_remaining.set(budget_remaining(self.policy.guards, spent))
         self.count_open()
         return view
+
+    def touched(self, incident_id: int) -> bool:
+        """Whether a step of this incident really ran (a dry run's steps are 'skipped')."""
+        return any(s.status != "skipped" for s in self.journal.steps(incident_id))
 
     def forget(self, view: View) -> None:
         """Drop a closed incident: its findings reset, its key free for the next fault."""
@@ -250,7 +256,7 @@ class Incidents:
         )
 
     def evidence_time(self, finding: Finding) -> float:
-        latest = self.windows.latest(finding.signal, finding.series)
+        latest = self.windows.latest_reading(finding.signal, finding.series)
         return latest.at if latest is not None else finding.since
 
     def perform(self, view: View, decision: moves.Decision, plan: Plan | None) -> None:

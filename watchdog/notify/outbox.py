@@ -9,7 +9,9 @@ pending pages survive a restart and a crash between sending and marking costs at
 most one resend, which the vendor folds by its dedup key or alias (the
 incident's own, `<stack>/<id>`). A row given up hands its page to the routed
 channels not yet on it, or is journaled lost, in the same write. In dry-run,
-rows are journaled as 'dry_run' and the worker sends nothing.
+the pages this daemon decides are journaled as 'dry_run' and never sent; rows
+decided for real (by an earlier daemon, or about steps that really ran) are still
+delivered: a dry run must never silence a page about real damage.
 """
 
 from __future__ import annotations
@@ -226,10 +228,9 @@ class Outbox:
             log.info(
                 "outbox_dry_run",
                 pending=self.journal.pending_deliveries(),
-                reason="--dry-run: pages are journaled as dry_run, none is sent",
+                reason="--dry-run: this daemon's pages are journaled as dry_run; only pages "
+                "about what really ran are sent",
             )
-            await stop.wait()
-            return
         while not stop.is_set():
             self._wake.clear()  # before the pass: a page queued during it wakes the next one
             try:
@@ -250,10 +251,8 @@ class Outbox:
     async def deliver_due(self) -> int:
         """One pass: every due row (the oldest pending one per incident and channel).
 
-        A dry-run outbox sends nothing, not even rows an earlier daemon left pending.
+        'dry_run' rows are never due; a pending row was decided for real and goes out.
         """
-        if self.dry_run:
-            return 0
         due = self.journal.due_deliveries(self.clock())
         if due:
             await asyncio.gather(*(self._deliver(d) for d in due))

@@ -79,12 +79,14 @@ class Evaluator:
             for rule in policy.rules
         ]
         self._derived = [s for s in policy.signals if isinstance(s, DerivedSignal)]
+        # How old an input may be and still count toward a derived value.
+        self._max_age = {s.name: s.staleness_limit() for s in policy.signals}
 
     def derive(self, windows: Windows, now: float) -> list[Observation]:
         """Observations of the derived signals, from the latest values of their inputs."""
         derived = []
         for signal in self._derived:
-            observation = derive_signal(signal, windows, now)
+            observation = derive_signal(signal, windows, now, self._max_age)
             windows.record(observation)
             derived.append(observation)
         return derived
@@ -218,12 +220,26 @@ def _service_of(policy: Policy, signal: AnySignal) -> str:
     return (spec.service or target or "") if spec is not None else ""
 
 
-def derive_signal(signal: DerivedSignal, windows: Windows, now: float) -> Observation:
-    """Count, share, sum, max or min over the latest values of other signals."""
+def derive_signal(
+    signal: DerivedSignal,
+    windows: Windows,
+    now: float,
+    max_age: Mapping[str, float] | None = None,
+) -> Observation:
+    """Count, share, sum, max or min over the latest values of other signals.
+
+    An input older than its signal's staleness limit (`max_age`) does not count:
+    a derived value stamped `now` must not pass stale readings off as fresh
+    evidence. With no fresh input the derived signal reads as an error.
+    """
     values: list[float] = []
     witnesses: list[tuple[float, str]] = []
+    limits = max_age or {}
     for name in signal.of:
+        limit = limits.get(name)
         for series, sample in windows.latest_all(name):
+            if limit is not None and now - sample.at > limit:
+                continue
             if sample.value is not None:
                 values.append(sample.value)
                 said = sample.error or sample.detail
@@ -232,7 +248,7 @@ def derive_signal(signal: DerivedSignal, windows: Windows, now: float) -> Observ
                     (sample.value, f"{label} = {sample.value:g}" + (f" ({said})" if said else ""))
                 )
     if not values:
-        return Observation(signal.name, now, None, error="no input values yet")
+        return Observation(signal.name, now, None, error="no fresh input values")
     if signal.op in ("count", "fraction"):
         assert signal.where is not None
         compare, threshold = COMPARE[signal.where.op], signal.where.threshold

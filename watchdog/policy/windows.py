@@ -63,6 +63,11 @@ class Windows:
         samples = self._series.get(signal, {}).get(series)
         return samples[-1] if samples else None
 
+    def latest_reading(self, signal: str, series: str = "") -> Sample | None:
+        """The latest sample that carries a value: the evidence a decision rests on."""
+        samples = self._series.get(signal, {}).get(series)
+        return next((s for s in reversed(samples or ()) if s.value is not None), None)
+
     def latest_all(self, signal: str) -> Iterator[tuple[str, Sample]]:
         for series, samples in self._series.get(signal, {}).items():
             if samples:
