@@ -200,10 +200,15 @@ def left_down_unpaged(checker: Checker, journal: Journal) -> list[str]:
         incident = journal.incident(incident_id)
         if incident.is_open and incident.state in ("detected", "triaged", "executing"):
             continue  # its plan is still under way
+        steps = journal.steps(incident_id)
+        # A step interrupted by a restart and run again to success did not fail the plan.
+        redone = {(s.rung, s.index) for s in steps if s.status == "succeeded"}
         failed = [
             s
-            for s in journal.steps(incident_id)
-            if s.status in ("failed", "unknown") and s.started_at >= since
+            for s in steps
+            if s.status in ("failed", "unknown")
+            and s.started_at >= since
+            and (s.status == "failed" or (s.rung, s.index) not in redone)
         ]
         if not failed:
             continue
