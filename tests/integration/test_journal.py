@@ -445,7 +445,7 @@ def test_step_finish_refuses_bad_status_and_second_finish(journal: Journal) -> N
 # Approvals, notifications, guards ----------------------------------------------------------
 
 
-def test_approvals_and_notifications_are_recorded(journal: Journal) -> None:
+def test_approvals_are_recorded(journal: Journal) -> None:
     incident_id = open_dlq(journal)
     first = journal.record_approval(
         incident_id, at=T0 + 1, person="alice", role="lead", decision="approve", comment="go"
@@ -455,9 +455,6 @@ def test_approvals_and_notifications_are_recorded(journal: Journal) -> None:
     )
     with pytest.raises(ValueError, match="'maybe'"):
         journal.record_approval(incident_id, at=T0, person="eve", role="x", decision="maybe")
-    journal.record_notification(
-        incident_id, at=T0 + 3, channel="pagerduty", status="sent", summary="paged on-call"
-    )
 
     approvals = journal.approvals(incident_id)
     assert [(a.id, a.person, a.role, a.decision, a.comment) for a in approvals] == [
@@ -465,10 +462,8 @@ def test_approvals_and_notifications_are_recorded(journal: Journal) -> None:
         (second, "bob", "oncall", "reject", ""),
     ]
     events = journal.timeline(incident_id)[1:]
-    assert [e.kind for e in events] == ["approval", "approval", "notification"]
+    assert [e.kind for e in events] == ["approval", "approval"]
     assert events[0].summary == "alice (lead) approved: go"
-    assert events[2].summary == "pagerduty sent: paged on-call"
-    assert events[2].data == {"channel": "pagerduty", "status": "sent"}
 
 
 def test_action_budget_and_cooldown(journal: Journal) -> None:

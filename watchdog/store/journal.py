@@ -172,10 +172,6 @@ class Journal(Protocol):
 
     def approvals(self, incident_id: int) -> list[ApprovalRecord]: ...
 
-    def record_notification(
-        self, incident_id: int, *, at: float, channel: str, status: str, summary: str
-    ) -> None: ...
-
     # Guards: action budget, cooldown, flags --------------------------------
 
     def record_action(self, *, target: str, at: float) -> None: ...

@@ -480,20 +480,6 @@ class SqliteJournal:
             for row in rows
         ]
 
-    def record_notification(
-        self, incident_id: int, *, at: float, channel: str, status: str, summary: str
-    ) -> None:
-        with self._transaction() as conn:
-            _require_incident(conn, incident_id)
-            _insert_event(
-                conn,
-                incident_id,
-                at=at,
-                kind="notification",
-                summary=f"{channel} {status}: {summary}",
-                data={"channel": channel, "status": status},
-            )
-
     # Guards ------------------------------------------------------------------------------
 
     def record_action(self, *, target: str, at: float) -> None:
