@@ -126,3 +126,37 @@ def test_a_rise_in_severity_writes_its_finding_and_page_with_it(journal: Journal
     assert len(journal.deliveries(incident)) == 1
     kinds = [e.kind for e in journal.timeline(incident)]
     assert kinds[-3:] == ["finding", "escalated", "page"]
+
+
+def test_after_a_restart_asks_again_the_same_person_may_approve_again(journal: Journal) -> None:
+    """The crash matrix found it: killed after approve → execute, the restarted daemon asked
+    for a fresh approval, while the approval rules still counted the old vote and refused
+    the person with 409: the incident sat in awaiting_approval until it expired."""
+    from watchdog.engine.approvals import Refused, record_decision
+    from watchdog.people import Person
+
+    plan = Plan(
+        scenario="stateful_service_failure", title="start redis", steps=PLAN.steps,
+        checklist=(), verify_for_seconds=10, verify_timeout_seconds=60,
+        authorization=Authorization(AuthMode.APPROVAL, "needs a lead", role="lead", quorum=1),
+        reason="redis down",
+    )
+    incident = journal.open_incident(
+        key="stateful/redis", severity=Severity.P2, scenario="stateful_service_failure",
+        subject="redis", state="detected", reason="seeded", at=T0, findings=(),
+    )
+    journal.commit_move(incident, MoveRecord(
+        at=T0, states=(("triaged", "x"), ("awaiting_approval", "x")), plan=plan))
+    lee = Person("lee", ("lead",), "")
+    record_decision(journal, incident_id=incident, person=lee, decision="approve",
+                    comment="", at=T0 + 1)
+    with pytest.raises(Refused, match="already approved"):  # once per request, as before
+        record_decision(journal, incident_id=incident, person=lee, decision="approve",
+                        comment="", at=T0 + 2)
+    journal.commit_move(incident, MoveRecord(
+        at=T0 + 3, states=(("approved", "lee"), ("executing", "go"))))
+    journal.commit_move(incident, MoveRecord(
+        at=T0 + 9, states=(("awaiting_approval", "interrupted: needs a fresh approval"),)))
+    again = record_decision(journal, incident_id=incident, person=lee, decision="approve",
+                            comment="still go", at=T0 + 10)
+    assert again.approvers == ("lee",)

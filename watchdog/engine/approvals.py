@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from watchdog.metrics import Metrics
 from watchdog.model import AuthMode
 from watchdog.people import Person
+from watchdog.policy import moves
 from watchdog.policy.authorize import counted_approvers
+from watchdog.store.codec import plan_digest
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord
 
@@ -84,7 +86,7 @@ def record_decision(
         raise Refused(409, f"incident {incident_id} is {record.state}{closed}, not {AWAITING}")
     plan = journal.plan(incident_id)
     needed = plan.authorization if plan is not None else None
-    if needed is None or needed.mode is not AuthMode.APPROVAL or needed.role is None:
+    if plan is None or needed is None or needed.mode is not AuthMode.APPROVAL or not needed.role:
         raise Refused(409, f"incident {incident_id} has no plan that waits for an approval")
     if not person.has_role(needed.role):
         raise Refused(
@@ -93,7 +95,21 @@ def record_decision(
             f"{incident_id}: its plan needs a {needed.role} ({needed.reason})",
         )
     quorum = max(1, needed.quorum)
-    votes = [(a.person, a.role, a.decision) for a in journal.approvals(incident_id)]
+    # The votes the daemon counts: for this plan as shown, since approval was asked
+    # (a restart that asks again, or a new plan, needs fresh ones: never refuse those).
+    digest = plan_digest(plan)
+    asked = moves.Incident(record.key, record.state, plan, entered_at=record.updated_at)
+    counted = moves.counted_votes(
+        asked,
+        moves.Votes(
+            tuple(
+                moves.Vote(a.person, a.role, a.decision, a.plan_digest, a.at)
+                for a in journal.approvals(incident_id)
+            ),
+            digest,
+        ),
+    )
+    votes = [(v.person, v.role, v.decision) for v in counted]
     if decision == "approve" and person.name in counted_approvers(votes, needed.role):
         raise Refused(
             409,
@@ -107,6 +123,7 @@ def record_decision(
         role=needed.role,
         decision=decision,
         comment=comment,
+        plan_digest=digest,
     )
     if metrics is not None:
         metrics.approvals.labels(decision).inc()
