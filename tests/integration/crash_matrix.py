@@ -35,6 +35,14 @@ from typing import Any
 import httpx
 
 from tests.fakes.vendors import FakeSlack, FakeWebhook
+from tests.integration.crash_actions import (
+    ALERT_FIRED_AND_RESOLVED,
+    ALERTMANAGER_TOKEN,
+    APPROVAL,
+    Action,
+    Context,
+    write_people,
+)
 from watchdog.demo import FAULTS, POLICY, TIME_SCALE, Fault, daemon_environment, free_port
 from watchdog.sandbox.stack import SandboxStack, SandboxStartError
 
@@ -53,8 +61,10 @@ WEDGE_STATES = ("detected", "triaged", "failed", "rejected", "expired", "approve
 NON_FINAL_STEP = ("started", "succeeded", "failed")
 
 _BY_KIND = {fault.kind: fault for fault in FAULTS}
-#: The sandbox demo's scenarios, each the faults injected in order.
-SCENARIOS: dict[str, tuple[Fault, ...]] = {
+
+
+#: The sandbox demo's scenarios, each the faults (or harness actions) run in order.
+SCENARIOS: dict[str, tuple[Fault | Action, ...]] = {
     "service_crash": (_BY_KIND["crash"],),
     "config_corruption": (_BY_KIND["corrupt_config"],),
     "provider_disable_enable": (_BY_KIND["provider_outage"], _BY_KIND["provider_restore"]),
@@ -62,8 +72,12 @@ SCENARIOS: dict[str, tuple[Fault, ...]] = {
     # The DLQ's P1 pages, with the webhook failing once (a retry) and Slack refusing
     # once (a rejected page): the outbox's own write sites.
     "dlq_overflow_pager_trouble": (_BY_KIND["dlq_overflow"],),
+    # Alertmanager's webhook, then approvals through the API (tests/integration/crash_actions.py).
+    "alert_fired_and_resolved": ALERT_FIRED_AND_RESOLVED,
+    "approval": APPROVAL,
 }
 PAGER_TROUBLE = {"dlq_overflow_pager_trouble"}
+NEEDS_PEOPLE = {"approval"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,17 +354,24 @@ def run_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
         folder = Path(tmp)
         log = folder / "commits.log"
         slack = es.enter_context(FakeSlack())
-        webhook = es.enter_context(FakeWebhook(WEBHOOK_TOKEN))
+        hook = es.enter_context(FakeWebhook(WEBHOOK_TOKEN))
         if scenario in PAGER_TROUBLE:
-            webhook.fail_next(1, status=503)
+            hook.fail_next(1, status=503)
             slack.reject_next(1)
         stack = es.enter_context(_sandbox(folder / "sandbox"))
         baseline = stack.control.table(CONFIG_TABLE)
+        people: dict[str, str] = {}
+        tokens: dict[str, str] = {}
+        if scenario in NEEDS_PEOPLE:
+            path, tokens = write_people(folder)
+            people = {"WATCHDOG_PEOPLE": str(path)}
         daemon = Daemon(stack, folder, {
             "WATCHDOG_SLACK_WEBHOOK_URL": slack.webhook_url,
-            "WATCHDOG_WEBHOOK_URL": webhook.hook_url,
+            "WATCHDOG_WEBHOOK_URL": hook.hook_url,
             "WATCHDOG_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+            "WATCHDOG_ALERTMANAGER_TOKEN": ALERTMANAGER_TOKEN,
             "WATCHDOG_COMMIT_LOG": str(log),
+            **people,
         })
         es.callback(daemon.stop)
         crash = {} if kill is None else {
@@ -359,14 +380,22 @@ def run_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
         db = folder / "journal.db"
         daemon.start(crash)
         _until(lambda: _revived(daemon) and _has_snapshot(db), 30, "a baseline")
-        for fault in SCENARIOS[scenario]:
+        ctx = Context(daemon.url, stack, db, tokens)
+        for step in SCENARIOS[scenario]:
             known = {r["id"] for r in _rows(db, "SELECT id FROM incidents")}
-            stack.inject(fault.kind, **fault.body)
-            _until(
-                lambda known=known: _revived(daemon) and _fault_done(db, known),  # type: ignore[misc]
-                FAULT_BOUND,
-                "final",
-            )
+            if isinstance(step, Fault):
+                stack.inject(step.kind, **step.body)
+                _until(
+                    lambda known=known: _revived(daemon) and _fault_done(db, known),  # type: ignore[misc]
+                    FAULT_BOUND,
+                    "final",
+                )
+            else:
+                _until(
+                    lambda step=step, known=known: _action_done(daemon, ctx, step, known),  # type: ignore[misc]
+                    FAULT_BOUND,
+                    "final",
+                )
         _until(lambda: _revived(daemon) and not _rows(
             db, "SELECT 1 FROM outbox WHERE status = 'pending'"), OUTBOX_BOUND, "pages sent")
         daemon.stop()
@@ -405,6 +434,16 @@ def _has_snapshot(db: Path) -> bool:
     return bool(_rows(db, "SELECT 1 FROM snapshots WHERE table_name = ?", (CONFIG_TABLE,)))
 
 
+def _action_done(daemon: Daemon, ctx: Context, action: Action, known: set[int]) -> bool:
+    """Revive the daemon, poll the action; over once it took effect and all is final."""
+    daemon.revive()
+    if not action.poll(ctx) or (action.until is not None and not action.until(ctx)):
+        return False
+    if action.opens:
+        return _fault_done(ctx.db, known)
+    return all_final(ctx.db)
+
+
 def _fault_done(db: Path, known: set[int]) -> bool:
     """A new incident exists and every incident is final."""
     ids = {r["id"] for r in _rows(db, "SELECT id FROM incidents")}
@@ -426,10 +465,31 @@ def first_of_each_site(scenario: str, sites: list[str]) -> list[KillPoint]:
     ]
 
 
+def following(scenario: str, sites: list[str], cause: str, then: str) -> list[KillPoint]:
+    """For every write of site `cause`, the next write of site `then`, before and after."""
+    points = []
+    for number, site in enumerate(sites, start=1):
+        if site != cause:
+            continue
+        later = [n for n, s in enumerate(sites[number:], start=number + 1) if s == then]
+        if later:
+            points += [KillPoint(scenario, later[0], when, then) for when in ("before", "after")]
+    return points
+
+
+#: Kill points a scenario needs besides the first of each new site: the daemon's own move
+#: after each approval it received (its API runs in the daemon process), i.e. the
+#: approve → executing commit the approvals caused, before and after.
+ALSO: dict[str, tuple[tuple[str, str], ...]] = {
+    "approval": (("record_approval", "commit_move"),),
+}
+
+
 def each_site_once() -> Callable[[str, list[str]], list[KillPoint]]:
     """A chooser over scenarios in order: the first write of every site, before and after,
-    that no earlier scenario killed yet. Every write site the scenarios reach is covered
-    once each way, in the cheapest scenario that reaches it (order them cheap first)."""
+    that no earlier scenario killed yet, plus the scenario's ALSO points. Every write site
+    the scenarios reach is covered once each way, in the cheapest scenario that reaches it
+    (order them cheap first)."""
     covered: set[tuple[str, str]] = set()
 
     def choose(scenario: str, sites: list[str]) -> list[KillPoint]:
@@ -438,6 +498,8 @@ def each_site_once() -> Callable[[str, list[str]], list[KillPoint]]:
             if (kill.planned_site, kill.when) not in covered:
                 covered.add((kill.planned_site, kill.when))
                 points.append(kill)
+        for cause, then in ALSO.get(scenario, ()):
+            points += [k for k in following(scenario, sites, cause, then) if k not in points]
         return points
 
     return choose
