@@ -85,12 +85,14 @@ def _redis_down_then_approved(ctx: Context) -> bool:
     if "injected" not in ctx.done:
         ctx.stack.inject("crash", service="redis")
         ctx.done.add("injected")
-    waiting = _rows(ctx.db, "SELECT id FROM incidents WHERE state = 'awaiting_approval'"
-                            " AND closed_at IS NULL")
+    waiting = _rows(ctx.db, "SELECT id, updated_at FROM incidents"
+                            " WHERE state = 'awaiting_approval' AND closed_at IS NULL")
     body = {"comment": "crash matrix: redis data is safe"}
     for row in waiting:
         for person in APPROVERS:
-            key = f"approved {row['id']} {person}"
+            # Per request for approval: a restart that asks again (the plan ran on an
+            # approval, which does not carry over) is answered again, as a person would.
+            key = f"approved {row['id']} {row['updated_at']} {person}"
             url = f"{ctx.url}/api/incidents/{row['id']}/approve"
             if key not in ctx.done and _post(url, body, ctx.tokens[person]) in (200, 409):
                 ctx.done.add(key)
