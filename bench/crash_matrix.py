@@ -13,6 +13,9 @@ violation with its kill point; then the store's write sites no scenario reached.
 
 Run: PYTHONPATH=. .venv/bin/python bench/crash_matrix.py [--workers 2] [SCENARIO ...]
 
+With no SCENARIO it runs the sandbox ones; `docker_ladder` (restart → revert → page on
+a real Docker engine, tests/integration/crash_engines.py) runs when named.
+
 Cost on the 2-core machine, beside other suites: service_crash (18 writes, 36 kill
 points) 550 s one at a time; dlq_overflow (26 writes, 52 kill points) about 10 min
 three at a time; all five scenarios (~150 writes, ~300 kill points) over an hour.
@@ -34,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.crash_matrix import SCENARIOS, every_write, run_matrix
+from tests.integration.crash_matrix import ENGINE_SCENARIOS, SCENARIOS, every_write, run_matrix
 from watchdog.store.sqlite import SqliteJournal
 
 
@@ -50,12 +53,13 @@ def store_write_sites() -> set[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="kill points run at once")
-    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=", ".join(SCENARIOS))
+    known = ", ".join([*SCENARIOS, *ENGINE_SCENARIOS])
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                        help=f"{known} (default: the sandbox ones)")
     args = parser.parse_args()
     scenarios = args.scenarios or list(SCENARIOS)
-    unknown = sorted(set(scenarios) - set(SCENARIOS))
+    unknown = sorted(set(scenarios) - set(SCENARIOS) - set(ENGINE_SCENARIOS))
     if unknown:
-        known = ", ".join(SCENARIOS)
         parser.error(f"unknown scenario {', '.join(unknown)}; expected one of {known}")
     began = time.monotonic()
     results = run_matrix(scenarios, every_write, workers=args.workers)

@@ -77,6 +77,9 @@ SCENARIOS: dict[str, tuple[Fault | Action, ...]] = {
     "approval": APPROVAL,
 }
 PAGER_TROUBLE = {"dlq_overflow_pager_trouble"}
+#: Scenarios on real engines rather than the sandbox (tests/integration/crash_engines.py):
+#: run by bench/crash_matrix.py when named, not part of SCENARIOS (the suite's matrix).
+ENGINE_SCENARIOS = ("docker_ladder",)
 NEEDS_PEOPLE = {"approval"}
 
 
@@ -111,6 +114,9 @@ class Run:
 class Daemon:
     """`watchdog run` on the sandbox; `start` returns once it answers or has died."""
 
+    #: The policy it runs (a subclass guarding another world sets its own).
+    policy: Path = POLICY
+
     def __init__(self, stack: SandboxStack, folder: Path, env: dict[str, str]) -> None:
         self.listen = f"127.0.0.1:{free_port()}"
         self.url = f"http://{self.listen}"
@@ -120,7 +126,7 @@ class Daemon:
         self.starts = 0
 
     def start(self, extra: dict[str, str]) -> None:
-        command = [sys.executable, "-m", "watchdog.cli", "run", "--policy", str(POLICY)]
+        command = [sys.executable, "-m", "watchdog.cli", "run", "--policy", str(self.policy)]
         with (self.folder / "daemon.log").open("ab") as log:
             self.process = subprocess.Popen(
                 command, env={**self.env, **extra}, stdin=subprocess.DEVNULL,
@@ -348,6 +354,10 @@ def _json(text: str) -> dict[str, Any]:
 
 def run_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
     """A fresh sandbox and daemon through `scenario`, killed at `kill` (None: a clean run)."""
+    if scenario in ENGINE_SCENARIOS:
+        from tests.integration.crash_engines import run_engine_scenario
+
+        return run_engine_scenario(scenario, kill)
     began = time.monotonic()
     run = Run(scenario, kill)
     with tempfile.TemporaryDirectory(prefix="crash-matrix-") as tmp, contextlib.ExitStack() as es:

@@ -1,0 +1,247 @@
+"""Crash-matrix scenarios on real engines: the Docker ladder (restart → revert → page).
+
+tests/integration/crash_matrix.py drives the sandbox; this drives the daemon with
+`WATCHDOG_ORCHESTRATOR=docker+unix://...` against real containers on a real Docker
+engine, as tests/integration/test_docker_daemon.py does (its Project, policy,
+environment and deploy are reused, not copied), SIGKILLed at one journal write
+(watchdog/store/crashpoints.py) and restarted without the setting.
+
+`docker_ladder` climbs the Docker ladder in two faults, each followed until every
+incident is final:
+
+1. web's container is killed: the restart rung brings it back (resolved);
+2. web loses its health file and a crash-looping image is deployed over it: the
+   revert rung recreates it from the last known good image, which is unhealthy
+   too (the fault is not in the image), so the previous container is put back and
+   the incident is escalated and paged.
+
+The world check: the containers as the journal says. One container per service,
+under its Compose name (nothing left half-created by a revert cut short), and every
+service not named by an escalated incident's page running its good image.
+
+One engine serves every run of the process (started once if none answers).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import yaml
+
+from tests.dockerengine import BROKEN, GOOD, build_images, docker_engine, run_service
+from tests.fakes.vendors import FakeSlack, FakeWebhook
+from tests.integration.crash_matrix import (
+    WEBHOOK_TOKEN,
+    Daemon,
+    KillPoint,
+    Run,
+    _fault_done,
+    _rows,
+    _until,
+    incidents_final,
+    incidents_wedged,
+    non_idempotent_twice,
+    pages_queued,
+    reading,
+    steps_finished,
+)
+from tests.integration.test_docker_daemon import Project, deploy, environment, write_policy
+from watchdog.demo import free_port
+
+SERVICES = ("web", "api", "postgres")
+#: The ladder's second fault (crash loop, revert, its verification, the swap back) takes
+#: about 40 s at the policy's tenfold clock; a restart after a kill re-detects it all.
+LADDER_BOUND = 150.0
+OUTBOX_BOUND = 15.0
+
+_ENGINE_LOCK = threading.Lock()
+_ENGINE: list[str] = []
+
+
+def engine_url() -> str:
+    """The test engine's DOCKER_HOST URL, started (and its images built) once per process."""
+    with _ENGINE_LOCK:
+        if not _ENGINE:
+            stack = contextlib.ExitStack()
+            url = stack.enter_context(docker_engine())
+            atexit.register(stack.close)
+            client = docker.DockerClient(base_url=url, timeout=60)
+            try:
+                build_images(client)
+            finally:
+                client.close()
+            _ENGINE.append(url)
+        return _ENGINE[0]
+
+
+class DockerDaemon(Daemon):
+    """`watchdog run` guarding a Compose project on the Docker engine (crash_matrix.Daemon's
+    start, revive and stop)."""
+
+    def __init__(self, project: Project, url: str, policy: Path, env: dict[str, str]) -> None:
+        self.listen = f"127.0.0.1:{free_port()}"
+        self.url = f"http://{self.listen}"
+        self.folder = project.folder
+        self.policy = policy
+        self.env = {**environment(project, url), "WATCHDOG_LISTEN": self.listen, **env}
+        self.process = None
+        self.starts = 0
+
+
+@contextlib.contextmanager
+def compose_project(client: docker.DockerClient, folder: Path) -> Iterator[Project]:
+    """web, api (depends on web) and postgres (protected), healthy; removed at the end."""
+    name = f"wdcm{uuid.uuid4().hex[:8]}"
+    ports = {service: free_port() for service in SERVICES}
+    www = {}
+    for service in SERVICES:
+        www[service] = folder / f"www-{service}"
+        www[service].mkdir()
+        (www[service] / "healthy").write_text("ok")
+    project = Project(name, folder, client, ports, www)
+    try:
+        for service in SERVICES:
+            run_service(client, project=name, service=service, port=ports[service],
+                        www=www[service],
+                        depends_on="web:service_started:false" if service == "api" else "")
+        yield project
+    finally:
+        for container in client.containers.list(
+            all=True, filters={"label": f"com.docker.compose.project={name}"}
+        ):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+
+
+def ladder_policy(project: Project) -> Path:
+    """compose-generic with a 1 s cooldown (10 s at the tenfold clock): the second fault
+    on web must climb the ladder, not be refused because the first one acted on web."""
+    path = write_policy(project)
+    data = yaml.safe_load(path.read_text())
+    data["guards"]["cooldown"] = "10s"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _kill_web(project: Project) -> None:
+    project.container("web").kill()
+
+
+def _broken_deploy_unhealthy(project: Project) -> None:
+    (project.www["web"] / "healthy").unlink()  # the fault is not in the image at all
+    deploy(project, "web", BROKEN)
+
+
+#: The faults of each engine scenario, injected once each, in order.
+FAULTS: dict[str, tuple[Callable[[Project], None], ...]] = {
+    "docker_ladder": (_kill_web, _broken_deploy_unhealthy),
+}
+
+
+def containers_agree(db: Path, project: Project) -> list[str]:
+    """One container per service under its Compose name; each service that no escalated
+    incident's page names is running its good image."""
+    with reading(db) as conn:
+        named = " ".join(
+            r["body"]
+            for r in conn.execute(
+                "SELECT o.body FROM outbox o JOIN incidents i ON i.id = o.incident_id"
+                " WHERE i.state = 'escalated' AND i.closed_at IS NULL AND o.event = 'trigger'"
+            )
+        )
+    out = []
+    for service in SERVICES:
+        found = project.client.containers.list(
+            all=True, ignore_removed=True,
+            filters={"label": [f"com.docker.compose.project={project.name}",
+                               f"com.docker.compose.service={service}"]},
+        )
+        names = sorted(c.name for c in found)
+        if names != [f"{project.name}-{service}-1"]:
+            out.append(f"service {service} has containers {names}, expected exactly"
+                       f" {project.name}-{service}-1")
+        if service in named or len(found) != 1:
+            continue
+        container = found[0]
+        if not container.attrs["State"]["Running"]:
+            out.append(f"service {service} is stopped and no escalated incident's page names it")
+        if GOOD not in container.image.tags:
+            out.append(f"service {service} runs {container.image.tags} (not {GOOD}) and no"
+                       " escalated incident's page names it")
+    return out
+
+
+def judge(db: Path, project: Project) -> list[str]:
+    """crash_matrix's journal invariants and the containers' own check."""
+    checks: list[tuple[str, Callable[[], list[str]]]] = [
+        ("non_idempotent_twice", lambda: non_idempotent_twice(db)),
+        ("incidents_final", lambda: incidents_final(db)),
+        ("incidents_wedged", lambda: incidents_wedged(db)),
+        ("pages_queued", lambda: pages_queued(db)),
+        ("steps_finished", lambda: steps_finished(db)),
+        ("containers_agree", lambda: containers_agree(db, project)),
+    ]
+    return [f"{name}: {v}" for name, check in checks for v in check()]
+
+
+def run_engine_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
+    """A fresh Compose project and daemon through `scenario`, killed at `kill`."""
+    began = time.monotonic()
+    run = Run(scenario, kill)
+    url = engine_url()
+    with tempfile.TemporaryDirectory(prefix="crash-docker-") as tmp, contextlib.ExitStack() as es:
+        folder = Path(tmp)
+        log = folder / "commits.log"
+        slack = es.enter_context(FakeSlack())
+        hook = es.enter_context(FakeWebhook(WEBHOOK_TOKEN))
+        client = docker.DockerClient(base_url=url, timeout=60)
+        es.callback(client.close)
+        project = es.enter_context(compose_project(client, folder))
+        daemon = DockerDaemon(project, url, ladder_policy(project), {
+            "WATCHDOG_SLACK_WEBHOOK_URL": slack.webhook_url,
+            "WATCHDOG_WEBHOOK_URL": hook.hook_url,
+            "WATCHDOG_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+            "WATCHDOG_COMMIT_LOG": str(log),
+        })
+        es.callback(daemon.stop)
+        crash = {} if kill is None else {
+            "WATCHDOG_CRASH_AT": str(kill.at), "WATCHDOG_CRASH_WHEN": kill.when
+        }
+        db = folder / "journal.db"
+        daemon.start(crash)
+        _until(lambda: _revived(daemon) and _last_good(db, "web"), 30, "a baseline")
+        for fault in FAULTS[scenario]:
+            known = {r["id"] for r in _rows(db, "SELECT id FROM incidents")}
+            fault(project)
+            _until(lambda known=known: _revived(daemon) and _fault_done(db, known),  # type: ignore[misc]
+                   LADDER_BOUND, "final")
+        _until(lambda: _revived(daemon) and not _rows(
+            db, "SELECT 1 FROM outbox WHERE status = 'pending'"), OUTBOX_BOUND, "pages sent")
+        daemon.stop()
+        lines = log.read_text().splitlines() if log.exists() else []
+        run.sites = [line for line in lines if "\t" not in line]
+        killed = [line.split("\t")[0] for line in lines if "\t" in line]
+        run.killed_site = killed[0] if killed else None
+        if kill is not None and run.killed_site is None:
+            run.unreached = f"kill point not reached: the run made {len(run.sites)} writes"
+        run.violations += judge(db, project)
+    run.seconds = time.monotonic() - began
+    return run
+
+
+def _revived(daemon: Daemon) -> bool:
+    daemon.revive()
+    return True
+
+
+def _last_good(db: Path, service: str) -> bool:
+    return bool(_rows(db, "SELECT 1 FROM snapshots WHERE table_name = ?",
+                      (f"docker:last_good:{service}",)))
