@@ -79,7 +79,7 @@ SCENARIOS: dict[str, tuple[Fault | Action, ...]] = {
 PAGER_TROUBLE = {"dlq_overflow_pager_trouble"}
 #: Scenarios on real engines rather than the sandbox (tests/integration/crash_engines.py):
 #: run by bench/crash_matrix.py when named, not part of SCENARIOS (the suite's matrix).
-ENGINE_SCENARIOS = ("docker_ladder",)
+ENGINE_SCENARIOS = ("docker_ladder", "docker_ladder_climb")
 NEEDS_PEOPLE = {"approval"}
 
 
