@@ -338,3 +338,12 @@ def test_cleared_findings_close_a_notice_and_resolve_an_escalation() -> None:
     assert moves.decide(incident("executing"), moves.FindingsCleared(), switches(), NOW) == (
         moves.HOLD
     )
+
+
+def test_a_restart_that_finds_no_plan_escalates_by_legal_moves() -> None:
+    for state in ("executing", "approved", "verifying", "failed"):
+        decision = moves.decide(
+            replace(incident(state), plan=None), moves.Restarted(), switches(), NOW
+        )
+        assert legal(state, decision) == "escalated", state
+        assert "no plan in the journal" in decision.reason

@@ -65,21 +65,8 @@ class Recovery:
         manager = self.incidents
         plan = manager.journal.plan(view.id)
         steps = [s for s in manager.journal.steps(view.id) if s.rung == view.rung]
-        event = restarted(steps, findings, manager, plan is not None)
-        finding = findings[0] if findings else None
-        if plan is None and view.state in ("executing", "approved", "verifying", "failed"):
-            decision = moves.Decision(
-                (moves.Move("escalate", f"{view.state} with no plan in the journal"),)
-            )
-            if view.state in ("approved", "verifying"):
-                decision = moves.Decision(
-                    (
-                        moves.Move("fail", f"{view.state} with no plan in the journal"),
-                        moves.Move("escalate", "a human must look"),
-                    )
-                )
-        else:
-            decision = manager.decide(view, event, plan, finding)
+        event = restarted(steps, findings, manager)
+        decision = manager.decide(view, event, plan, findings[0] if findings else None)
         waiting = not decision.moves and decision.work is moves.Work.NOTHING
         if waiting and view.state == "executing":
             if first:
@@ -101,7 +88,7 @@ class Recovery:
 
 
 def restarted(
-    steps: list[StepRecord], findings: list[Finding], manager: Incidents, has_plan: bool
+    steps: list[StepRecord], findings: list[Finding], manager: Incidents
 ) -> moves.Restarted:
     """What the journal's steps of the current rung say, as the core's facts."""
     in_flight = next((s for s in reversed(steps) if s.status == "started"), None)

@@ -56,7 +56,9 @@ TRANSITIONS: tuple[dict[str, Any], ...] = (
     {"trigger": "fail", "source": ["executing", "verifying"], "dest": "failed"},
     {
         "trigger": "escalate",
-        "source": ["rejected", "expired", "failed", "executing", "triaged", "notified"],
+        "source": [
+            "rejected", "expired", "failed", "executing", "triaged", "notified", "approved"
+        ],
         "dest": "escalated",
     },
     {"trigger": "retriage", "source": ["notified", "awaiting_approval"], "dest": "triaged"},

@@ -306,6 +306,9 @@ def _counted(incident: Incident, event: Votes, switches: Switches, now: float) -
 def _resume(incident: Incident, event: Restarted, switches: Switches, now: float) -> Decision:
     """After a restart: a new decision from the journal, never a replay."""
     state = incident.state
+    if incident.plan is None and state in ("executing", "approved", "verifying", "failed"):
+        why = f"{state} with no plan in the journal: a human must look"
+        return _escalate(why, Move("fail", why)) if state == "verifying" else _escalate(why)
     if state == "detected":
         return Decision((Move("triage", "triaged after restart"),), work=Work.REPLAN)
     if state == "triaged":
