@@ -208,28 +208,29 @@ class Daemon:
         self, incident_id: int, was: Severity, now: Severity
     ) -> PageRows | None:
         """The page a rise in severity calls for, written with the rise."""
-        if self.outbox is None:
-            return None
-        try:
-            return self.outbox.pages_for_escalation(incident_id, was, to_severity=now)
-        except Exception:
-            log.exception("page_not_composed", incident=incident_id, severity=now)
-            return None
+        return self._composed(
+            incident_id, lambda o: o.pages_for_escalation(incident_id, was, to_severity=now)
+        )
 
     def _compose_page(
         self, incident_id: int, from_state: str, to_state: str, reason: str
     ) -> PageRows | None:
-        """The page a move calls for, written in the move's transaction.
+        """The page a move calls for, written in the move's transaction."""
+        return self._composed(
+            incident_id, lambda o: o.pages_for_move(incident_id, from_state, to_state, reason)
+        )
 
-        A bug in composing must not stall the incident: it is logged (and
-        reported), and the move stands without its page.
-        """
+    def _composed(
+        self, incident_id: int, compose: Callable[[Outbox], PageRows | None]
+    ) -> PageRows | None:
+        """A bug in composing must not stall the incident: it is logged (and reported),
+        and the move stands without its page."""
         if self.outbox is None:
             return None
         try:
-            return self.outbox.pages_for_move(incident_id, from_state, to_state, reason)
+            return compose(self.outbox)
         except Exception:
-            log.exception("page_not_composed", incident=incident_id, state=to_state)
+            log.exception("page_not_composed", incident=incident_id)
             return None
 
     def _follow_docker_events(self) -> None:

@@ -35,10 +35,13 @@ class Watch:
 
     def _forget_closed_by_humans(self) -> None:
         """A human ended an incident (`watchdog incidents close`): stop acting on it."""
+        if not self.incidents.views:
+            return
+        still_open = {r.id for r in self.incidents.journal.open_incidents()}  # one read a tick
         for view in list(self.incidents.views.values()):
-            record = self.incidents.journal.incident(view.id)
-            if record.closed_at is None:
+            if view.id in still_open:
                 continue
+            record = self.incidents.journal.incident(view.id)
             log.info("incident_closed_by_human", incident=view.id, reason=record.reason)
             task = self.incidents.tasks.get(view.id)
             if task is not None:
