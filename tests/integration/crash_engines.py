@@ -223,9 +223,7 @@ def run_engine_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
             "WATCHDOG_COMMIT_LOG": str(log),
         })
         es.callback(daemon.stop)
-        crash = {} if kill is None else {
-            "WATCHDOG_CRASH_AT": str(kill.at), "WATCHDOG_CRASH_WHEN": kill.when
-        }
+        crash = {} if kill is None else kill.environment()
         db = folder / "journal.db"
         daemon.start(crash)
         _until(lambda: _revived(daemon) and _last_good(db, "web"), 30, "a baseline")

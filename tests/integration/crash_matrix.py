@@ -89,9 +89,29 @@ class KillPoint:
     at: int
     when: str  # "before" | "after"
     planned_site: str = ""
+    #: Which write of `planned_site` it is (1 the first): the kill counts that site's
+    #: writes only (WATCHDOG_CRASH_SITE), so threads writing in another order between
+    #: runs cannot move it to another site. 0: the `at`-th write of any site.
+    occurrence: int = 0
 
     def __str__(self) -> str:
         return f"{self.scenario} #{self.at} {self.when} {self.planned_site}".rstrip()
+
+    def environment(self) -> dict[str, str]:
+        """The settings that make the daemon's store kill it here."""
+        if self.occurrence:
+            return {
+                "WATCHDOG_CRASH_AT": str(self.occurrence),
+                "WATCHDOG_CRASH_SITE": self.planned_site,
+                "WATCHDOG_CRASH_WHEN": self.when,
+            }
+        return {"WATCHDOG_CRASH_AT": str(self.at), "WATCHDOG_CRASH_WHEN": self.when}
+
+
+def kill_point(scenario: str, sites: list[str], number: int, when: str) -> KillPoint:
+    """The `number`-th write of a clean run (1-based), as the n-th write of its own site."""
+    site = sites[number - 1]
+    return KillPoint(scenario, number, when, site, sites[:number].count(site))
 
 
 @dataclass(slots=True)
@@ -384,9 +404,7 @@ def run_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
             **people,
         })
         es.callback(daemon.stop)
-        crash = {} if kill is None else {
-            "WATCHDOG_CRASH_AT": str(kill.at), "WATCHDOG_CRASH_WHEN": kill.when
-        }
+        crash = {} if kill is None else kill.environment()
         db = folder / "journal.db"
         daemon.start(crash)
         _until(lambda: _revived(daemon) and _has_snapshot(db), 30, "a baseline")
@@ -469,8 +487,8 @@ def first_of_each_site(scenario: str, sites: list[str]) -> list[KillPoint]:
     for number, site in enumerate(sites, start=1):
         firsts.setdefault(site, number)
     return [
-        KillPoint(scenario, number, when, site)
-        for site, number in firsts.items()
+        kill_point(scenario, sites, number, when)
+        for number in firsts.values()
         for when in ("before", "after")
     ]
 
@@ -483,7 +501,7 @@ def following(scenario: str, sites: list[str], cause: str, then: str) -> list[Ki
             continue
         later = [n for n, s in enumerate(sites[number:], start=number + 1) if s == then]
         if later:
-            points += [KillPoint(scenario, later[0], when, then) for when in ("before", "after")]
+            points += [kill_point(scenario, sites, later[0], when) for when in ("before", "after")]
     return points
 
 
@@ -518,8 +536,8 @@ def each_site_once() -> Callable[[str, list[str]], list[KillPoint]]:
 def every_write(scenario: str, sites: list[str]) -> list[KillPoint]:
     """Every write of the clean run, before and after: the full matrix."""
     return [
-        KillPoint(scenario, number, when, site)
-        for number, site in enumerate(sites, start=1)
+        kill_point(scenario, sites, number, when)
+        for number in range(1, len(sites) + 1)
         for when in ("before", "after")
     ]
 

@@ -8,6 +8,9 @@ SIGKILL just before or just after the COMMIT. Settings, read once when a journal
 opens (never in production unless someone sets them):
 
 - `WATCHDOG_CRASH_AT=N`: die at the N-th write of this process (1-based);
+- `WATCHDOG_CRASH_SITE=NAME`: count only the writes of that journal method, so
+  `WATCHDOG_CRASH_AT=N` is its N-th write, whatever other threads wrote between
+  (threads reorder writes from run to run; a site's own order holds);
 - `WATCHDOG_CRASH_WHEN=before|after`: before the COMMIT (the write is lost) or
   after it (the write is on disk, nothing after it ran); default after;
 - `WATCHDOG_COMMIT_LOG=PATH`: append each write's site (the public journal method
@@ -28,13 +31,17 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 WHENS = ("before", "after")
 
 _count_lock = threading.Lock()
 _writes = itertools.count(1)
+_site_writes: defaultdict[str, Iterator[int]] = defaultdict(lambda: itertools.count(1))
+#: The number of the write to die after it commits, once it has been chosen.
+_doomed: list[int] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +51,7 @@ class CrashPoints:
     at: int | None
     when: str
     log: str | None
+    site: str | None = None
 
     @staticmethod
     def from_environment(env: Mapping[str, str] = os.environ) -> CrashPoints | None:
@@ -62,7 +70,8 @@ class CrashPoints:
             at = int(at_text)
         if when not in WHENS:
             raise ValueError(f"WATCHDOG_CRASH_WHEN={when!r}: expected one of {', '.join(WHENS)}")
-        return CrashPoints(at=at, when=when, log=log)
+        site = env.get("WATCHDOG_CRASH_SITE", "").strip() or None
+        return CrashPoints(at=at, when=when, log=log, site=site)
 
 
 def write_site(depth: int = 3) -> str:
@@ -75,8 +84,14 @@ def before_commit(points: CrashPoints, site: str) -> int:
     """Number this write (per process) and die here if it is the kill point 'before'."""
     with _count_lock:
         number = next(_writes)
-    if number == points.at and points.when == "before":
-        _die(points, site)
+        if points.site is None:
+            hit = number == points.at
+        else:
+            hit = site == points.site and next(_site_writes[site]) == points.at
+    if hit:
+        if points.when == "before":
+            _die(points, site)
+        _doomed.append(number)
     return number
 
 
@@ -84,7 +99,7 @@ def after_commit(points: CrashPoints, site: str, number: int) -> None:
     """Log the write's site and die here if it is the kill point 'after'."""
     if points.log is not None:
         _append(points.log, site)
-    if number == points.at and points.when == "after":
+    if number in _doomed:
         _die(points, site)
 
 
