@@ -28,6 +28,8 @@ from watchdog.sandbox.stack import SandboxStack
 ALERTMANAGER_TOKEN = "crash-matrix-alertmanager-token"
 #: The two distinct `team` people the stateful plan's quorum needs (songnodes.yaml P2).
 APPROVERS = ("tara", "tom")
+#: The on-call engineer who ends an incident by hand (`close_roles`: oncall, lead).
+ON_CALL = "olga"
 
 
 @dataclass(slots=True)
@@ -99,6 +101,28 @@ def _redis_down_then_approved(ctx: Context) -> bool:
     return True
 
 
+def _redis_down_then_closed_by_hand(ctx: Context) -> bool:
+    """Redis crashes (P2 stateful: its plan waits for approval and pages); the on-call
+    engineer starts it by hand and ends the incident through the daemon's own API, so the
+    close (and the resolve page it calls for) is the daemon process's write. Sent again
+    while the incident still awaits approval (a kill before the close's commit)."""
+    if "injected" not in ctx.done:
+        ctx.stack.inject("crash", service="redis")
+        ctx.done.add("injected")
+    waiting = _rows(ctx.db, "SELECT id FROM incidents"
+                            " WHERE state = 'awaiting_approval' AND closed_at IS NULL")
+    for row in waiting:
+        if "started" not in ctx.done:
+            ctx.stack.control.start("redis")
+            ctx.done.add("started")
+        body = {"comment": "crash matrix: redis started by hand, nothing lost"}
+        url = f"{ctx.url}/api/incidents/{row['id']}/close"
+        _post(url, body, ctx.tokens[ON_CALL])
+    # Done once redis was started and nothing awaits approval any more: the close landed
+    # (its reply may have been cut by the kill, as a person would see on the incident page).
+    return "started" in ctx.done and not waiting
+
+
 def _reenabled(ctx: Context) -> bool:
     """The follow-up incident that enables the disabled provider again has closed."""
     return bool(_rows(ctx.db, "SELECT 1 FROM incidents WHERE key LIKE 'reenable/%'"
@@ -127,12 +151,12 @@ def _post(url: str, body: dict[str, Any], token: str) -> int | None:
 
 
 def write_people(folder: Path) -> tuple[Path, dict[str, str]]:
-    """A people file with the approvers (role team) and their tokens."""
+    """A people file with the approvers (role team), the on-call engineer and their tokens."""
     path = folder / "people.yaml"
     tokens = {}
-    for name in APPROVERS:
+    for name, role in [*((a, "team") for a in APPROVERS), (ON_CALL, "oncall")]:
         tokens[name] = new_token()
-        add_person(path, name, ["team"], tokens[name])
+        add_person(path, name, [role], tokens[name])
     return path, tokens
 
 
@@ -151,3 +175,7 @@ ALERT_FIRED_AND_RESOLVED = (
 #: Redis down: a P2 stateful plan that waits for two team approvals, given through the
 #: daemon's API (served in the daemon process: record_approval is its write).
 APPROVAL = (Action("redis down, approved by tara and tom", _redis_down_then_approved),)
+#: Redis down, its plan waiting for approval; the on-call engineer starts it by hand and
+#: closes the incident through the daemon's API: close_by_human and the resolve page.
+HUMAN_CLOSE = (Action("redis down, started and closed by hand by olga",
+                      _redis_down_then_closed_by_hand),)

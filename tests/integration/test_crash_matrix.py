@@ -43,11 +43,11 @@ WORKERS = int(os.environ.get("CRASH_MATRIX_WORKERS", "2"))
 
 #: Cheapest first: a site is killed in the first scenario that reaches it.
 ORDER = ["service_crash", "config_corruption", "provider_disable_enable", "dlq_overflow",
-         "dlq_overflow_pager_trouble", "alert_fired_and_resolved", "approval"]
+         "dlq_overflow_pager_trouble", "alert_fired_and_resolved", "approval", "human_close"]
 #: Write sites only the harness actions reach: Alertmanager's receiver, the settling of
 #: its firings when an incident they opened resolves, a person's approval (the daemon's
-#: HTTP API runs in the daemon process, so this is the daemon's write too).
-ACTION_SITES = {"record_alerts", "settle_alerts", "record_approval"}
+#: HTTP API runs in the daemon process, so this is the daemon's write too), a person's close.
+ACTION_SITES = {"record_alerts", "settle_alerts", "record_approval", "close_by_human"}
 
 
 @pytest.mark.slow

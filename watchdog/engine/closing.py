@@ -36,7 +36,7 @@ from watchdog.people import Person
 from watchdog.policy.lifecycle import FINAL
 from watchdog.policy.schema import Policy
 from watchdog.store.journal import Journal
-from watchdog.store.records import IncidentRecord
+from watchdog.store.records import CLOSED_BY_HUMAN, IncidentRecord
 
 #: `close_roles` of a policy that does not name them; the CLI's roles without --policy.
 DEFAULT_CLOSE_ROLES: tuple[str, ...] = tuple(
@@ -150,3 +150,31 @@ def close_incident(
     except ValueError as error:  # the daemon ended it between the read and the write
         raise Refused(409, str(error)) from None
     return Closed(incident_id, person.name, verdict.role, record.state, comment.strip())
+
+
+#: How many of the newest incidents a daemon start looks through for a close whose
+#: resolve page was never queued (a close made while no daemon ran, or one the daemon
+#: died before paging about).
+RESOLVE_LOOKBACK = 50
+
+
+def closes_to_resolve(journal: Journal, *, limit: int = RESOLVE_LOOKBACK) -> list[tuple[int, str]]:
+    """Incidents a person ended that paged a trigger and have no resolve page yet, each with
+    the state it was closed from: the vendor's alert is still open for them.
+
+    The close is the CLI's or the API's own transaction and knows no pager; the daemon
+    queues the resolve after it. Reading what is owed from the journal, rather than from
+    the daemon's memory of the close, means a kill between the two loses nothing: the
+    next start finds the same debt.
+    """
+    owed = []
+    for record in journal.list_incidents(limit=limit):
+        if record.state != "closed" or record.is_open:
+            continue
+        pages = {d.event for d in journal.deliveries(record.id)}
+        if "trigger" not in pages or "resolve" in pages:
+            continue
+        ended = [e for e in journal.timeline(record.id) if e.kind == CLOSED_BY_HUMAN]
+        if ended:
+            owed.append((record.id, str(ended[-1].data.get("from", ""))))
+    return owed

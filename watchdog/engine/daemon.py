@@ -21,6 +21,7 @@ import structlog
 
 from watchdog.actions.base import ConfigStore, Handler, Reverter
 from watchdog.engine.alerts import AlertIntake
+from watchdog.engine.closing import closes_to_resolve
 from watchdog.engine.executor import Executor, Preflight
 from watchdog.engine.incidents import Incidents
 from watchdog.engine.lastgood import LastGood, ServiceLastGood
@@ -147,6 +148,7 @@ class Daemon:
     async def run(self, stop: asyncio.Event, *, grace_seconds: float = 20.0) -> None:
         """Until `stop` is set; then let steps in flight finish for `grace_seconds`."""
         recovered = self.recovery.run()
+        self._resolve_human_closes()
         self.reenabler.refresh()
         log.info(
             "daemon_started",
@@ -195,14 +197,24 @@ class Daemon:
         """Resolve at the vendors what a human ended: the page says who and why.
 
         Written after the close (the close is the CLI's or the API's transaction);
-        a crash before this line leaves the vendor's alert open for a human to close.
+        a crash before it is made good at the next start (`_resolve_human_closes`).
         """
         if self.outbox is None:
             return
+        if any(d.event == "resolve" for d in self.incidents.journal.deliveries(incident_id)):
+            return  # the start-up sweep queued it already
         try:
             self.outbox.incident_moved(incident_id, was, state, "ended by a human")
         except Exception:
             log.exception("page_not_queued", incident=incident_id, state=state)
+
+    def _resolve_human_closes(self) -> None:
+        """At start: queue the resolve pages owed for closes no running daemon paged about."""
+        if self.outbox is None:
+            return
+        for incident_id, was in closes_to_resolve(self.incidents.journal):
+            log.info("human_close_resolve_queued", incident=incident_id, was=was)
+            self._closed_by_human(incident_id, was, "closed")
 
     def _compose_escalation(
         self, incident_id: int, was: Severity, now: Severity
