@@ -28,10 +28,9 @@ import structlog
 
 from watchdog.actions.base import ActionFailed
 from watchdog.actions.docker_engine import Engine, connect
+from watchdog.actions.docker_revert import Reverting
 from watchdog.actions.docker_spec import (
     PREV_MARK,
-    PREV_NAME,
-    create_config,
     dependency_graph,
     dependents,
     gives_up,
@@ -54,7 +53,6 @@ log = structlog.get_logger("watchdog.docker")
 
 LAST_GOOD_TABLE = "docker:last_good:{service}"
 SETTLE_SECONDS = 3.0  # a container without a healthcheck counts as up after this long running
-REVERT_STOP_SECONDS = 10.0
 CRASH_LOOP_RESTARTS = 3  # as the policies' crash-loop rule: 3 restarts and it is not coming up
 
 
@@ -239,182 +237,10 @@ class DockerOrchestrator:
     async def _revert(self, service_name: str, rows: list[dict[str, Any]]) -> str:
         self.inspected = {}
         async with self._engine() as engine:
-            project = await engine.project_containers()
-            mine = [c for c in project if service_of(c.attrs) == service_name]
-            replicas = {c.name: c for c in mine if is_replica(c.attrs)}
-            results = []
-            for row in rows:
-                current = replicas.get(row["name"])
-                if current is None:
-                    current = await self._unpark(engine, row["name"], mine)
-                try:
-                    results.append(await self._revert_replica(engine, service_name, row, current))
-                except ActionFailed as error:
-                    if not results:
-                        raise
-                    done = "; ".join(results)
-                    raise ActionFailed(f"{error} (reverted before it: {done})") from error
-            unknown = sorted(set(replicas) - {r["name"] for r in rows})
-            extra = f"; not in the last good record, left as is: {unknown}" if unknown else ""
-            return f"reverted {service_name}: " + "; ".join(results) + extra
-
-    async def _unpark(self, engine: Engine, original: str, mine: list[Any]) -> Any | None:
-        """A previous container a crash left parked while its name is free: bring it back."""
-        parked = sorted(
-            (
-                c
-                for c in mine
-                if PREV_NAME.search(c.name) and c.name.startswith(original + PREV_MARK)
-            ),
-            key=lambda c: c.name,
-        )
-        if not parked:
-            return None
-        container = parked[-1]
-        await engine.call(
-            f"rename parked {container.name} back to {original}",
-            partial(container.rename, original),
-        )
-        await engine.call(f"inspect {original}", container.reload)
-        return container
-
-    async def _revert_replica(
-        self, engine: Engine, service_name: str, row: dict[str, Any], current: Any | None
-    ) -> str:
-        original = str(row["name"])
-        good = short_id(str(row["image_id"]))
-        before = "no container"
-        was_running = False
-        parked_as = ""
-        if current is not None:
-            if current.attrs.get("Image") == row["image_id"] and _up_now(current.attrs):
-                return f"{original} already runs the last known good image {good} and is up"
-            before = self._capture(current)
-            state = current.attrs.get("State") or {}
-            was_running = bool(state.get("Running") or state.get("Restarting"))
-            parked_as = f"{original}{PREV_MARK}{int(time.time())}"
-        new: Any | None = None
-        renamed = False
-        try:
-            if current is not None:
-                # Stopped first: the engine cannot rename a container caught
-                # between two restarts of a crash loop (its sandbox is gone).
-                await engine.call(
-                    f"stop {original} (service {service_name})",
-                    partial(current.stop, timeout=_whole_seconds(REVERT_STOP_SECONDS)),
-                )
-                await engine.call(
-                    f"rename {original} to {parked_as} (service {service_name})",
-                    partial(current.rename, parked_as),
-                )
-                renamed = True
-            mode = await self._network_mode(engine, row)
-            body, networks = create_config(
-                row, network_mode=mode, current=current.attrs if current is not None else None
+            reverting = Reverting(
+                engine, service_name, ready=self._wait_ready, capture=self._capture
             )
-            created = await engine.call(
-                f"create {original} from image {good} (service {service_name})",
-                partial(engine.client.api.create_container_from_config, body, original),
-            )
-            fresh = await engine.call(
-                f"inspect new {original}", partial(engine.client.containers.get, created["Id"])
-            )
-            new = fresh
-            for network, endpoint in networks.items():
-                ipam = endpoint.get("IPAMConfig") or {}
-                await engine.call(
-                    f"connect {original} to network {network}",
-                    partial(
-                        engine.client.api.connect_container_to_network,
-                        fresh.id,
-                        network,
-                        aliases=endpoint.get("Aliases"),
-                        links=endpoint.get("Links"),
-                        ipv4_address=ipam.get("IPv4Address"),
-                        ipv6_address=ipam.get("IPv6Address"),
-                        link_local_ips=ipam.get("LinkLocalIPs"),
-                    ),
-                )
-            await engine.call(f"start new {original} (service {service_name})", fresh.start)
-            ready = await self._wait_ready(engine, fresh, f"new {original}")
-        except ActionFailed as error:
-            restored = await self._put_back(engine, original, current, new, renamed, was_running)
-            raise ActionFailed(
-                f"revert of {service_name} to image {good} failed: {error}; {restored}"
-            ) from error
-        left = ""
-        if current is not None:
-            try:
-                await engine.call(f"remove previous {parked_as}", partial(current.remove, v=False))
-            except ActionFailed as error:
-                left = f"; the previous container stays, stopped, as {parked_as}: {error}"
-        return f"{before} → {original} on image {good}, {ready}{left}"
-
-    async def _put_back(
-        self,
-        engine: Engine,
-        original: str,
-        previous: Any | None,
-        new: Any | None,
-        renamed: bool,
-        was_running: bool,
-    ) -> str:
-        """Undo a failed recreate: new container gone, previous one back under its name.
-
-        Whatever else holds the name now is the failed new container, even one
-        whose create answer was lost; the previous one is never removed.
-        """
-        problems = []
-        keep = previous.id if previous is not None else None
-        holders = [new] if new is not None else []
-        try:
-            holders = [
-                c for c in await engine.project_containers() if c.name == original and c.id != keep
-            ]
-        except ActionFailed as error:
-            problems.append(str(error))
-        for holder in holders:
-            try:
-                await engine.call(
-                    f"remove failed new {original}", partial(holder.remove, force=True)
-                )
-            except ActionFailed as error:
-                problems.append(str(error))
-        if previous is None:
-            if problems:
-                return "removing the failed container failed too: " + "; ".join(problems)
-            return "there was no previous container to put back"
-        try:
-            if renamed:
-                await engine.call(
-                    f"rename previous {previous.name} back to {original}",
-                    partial(previous.rename, original),
-                )
-            if was_running:
-                await engine.call(f"start previous {original}", previous.start)
-        except ActionFailed as error:
-            problems.append(str(error))
-        if problems:
-            return "AND putting the previous container back failed: " + "; ".join(problems)
-        return f"the previous container was put back as {original}" + (
-            " and started again" if was_running else " (it was not running)"
-        )
-
-    async def _network_mode(self, engine: Engine, row: Mapping[str, Any]) -> str:
-        """The row's network mode, pointed at the current container of a `container:` target."""
-        mode = str(row.get("network_mode") or "")
-        target = str(row.get("network_mode_service") or "")
-        if not (mode.startswith("container:") and target):
-            return mode
-        candidates = sorted(
-            (
-                c
-                for c in await engine.project_containers()
-                if service_of(c.attrs) == target and is_replica(c.attrs)
-            ),
-            key=lambda c: number(c.attrs),
-        )
-        return f"container:{candidates[0].id}" if candidates else mode
+            return await reverting.run(rows)
 
     async def _wait_ready(self, engine: Engine, container: Any, what: str) -> str:
         """Until Docker says healthy (or, with no healthcheck, running for 3 s); else fail.
@@ -557,13 +383,6 @@ def _ordered(
 def _whole_seconds(seconds: float) -> int:
     """The engine takes a stop timeout in whole seconds; never round a grace period down."""
     return max(0, math.ceil(seconds))
-
-
-def _up_now(attrs: Mapping[str, Any]) -> bool:
-    state = attrs.get("State") or {}
-    if has_healthcheck(attrs):
-        return health(attrs) == "healthy"
-    return bool(state.get("Running")) and not state.get("Restarting")
 
 
 def _state_words(attrs: Mapping[str, Any]) -> str:
