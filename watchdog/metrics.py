@@ -20,6 +20,15 @@ OUTCOMES = ("succeeded", "failed", "skipped", "unknown", "dry_run")
 CHANNELS = ("pagerduty", "opsgenie", "slack", "webhook")
 PAGE_OUTCOMES = ("sent", "retried", "rejected")
 ALERT_OUTCOMES = ("accepted", "duplicate", "unauthorized", "malformed", "too_large")
+#: Why a webhook body over a cap (or with a zero or future startsAt) was refused.
+ALERT_REFUSALS = (
+    "too_many_alerts",
+    "too_many_labels",
+    "label_too_long",
+    "too_many_series",
+    "starts_at_zero",
+    "starts_at_future",
+)
 
 
 class Metrics:
@@ -142,6 +151,18 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.alert_webhooks_refused = Counter(
+            "watchdog_alert_webhooks_refused_total",
+            "Alertmanager webhooks refused, nothing stored: over a cap, or a bad startsAt.",
+            ["reason"],
+            registry=r,
+        )
+        self.unknown_subjects = Counter(
+            "watchdog_unknown_subjects_total",
+            "Plans not run because an alert label named a provider or service nobody knows.",
+            ["kind"],
+            registry=r,
+        )
         self.alert_intake = Histogram(
             "watchdog_alert_intake_seconds",
             "Time from an Alertmanager webhook arriving to its alerts being journaled.",
@@ -180,6 +201,10 @@ class Metrics:
             metrics.approvals.labels(decision)
         for outcome in ALERT_OUTCOMES:
             metrics.alerts_received.labels(outcome)
+        for reason in ALERT_REFUSALS:
+            metrics.alert_webhooks_refused.labels(reason)
+        for kind in ("provider", "service"):
+            metrics.unknown_subjects.labels(kind)
         return metrics
 
     def exposition(self) -> bytes:

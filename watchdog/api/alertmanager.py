@@ -7,38 +7,64 @@ be under the size limit (413) and exactly the documented shape (400 naming the
 first bad field, e.g. `alerts[0].fingerprint`), and the 200 is sent only after
 the alerts are in the journal. Nothing malformed reaches the engine. The
 credentials are compared in constant time and never logged.
+
+Labels are the sender's to choose, and the engine turns them into series,
+findings and incidents, so what one body and the alerts held at once may carry
+is capped (`ReceiverSettings`): alerts per body (413), labels per alert and the
+length of a label's name or value (400), distinct series per alert signal held
+firing at once (429: room frees as series resolve); a `startsAt` that is a zero
+time or in the future is refused (400). Each refusal names the field and is
+counted by reason in `watchdog_alert_webhooks_refused_total`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hmac
 import time
 from collections.abc import Callable
-from datetime import datetime
-from typing import Annotated, Any, Literal, Protocol
+from typing import Protocol
 
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from watchdog.api.bodies import read_limited
+from watchdog.api.webhook import (
+    ENV,
+    REFUSALS,
+    Caps,
+    WebhookAlert,
+    WebhookV4,
+    clip,
+    first_problem,
+    parse_time,
+    to_alert,
+)
 from watchdog.metrics import Metrics
 from watchdog.model import Alert
+from watchdog.policy.alerts import TooManySeries
 from watchdog.store.alerts import AlertReceipt
+
+__all__ = [
+    "AlertSink",
+    "ReceiverSettings",
+    "WebhookAlert",
+    "WebhookV4",
+    "alertmanager_router",
+    "first_problem",
+    "parse_time",
+    "to_alert",
+]
 
 log = structlog.get_logger("watchdog.alertmanager")
 
-ZERO_DATE = "0001-01-01"  # Go's zero time: a firing alert's endsAt
-HEX16 = r"^[0-9a-f]{16}$"
-
 
 class ReceiverSettings(BaseSettings):
-    """How Alertmanager proves who it is, and how big a webhook may be."""
+    """How Alertmanager proves who it is, and how big a webhook may be (WATCHDOG_ALERTMANAGER_*)."""
 
     model_config = SettingsConfigDict(env_prefix="WATCHDOG_ALERTMANAGER_", extra="ignore")
 
@@ -46,88 +72,42 @@ class ReceiverSettings(BaseSettings):
     username: str | None = Field(None, description="basic auth, instead of a token")
     password: SecretStr | None = None
     max_bytes: int = Field(1 << 20, gt=0, description="larger bodies get 413")
+    max_alerts: int = Field(
+        1000, gt=0, description="more alerts in one body get 413 (Alertmanager's max_alerts)"
+    )
+    max_labels: int = Field(64, gt=0, description="an alert with more labels gets 400")
+    max_label_length: int = Field(
+        1024, gt=0, description="a longer label name or value (in characters) gets 400"
+    )
+    max_series: int = Field(
+        200, gt=0, description="distinct series one alert signal may hold firing; more get 429"
+    )
+    clock_skew_seconds: float = Field(
+        300.0, ge=0, description="how far ahead of this clock a startsAt may be"
+    )
 
     def configured(self) -> bool:
         return self.token is not None or (self.username is not None and self.password is not None)
 
+    def caps(self, now: float) -> Caps:
+        """The body caps, with wall-clock `now` for the startsAt check."""
+        return Caps(
+            self.max_alerts, self.max_labels, self.max_label_length, self.clock_skew_seconds, now
+        )
 
-class _Payload(BaseModel):
-    """A part of the webhook: the documented fields are required, unknown ones are ignored
-    (a newer Alertmanager may add some)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-Labels = dict[str, str]
-
-
-class WebhookAlert(_Payload):
-    status: Literal["firing", "resolved"]
-    labels: Labels
-    annotations: Labels
-    startsAt: str
-    endsAt: str
-    generatorURL: str
-    fingerprint: Annotated[str, Field(pattern=HEX16)]
-
-    @field_validator("startsAt", "endsAt")
-    @classmethod
-    def _rfc3339(cls, value: str) -> str:
-        parse_time(value)
-        return value
-
-
-class WebhookV4(_Payload):
-    version: Literal["4"]
-    groupKey: str
-    truncatedAlerts: int = Field(ge=0)
-    status: Literal["firing", "resolved"]
-    receiver: str
-    groupLabels: Labels
-    commonLabels: Labels
-    commonAnnotations: Labels
-    externalURL: str
-    alerts: list[WebhookAlert]
-
-
-@functools.lru_cache(maxsize=4096)  # one group's alerts share their times; each is read twice
-def parse_time(value: str) -> float | None:
-    """RFC 3339 (Alertmanager sends nanoseconds) to Unix seconds; the zero time is None."""
-    if value.startswith(ZERO_DATE):
-        return None
-    text = value.strip().replace("Z", "+00:00")
-    head, dot, rest = text.partition(".")
-    if dot:
-        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
-        zone = rest[len(digits) :]
-        text = f"{head}.{(digits + '000000')[:6]}{zone}"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError("an RFC 3339 time such as 2026-11-25T18:00:00.123Z") from None
-    if moment.tzinfo is None:
-        raise ValueError("an RFC 3339 time with a zone, such as 2026-11-25T18:00:00Z")
-    return moment.timestamp()
-
-
-def to_alert(raw: WebhookAlert) -> Alert:
-    starts = parse_time(raw.startsAt)
-    return Alert(
-        fingerprint=raw.fingerprint,
-        status=raw.status,
-        starts_at=starts if starts is not None else 0.0,
-        ends_at=parse_time(raw.endsAt),
-        labels=tuple(sorted(raw.labels.items())),
-        annotations=tuple(sorted(raw.annotations.items())),
-        generator_url=raw.generatorURL,
-    )
 
 
 class AlertSink(Protocol):
     """Where received alerts go: journaled (durably) before `receive` returns."""
 
     async def receive(
-        self, alerts: list[Alert], *, group_key: str, receiver: str, truncated: int
+        self,
+        alerts: list[Alert],
+        *,
+        group_key: str,
+        receiver: str,
+        truncated: int,
+        max_series: int | None = None,
     ) -> AlertReceipt: ...
 
 
@@ -136,6 +116,7 @@ def alertmanager_router(
     settings: ReceiverSettings,
     metrics: Metrics,
     clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
 ) -> APIRouter:
     router = APIRouter()
 
@@ -164,8 +145,11 @@ def alertmanager_router(
             )
         try:
             # Parsed and validated in one pass (pydantic-core reads the bytes itself).
-            payload = WebhookV4.model_validate_json(body)
+            payload = WebhookV4.model_validate_json(body, context=settings.caps(wall()))
         except ValidationError as error:
+            kind = str(error.errors()[0]["type"])
+            if kind in REFUSALS:
+                return _refused(metrics, kind, first_problem(error))
             return _malformed(metrics, first_problem(error))
         alerts = [to_alert(a) for a in payload.alerts]
         if payload.truncatedAlerts:
@@ -176,12 +160,18 @@ def alertmanager_router(
                 dropped=payload.truncatedAlerts,
                 note="absent alerts are not taken as resolved",
             )
-        receipt = await sink.receive(
-            alerts,
-            group_key=payload.groupKey,
-            receiver=payload.receiver,
-            truncated=payload.truncatedAlerts,
-        )
+        try:
+            receipt = await sink.receive(
+                alerts,
+                group_key=payload.groupKey,
+                receiver=payload.receiver,
+                truncated=payload.truncatedAlerts,
+                max_series=settings.max_series,
+            )
+        except TooManySeries as refusal:
+            where = f"alerts[{refusal.verdict.index}].labels.{refusal.verdict.label}"
+            detail = f"{where}: {refusal.verdict.reason} ({ENV}MAX_SERIES)"
+            return _refused(metrics, "too_many_series", detail)
         metrics.alerts_received.labels("accepted").inc(receipt.accepted)
         metrics.alerts_received.labels("duplicate").inc(receipt.duplicates)
         metrics.alert_intake.observe(clock() - started)
@@ -197,34 +187,16 @@ def alertmanager_router(
     return router
 
 
+def _refused(metrics: Metrics, reason: str, detail: str) -> JSONResponse:
+    """Over a cap: nothing stored, the field named, counted by reason."""
+    metrics.alert_webhooks_refused.labels(reason).inc()
+    log.warning("alertmanager_refused", reason=reason, detail=clip(detail, 300))
+    return JSONResponse({"detail": detail}, status_code=REFUSALS[reason])
+
+
 def _malformed(metrics: Metrics, detail: str) -> JSONResponse:
     metrics.alerts_received.labels("malformed").inc()
     return JSONResponse({"detail": detail}, status_code=400)
-
-
-def first_problem(error: ValidationError) -> str:
-    """The first bad field as `path: found X; expected Y` (paths like alerts[0].labels)."""
-    problem = error.errors()[0]
-    if problem["type"] == "json_invalid":
-        return f"body: not JSON ({problem['msg']}); expected Alertmanager's webhook payload"
-    path = ""
-    for part in problem["loc"]:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    found: Any = problem.get("input")
-    shown = "nothing" if problem["type"] == "missing" else _clip(repr(found))
-    return f"{path or 'body'}: found {shown}; expected {_expected(problem)}"
-
-
-def _expected(problem: Any) -> str:
-    if problem["type"] == "missing":
-        return "this field (Alertmanager webhook version 4)"
-    if problem["type"] == "string_pattern_mismatch":
-        return "16 lower-case hexadecimal characters"
-    return str(problem["msg"]).removeprefix("Value error, ")
-
-
-def _clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _authorized(header: str, settings: ReceiverSettings) -> bool:

@@ -7,6 +7,11 @@ like a probe's. When an incident that such an alert helped to open is resolved,
 the firings behind it are settled in the journal: the daemon has handled them,
 and an alert that Alertmanager keeps repeating (or resolves late) must not open
 the same incident again. Only a new firing of the alert counts anew.
+
+Alert labels are the sender's to choose, and each distinct value of a signal's
+`by` label is a series (a finding, an incident): the intake counts the series
+each signal holds firing and refuses, before journaling, a delivery that would
+take one over the receiver's cap (`assess_series`; the receiver answers 429).
 """
 
 from __future__ import annotations
@@ -18,7 +23,14 @@ import structlog
 
 from watchdog.engine.firing import FiringView
 from watchdog.model import Alert, Observation
-from watchdog.policy.alerts import alert_observations, matches, series_of
+from watchdog.policy.alerts import (
+    TooManySeries,
+    alert_observations,
+    assess_series,
+    matches,
+    matches_labels,
+    series_of,
+)
 from watchdog.policy.schema import AlertSignal, Policy
 from watchdog.policy.triage import rule_key
 from watchdog.store.alerts import AlertDelivery, AlertReceipt, FiringStarts
@@ -34,24 +46,37 @@ class AlertIntake:
         self.signals = [s for s in policy.signals if isinstance(s, AlertSignal) and s.enabled]
         by_name = {s.name: s for s in self.signals}
         self.rule_signals = {r.name: by_name[r.signal] for r in policy.rules if r.signal in by_name}
+        self._by_signals = [s for s in self.signals if s.by]
+        #: Signal name → series → firings held: the distinct series each signal holds.
+        self.held_series: dict[str, dict[str, int]] = {s.name: {} for s in self._by_signals}
         self._firing = FiringView()
         for alert in journal.firing_alerts():
-            self._firing.hold(alert)
+            self._hold(alert)
         self.known_series: dict[str, set[str]] = {}
-        self._queue: list[tuple[AlertDelivery, asyncio.Future[AlertReceipt]]] = []
+        self._queue: list[tuple[AlertDelivery, int | None, asyncio.Future[AlertReceipt]]] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def receive(
-        self, alerts: list[Alert], *, group_key: str, receiver: str, truncated: int
+        self,
+        alerts: list[Alert],
+        *,
+        group_key: str,
+        receiver: str,
+        truncated: int,
+        max_series: int | None = None,
     ) -> AlertReceipt:
         """Journal the delivery, then answer: the caller's 200 means it is on disk.
+
+        With `max_series`, a delivery that would make a signal hold more distinct
+        series firing than that is not journaled: `TooManySeries` is raised instead.
 
         Deliveries that arrive while a write is under way wait and are written
         together in the next transaction (group commit: one fsync for all of them),
         in arrival order; the firing view changes in the order the journal did.
         """
         waiting: asyncio.Future[AlertReceipt] = asyncio.get_running_loop().create_future()
-        self._queue.append((AlertDelivery(tuple(alerts), group_key, receiver), waiting))
+        delivery = AlertDelivery(tuple(alerts), group_key, receiver)
+        self._queue.append((delivery, max_series, waiting))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="alert-journal")
         receipt = await waiting
@@ -77,7 +102,10 @@ class AlertIntake:
             await asyncio.sleep(0)
             if not self._queue:
                 return
-            batch, self._queue = self._queue, []
+            batch = self._within_caps(self._queue)
+            self._queue = []
+            if not batch:
+                continue
             deliveries = [d for d, _ in batch]
             touched = {a.fingerprint for d in deliveries for a in d.alerts}
             firing: FiringStarts = {
@@ -92,11 +120,59 @@ class AlertIntake:
                 continue
             for (_, waiting), receipt in zip(batch, receipts, strict=True):
                 for key in receipt.ended:
-                    self._firing.release(key)
+                    self._release(key)
                 for alert in receipt.started:
-                    self._firing.hold(alert)
+                    self._hold(alert)
                 if not waiting.done():
                     waiting.set_result(receipt)
+
+    def _within_caps(
+        self, queued: list[tuple[AlertDelivery, int | None, asyncio.Future[AlertReceipt]]]
+    ) -> list[tuple[AlertDelivery, asyncio.Future[AlertReceipt]]]:
+        """The queued deliveries that fit the series caps, in order; the others are
+        answered with `TooManySeries` and never journaled. Earlier deliveries of the
+        same write count against later ones."""
+        kept: list[tuple[AlertDelivery, asyncio.Future[AlertReceipt]]] = []
+        pending: dict[str, set[str]] = {}
+        for delivery, cap, waiting in queued:
+            if cap is not None and self._by_signals:
+                verdict = assess_series(
+                    self._by_signals, delivery.alerts, self.held_series, cap, pending
+                )
+                if not verdict.allowed:
+                    log.warning("alerts_refused", group=delivery.group_key, reason=verdict.reason)
+                    if not waiting.done():
+                        waiting.set_exception(TooManySeries(verdict))
+                    continue
+                for name, series in verdict.added:
+                    pending.setdefault(name, set()).add(series)
+            kept.append((delivery, waiting))
+        return kept
+
+    def _hold(self, alert: Alert) -> None:
+        if self._firing.hold(alert):
+            self._count(alert, 1)
+
+    def _release(self, key: tuple[str, float]) -> None:
+        alert = self._firing.release(key)
+        if alert is not None:
+            self._count(alert, -1)
+
+    def _count(self, alert: Alert, change: int) -> None:
+        """Keep `held_series` in step with the firings held (a series with none is gone)."""
+        if not self._by_signals or not alert.firing:
+            return
+        labels = dict(alert.labels)
+        for signal in self._by_signals:
+            if not matches_labels(signal, labels):
+                continue
+            counts = self.held_series[signal.name]
+            series = labels[str(signal.by)]
+            left = counts.get(series, 0) + change
+            if left > 0:
+                counts[series] = left
+            else:
+                counts.pop(series, None)
 
     @property
     def active(self) -> list[Alert]:
@@ -125,5 +201,5 @@ class AlertIntake:
         if keys:
             self.journal.settle_alerts(keys, at=now, by="a resolved incident")
             for key in keys:
-                self._firing.release(key)
+                self._release(key)
             log.info("alerts_settled", alerts=len(keys))

@@ -28,6 +28,7 @@ from watchdog.engine.lastgood import LastGood, ServiceLastGood
 from watchdog.engine.opening import apply_triage
 from watchdog.engine.recovery import Recovery
 from watchdog.engine.reenable import Reenabler
+from watchdog.engine.subjects import Subjects
 from watchdog.engine.watching import Watch
 from watchdog.metrics import Metrics
 from watchdog.model import Observation, Severity
@@ -126,6 +127,8 @@ class Daemon:
         self.incidents = Incidents(policy, journal, executor, self.metrics, self.windows, clock)
         self.reenabler = Reenabler(policy, journal, self.incidents, self.windows, clock)
         self.alerts = AlertIntake(policy, journal, clock)
+        self.subjects = Subjects(policy, config_store, self.windows, clock)
+        self.incidents.known_subjects = self.subjects.known
         self.outbox = outbox
         self.incidents.on_move = self._incident_moved
         self.incidents.compose_page = self._compose_page
@@ -310,6 +313,7 @@ class Daemon:
             log.info(
                 "finding_cleared", rule=finding.rule, series=finding.series, reason=finding.reason
             )
+        await self.subjects.before_triage(result.active, self.incidents.views)
         apply_triage(self.incidents, triage(result.active, self.incidents.open_views()))
         self.watch.tick(result.active, self.states)
         self.recovery.tick()

@@ -86,20 +86,25 @@ class FiringView:
         self._starts = [_Starts() for _ in range(SHARDS)]
         self._count = 0
 
-    def hold(self, alert: Alert) -> None:
+    def hold(self, alert: Alert) -> bool:
+        """Hold a firing; whether it is new here (holding one again only updates it)."""
         shard = hash(alert.fingerprint) % SHARDS
         rows, key = self._rows[shard], (alert.fingerprint, alert.starts_at)
-        if key not in rows:
+        new = key not in rows
+        if new:
             starts = self._starts[shard]
             starts[alert.fingerprint] = (*starts.get(alert.fingerprint, ()), alert.starts_at)
             self._count += 1
         rows[key] = pack(alert)
+        return new
 
-    def release(self, key: Key) -> None:
+    def release(self, key: Key) -> Alert | None:
+        """Stop holding a firing; the alert it was, or None if it was not held."""
         fingerprint, starts_at = key
         shard = hash(fingerprint) % SHARDS
-        if self._rows[shard].pop(key, None) is None:
-            return
+        row = self._rows[shard].pop(key, None)
+        if row is None:
+            return None
         self._count -= 1
         starts = self._starts[shard]
         left = tuple(s for s in starts.get(fingerprint, ()) if s != starts_at)
@@ -107,6 +112,7 @@ class FiringView:
             starts[fingerprint] = left
         else:
             starts.pop(fingerprint, None)
+        return unpack(row)
 
     def starts(self, fingerprint: str) -> tuple[float, ...]:
         """The startsAt of this fingerprint's firings held here, in the order they came."""

@@ -27,6 +27,12 @@ from watchdog.policy.guards import GuardFacts, budget_remaining
 from watchdog.policy.lifecycle import Lifecycle
 from watchdog.policy.planner import plan_for, plan_targets, protected_in
 from watchdog.policy.schema import Policy
+from watchdog.policy.subjects import (
+    KnownSubjects,
+    acting_on_nothing,
+    assess_plan,
+    steered_by_labels,
+)
 from watchdog.policy.triage import (
     OpenIncident,
 )
@@ -113,6 +119,8 @@ class Incidents:
         self.on_human_close: Callable[[int, str, str], None] | None = None
         #: Told of every page committed with a move: the pager logs it and sends it now.
         self.on_page: Callable[[int, PageRows], None] | None = None
+        #: The providers and services known: plans made from an alert act on no other.
+        self.known_subjects: Callable[[], KnownSubjects] | None = None
 
     # ---- bookkeeping -------------------------------------------------------
 
@@ -297,10 +305,17 @@ class Incidents:
             params={"series": finding.series, **finding.param_map(), "incident": str(view.id)},
             why=finding.reason,
         )
+        refused = None
+        if self.known_subjects is not None and steered_by_labels(self.policy, finding):
+            verdict = assess_plan(plan, self.known_subjects())
+            if not verdict.known:  # an alert label named it: page, act on nothing
+                plan, refused = acting_on_nothing(plan, verdict), verdict.reason
+                self.metrics.unknown_subjects.labels(verdict.kind).inc()
+                log.warning("unknown_subject", incident=view.id, reason=verdict.reason)
         moved = view
         if trigger is not None:  # the triage move goes in the same transaction
             moved = replace(view, state=Lifecycle(view.state).move(trigger.trigger))
-        decision = self.decide(moved, moves.PlanReady(), plan, finding)
+        decision = self.decide(moved, moves.PlanReady(refused), plan, finding)
         if trigger is not None:
             decision = replace(decision, moves=(trigger, *decision.moves))
         auth = plan.authorization

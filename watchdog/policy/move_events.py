@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class PlanReady:
-    """A plan was just made for the incident (opened, re-triaged or on a new rung)."""
+    """A plan was just made for the incident (opened, re-triaged or on a new rung).
+
+    `refused`: why it must not start at all (an alert's label named a subject
+    nobody knows): the incident pages instead, acting on nothing.
+    """
+
+    refused: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,7 +144,7 @@ class Switches:
 def decide(incident: Incident, event: Event, switches: Switches, now: float) -> Decision:
     """The next moves for `incident` after `event`, with their reasons."""
     if isinstance(event, PlanReady):
-        return _start(incident, switches, now)
+        return _escalate(event.refused) if event.refused else _start(incident, switches, now)
     if isinstance(event, PreflightDone):
         if incident.state != "triaged":
             return HOLD
