@@ -13,8 +13,10 @@ violation with its kill point; then the store's write sites no scenario reached.
 
 Run: PYTHONPATH=. .venv/bin/python bench/crash_matrix.py [--workers 2] [SCENARIO ...]
 
-With no SCENARIO it runs the sandbox ones; `docker_ladder` (restart → revert → page on
-a real Docker engine, tests/integration/crash_engines.py) runs when named.
+With no SCENARIO it runs the sandbox ones; the real-engine ones run when named:
+`docker_ladder` and `docker_ladder_climb` (restart → revert → page on a real Docker
+engine, tests/integration/crash_engines.py) and `pg_config_restore` (the configuration
+table restored on a real PostgreSQL, tests/integration/crash_postgres.py).
 
 Cost on the 2-core machine, beside other suites: service_crash (18 writes, 36 kill
 points) 550 s one at a time; dlq_overflow (26 writes, 52 kill points) about 10 min

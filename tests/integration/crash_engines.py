@@ -51,11 +51,13 @@ from tests.integration.crash_matrix import (
     _fault_done,
     _rows,
     _until,
+    escalation_pages,
     incidents_final,
     incidents_wedged,
     non_idempotent_twice,
     pages_queued,
-    reading,
+    read_commit_log,
+    revived,
     steps_finished,
 )
 from tests.integration.test_docker_daemon import Project, deploy, environment, write_policy
@@ -160,14 +162,7 @@ FAULTS: dict[str, tuple[Callable[[Project], None], ...]] = {
 def containers_agree(db: Path, project: Project) -> list[str]:
     """One container per service under its Compose name; each service that no escalated
     incident's page names is running its good image."""
-    with reading(db) as conn:
-        named = " ".join(
-            r["body"]
-            for r in conn.execute(
-                "SELECT o.body FROM outbox o JOIN incidents i ON i.id = o.incident_id"
-                " WHERE i.state = 'escalated' AND i.closed_at IS NULL AND o.event = 'trigger'"
-            )
-        )
+    named = escalation_pages(db)
     out = []
     for service in SERVICES:
         found = project.client.containers.list(
@@ -226,29 +221,19 @@ def run_engine_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
         crash = {} if kill is None else kill.environment()
         db = folder / "journal.db"
         daemon.start(crash)
-        _until(lambda: _revived(daemon) and _last_good(db, "web"), 30, "a baseline")
+        _until(lambda: revived(daemon) and _last_good(db, "web"), 30, "a baseline")
         for fault in FAULTS[scenario]:
             known = {r["id"] for r in _rows(db, "SELECT id FROM incidents")}
             fault(project)
-            _until(lambda known=known: _revived(daemon) and _fault_done(db, known),  # type: ignore[misc]
+            _until(lambda known=known: revived(daemon) and _fault_done(db, known),  # type: ignore[misc]
                    LADDER_BOUND, "final")
-        _until(lambda: _revived(daemon) and not _rows(
+        _until(lambda: revived(daemon) and not _rows(
             db, "SELECT 1 FROM outbox WHERE status = 'pending'"), OUTBOX_BOUND, "pages sent")
         daemon.stop()
-        lines = log.read_text().splitlines() if log.exists() else []
-        run.sites = [line for line in lines if "\t" not in line]
-        killed = [line.split("\t")[0] for line in lines if "\t" in line]
-        run.killed_site = killed[0] if killed else None
-        if kill is not None and run.killed_site is None:
-            run.unreached = f"kill point not reached: the run made {len(run.sites)} writes"
+        read_commit_log(run, log)
         run.violations += judge(db, project)
     run.seconds = time.monotonic() - began
     return run
-
-
-def _revived(daemon: Daemon) -> bool:
-    daemon.revive()
-    return True
 
 
 def _last_good(db: Path, service: str) -> bool:

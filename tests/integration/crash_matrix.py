@@ -39,6 +39,7 @@ from tests.integration.crash_actions import (
     ALERT_FIRED_AND_RESOLVED,
     ALERTMANAGER_TOKEN,
     APPROVAL,
+    HUMAN_CLOSE,
     Action,
     Context,
     write_people,
@@ -75,12 +76,15 @@ SCENARIOS: dict[str, tuple[Fault | Action, ...]] = {
     # Alertmanager's webhook, then approvals through the API (tests/integration/crash_actions.py).
     "alert_fired_and_resolved": ALERT_FIRED_AND_RESOLVED,
     "approval": APPROVAL,
+    "human_close": HUMAN_CLOSE,
 }
 PAGER_TROUBLE = {"dlq_overflow_pager_trouble"}
 #: Scenarios on real engines rather than the sandbox (tests/integration/crash_engines.py):
 #: run by bench/crash_matrix.py when named, not part of SCENARIOS (the suite's matrix).
-ENGINE_SCENARIOS = ("docker_ladder", "docker_ladder_climb")
-NEEDS_PEOPLE = {"approval"}
+ENGINE_SCENARIOS = ("docker_ladder", "docker_ladder_climb", "pg_config_restore")
+#: Of those, the ones on a real PostgreSQL (tests/integration/crash_postgres.py).
+POSTGRES_SCENARIOS = ("pg_config_restore",)
+NEEDS_PEOPLE = {"approval", "human_close"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,11 +284,12 @@ def incidents_wedged(db: Path) -> list[str]:
 def pages_queued(db: Path) -> list[str]:
     """Every state change that calls for a page (songnodes.yaml `notify`) has an outbox row:
     P0/P1 opened (detected → triaged), awaiting_approval and escalated: a trigger; a close
-    of an incident that paged: a resolve."""
+    of an incident that paged, by the daemon or by a human: a resolve."""
     out = []
     with reading(db) as conn:
         incidents = {r["id"]: r for r in conn.execute("SELECT * FROM incidents")}
-        for e in conn.execute("SELECT incident_id, data FROM events WHERE kind = 'state'"):
+        for e in conn.execute("SELECT incident_id, data FROM events"
+                              " WHERE kind IN ('state', 'closed_by_human')"):
             data = _json(e["data"])
             incident = incidents[e["incident_id"]]
             source, target = data.get("from"), data.get("to")
@@ -323,19 +328,25 @@ def steps_finished(db: Path) -> list[str]:
     ]
 
 
-def world_agrees(db: Path, stack: SandboxStack, baseline: list[dict[str, Any]]) -> list[str]:
-    """The sandbox as the journal says: every service running and the configuration table
-    as it was before the faults, unless an escalated incident's page names the service
-    (or the table)."""
-    out = []
+def escalation_pages(db: Path) -> str:
+    """The trigger pages of every open escalated incident, as one text: what a human was
+    told is theirs (a world check excuses what they name)."""
     with reading(db) as conn:
-        named = " ".join(
+        return " ".join(
             r["body"]
             for r in conn.execute(
                 "SELECT o.body FROM outbox o JOIN incidents i ON i.id = o.incident_id"
                 " WHERE i.state = 'escalated' AND i.closed_at IS NULL AND o.event = 'trigger'"
             )
         )
+
+
+def world_agrees(db: Path, stack: SandboxStack, baseline: list[dict[str, Any]]) -> list[str]:
+    """The sandbox as the journal says: every service running and the configuration table
+    as it was before the faults, unless an escalated incident's page names the service
+    (or the table)."""
+    out = []
+    named = escalation_pages(db)
     for name, service in stack.control.services().items():
         if not service["running"] and name not in named:
             out.append(f"service {name} is stopped and no escalated incident's page names it")
@@ -374,6 +385,10 @@ def _json(text: str) -> dict[str, Any]:
 
 def run_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
     """A fresh sandbox and daemon through `scenario`, killed at `kill` (None: a clean run)."""
+    if scenario in POSTGRES_SCENARIOS:
+        from tests.integration.crash_postgres import run_pg_scenario
+
+        return run_pg_scenario(scenario, kill)
     if scenario in ENGINE_SCENARIOS:
         from tests.integration.crash_engines import run_engine_scenario
 
@@ -407,14 +422,14 @@ def run_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
         crash = {} if kill is None else kill.environment()
         db = folder / "journal.db"
         daemon.start(crash)
-        _until(lambda: _revived(daemon) and _has_snapshot(db), 30, "a baseline")
+        _until(lambda: revived(daemon) and _has_snapshot(db), 30, "a baseline")
         ctx = Context(daemon.url, stack, db, tokens)
         for step in SCENARIOS[scenario]:
             known = {r["id"] for r in _rows(db, "SELECT id FROM incidents")}
             if isinstance(step, Fault):
                 stack.inject(step.kind, **step.body)
                 _until(
-                    lambda known=known: _revived(daemon) and _fault_done(db, known),  # type: ignore[misc]
+                    lambda known=known: revived(daemon) and _fault_done(db, known),  # type: ignore[misc]
                     FAULT_BOUND,
                     "final",
                 )
@@ -424,18 +439,23 @@ def run_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
                     FAULT_BOUND,
                     "final",
                 )
-        _until(lambda: _revived(daemon) and not _rows(
+        _until(lambda: revived(daemon) and not _rows(
             db, "SELECT 1 FROM outbox WHERE status = 'pending'"), OUTBOX_BOUND, "pages sent")
         daemon.stop()
-        lines = log.read_text().splitlines() if log.exists() else []
-        run.sites = [line for line in lines if "\t" not in line]
-        killed = [line.split("\t")[0] for line in lines if "\t" in line]
-        run.killed_site = killed[0] if killed else None
-        if kill is not None and run.killed_site is None:
-            run.unreached = f"kill point not reached: the run made {len(run.sites)} writes"
+        read_commit_log(run, log)
         run.violations += judge(db, stack, baseline)
     run.seconds = time.monotonic() - began
     return run
+
+
+def read_commit_log(run: Run, log: Path) -> None:
+    """The run's writes in order and the site its kill hit, from WATCHDOG_COMMIT_LOG."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    run.sites = [line for line in lines if "\t" not in line]
+    killed = [line.split("\t")[0] for line in lines if "\t" in line]
+    run.killed_site = killed[0] if killed else None
+    if run.kill is not None and run.killed_site is None:
+        run.unreached = f"kill point not reached: the run made {len(run.sites)} writes"
 
 
 @contextlib.contextmanager
@@ -453,7 +473,7 @@ def _sandbox(folder: Path) -> Iterator[SandboxStack]:
         stack.stop()
 
 
-def _revived(daemon: Daemon) -> bool:
+def revived(daemon: Daemon) -> bool:
     daemon.revive()
     return True
 
@@ -507,9 +527,12 @@ def following(scenario: str, sites: list[str], cause: str, then: str) -> list[Ki
 
 #: Kill points a scenario needs besides the first of each new site: the daemon's own move
 #: after each approval it received (its API runs in the daemon process), i.e. the
-#: approve → executing commit the approvals caused, before and after.
+#: approve → executing commit the approvals caused, and the resolve page after a close,
+#: before and after.
 ALSO: dict[str, tuple[tuple[str, str], ...]] = {
     "approval": (("record_approval", "commit_move"),),
+    # The resolve page the daemon queues after a person's close (its own transaction).
+    "human_close": (("close_by_human", "enqueue_page"),),
 }
 
 
