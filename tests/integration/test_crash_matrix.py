@@ -1,28 +1,19 @@
-"""The crash matrix, cheap cover: each demo scenario killed at the first write of every site.
+"""The crash matrix, cheap cover: every daemon write site killed once before and once after.
 
 For each sandbox scenario of the demo (tests/integration/crash_matrix.py lists
-them) a clean run gives the ordered write sites; then the daemon is SIGKILLed by
-its own store at the first write of each distinct site, once before the COMMIT
-and once after, restarted without the setting, and the run is judged by the six
-invariants (no non-idempotent step twice, every incident final, none wedged, no
-page lost or left pending, no step left started, the sandbox as the journal says).
+them, with the Alertmanager, approval and human-close flows) a clean run gives the
+ordered write sites; then the daemon is SIGKILLed by its own store at the first write
+of each site no cheaper scenario already killed, once before the COMMIT and once
+after, plus the points a scenario adds (`ALSO`: the daemon's move after an approval,
+the resolve page after a person's close), restarted without the setting, and judged
+by the six invariants (no non-idempotent step twice, every incident final, none
+wedged, no page lost or left pending, no step left started, the sandbox as the
+journal says). The failure message lists every kill point with the invariant it broke.
 
-Cost, measured on this 2-core machine while other suites ran beside it (load 5-20):
-the first four scenarios have 9, 9, 10 and 12 distinct sites, so 80 kill points plus
-4 clean runs took 922 s run two at a time (CRASH_MATRIX_WORKERS, default 2): 10-14 s
-a kill point for the service and configuration scenarios, 21-30 s for the provider
-pair, 24-49 s for the DLQ (its verification window). dlq_overflow_pager_trouble
-adds 13 sites (26 kill points, ~25 s each). Far over the suite's headroom: run these
-under pytest-xdist, or narrow the cover. The full matrix (every write, before and
-after) is bench/crash_matrix.py; service_crash alone, 36 kill points, took 550 s
-one at a time.
-
-On the code as it stands (main at f5fde40) the dlq_overflow and
-dlq_overflow_pager_trouble tests FAIL (the other three pass), as issue 12
-says they must until its "one transaction per move" lands: killed after the
-detected → triaged commit (#5 after set_state) or before the page's own commit
-(#6 before enqueue_page), the P1 "opened" page is never queued. The failure
-message lists every kill point with the invariant it broke.
+Kill points run two at a time (CRASH_MATRIX_WORKERS, default 2); a sandbox kill point
+takes 10-30 s on this 2-core machine, so this module is the suite's longest (see the
+README's figures). The full matrix (every write, both ways) is bench/crash_matrix.py;
+the real Docker engine and PostgreSQL are test_crash_matrix_engines.py.
 """
 
 from __future__ import annotations
