@@ -79,8 +79,8 @@ def test_the_policy_and_the_settings_name_their_secrets(monkeypatch: pytest.Monk
     assert {"rabbit-canary", "redis-canary"} <= set(secrets_in(load_policy(POLICY)))
     settings = Settings(
         database_url=f"postgresql://u:{PASSWORD}@h/db",
-        webhook_token="tok-canary",  # type: ignore[arg-type]
-        sentry_dsn="http://dsnkey-canary@127.0.0.1:1/2",  # type: ignore[arg-type]
+        webhook_token="tok-canary",
+        sentry_dsn="http://dsnkey-canary@127.0.0.1:1/2",
     )
     found = set(secrets_in(settings))
     assert {PASSWORD, "tok-canary", "dsnkey-canary"} <= found
