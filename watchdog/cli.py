@@ -9,35 +9,100 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
+import os
 import sys
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import TextIO
+
+from pydantic import ValidationError
 
 from watchdog.logs import configure_logging
 from watchdog.policy.scaling import compress_time
 from watchdog.policy.schema import Policy
 from watchdog.policyfile import PolicyError, load_policy
+from watchdog.scrub import register_startup_secrets, scrub_text
 from watchdog.settings import Settings
 from watchdog.store import render
 from watchdog.store.journal import open_journal
 from watchdog.store.records import PAUSED_FLAG
 
+#: Files the process writes (the journal, its WAL, backups, CSVs) are its owner's only.
+PRIVATE_UMASK = 0o077
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return 2
+    """Every word the command prints, errors and tracebacks included, goes through the
+    process's scrubber (watchdog/scrub.py); secrets are registered before anything runs."""
+    os.umask(PRIVATE_UMASK)
+    with _scrubbed_output():
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return 2
+        _register_secrets(args)
+        try:
+            code: int = args.handler(args)
+        except PolicyError as error:
+            print(error, file=sys.stderr)
+            return 2
+        except (ValueError, KeyError) as error:
+            print(f"watchdog {args.command}: {scrub_text(str(error))}", file=sys.stderr)
+            return 2
+        return code
+
+
+class _Scrubbing(io.TextIOBase):
+    """A text stream that scrubs what it is given, then writes it to the real one."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(scrub_text(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
+@contextlib.contextmanager
+def _scrubbed_output() -> Iterator[None]:
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Scrubbing(out), _Scrubbing(err)
+    # An error nobody caught is printed by the interpreter after `main` returns: its
+    # traceback goes through the scrubber too.
+    sys.excepthook = _scrubbing_excepthook
     try:
-        code: int = args.handler(args)
-    except PolicyError as error:
-        print(error, file=sys.stderr)
-        return 2
-    except (ValueError, KeyError) as error:
-        print(f"watchdog {args.command}: {error}", file=sys.stderr)
-        return 2
-    return code
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _scrubbing_excepthook(
+    kind: type[BaseException], error: BaseException, tb: TracebackType | None
+) -> None:
+    sys.stderr.write(scrub_text("".join(traceback.format_exception(kind, error, tb))))
+
+
+def _register_secrets(args: argparse.Namespace) -> None:
+    """The environment's secrets and the settings' (a --state URL typed with a password)."""
+    try:
+        settings: Settings | None = _settings(args)
+    except ValidationError:
+        settings = None  # the command reports the bad setting itself, scrubbed
+    register_startup_secrets(settings)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -160,14 +225,21 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def load_scaled(path: str, settings: Settings) -> Policy:
-    return compress_time(load_policy(path), settings.time_scale)
+    return compress_time(_load_policy(path), settings.time_scale)
+
+
+def _load_policy(path: str) -> Policy:
+    """The policy, its secrets (a broker or Redis password) registered with the scrubber."""
+    policy = load_policy(path)
+    register_startup_secrets(policy)
+    return policy
 
 
 def _validate(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            policy = load_policy(path)
+            policy = _load_policy(path)
         except PolicyError as error:
             failed += 1
             print(error, file=sys.stderr)
@@ -191,7 +263,7 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from watchdog.commands.check import render_rows, run_check
 
-    rows = asyncio.run(run_check(load_policy(args.policy), _settings(args)))
+    rows = asyncio.run(run_check(_load_policy(args.policy), _settings(args)))
     print(render_rows(rows))
     return 1 if any(r.status == "FAIL" for r in rows) else 0
 
@@ -234,7 +306,7 @@ def _config(args: argparse.Namespace) -> int:
     from watchdog.commands.configcmd import diff_text, snapshots_text
 
     settings = _settings(args)
-    policy = load_policy(args.policy)
+    policy = _load_policy(args.policy)
     tables = [args.table] if args.table else policy.last_good.tables
     if args.action == "snapshots":
         journal = open_journal(settings.state)
@@ -286,7 +358,7 @@ def _close(args: argparse.Namespace) -> int:
     from watchdog.engine.closing import DEFAULT_CLOSE_ROLES
 
     settings = _settings(args)
-    close_roles = load_policy(args.policy).close_roles if args.policy else DEFAULT_CLOSE_ROLES
+    close_roles = _load_policy(args.policy).close_roles if args.policy else DEFAULT_CLOSE_ROLES
     return close_command(
         incident_id=args.id,
         person_name=args.person,
@@ -340,7 +412,7 @@ def _decider(decision: str) -> object:
 def _people(args: argparse.Namespace) -> int:
     from watchdog.commands.approvecmd import people_command, people_path
 
-    roles = load_policy(args.policy).roles if args.policy else None
+    roles = _load_policy(args.policy).roles if args.policy else None
     return people_command(args, people_path(args.people, Settings().people), roles)
 
 

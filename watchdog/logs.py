@@ -1,4 +1,10 @@
-"""Structured logs: one JSON line per event off a terminal, readable lines on one."""
+"""Structured logs: one JSON line per event off a terminal, readable lines on one.
+
+Every line passes `scrub_log_event` last before it is rendered: the event and
+every value, nested, with each registered secret and each credential-shaped
+string (a URL's password, a bearer token) replaced. Records of the stdlib
+`logging` (uvicorn, libraries) are scrubbed as they are made.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import sys
 
 import structlog
 import structlog.tracebacks
+
+from watchdog.scrub import scrub_log_event, scrub_stdlib_logging
 
 
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
@@ -24,6 +32,8 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
             structlog.processors.ExceptionRenderer(
                 structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
             ),
+            # After the traceback became data, so its messages are scrubbed too.
+            scrub_log_event,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -32,6 +42,7 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    scrub_stdlib_logging()
     # APScheduler warns on every skipped probe run; the probe scheduler counts and
     # logs those itself, once, in structured form.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)

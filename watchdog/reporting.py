@@ -7,7 +7,8 @@ is reported where it happens, with no second call site to forget.
 `report_failed_rollback` reports the rollbacks that failed and went to a human.
 
 sentry-sdk sends frame locals (`include_local_variables`) and scrubs them only
-by a fixed list of key names, so `Scrubber.before_send` walks the whole event
+by a fixed list of key names, so `Scrubber.before_send` (watchdog/scrub.py: the
+one scrubber, shared with the log pipeline and the CLI) walks the whole event
 (message, extras, tags, breadcrumbs, exception values and every frame's
 locals) and removes: values under sensitive key names, every configured secret
 wherever it appears, credentials inside URLs, bearer and GenieKey headers, and
@@ -20,81 +21,50 @@ know it is off.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
 
-FILTERED = "[Filtered]"
-SENSITIVE_KEY = re.compile(
-    r"(?i)(passw|pwd|secret|token|api_?key|routing_?key|genie|dsn|authori[sz]ation|"
-    r"cookie|credential|webhook|session|private|signature)"
+from watchdog.scrub import (
+    FILTERED,
+    SECRET_PATTERNS,
+    SENSITIVE_KEY,
+    Scrubber,
+    process_scrubber,
+    register_secrets,
 )
-SECRET_PATTERNS = (
-    # userinfo in any URL: postgresql://user:pass@host, a DSN's public key
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@"), rf"\1{FILTERED}@"),
-    (re.compile(r"(?i)\b(bearer|geniekey|basic)\s+[^\s'\",]+"), rf"\1 {FILTERED}"),
-    (re.compile(r"(?i)hooks\.slack\.com/[^\s'\"]*"), f"hooks.slack.com/{FILTERED}"),
-    (re.compile(r"(?i)(sentry_key=)[^,\s'\"]+"), rf"\1{FILTERED}"),
-)
+
+__all__ = ["FILTERED", "SECRET_PATTERNS", "SENSITIVE_KEY", "Scrubber", "init_sentry"]
+
 LOG_LEVELS_REPORTED = frozenset({"error", "critical", "exception"})
 
 
-class Scrubber:
-    """`before_send` for sentry-sdk: the event with no secret left in it."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-
-    def text(self, value: str) -> str:
-        for secret in self.secrets:
-            value = value.replace(secret, FILTERED)
-        for pattern, replacement in SECRET_PATTERNS:
-            value = pattern.sub(replacement, value)
-        return value
-
-    def scrub(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, MutableMapping):
-            return {
-                key: FILTERED
-                if isinstance(key, str) and SENSITIVE_KEY.search(key) and _is_leaf(item)
-                else self.scrub(item)
-                for key, item in value.items()
-            }
-        if isinstance(value, list | tuple):
-            return [self.scrub(item) for item in value]
-        return value
-
-    def before_send(self, event: Any, hint: Any) -> Any:
-        scrubbed: Any = self.scrub(event)
-        return scrubbed
-
-
-def _is_leaf(value: Any) -> bool:
-    return not isinstance(value, MutableMapping | list | tuple) or not value
-
-
 def init_sentry(dsn: str, *, secrets: Iterable[str] = (), environment: str | None = None) -> None:
-    """Start reporting to Sentry; `secrets` are scrubbed from every event (the DSN too)."""
+    """Start reporting to Sentry; `secrets` are added to the process's registry (the DSN
+    too), and every event goes through the one scrubber logs and CLI errors use."""
     import sentry_sdk
 
-    scrubber = Scrubber([*secrets, dsn])
+    register_secrets([*secrets, dsn])
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,
         include_local_variables=True,
         trace_propagation_targets=[],  # no trace headers on pages sent to the vendors
-        before_send=scrubber.before_send,
-        before_send_transaction=scrubber.before_send,
-        before_breadcrumb=lambda crumb, hint: scrubber.scrub(crumb),
+        before_send=_before_send,
+        before_send_transaction=_before_send,
+        before_breadcrumb=lambda crumb, hint: process_scrubber().scrub(crumb),
     )
     processors = list(structlog.get_config()["processors"])
     if report_logged_errors not in processors:
         structlog.configure(processors=[report_logged_errors, *processors])
+
+
+def _before_send(event: Any, hint: Any) -> Any:
+    """The registry's scrubber as it is when the event is sent (secrets registered later
+    count too)."""
+    return process_scrubber().before_send(event, hint)
 
 
 def report_logged_errors(

@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
 import uvicorn
+from pydantic import ValidationError
 
 from watchdog.actions.base import ConfigStore, Handler, Orchestrator, Reverter
 from watchdog.actions.config import ConfigActions
@@ -40,6 +40,7 @@ from watchdog.people import People
 from watchdog.policy.schema import Policy, TableSignal
 from watchdog.probes.base import Probe, build_probes
 from watchdog.reporting import flush_sentry, init_sentry
+from watchdog.scrub import register_startup_secrets, scrub_text
 from watchdog.settings import Settings
 from watchdog.store.journal import Journal, open_journal
 
@@ -270,30 +271,15 @@ def build_outbox(
     )
 
 
-def secret_values(settings: Settings) -> list[str]:
-    """Every credential the settings hold, for the Sentry scrubber."""
-    secrets = [
-        value.get_secret_value()
-        for value in (
-            settings.pagerduty_routing_key,
-            settings.opsgenie_api_key,
-            settings.slack_webhook_url,
-            settings.webhook_url,
-            settings.webhook_token,
-            settings.sentry_dsn,
-        )
-        if value is not None
-    ]
-    receiver = ReceiverSettings()
-    secrets += [
-        value.get_secret_value()
-        for value in (receiver.token, receiver.password)
-        if value is not None
-    ]
-    if settings.database_url:
-        password = urlsplit(settings.database_url).password
-        secrets += [settings.database_url, *([password] if password else [])]
-    return secrets
+def register_daemon_secrets(settings: Settings, policy: Policy) -> None:
+    """Everything the daemon holds that must never be printed, logged or reported: the
+    settings', the Alertmanager receiver's, the policy's (broker and Redis passwords) and
+    the environment's secrets, registered with the one scrubber (watchdog/scrub.py)."""
+    try:
+        receiver: ReceiverSettings | None = ReceiverSettings()
+    except ValidationError:
+        receiver = None  # the API refuses the bad setting itself; the environment scan has it
+    register_startup_secrets(settings, receiver, policy)
 
 
 class _QuietServer(uvicorn.Server):
@@ -310,8 +296,9 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    register_daemon_secrets(settings, policy)
     if settings.sentry_dsn is not None:
-        init_sentry(settings.sentry_dsn.get_secret_value(), secrets=secret_values(settings))
+        init_sentry(settings.sentry_dsn.get_secret_value())
     people = People(settings.people, policy.roles) if settings.people else None
     journal = open_journal(settings.state)
     async with AsyncExitStack() as stack:
@@ -333,7 +320,7 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
         )
         settle_heap()  # everything long-lived exists now
         api = asyncio.create_task(server.serve(), name="api")
-        log.info("listening", url=f"http://{settings.listen}", journal=settings.state)
+        log.info("listening", url=f"http://{settings.listen}", journal=scrub_text(settings.state))
         try:
             await daemon.run(stop)
         finally:

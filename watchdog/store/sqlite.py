@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -57,6 +58,26 @@ from watchdog.store.undo import UndoRecord
 BUSY_TIMEOUT_MS = 5000
 
 
+JOURNAL_MODE = 0o600
+
+
+def _create_private(path: Path) -> None:
+    """Create the journal file readable by its owner only, before SQLite opens it.
+
+    It holds incidents' evidence, step outputs and before-images of configuration rows;
+    SQLite gives its -wal and -shm files the mode of the database file, so they are
+    private too. An existing journal keeps the mode its operator gave it.
+    """
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, JOURNAL_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(descriptor, JOURNAL_MODE)  # whatever the umask
+    finally:
+        os.close(descriptor)
+
+
 def dumps(value: Any) -> str:
     """The one JSON encoding of the journal: sorted keys, anything else as a string."""
     return json.dumps(value, sort_keys=True, default=str)
@@ -74,6 +95,7 @@ class SqliteJournal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         self._lock = threading.Lock()
         self._closed = False
         self._crash = crashpoints.CrashPoints.from_environment()  # the crash matrix only
