@@ -57,6 +57,7 @@ def db(musicdb: PgServer) -> Iterator[PgServer]:
 
 
 def actions(server: PgServer, dsn: str | None = None, **kwargs: Any) -> DatabaseActions:
+    kwargs.setdefault("migrations_dir", "sql/migrations")  # the policy's stack.migrations_dir
     return DatabaseActions(dsn or server.dsn, tools=PgTools.locate(server.bin_dir), **kwargs)
 
 

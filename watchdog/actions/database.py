@@ -135,7 +135,7 @@ class DatabaseActions(BackupActions, MigrationActions, IntegrityActions):
         ]
         down: DownPlan | None = None
         if params.get("migration_dirs"):
-            files = migration_files(params)
+            files = migration_files(params, self._migrations_dir)
             if scan.migrations is not None:
                 applied, source = list(scan.migrations), "in the backup"
             else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -34,7 +35,10 @@ class DatabaseBase:
         lock_timeout: float = 30.0,
         statement_timeout: float = 30.0,
         migrations_table: str = "public.schema_migrations",
+        migrations_dir: str | Path | None = None,
     ) -> None:
+        """`migrations_dir`: the policy's `stack.migrations_dir`, the one folder down files
+        run from (relative: to the step's `base_dir`, else the working directory)."""
         self._dsn = dsn
         self._target = PgTarget.from_dsn(dsn)
         self._clock = clock
@@ -45,6 +49,7 @@ class DatabaseBase:
         schema, _, table = migrations_table.rpartition(".")
         self._migrations_schema = schema or None
         self._migrations_table = table
+        self._migrations_dir = migrations_dir
 
 
     def _migrations_key(self) -> tuple[str, str]:

@@ -39,7 +39,7 @@ class MigrationActions(DatabaseBase):
     async def migrations_down(self, step: Step) -> ActionOutcome:
         """Apply down migrations newest first, each with its row removal in one transaction."""
         params = step.param_map()
-        files = migration_files(params)
+        files = migration_files(params, self._migrations_dir)
         applied = await self._applied_migrations()
         result = plan_down(files, applied, optional_str(params.get("target_version")))
         if isinstance(result, Refusal):
@@ -47,8 +47,9 @@ class MigrationActions(DatabaseBase):
         if not result.steps:
             return ActionOutcome(True, result.reason, {"applied": []})
         base = base_dir_of(params)
+        home = migrations_home(base, self._migrations_dir)
         scripts = [
-            (version, path, label, _down_script(resolve_in(base, path)))
+            (version, path, label, _down_script(inside(home, resolve_in(base, path), "down file")))
             for (version, path), label in zip(result.steps, result.labels, strict=True)
         ]
         table = self._migrations_identifier()
@@ -91,23 +92,60 @@ class MigrationActions(DatabaseBase):
         )
 
 
-def migration_files(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+def migration_files(params: Mapping[str, Any], root: str | Path | None) -> list[tuple[str, str]]:
+    """(folder, name) of every file in the step's `migration_dirs`, all inside `root`.
+
+    `root` is the policy's one migrations folder (`stack.migrations_dir`). A folder
+    or a file that resolves outside it (`..`, a symlink out) refuses the whole step
+    before anything runs, naming the file and the folder: a down file is SQL run
+    read-write, and the files on disk are not trusted the way the policy is.
+    """
     raw = params.get("migration_dirs") or []
     folders = [raw] if isinstance(raw, str) else [str(d) for d in raw]
     if not folders:
         raise ActionFailed("migration_dirs names no folder")
     base = base_dir_of(params)
+    home = migrations_home(base, root)
     files: list[tuple[str, str]] = []
     for folder in folders:
-        real = resolve_in(base, folder)
+        real = inside(home, resolve_in(base, folder), "migration folder")
         try:
             names = sorted(entry.name for entry in os.scandir(real) if entry.is_file())
         except OSError as error:
             raise ActionFailed(
                 f"migration folder {real} cannot be listed: {error.strerror}"
             ) from None
+        for name in names:
+            inside(home, real / name, "migration file")
         files += [(folder, name) for name in names]
     return files
+
+
+def migrations_home(base: Path, root: str | Path | None) -> Path:
+    """The declared migrations folder, resolved; ActionFailed if none is declared or there."""
+    if root is None or str(root) == "":
+        raise ActionFailed(
+            "the policy declares no migrations folder (stack.migrations_dir): migration files "
+            "run only from it; nothing was changed"
+        )
+    home = resolve_in(base, str(root)).resolve()
+    if not home.is_dir():
+        raise ActionFailed(
+            f"the migrations folder {home} (stack.migrations_dir) is not a folder; "
+            "nothing was changed"
+        )
+    return home
+
+
+def inside(home: Path, path: Path, what: str) -> Path:
+    """`path` with `..` and symlinks resolved, if that is inside `home`; else ActionFailed."""
+    real = path.resolve()
+    if not real.is_relative_to(home):
+        raise ActionFailed(
+            f"{what} {path} resolves to {real}, outside the migrations folder {home} "
+            "(stack.migrations_dir): refusing to run anything from it; nothing was changed"
+        )
+    return real
 
 
 def base_dir_of(params: Mapping[str, Any]) -> Path:
