@@ -169,7 +169,7 @@ class DatabaseActions(BackupActions, MigrationActions, IntegrityActions):
         options = f"-c lock_timeout={ms(self._lock_timeout)} -c client_min_messages=warning"
         started = time.perf_counter()
         result = await run_tool(
-            [tools.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", *self._target.args()],
+            [tools.psql, "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", *self._target.args()],
             self._target.env(options=options),
             feed=restore_feed(backup.path, prelude),
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from watchdog.actions.base import ActionFailed
+from watchdog.policy.psqlscan import PsqlScan
 
 DEFAULT_PATTERN = "musicdb_backup_*.sql.gz"
 BACKUP_PREFIX = "musicdb_backup_"
@@ -76,8 +77,9 @@ def scan_dump(
     A gzip is decompressed fully (its CRC and length are checked at the end), and the
     SQL must begin with pg_dump's header and end with its closing line: `pg_dump |
     gzip` that died half-way leaves a valid gzip of a truncated dump, and psql would
-    happily load the half. A dump with transaction control of its own or a
-    `\\connect` is not a single-database plain dump and is refused too.
+    happily load the half. A dump with transaction control of its own is
+    not a single-database plain dump, and one holding any psql meta-command
+    (`watchdog.policy.psqlscan`) is refused too.
     """
     compressed = is_gzip(path)
     total = 0
@@ -88,10 +90,14 @@ def scan_dump(
     columns: tuple[int, int | None] = (0, None)
     in_copy = False
     quote: bytes | None = None
+    psql = PsqlScan()
     try:
         with gzip.open(path, "rb") if compressed else path.open("rb") as handle:
             for line in handle:
                 total += len(line)
+                refusal = psql.feed(line.decode(errors="replace"))
+                if refusal is not None:
+                    raise DumpError(f"is refused before psql sees it: {refusal.reason}")
                 if in_copy:
                     if line.rstrip(b"\r\n") == b"\\.":
                         in_copy = False
@@ -125,7 +131,7 @@ def scan_dump(
                 schema = _CREATE_SCHEMA.match(stripped)
                 if schema is not None:
                     schemas.append(schema.group(1).decode())
-                elif _DUMP_TXN.match(stripped) or stripped.startswith((b"\\connect", b"\\c ")):
+                elif _DUMP_TXN.match(stripped):
                     raise DumpError(
                         f"is not a plain single-database pg_dump: it contains "
                         f"{stripped[:40].decode(errors='replace')!r}"
@@ -159,7 +165,8 @@ async def restore_feed(path: Path, prelude: bytes) -> AsyncGenerator[bytes, None
     yield prelude
     compressed = is_gzip(path)
     handle = gzip.open(path, "rb") if compressed else path.open("rb")  # noqa: SIM115
-    tail = b""
+    tail = carry = b""
+    psql = PsqlScan()
     try:
         while True:
             try:
@@ -172,15 +179,35 @@ async def restore_feed(path: Path, prelude: bytes) -> AsyncGenerator[bytes, None
             if not chunk:
                 break
             tail = (tail + chunk)[-4096:]
+            carry = _rescan(psql, carry + chunk, path)
             yield chunk
     finally:
         handle.close()
+    _rescan(psql, carry + b"\n", path)
     if TRAILER not in tail:
         raise ActionFailed(
             f"{path.name} changed since the preflight: it no longer ends with pg_dump's closing "
             "line; psql was stopped before COMMIT, nothing changed"
         )
     yield COMMIT
+
+
+def _rescan(psql: PsqlScan, data: bytes, path: Path) -> bytes:
+    """Scan the whole lines of `data` again as they go to psql; the unfinished rest back.
+
+    psql acts on a line only once it has read all of it, so a line checked before
+    its last piece is sent can never run: a file swapped after the preflight is
+    stopped here, before COMMIT.
+    """
+    cut = data.rfind(b"\n") + 1
+    for line in data[:cut].splitlines(keepends=True):
+        refusal = psql.feed(line.decode(errors="replace"))
+        if refusal is not None:
+            raise ActionFailed(
+                f"{path.name} changed since the preflight: {refusal.reason}; psql was "
+                "stopped before it read that line and before COMMIT, nothing changed"
+            )
+    return data[cut:]
 
 
 def _dollar_state(line: bytes, quote: bytes | None) -> bytes | None:
