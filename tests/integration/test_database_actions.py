@@ -57,6 +57,7 @@ def db(musicdb: PgServer) -> Iterator[PgServer]:
 
 
 def actions(server: PgServer, dsn: str | None = None, **kwargs: Any) -> DatabaseActions:
+    kwargs.setdefault("migrations_dir", "sql/migrations")  # the policy's stack.migrations_dir
     return DatabaseActions(dsn or server.dsn, tools=PgTools.locate(server.bin_dir), **kwargs)
 
 
@@ -708,7 +709,7 @@ async def test_psql_never_commits_a_restore_whose_feed_did_not_finish(
             raise RuntimeError("gzip stream broke")
 
     tools = PgTools.locate(db.bin_dir)
-    argv = [tools.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", *target.args()]
+    argv = [tools.psql, "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", *target.args()]
     if how == "feeder fails":
         with pytest.raises(RuntimeError):
             await run_tool(argv, target.env(), feed=feed())

@@ -125,6 +125,49 @@ CASES = [
         "last_good.tables: found",
     ),
     (
+        "a step lowering database.restore's own risk",
+        lambda d: d["scenarios"]["database_migration_failure"]["steps"][2].update(risk="safe"),
+        "scenarios.database_migration_failure.steps[2].risk: found 'safe' (step 'restore the "
+        "newest backup'); expected at least 'risky', the own risk of database.restore",
+    ),
+    (
+        "a step lowering migrations.down's own risk",
+        lambda d: d["scenarios"]["database_migration_failure"]["steps"][3].update(risk="safe"),
+        "scenarios.database_migration_failure.steps[3].risk: found 'safe' (step 'apply down "
+        "migrations newest first'); expected at least 'risky', the own risk of migrations.down",
+    ),
+    (
+        "a step lowering system.rebuild's own risk",
+        lambda d: d["scenarios"]["database_migration_failure"]["steps"].append(
+            {"name": "rebuild", "action": "system.rebuild", "risk": "risky"}
+        ),
+        "scenarios.database_migration_failure.steps[7].risk: found 'risky' (step 'rebuild'); "
+        "expected at least 'destructive', the own risk of system.rebuild",
+    ),
+    (
+        "migration files from a folder outside stack.migrations_dir",
+        lambda d: d["scenarios"]["database_migration_failure"]["steps"][3]["params"].update(
+            migration_dirs=["/etc/cron.d"]
+        ),
+        "scenarios.database_migration_failure.steps[3].params.migration_dirs[0]: found "
+        "'/etc/cron.d'; expected a folder inside stack.migrations_dir ('sql/migrations')",
+    ),
+    (
+        "migration files from a folder reached by '..'",
+        lambda d: d["scenarios"]["database_migration_failure"]["steps"][3]["params"].update(
+            migration_dirs=["sql/migrations/../../tmp"]
+        ),
+        "steps[3].params.migration_dirs[0]: found 'sql/migrations/../../tmp'; "
+        "expected a path without '..'",
+    ),
+    (
+        "migration files with no declared migrations folder",
+        lambda d: d["stack"].pop("migrations_dir"),
+        "scenarios.database_migration_failure.steps[2].params.migration_dirs: found "
+        "['sql/migrations', 'sql/migrations/medallion']; expected folders inside "
+        "stack.migrations_dir, which this policy does not declare",
+    ),
+    (
         "a check template the rule cannot fill",
         lambda d: next(r for r in d["rules"] if r["name"] == "enrichment-down")["params"].update(
             health_signal="nope_health"

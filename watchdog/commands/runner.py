@@ -192,7 +192,9 @@ def action_table(
     if chosen.database_url:  # psycopg (9 MB) is loaded only by a daemon that uses PostgreSQL
         from watchdog.actions.database import DatabaseActions
 
-        database = DatabaseActions(chosen.database_url)
+        database = DatabaseActions(
+            chosen.database_url, migrations_dir=policy.stack.migrations_dir
+        )
     coupled = set(policy.stack.schema_coupled_services)
     guard = SchemaGuard(chosen.database_url, journal, coupled) if coupled else None
     handlers = build_handlers(

@@ -152,8 +152,13 @@ ACTIONS: dict[str, ActionSpec] = {
         idempotence=RESTART,
         summary="restart every service that depends on these, in dependency order",
     ),
+    # Safe by its own guards, not by a policy's say-so (a policy may only raise a
+    # risk, see powers.py): it recreates a service from an image journaled while the
+    # service was healthy, parks the previous container and puts it back if the good
+    # image fails too, refuses protected (stateful) services, and the schema guard
+    # refuses a schema-coupled service when a migration ran since its image was recorded.
     "service.revert": ActionSpec(
-        Risk.RISKY,
+        Risk.SAFE,
         ("service",),
         (),
         idempotence=service_revert,

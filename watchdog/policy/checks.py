@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import jmespath
 import jmespath.exceptions
@@ -19,6 +18,8 @@ import jmespath.exceptions
 from watchdog.policy.catalogue import ACTIONS
 from watchdog.policy.identifiers import EXPECTED as IDENTIFIER_EXPECTED
 from watchdog.policy.identifiers import is_table_name
+from watchdog.policy.powers import power_problems
+from watchdog.policy.problems import Problem
 from watchdog.policy.schema import (
     AnySignal,
     Approval,
@@ -31,15 +32,7 @@ from watchdog.policy.schema import (
     ScenarioSpec,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    path: str
-    found: str
-    expected: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: found {self.found}; expected {self.expected}"
+__all__ = ["Problem", "find_problems"]
 
 
 def find_problems(policy: Policy) -> list[Problem]:
@@ -51,6 +44,7 @@ def find_problems(policy: Policy) -> list[Problem]:
         *_rule_problems(policy),
         *_scenario_problems(policy),
         *_authority_problems(policy),
+        *power_problems(policy),
     ]
 
 

@@ -15,6 +15,7 @@ from watchdog.model import Check, Plan, Severity, Step
 from watchdog.policy.authorize import authorize_plan
 from watchdog.policy.catalogue import ACTIONS, assess_idempotence
 from watchdog.policy.durations import format_duration
+from watchdog.policy.powers import effective_risk
 from watchdog.policy.schema import CheckSpec, Policy, StepSpec
 
 
@@ -66,7 +67,7 @@ def _step(spec: StepSpec, words: _Words) -> Step:
     return Step(
         name=_render(spec.name, words),
         action=spec.action,
-        risk=spec.risk or ACTIONS[spec.action].risk,
+        risk=effective_risk(ACTIONS[spec.action].risk, spec.risk),
         params=tuple(sorted(params.items())),
         idempotent=assess_idempotence(spec.action, params).idempotent,
         timeout_seconds=spec.timeout,

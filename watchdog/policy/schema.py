@@ -383,6 +383,11 @@ class StackSpec(Strict):
         default_factory=list,
         description="never reverted to an image older than the newest applied migration",
     )
+    migrations_dir: str | None = Field(
+        None,
+        description="the one folder migration files run from (absolute, or relative to the "
+        "daemon's working directory); every step's migration_dirs lies inside it",
+    )
 
 
 class Policy(Strict):
