@@ -118,7 +118,12 @@ class ProbeScheduler:
         return [observation for result in results for observation in result]
 
     async def _run(self, probe: Probe) -> None:
-        observations = await observe_safely(probe)
+        try:
+            observations = await observe_safely(probe)
+        except asyncio.CancelledError:
+            if self._scheduler is None:  # shut down: a run in flight is dropped on purpose,
+                return  # not reported by APScheduler as a job that raised
+            raise
         await self._queue.put(observations)
         self._report(probe, observations)
 
