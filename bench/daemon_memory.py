@@ -37,8 +37,8 @@ def main() -> None:
         state = Path(folder)
         with SandboxStack(state / "sandbox") as stack, running_daemon(
             stack, state, time_scale=1.0
-        ) as url:
-            pid = int(httpx.get(url + "/healthz").json()["pid"])
+        ) as daemon:
+            pid = int(httpx.get(daemon.url + "/healthz").json()["pid"])
             began = time.monotonic()
             end = began + args.minutes * 60
             injected = False
@@ -52,7 +52,7 @@ def main() -> None:
                     injected = True
                 time.sleep(min(30.0, max(0.0, end - time.monotonic())))
             samples.append((time.monotonic() - began, rss_mb(pid)))
-            incidents = httpx.get(url + "/incidents").json()["incidents"]
+            incidents = daemon.incidents()
     print(f"\nafter {samples[-1][0] / 60:.1f} min: RSS {samples[-1][1]:.1f} MB "
           f"(peak {max(s[1] for s in samples):.1f} MB; goal under 80 MB); "
           f"{len(incidents)} incident(s) handled")

@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from watchdog.demo import has_last_good, quiet, running_daemon, wait_for
 from watchdog.policyfile import load_policy
 from watchdog.sandbox.stack import SandboxStack
@@ -46,22 +44,21 @@ def main() -> None:
         state = Path(folder)
         with SandboxStack(state / "sandbox") as stack, running_daemon(
             stack, state, time_scale=scale
-        ) as url:
+        ) as daemon:
             wait_for(lambda: has_last_good(state), 60, "a healthy baseline")
             names = list(SERVICES)
             for trial in range(args.trials):
                 service = names[trial % len(names)]
                 if service not in stack.urls:
                     continue
-                wait_for(lambda: quiet(url), 60, "no open incident")
-                known = {i["id"] for i in httpx.get(url + "/incidents").json()["incidents"]}
+                wait_for(lambda: quiet(daemon.url, daemon.read_token), 60, "no open incident")
+                known = {i["id"] for i in daemon.incidents()}
                 killed = time.time()
                 stack.inject("crash", service=service)
                 opened: list[float] = []
 
                 def detected(known: set[int] = known, opened: list[float] = opened) -> bool:
-                    new = [i for i in httpx.get(url + "/incidents").json()["incidents"]
-                           if i["id"] not in known]
+                    new = [i for i in daemon.incidents() if i["id"] not in known]
                     if new:
                         opened.append(min(new, key=lambda i: i["id"])["opened_at"])
                     return bool(new)

@@ -33,7 +33,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.dockerengine import build_images, docker_engine, run_service
-from watchdog.demo import free_port, wait_for
+from watchdog.demo import free_port, read_incidents, wait_for
+from watchdog.keys import new_key
 
 GENERIC = Path(__file__).resolve().parents[1] / "policies" / "compose-generic.yaml"
 
@@ -67,11 +68,12 @@ def measure(docker_url: str, interval: float, runs: int) -> list[float]:
     path = folder / "policy.yaml"
     path.write_text(yaml.safe_dump(policy))
     listen = f"127.0.0.1:{free_port()}"
+    read_token = new_key()
     env = {
         **os.environ, "DOCKER_HOST": docker_url, "WATCHDOG_COMPOSE_PROJECT": project,
         "WATCHDOG_ORCHESTRATOR": f"docker+{docker_url}", "WATCHDOG_HEALTH_PATH": "/healthy",
         "WATCHDOG_STATE": str(folder / "journal.db"), "WATCHDOG_LISTEN": listen,
-        "WATCHDOG_LOG_FORMAT": "json",
+        "WATCHDOG_LOG_FORMAT": "json", "WATCHDOG_READ_TOKEN": read_token,
     }
     log = (folder / "daemon.log").open("wb")
     daemon = subprocess.Popen(
@@ -84,8 +86,7 @@ def measure(docker_url: str, interval: float, runs: int) -> list[float]:
         time.sleep(3 * interval)
         for run in range(runs):
             def quiet() -> bool:
-                body = httpx.get(f"http://{listen}/incidents", params={"open_only": True})
-                return not body.json()["incidents"]
+                return not read_incidents(f"http://{listen}", read_token, open_only=True)
 
             wait_for(quiet, 60, "no open incident")
             container.reload()

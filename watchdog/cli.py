@@ -1,4 +1,4 @@
-"""The `watchdog` command: run, check, validate, rollback, config, incidents, pause, demo.
+"""The `watchdog` command: run, check, validate, rollback, config, incidents, pause, token, demo.
 
 Commands that change what the daemon does (pause, resume) only write intent to
 the journal; the running daemon reads it on its next tick, as a controller
@@ -185,6 +185,13 @@ def _parser() -> argparse.ArgumentParser:
         p = command(name, f"{words} all automatic actions (the kill switch)", _flagger(value))
         p.add_argument("--state", help="journal path or sqlite:/// URL")
 
+    p = command(
+        "token",
+        "`token new` prints a fresh key for WATCHDOG_ALERTMANAGER_TOKEN or WATCHDOG_READ_TOKEN",
+        _token,
+    )
+    p.add_argument("action", choices=["new"])
+
     p = command("demo", "run the daemon on the sandbox and inject five faults", _demo)
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
 
@@ -252,9 +259,10 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from watchdog.commands.runner import serve
+    from watchdog.commands.runner import refuse_weak_keys, serve
 
     settings = _settings(args)
+    refuse_weak_keys(settings)
     configure_logging(settings.log_format, settings.log_level)
     policy = load_scaled(args.policy, settings)
     return asyncio.run(serve(policy, settings, dry_run=args.dry_run))
@@ -380,6 +388,13 @@ def _flagger(value: str) -> object:
         return 0
 
     return handler
+
+
+def _token(args: argparse.Namespace) -> int:
+    from watchdog.keys import new_key
+
+    print(new_key())
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

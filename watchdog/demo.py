@@ -5,7 +5,8 @@ It starts the sandbox (stub services as separate processes on 127.0.0.1), runs
 temporary folder and the policy's clock compressed tenfold, waits for a healthy
 baseline (a last known good configuration in the journal), then injects one
 fault at a time and follows the daemon's own API, printing the timeline as it
-happens. It exits 0 only if every scenario recovered.
+happens. It exits 0 only if every scenario recovered. The API's incidents are
+read with a read token (WATCHDOG_READ_TOKEN) made fresh for each daemon.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from watchdog.keys import new_key
 from watchdog.sandbox.stack import SandboxStack
 from watchdog.store.journal import open_journal
 
@@ -130,8 +132,11 @@ class DaemonProcess:
         extra_args: Sequence[str] = (),
         environment: Mapping[str, str] | None = None,
     ) -> None:
-        """Against `stack`, or with no stack; `environment` adds or overrides settings."""
+        """Against `stack`, or with no stack; `environment` adds or overrides settings.
+
+        The daemon gets a fresh read token (`read_token`) unless `environment` names one."""
         self.listen = f"127.0.0.1:{free_port()}"
+        self.read_token = (environment or {}).get("WATCHDOG_READ_TOKEN") or new_key()
         self.url = f"http://{self.listen}"
         self._command = [
             sys.executable,
@@ -156,6 +161,7 @@ class DaemonProcess:
                 "WATCHDOG_LOG_FORMAT": "json",
                 **(environment or {}),
             }
+        self._env["WATCHDOG_READ_TOKEN"] = self.read_token
         self._log_path = state / "daemon.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -166,6 +172,10 @@ class DaemonProcess:
             )
         wait_for(lambda: _answers(self.url + "/healthz"), 20, f"the daemon at {self.url}")
         return self
+
+    def incidents(self, **params: Any) -> list[dict[str, Any]]:
+        """GET /incidents with the read token (`open_only=True`, `limit=N`)."""
+        return read_incidents(self.url, self.read_token, **params)
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Send `signum` and wait; the exit code (SIGKILL after `timeout`)."""
@@ -189,13 +199,13 @@ def running_daemon(
     time_scale: float = TIME_SCALE,
     policy: Path = POLICY,
     extra_args: Sequence[str] = (),
-) -> Iterator[str]:
-    """A started `DaemonProcess`, stopped with SIGTERM on exit; yields its base URL."""
+) -> Iterator[DaemonProcess]:
+    """A started `DaemonProcess` (its `url`, its `read_token`), stopped with SIGTERM on exit."""
     daemon = DaemonProcess(
         stack, state, time_scale=time_scale, policy=policy, extra_args=extra_args
     ).start()
     try:
-        yield daemon.url
+        yield daemon
     finally:
         daemon.stop()
 
@@ -223,9 +233,21 @@ def has_last_good(state: Path) -> bool:
         journal.close()
 
 
-def quiet(url: str) -> bool:
-    body = httpx.get(url + "/incidents", params={"open_only": True}, timeout=2).json()
-    return not body["incidents"]
+def read_headers(read_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {read_token}"}
+
+
+def read_incidents(url: str, read_token: str, **params: Any) -> list[dict[str, Any]]:
+    """The daemon's GET /incidents, read with its read token; an error names the status."""
+    reply = httpx.get(url + "/incidents", params=params, headers=read_headers(read_token),
+                      timeout=5)
+    reply.raise_for_status()
+    incidents: list[dict[str, Any]] = reply.json()["incidents"]
+    return incidents
+
+
+def quiet(url: str, read_token: str) -> bool:
+    return not read_incidents(url, read_token, open_only=True)
 
 
 class Follower:
@@ -245,18 +267,18 @@ class Follower:
 
 
 def run_scenario(
-    url: str, stack: SandboxStack, fault: Fault, out: Callable[[str], None]
+    daemon: DaemonProcess, stack: SandboxStack, fault: Fault, out: Callable[[str], None]
 ) -> Outcome:
-    known = {i["id"] for i in httpx.get(url + "/incidents", timeout=2).json()["incidents"]}
+    known = {i["id"] for i in daemon.incidents()}
     outcome = Outcome(fault)
     out(f"\n=== {fault.title} ===")
     started = time.time()
     stack.inject(fault.kind, **fault.body)
     out(f"  +  0.00 s  fault injected   {fault.kind} {fault.body or ''}".rstrip())
-    follower = Follower(url, started, out)
+    follower = Follower(daemon.url, started, out)
     deadline = time.monotonic() + SCENARIO_TIMEOUT
     while time.monotonic() < deadline:
-        incidents = httpx.get(url + "/incidents", timeout=2).json()["incidents"]
+        incidents = daemon.incidents()
         new = [i for i in incidents if i["id"] not in known]
         if new:
             incident = min(new, key=lambda i: i["id"])
@@ -312,13 +334,19 @@ def run_demo(*, keep: bool = False, out: Callable[[str], None] = print) -> int:
         with SandboxStack(folder / "sandbox") as stack:
             services = len(stack.control.services())
             out(f"sandbox up: {services} processes on 127.0.0.1, control {stack.control_url}")
-            with running_daemon(stack, folder) as url:
-                out(f"daemon up at {url} (songnodes policy, clock compressed {TIME_SCALE:g}x)")
+            with running_daemon(stack, folder) as daemon:
+                out(
+                    f"daemon up at {daemon.url} (songnodes policy, clock compressed "
+                    f"{TIME_SCALE:g}x)"
+                )
                 wait_for(lambda: has_last_good(folder), 30, "a last known good configuration")
                 out("healthy baseline: last known good configuration snapshotted")
                 for fault in FAULTS:
-                    wait_for(lambda: quiet(url), 30, "no open incident before the next fault")
-                    outcomes.append(run_scenario(url, stack, fault, out))
+                    wait_for(
+                        lambda: quiet(daemon.url, daemon.read_token), 30,
+                        "no open incident before the next fault",
+                    )
+                    outcomes.append(run_scenario(daemon, stack, fault, out))
     finally:
         out(f"\n{summary(outcomes)}" if outcomes else "")
         if not keep:

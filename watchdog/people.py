@@ -18,6 +18,11 @@ scrypt; a made-up token names no one and costs no hashing at all (otherwise ever
 bad request would cost one scrypt per person, on the daemon's own CPU).
 Every mistake in the file is a `PeopleError` naming the file, the entry and
 what was expected.
+
+Each check costs 16 MiB and ~50 ms of CPU, so the daemon runs at most
+`HASH_WORKERS` at once and lets at most `HASH_WAITING` more wait; beyond that a
+check is refused at once (`Busy`: the API answers 503 with Retry-After) rather
+than queueing memory and threads without end.
 """
 
 from __future__ import annotations
@@ -46,6 +51,11 @@ SALT_BYTES, KEY_BYTES = 16, 32
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NAME_FORM = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 _DUMMY_HASH_SALT = b"watchdog-no-such-person"
+HASH_WORKERS, HASH_WAITING = 2, 8
+
+
+class Busy(RuntimeError):
+    """Too many token checks already running or waiting: refused, try again shortly."""
 
 
 class PeopleError(ValueError):
@@ -278,10 +288,20 @@ class People:
     mid-incident nor lets anyone in.
     """
 
-    def __init__(self, path: Path, roles: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        roles: Sequence[str] | None = None,
+        *,
+        workers: int = HASH_WORKERS,
+        waiting: int = HASH_WAITING,
+    ) -> None:
         self.path = path
         self.roles = tuple(roles) if roles is not None else None
         self._lock = threading.Lock()
+        self._hashing = threading.BoundedSemaphore(workers)
+        self._capacity = workers + waiting
+        self._admitted = threading.BoundedSemaphore(self._capacity)
         self._people = load_people(path, self.roles)
         self._stamp = self._file_stamp()
 
@@ -310,14 +330,29 @@ class People:
         """The person if `token` is theirs; the same work whether or not `name` exists."""
         person = self.named(name)
         if person is None:
-            token_matches(token, hash_token("", salt=_DUMMY_HASH_SALT))
+            self._matches(token, _DUMMY_HASH)
             return None
-        return person if token_matches(token, person.token_hash) else None
+        return person if self._matches(token, person.token_hash) else None
 
     def bearer(self, token: str) -> Person | None:
         """The person whose personal token this is, or None; one scrypt at most."""
         lookup = token.partition(".")[0]
         for person in self.everyone():
-            if person.lookup == lookup and token_matches(token, person.token_hash):
+            if person.lookup == lookup and self._matches(token, person.token_hash):
                 return person
         return None
+
+    def _matches(self, token: str, stored: str) -> bool:
+        """`token_matches` in the bounded pool: raises `Busy` when it is full."""
+        if not self._admitted.acquire(blocking=False):
+            raise Busy(f"more than {self._capacity} token checks at once")
+        try:
+            with self._hashing:
+                return token_matches(token, stored)
+        finally:
+            self._admitted.release()
+
+
+_DUMMY_HASH = "$".join(
+    (SCHEME, str(COST), str(BLOCK), str(PARALLEL), _b64(_DUMMY_HASH_SALT), _b64(bytes(KEY_BYTES)))
+)

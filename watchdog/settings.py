@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     people: Path | None = Field(
         None, description="YAML file of people, roles and hashed tokens (`watchdog people add`)"
     )
+    read_token: SecretStr | None = Field(
+        None,
+        description="a bearer key that reads /incidents and the web page (decides nothing), "
+        "for dashboards and scripts; `watchdog token new` makes one. Unset: people only",
+    )
 
     # Notifiers: where pages go. Every credential is a SecretStr, added to a request
     # only at send time and never journaled or logged; a channel without one is off.
@@ -64,6 +69,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SENTRY_DSN", "WATCHDOG_SENTRY_DSN"),
         description="report the daemon's own errors and failed rollbacks to Sentry",
     )
+
+    @field_validator("read_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty key is no key: `WATCHDOG_READ_TOKEN=""` is off, never a match for ''."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(raw, str) and not raw.strip() else value
 
     @field_validator("listen")
     @classmethod

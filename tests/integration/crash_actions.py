@@ -22,10 +22,11 @@ from typing import Any
 import httpx
 
 from tests.alertmanager_payloads import alert, webhook
+from watchdog.keys import new_key
 from watchdog.people import add_person, new_token
 from watchdog.sandbox.stack import SandboxStack
 
-ALERTMANAGER_TOKEN = "crash-matrix-alertmanager-token"
+ALERTMANAGER_TOKEN = new_key()  # `watchdog run` refuses a guessable one
 #: The two distinct `team` people the stateful plan's quorum needs (songnodes.yaml P2).
 APPROVERS = ("tara", "tom")
 #: The on-call engineer who ends an incident by hand (`close_roles`: oncall, lead).

@@ -30,8 +30,7 @@ class DaemonView:
         return open_journal(str(self.folder / "journal.db"))
 
     def incidents(self) -> list[dict[str, Any]]:
-        body: dict[str, Any] = httpx.get(self.url + "/incidents", timeout=5).json()
-        return list(body["incidents"])
+        return self.daemon.incidents()
 
     def follow(
         self,
@@ -67,13 +66,9 @@ class Stage(DaemonView):
     def wait_for_baseline(self) -> None:
         wait_for(lambda: has_last_good(self.folder), 30, "a last known good configuration")
 
-    def incidents(self) -> list[dict[str, Any]]:
-        body: dict[str, Any] = httpx.get(self.url + "/incidents", timeout=5).json()
-        return list(body["incidents"])
-
     def inject(self, kind: str, **body: Any) -> set[int]:
         """Inject a fault once nothing is open; the incident ids known before it."""
-        wait_for(lambda: quiet(self.url), 30, "no open incident")
+        wait_for(lambda: quiet(self.url, self.daemon.read_token), 30, "no open incident")
         known = {i["id"] for i in self.incidents()}
         self.stack.inject(kind, **body)
         return known

@@ -23,11 +23,12 @@ from tests import promstack
 from tests.alertmanager_payloads import alert, webhook
 from tests.integration.daemon_stage import Stage, songnodes_variant
 from watchdog.demo import DaemonProcess, wait_for
+from watchdog.keys import new_key
 from watchdog.sandbox.stack import SandboxStack
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "e2e-alertmanager-token-5f1c"
+TOKEN = new_key()  # `watchdog run` refuses a guessable one
 RULES = """
 groups:
   - name: songnodes-circuit-breakers

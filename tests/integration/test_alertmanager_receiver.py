@@ -101,11 +101,14 @@ def test_basic_auth_as_alertmanagers_http_config_sends_it(tmp_path: Path) -> Non
         assert len(current.stored()) == 1
 
 
-def test_an_unconfigured_receiver_says_what_to_set(tmp_path: Path) -> None:
-    for current in make_receiver(tmp_path, token=None):
-        reply = current.post(webhook(breaker()))
-        assert reply.status_code == 401
-        assert "WATCHDOG_ALERTMANAGER_TOKEN" in reply.json()["detail"]
+def test_an_unconfigured_receiver_is_off_and_says_what_to_set(tmp_path: Path) -> None:
+    for token in (None, SecretStr(""), SecretStr("  ")):
+        for current in make_receiver(tmp_path, token=token):
+            for headers in ({"Authorization": "Bearer"}, {}):
+                reply = current.post(webhook(breaker()), headers)
+                assert reply.status_code == 503
+                assert "WATCHDOG_ALERTMANAGER_TOKEN" in reply.json()["detail"]
+            assert current.stored() == []
 
 
 def test_a_malformed_body_gets_400_naming_the_field_and_stores_nothing(

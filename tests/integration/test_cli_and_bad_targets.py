@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import os
 import subprocess
 import sys
 import threading
@@ -26,8 +27,10 @@ from watchdog.demo import (
     daemon_environment,
     free_port,
     has_last_good,
+    read_incidents,
     wait_for,
 )
+from watchdog.keys import new_key
 from watchdog.sandbox.stack import SandboxStack
 
 pytestmark = pytest.mark.slow
@@ -79,7 +82,7 @@ def test_incidents_table_and_timeline_from_the_journal(tmp_path: Path) -> None:
             wait_for(
                 lambda: any(
                     i["state"] == "resolved"
-                    for i in httpx.get(daemon.url + "/incidents").json()["incidents"]
+                    for i in daemon.incidents()
                 ),
                 45,
                 "the incident to resolve",
@@ -209,6 +212,7 @@ def test_daemon_survives_refused_hanging_and_non_json_targets(
     path.write_text(yaml.safe_dump(policy))
     listen = f"127.0.0.1:{free_port()}"
     log = (tmp_path / "daemon.log").open("wb")
+    read_token = new_key()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -224,19 +228,20 @@ def test_daemon_survives_refused_hanging_and_non_json_targets(
         ],
         stdout=log,
         stderr=log,
+        env={**os.environ, "WATCHDOG_READ_TOKEN": read_token},
     )
     url = f"http://{listen}"
     try:
 
         def three_incidents() -> bool:
             try:
-                incidents = httpx.get(url + "/incidents", timeout=2).json()["incidents"]
+                incidents = read_incidents(url, read_token)
             except httpx.HTTPError:
                 return False
             return len(incidents) == 3
 
         wait_for(three_incidents, 30, "an incident per misbehaving target")
-        incidents = {i["key"]: i for i in httpx.get(url + "/incidents").json()["incidents"]}
+        incidents = {i["key"]: i for i in read_incidents(url, read_token)}
         assert {i["state"] for i in incidents.values()} == {"notified"}
         health = httpx.get(url + "/healthz").json()
         assert health["status"] == "ok" and process.poll() is None

@@ -67,7 +67,7 @@ def test_the_oncall_closes_a_running_incident_and_it_is_on_the_timeline(api: Api
     }
     record = api.journal.incident(incident)
     assert record.state == "closed" and not record.is_open
-    shown = api.client.get(f"/incidents/{incident}").json()
+    shown = api.client.get(f"/incidents/{incident}", headers=api.bearer("olga")).json()
     assert shown["state"] == "closed" and shown["closed_at"] == record.closed_at
     assert shown["timeline"][-1]["kind"] == "closed_by_human"
     last = shown["timeline"][-1]
@@ -158,8 +158,10 @@ def test_close_roles_are_the_ones_the_app_was_given(tmp_path: Path, crew: Crew) 
 def test_a_signed_in_lead_closes_from_the_incident_page(api: Api) -> None:
     incident = awaiting(api.journal, api.policy, P1)
     with browser(api) as client:
-        anonymous = client.get(f"/ui/incidents/{incident}").text
-        assert f"watchdog incidents close {incident} --as NAME --comment TEXT" in anonymous
+        anonymous = client.get(f"/ui/incidents/{incident}")
+        assert anonymous.status_code == 401 and "Close incident" not in anonymous.text
+        by_key = client.get(f"/ui/incidents/{incident}", headers=api.bearer("tara")).text
+        assert f"watchdog incidents close {incident} --as NAME --comment TEXT" in by_key
         token = csrf_of(client)
         form = {"csrf": token, "comment": "x"}
         refused = client.post(f"/ui/incidents/{incident}/close", data=form)

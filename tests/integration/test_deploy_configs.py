@@ -29,6 +29,7 @@ import yaml
 
 from tests import promstack
 from watchdog.demo import POLICY
+from watchdog.keys import new_key
 from watchdog.metrics import Metrics
 from watchdog.policyfile import load_policy
 
@@ -250,11 +251,15 @@ def test_docker_compose_reads_the_file_with_the_example_env(tmp_path: Path) -> N
     missing = _run(compose_tool, "-f", str(copy), "config")
     assert missing.returncode != 0 and ".env" in missing.stderr, "no .env, no secrets: refuse"
     example = (DEPLOY / ".env.example").read_text()
-    (tmp_path / "deploy" / ".env").write_text(example.replace("CHANGE-ME", "s3cret"))
+    key = new_key()
+    filled = example.replace("CHANGE-ME", "s3cret").replace(
+        "WATCHDOG_ALERTMANAGER_TOKEN=\n", f"WATCHDOG_ALERTMANAGER_TOKEN={key}\n"
+    )
+    (tmp_path / "deploy" / ".env").write_text(filled)
     done = _run(compose_tool, "-f", str(copy), "config")
     assert done.returncode == 0, done.stderr
     resolved = yaml.safe_load(done.stdout)["services"]["watchdog"]
-    assert resolved["environment"]["WATCHDOG_ALERTMANAGER_TOKEN"] == "s3cret"
+    assert resolved["environment"]["WATCHDOG_ALERTMANAGER_TOKEN"] == key
     assert resolved["environment"]["WATCHDOG_URL_METADATA_ENRICHMENT"] == (
         "http://metadata-enrichment:8020"
     )
@@ -278,9 +283,12 @@ def test_no_secret_is_written_in_the_compose_file() -> None:
     inline = {k: v for k, v in service["environment"].items() if SECRET.search(k)}
     assert not inline, f"secrets belong in deploy/.env, not inline: {sorted(inline)}"
     example = (DEPLOY / ".env.example").read_text()
-    for name in ("WATCHDOG_DATABASE_URL", "WATCHDOG_ALERTMANAGER_TOKEN",
-                 "WATCHDOG_RABBITMQ_PASSWORD", "WATCHDOG_REDIS_PASSWORD"):
+    for name in ("WATCHDOG_DATABASE_URL", "WATCHDOG_RABBITMQ_PASSWORD", "WATCHDOG_REDIS_PASSWORD"):
         assert re.search(rf"^{name}=CHANGE-ME|^{name}=\S*CHANGE-ME", example, re.M), name
+    # The keys the daemon accepts hold no usable value: empty, and how to make one.
+    for name in ("WATCHDOG_ALERTMANAGER_TOKEN", "WATCHDOG_READ_TOKEN"):
+        assert re.search(rf"^{name}=$", example, re.M), name
+    assert example.count("watchdog token new") >= 2
     assert ".env" in (DEPLOY / ".gitignore").read_text().split()
 
 

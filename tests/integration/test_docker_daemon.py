@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ import pytest
 import yaml
 
 from tests.dockerengine import BROKEN, Dockerd, build_images, release, run_service
-from watchdog.demo import free_port, wait_for
+from watchdog.demo import free_port, read_incidents, wait_for
+from watchdog.keys import new_key
 from watchdog.store.journal import open_journal
 
 pytestmark = pytest.mark.slow
@@ -44,6 +45,7 @@ class Project:
     www: dict[str, Path]
     url: str = ""
     process: subprocess.Popen[bytes] | None = None
+    read_token: str = field(default_factory=new_key)  # the daemon's WATCHDOG_READ_TOKEN
 
     def container(self, service: str) -> Any:
         (found,) = self.client.containers.list(
@@ -58,8 +60,7 @@ class Project:
         return found
 
     def incidents(self) -> list[dict[str, Any]]:
-        body: dict[str, Any] = httpx.get(self.url + "/incidents", timeout=5).json()
-        return list(body["incidents"])
+        return read_incidents(self.url, self.read_token)
 
     def follow(self, states: tuple[str, ...], seconds: float = 60) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -98,6 +99,7 @@ def environment(
         "WATCHDOG_ORCHESTRATOR": orchestrator or f"docker+{docker_url}",
         "WATCHDOG_HEALTH_PATH": "/healthy",
         "WATCHDOG_STATE": str(project.folder / "journal.db"),
+        "WATCHDOG_READ_TOKEN": project.read_token,
         "WATCHDOG_TIME_SCALE": "10",
         "WATCHDOG_LOG_FORMAT": "json",
     }

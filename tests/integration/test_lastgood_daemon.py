@@ -18,12 +18,13 @@ import pytest
 from tests.alertmanager_payloads import alert, webhook
 from tests.integration.daemon_stage import Stage, songnodes_variant, staged_daemon
 from watchdog.demo import wait_for
+from watchdog.keys import new_key
 from watchdog.store.records import SnapshotRecord
 
 pytestmark = pytest.mark.slow
 
 CONFIG = "metadata_enrichment_config"
-TOKEN = "lastgood-alertmanager-token-9c2e"
+TOKEN = new_key()  # `watchdog run` refuses a guessable one
 
 
 def disable_stands(data: dict[str, Any]) -> None:

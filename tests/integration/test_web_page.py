@@ -126,15 +126,16 @@ def test_sign_in_approve_a_pending_p1_migration_rollback_and_see_the_plan_run(
         page = chromium.new_page(viewport={"width": 1280, "height": 900})
         page.goto(stage.url + "/")
         assert page.url == stage.url + "/ui/"
-        pending = page.locator("h2", has_text="Pending approvals")
-        assert pending.inner_text() == "Pending approvals (1)"
-        assert "Sign in to approve or reject" in page.content()
+        assert "Pending approvals" not in page.content(), "the incidents are for people"
+        assert "Sign in with your name and personal token" in page.content()
 
         page.fill("input[name=name]", "lee")
         page.fill("input[name=token]", crew.tokens["lee"])
         page.click("button:has-text('Sign in')")
         page.wait_for_selector("text=signed in as")
         assert "lee" in page.locator("header .who").inner_text()
+        pending = page.locator("h2", has_text="Pending approvals")
+        assert pending.inner_text() == "Pending approvals (1)"
         page.screenshot(path=str(tmp_path / "signed-in.png"), full_page=True)
 
         page.click(f"a[href='/ui/incidents/{number}']")

@@ -29,7 +29,7 @@ from typing import Protocol
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from watchdog.api.bodies import read_limited
@@ -86,6 +86,14 @@ class ReceiverSettings(BaseSettings):
         300.0, ge=0, description="how far ahead of this clock a startsAt may be"
     )
 
+    @field_validator("token", "username", "password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty credential is no credential: `TOKEN=""` turns the receiver off, never
+        opens it to `Authorization: Bearer ` with nothing after it."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(raw, str) and not raw.strip() else value
+
     def configured(self) -> bool:
         return self.token is not None or (self.username is not None and self.password is not None)
 
@@ -94,6 +102,25 @@ class ReceiverSettings(BaseSettings):
         return Caps(
             self.max_alerts, self.max_labels, self.max_label_length, self.clock_skew_seconds, now
         )
+
+    def keys(self) -> dict[str, str | None]:
+        """The secrets this receiver accepts as keys, by setting (for `keys.weak_keys`)."""
+        return {
+            "WATCHDOG_ALERTMANAGER_TOKEN": _secret(self.token),
+            "WATCHDOG_ALERTMANAGER_PASSWORD": _secret(self.password),
+        }
+
+
+OFF_DETAIL = (
+    "the Alertmanager receiver is off: no credentials are configured. Set "
+    "WATCHDOG_ALERTMANAGER_TOKEN (make one with `watchdog token new`), or "
+    "WATCHDOG_ALERTMANAGER_USERNAME and WATCHDOG_ALERTMANAGER_PASSWORD, and restart"
+)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
 
 
 
@@ -123,17 +150,16 @@ def alertmanager_router(
     @router.post("/api/alertmanager")
     async def receive(request: Request) -> JSONResponse:
         started = clock()
+        if not settings.configured():
+            metrics.alerts_received.labels("unauthorized").inc()
+            return JSONResponse({"detail": OFF_DETAIL}, status_code=503)
         if not _authorized(request.headers.get("authorization", ""), settings):
             metrics.alerts_received.labels("unauthorized").inc()
-            detail = (
-                "authentication required: the bearer token or basic auth of Alertmanager's "
-                "http_config"
-                if settings.configured()
-                else "this receiver has no credentials configured, so it accepts nothing: set "
-                "WATCHDOG_ALERTMANAGER_TOKEN (or WATCHDOG_ALERTMANAGER_USERNAME and _PASSWORD)"
-            )
             return JSONResponse(
-                {"detail": detail},
+                {
+                    "detail": "authentication required: the bearer token or basic auth of "
+                    "Alertmanager's http_config"
+                },
                 status_code=401,
                 headers={"WWW-Authenticate": 'Bearer realm="watchdog"'},
             )
@@ -200,18 +226,23 @@ def _malformed(metrics: Metrics, detail: str) -> JSONResponse:
 
 
 def _authorized(header: str, settings: ReceiverSettings) -> bool:
+    """Constant-time; an empty credential never matches (nor does an empty setting)."""
     scheme, _, credentials = header.partition(" ")
-    scheme = scheme.lower()
-    if settings.token is not None and scheme == "bearer":
+    scheme, credentials = scheme.lower(), credentials.strip()
+    if not credentials:
+        return False
+    token = _secret(settings.token)
+    if token and scheme == "bearer":
         return hmac.compare_digest(
-            credentials.strip().encode(), settings.token.get_secret_value().encode()
+            credentials.encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass")
         )
-    if settings.username is not None and settings.password is not None and scheme == "basic":
+    password = _secret(settings.password)
+    if settings.username and password and scheme == "basic":
         try:
-            decoded = base64.b64decode(credentials.strip(), validate=True)
+            decoded = base64.b64decode(credentials, validate=True)
         except binascii.Error:
             return False
-        expected = f"{settings.username}:{settings.password.get_secret_value()}"
-        return hmac.compare_digest(decoded, expected.encode())
+        expected = f"{settings.username}:{password}"
+        return hmac.compare_digest(decoded, expected.encode("utf-8", "surrogatepass"))
     return False
 

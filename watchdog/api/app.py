@@ -1,9 +1,11 @@
 """The daemon's HTTP face: /healthz, /metrics, /incidents, and the routers beside them.
 
 Small on purpose: it reads the journal and the metrics registry, and decides
-nothing. The Alertmanager receiver (`POST /api/alertmanager`), the approval and
-close APIs and the web page (`/ui/`) only write what they are told into the journal; the
-daemon's tick is what acts on it.
+nothing. `/healthz` and `/metrics` are open; `/incidents` (evidence, plans, step
+outputs) needs a person or the read token (`api.access`). The Alertmanager
+receiver (`POST /api/alertmanager`), the approval and close APIs and the web
+page (`/ui/`) only write what they are told into the journal; the daemon's tick
+is what acts on it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 
+from watchdog.api.access import FailureLimiter, ReadAccess
 from watchdog.api.alertmanager import AlertSink, ReceiverSettings, alertmanager_router
 from watchdog.api.approvals import approvals_router
 from watchdog.api.closing import closing_router
@@ -37,14 +42,19 @@ def create_app(
     receiver: ReceiverSettings | None = None,
     people: People | None = None,
     close_roles: Sequence[str] = DEFAULT_CLOSE_ROLES,
+    read_token: str | None = None,
 ) -> FastAPI:
-    """`close_roles` are the policy's: who may end an incident by hand (API and web page)."""
+    """`close_roles` are the policy's: who may end an incident by hand (API and web page).
+    `read_token` (WATCHDOG_READ_TOKEN) reads the incidents as a person would; None: people only."""
     app = FastAPI(title="watchdog", docs_url=None, redoc_url=None)
+    access = ReadAccess(people, read_token, FailureLimiter(clock))
     if alerts is not None:
         app.include_router(alertmanager_router(alerts, receiver or ReceiverSettings(), metrics))
     app.include_router(approvals_router(journal, people, metrics, clock))
     app.include_router(closing_router(journal, people, close_roles, clock))
-    app.include_router(web_router(journal, people, metrics, clock, close_roles=close_roles))
+    app.include_router(
+        web_router(journal, people, metrics, clock, close_roles=close_roles, access=access)
+    )
 
     @app.get("/healthz")
     def healthz(response: Response) -> dict[str, Any]:
@@ -64,17 +74,25 @@ def create_app(
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/incidents")
-    def incidents(limit: int = 50, open_only: bool = False) -> dict[str, Any]:
-        records = journal.list_incidents(limit=limit, include_closed=not open_only)
-        return {"incidents": [incident_json(journal, r) for r in records]}
+    async def incidents(request: Request, limit: int = 50, open_only: bool = False) -> Any:
+        if isinstance(refused := await access.reader(request), JSONResponse):
+            return refused
+
+        def listed() -> dict[str, Any]:
+            records = journal.list_incidents(limit=limit, include_closed=not open_only)
+            return {"incidents": [incident_json(journal, r) for r in records]}
+
+        return await run_in_threadpool(listed)
 
     @app.get("/incidents/{incident_id}")
-    def incident(incident_id: int) -> dict[str, Any]:
+    async def incident(request: Request, incident_id: int) -> Any:
+        if isinstance(refused := await access.reader(request), JSONResponse):
+            return refused
         try:
-            record = journal.incident(incident_id)
+            record = await run_in_threadpool(journal.incident, incident_id)
         except KeyError:
-            raise HTTPException(404, f"no incident {incident_id}") from None
-        return incident_json(journal, record)
+            return JSONResponse({"detail": f"no incident {incident_id}"}, status_code=404)
+        return await run_in_threadpool(incident_json, journal, record)
 
     return app
 

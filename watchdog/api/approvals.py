@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from watchdog.api.bodies import read_limited
 from watchdog.engine.approvals import AWAITING, COMMENT_LIMIT, Recorded, Refused, record_decision
 from watchdog.metrics import Metrics
-from watchdog.people import People, Person
+from watchdog.people import Busy, People, Person
 from watchdog.store.journal import Journal
 
 BODY_LIMIT = 16 * 1024
@@ -39,7 +39,14 @@ async def signed_comment(
 ) -> tuple[Person, DecisionBody] | JSONResponse:
     """Who is asking (401 without a valid token) and their comment (413, 422): in that
     order, so nothing about an incident leaks to a caller without a valid identity."""
-    person = await run_in_threadpool(bearer_person, people, request)
+    try:
+        person = await run_in_threadpool(bearer_person, people, request)
+    except Busy:  # the people file's scrypt pool is full: refused, never queued without end
+        return JSONResponse(
+            {"detail": "too many token checks at once; try again in a second"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
     if person is None:
         return _error(401, "a valid personal token is needed: Authorization: Bearer <token>")
     raw = await read_limited(request, BODY_LIMIT)

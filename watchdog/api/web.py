@@ -5,9 +5,11 @@ HTML-escaped), plain forms, no JavaScript: it works from a terminal browser in
 the middle of an incident. While a plan runs, the incident page refreshes itself
 with a `<meta http-equiv="refresh">`, so its steps appear as they run.
 
-Sessions are a signed cookie (HMAC-SHA256 with a secret made when the daemon
-starts; HttpOnly, SameSite=Strict) holding a random session id and, once signed
-in with a name and personal token, the person's name. Every form POST, sign-in
+Sessions are a signed cookie (`api.sessions`; HttpOnly, SameSite=Strict) holding
+a random session id and, once signed in with a name and personal token, the
+person's name. The read pages need a signed-in person (any role) or a read key
+(`api.access`); sign-in failures are rate-limited per client address, and the
+token's scrypt runs in the people file's bounded pool. Every form POST, sign-in
 included, carries a CSRF token derived from the session id and is refused
 without it. Decisions and closes go through the same rules as the API and the
 CLI (`engine.approvals`, `engine.closing`).
@@ -15,13 +17,8 @@ CLI (`engine.approvals`, `engine.closing`).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +28,27 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from watchdog.api.access import FailureLimiter, ReadAccess, bearer_of, client_of
+from watchdog.api.sessions import SESSION_SECONDS, Session, Sessions
 from watchdog.engine.approvals import AWAITING, Refused, find_incident, record_decision
 from watchdog.engine.closing import DEFAULT_CLOSE_ROLES, close_incident
 from watchdog.metrics import Metrics
-from watchdog.people import People, Person
+from watchdog.people import Busy, People, Person
 from watchdog.store import render
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord, StepRecord
 
 COOKIE = "watchdog_session"
-SESSION_SECONDS = 12 * 3600
 RUNNING_STATES = ("approved", "executing", "verifying")
 REFRESH_SECONDS = 1
 FORM_LIMIT = 16 * 1024
 TEMPLATES = Path(__file__).parent / "templates"
+NO_PEOPLE = (
+    "No one can sign in yet: this daemon has no people file. Add the first person with "
+    "`watchdog people add NAME --role oncall --people FILE` (it prints their personal token "
+    "once), restart the daemon with WATCHDOG_PEOPLE=FILE, and sign in here with that name "
+    "and token."
+)
 SECURITY_HEADERS = {
     # No script at all, styles only inline, forms only to this page, and never framed:
     # an Approve button inside someone else's page would be a click away from a vote.
@@ -55,61 +59,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    sid: str
-    person: str | None
-    issued_at: float
-
-
-class Sessions:
-    """Signed session cookies and the CSRF tokens tied to them, under one per-daemon secret."""
-
-    def __init__(self, secret: bytes, clock: Callable[[], float]) -> None:
-        self._secret = secret
-        self._clock = clock
-        # Signed out before they expired: a copied cookie is worthless after sign-out.
-        self._revoked: set[str] = set()
-
-    def new(self, person: str | None = None) -> Session:
-        return Session(secrets.token_urlsafe(18), person, self._clock())
-
-    def cookie(self, session: Session) -> str:
-        body = json.dumps([session.sid, session.person, session.issued_at]).encode()
-        payload = base64.urlsafe_b64encode(body).decode().rstrip("=")
-        return f"{payload}.{self._sign('session', payload)}"
-
-    def read(self, cookie: str | None) -> Session | None:
-        """The session in a cookie, if its signature holds and it has not expired."""
-        if not cookie or cookie.count(".") != 1:
-            return None
-        payload, signature = cookie.split(".")
-        if not _same(signature, self._sign("session", payload)):
-            return None
-        try:
-            sid, person, issued_at = json.loads(
-                base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-            )
-        except (ValueError, TypeError):
-            return None
-        if self._clock() - float(issued_at) > SESSION_SECONDS or sid in self._revoked:
-            return None
-        return Session(str(sid), person if isinstance(person, str) else None, float(issued_at))
-
-    def revoke(self, session: Session) -> None:
-        self._revoked.add(session.sid)
-
-    def csrf(self, session: Session) -> str:
-        return self._sign("csrf", session.sid)
-
-    def csrf_ok(self, session: Session | None, token: str) -> bool:
-        return session is not None and _same(self.csrf(session), token)
-
-    def _sign(self, purpose: str, value: str) -> str:
-        digest = hmac.new(self._secret, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def templates() -> Environment:
@@ -128,10 +77,14 @@ def web_router(
     secret: bytes | None = None,
     *,
     close_roles: Sequence[str] = DEFAULT_CLOSE_ROLES,
+    access: ReadAccess | None = None,
 ) -> APIRouter:
+    """`access` is the API's read check (shared, so failures count once per client)."""
     router = APIRouter(include_in_schema=False)
     sessions = Sessions(secret or secrets.token_bytes(32), clock)
     pages = templates()
+    access = access or ReadAccess(people, None, FailureLimiter(clock))
+    limiter = access.limiter
 
     def who(session: Session | None) -> Person | None:
         if session is None or session.person is None or people is None:
@@ -175,14 +128,38 @@ def web_router(
     def root() -> RedirectResponse:
         return RedirectResponse("/ui/", status_code=303)
 
+    async def refused_reader(request: Request, back: str) -> Response | None:
+        """None when a signed-in person (or a read key, for scripts) asks; else the page
+        saying how to sign in, or how to add the first person when there is no one."""
+        session = sessions.read(request.cookies.get(COOKIE))
+        if await run_in_threadpool(who, session) is not None:
+            return None
+        if bearer_of(request):
+            allowed = await access.reader(request)
+            return allowed if isinstance(allowed, Response) else None
+        message = (
+            "Sign in with your name and personal token (top right) to see the incidents."
+            if people is not None
+            else NO_PEOPLE
+        )
+        return page(request, "message.html", 401, session=session, title="Sign in",
+                    message=message, next=back)
+
     @router.get("/ui/", response_class=HTMLResponse)
-    def index(request: Request) -> HTMLResponse:
-        return page(request, "index.html", **index_values())
+    async def index(request: Request) -> Response:
+        refused = await refused_reader(request, "/ui/")
+        if refused is not None:
+            return refused
+        values = await run_in_threadpool(index_values)
+        return page(request, "index.html", **values)
 
     @router.get("/ui/incidents/{incident_id}", response_class=HTMLResponse)
-    def incident(request: Request, incident_id: int, closing: bool = False) -> HTMLResponse:
+    async def incident(request: Request, incident_id: int, closing: bool = False) -> Response:
+        refused = await refused_reader(request, f"/ui/incidents/{incident_id}")
+        if refused is not None:
+            return refused
         try:
-            values = incident_values(journal, incident_id)
+            values = await run_in_threadpool(incident_values, journal, incident_id)
             if closing:  # someone is writing why they close it: no refresh under them
                 values["refresh"] = 0
             return page(request, "incident.html", close_roles=close_roles, **values)
@@ -232,13 +209,27 @@ def web_router(
         if isinstance(result, Response):
             return result
         form, before = result
+        client = client_of(request)
+        verdict = limiter.verdict(client)
+        if not verdict.allowed:  # before any hashing: guessing costs the guesser time
+            refused = page(request, "message.html", 429, title="Too many attempts",
+                           message=f"Too many failed sign-ins from this address: {verdict.reason}.")
+            refused.headers["Retry-After"] = str(int(verdict.retry_after))
+            return refused
         name, token = _field(form, "name"), _field(form, "token")
-        person = (
-            await run_in_threadpool(people.sign_in, name, token)
-            if people is not None and name and token
-            else None
-        )
+        try:
+            person = (
+                await run_in_threadpool(people.sign_in, name, token)
+                if people is not None and name and token
+                else None
+            )
+        except Busy:
+            busy = page(request, "message.html", 503, title="Busy",
+                        message="Too many sign-ins at once; try again in a second.")
+            busy.headers["Retry-After"] = "1"
+            return busy
         if person is None:
+            limiter.failed(client)
             return page(
                 request,
                 "message.html",
@@ -365,13 +356,6 @@ def incident_values(journal: Journal, incident_id: int) -> dict[str, Any]:
         "refresh": REFRESH_SECONDS if running else 0,
         "rollback": rollback_summary(record, steps),
     }
-
-
-def _same(expected: str, given: str) -> bool:
-    """Constant-time equality for any text (compare_digest refuses non-ASCII str)."""
-    return hmac.compare_digest(
-        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
-    )
 
 
 def _field(form: FormData, name: str) -> str:

@@ -33,6 +33,7 @@ from watchdog.api.app import create_app
 from watchdog.engine.daemon import Daemon
 from watchdog.engine.executor import Preflight
 from watchdog.heap import settle_heap
+from watchdog.keys import weak_keys
 from watchdog.metrics import Metrics
 from watchdog.notify.channels import build_channels
 from watchdog.notify.outbox import Outbox, RetryPolicy
@@ -284,6 +285,19 @@ def register_daemon_secrets(settings: Settings, policy: Policy) -> None:
     register_startup_secrets(settings, receiver, policy)
 
 
+def configured_keys(settings: Settings) -> dict[str, str | None]:
+    """Every secret the daemon accepts as a key, by setting name (for `keys.weak_keys`)."""
+    read = settings.read_token.get_secret_value() if settings.read_token is not None else None
+    return {**ReceiverSettings().keys(), "WATCHDOG_READ_TOKEN": read}
+
+
+def refuse_weak_keys(settings: Settings) -> None:
+    """Before anything starts: a guessable key is a configuration error naming its setting."""
+    problems = weak_keys(configured_keys(settings))
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 class _QuietServer(uvicorn.Server):
     """uvicorn without its own signal handling: the daemon decides when to stop."""
 
@@ -309,6 +323,7 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
         app = create_app(
             journal, daemon.metrics, daemon.health, time.time, alerts=daemon.alerts,
             people=people, close_roles=policy.close_roles,
+            read_token=settings.read_token.get_secret_value() if settings.read_token else None,
         )
         server = _QuietServer(
             uvicorn.Config(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import hmac
 import threading
 import time
 from collections.abc import Callable
@@ -76,7 +77,8 @@ def _authorized(request: Request) -> bool:
         user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return False
-    return user == RABBITMQ_USER and password == RABBITMQ_PASSWORD
+    given = f"{user}:{password}".encode()
+    return hmac.compare_digest(given, f"{RABBITMQ_USER}:{RABBITMQ_PASSWORD}".encode())
 
 
 class RabbitMQ:

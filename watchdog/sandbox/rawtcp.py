@@ -9,6 +9,7 @@ password is required and accepted, the way `redis-cli -a ... PING` would.
 
 from __future__ import annotations
 
+import hmac
 import io
 import socketserver
 
@@ -66,7 +67,9 @@ def answer(words: list[str], authed: bool) -> tuple[bytes, bool, bool]:
         if len(args) not in (1, 2):
             return b"-ERR wrong number of arguments for 'auth' command\r\n", authed, False
         user, password = ("default", args[0]) if len(args) == 1 else (args[0], args[1])
-        if user == "default" and password == REDIS_PASSWORD:
+        if user == "default" and hmac.compare_digest(
+            password.encode("utf-8", "surrogateescape"), REDIS_PASSWORD.encode()
+        ):  # constant time, as the real Redis compares
             return b"+OK\r\n", True, False
         return WRONGPASS, authed, False
     if not authed:
