@@ -21,10 +21,11 @@ from tests.alertmanager_payloads import alert, webhook
 from tests.integration.daemon_stage import Stage, staged_daemon
 from tests.integration.notify_stage import Vendors, vendors
 from watchdog.demo import quiet, wait_for
+from watchdog.keys import new_key
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "subjects-alertmanager-token-8e2d41c07b5a9f36"
+TOKEN = new_key()
 TABLE = "metadata_enrichment_config"
 
 
@@ -56,7 +57,7 @@ def post_breaker(stage: Stage, provider: str) -> None:
 def test_an_unknown_provider_pages_unknown_subject_and_disables_nothing(
     stage: Stage, fakes: Vendors
 ) -> None:
-    wait_for(lambda: quiet(stage.url), 30, "no open incident")
+    wait_for(lambda: quiet(stage.url, stage.daemon.read_token), 30, "no open incident")
     before = stage.stack.control.table(TABLE)
     known = {i["id"] for i in stage.incidents()}
     post_breaker(stage, "evil-provider")

@@ -43,6 +43,7 @@ from watchdog.actions.registry import build_handlers
 from watchdog.api.app import create_app
 from watchdog.commands.runner import register_daemon_secrets
 from watchdog.engine.daemon import Health
+from watchdog.keys import new_key
 from watchdog.logs import configure_logging
 from watchdog.metrics import Metrics
 from watchdog.model import Risk, Step
@@ -67,8 +68,10 @@ CANARY = {
     "pgpassword": "CANARY-pgpassword-1c2d",
     "rabbitmq": "CANARY-rabbitmq-password-3e4f",
     "redis": "CANARY-redis-password-5a6b",
-    "am_token": "CANARY-alertmanager-token-0123456789abcdef0123456789abcdef",
-    "am_password": "CANARY-alertmanager-password-7c8d",
+    # Keys must be strong enough for `watchdog run` to start (watchdog/keys.py).
+    "am_token": "CANARYamT" + new_key(),
+    "am_password": "CANARYamP" + new_key(),
+    "read_token": "CANARYrdT" + new_key(),
     "sentry": "CANARYsentrykey0123456789abcdef",
 }
 FAILURES = (401, 403, 429, 500)
@@ -108,6 +111,7 @@ def environment(folder: Path, vendors: dict[str, Any], sentry: FakeSentry) -> di
         "WATCHDOG_RABBITMQ_PASSWORD": CANARY["rabbitmq"],
         "WATCHDOG_REDIS_PASSWORD": CANARY["redis"],
         "WATCHDOG_ALERTMANAGER_TOKEN": CANARY["am_token"],
+        "WATCHDOG_READ_TOKEN": CANARY["read_token"],
         "WATCHDOG_ALERTMANAGER_USERNAME": "alertmanager",
         "WATCHDOG_ALERTMANAGER_PASSWORD": CANARY["am_password"],
         "SENTRY_DSN": sentry.dsn,

@@ -122,16 +122,20 @@ class WebhookAlert(_Payload):
         if starts is None or starts < EARLIEST_START:
             raise PydanticCustomError(
                 "starts_at_zero",
-                "found {value!r}, a zero time; expected when the alert started (RFC 3339)",
-                {"value": value},
+                "found {value}, a zero time; expected when the alert started (RFC 3339)",
+                {"value": repr(value)},
             )
         caps = _caps(info)
         if caps.now is not None and starts > caps.now + caps.clock_skew_seconds:
             raise PydanticCustomError(
                 "starts_at_future",
-                "found {value!r}, {ahead:.0f} s ahead of this clock; expected at most "
-                "{skew:.0f} s ahead (" + ENV + "CLOCK_SKEW_SECONDS)",
-                {"value": value, "ahead": starts - caps.now, "skew": caps.clock_skew_seconds},
+                "found {value}, {ahead} s ahead of this clock; expected at most "
+                "{skew} s ahead (" + ENV + "CLOCK_SKEW_SECONDS)",
+                {
+                    "value": repr(value),
+                    "ahead": f"{starts - caps.now:.0f}",
+                    "skew": f"{caps.clock_skew_seconds:.0f}",
+                },
             )
         return value
 
