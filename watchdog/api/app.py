@@ -10,21 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, HTTPException, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from watchdog.api.alertmanager import AlertSink, ReceiverSettings, alertmanager_router
 from watchdog.api.approvals import approvals_router
 from watchdog.api.closing import closing_router
 from watchdog.api.web import web_router
+from watchdog.engine.approvals import find_incident
 from watchdog.engine.closing import DEFAULT_CLOSE_ROLES
 from watchdog.engine.daemon import Health
 from watchdog.metrics import Metrics
 from watchdog.people import People
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord
+
+LIST_LIMIT = 1000  # incidents in one answer of GET /incidents
 
 
 def create_app(
@@ -64,14 +67,16 @@ def create_app(
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/incidents")
-    def incidents(limit: int = 50, open_only: bool = False) -> dict[str, Any]:
+    def incidents(
+        limit: Annotated[int, Query(ge=1, le=LIST_LIMIT)] = 50, open_only: bool = False
+    ) -> dict[str, Any]:
         records = journal.list_incidents(limit=limit, include_closed=not open_only)
         return {"incidents": [incident_json(journal, r) for r in records]}
 
     @app.get("/incidents/{incident_id}")
     def incident(incident_id: int) -> dict[str, Any]:
         try:
-            record = journal.incident(incident_id)
+            record = find_incident(journal, incident_id)  # any int: not only SQLite's
         except KeyError:
             raise HTTPException(404, f"no incident {incident_id}") from None
         return incident_json(journal, record)
