@@ -36,7 +36,8 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.api_fuzz import Tally, routes_of, run, stand
+from tests.api_fuzz import Tally, routes_of, run
+from tests.api_stand import stand
 
 
 def main() -> int:

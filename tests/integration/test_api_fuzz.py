@@ -17,19 +17,16 @@ import pytest
 import schemathesis
 
 from tests.api_fuzz import (
-    ALERTMANAGER_TOKEN,
     JSON_BODIES,
     Attempt,
-    Key,
-    Stand,
     Tally,
     fuzz_document,
     named,
     routes_of,
     run,
     send,
-    stand,
 )
+from tests.api_stand import ALERTMANAGER_TOKEN, Key, Stand, stand
 
 CASES = 1_000
 
