@@ -23,6 +23,11 @@ server then drops the connection; in 1,000 cases (seed 13, with that fixed), GET
 /incidents/{id} with an id past 2**63 is a 500 (OverflowError: Python int too large to
 convert to SQLite INTEGER). By hand beside them, GET /incidents?limit= past 2**63, the
 same 500. No journal change without a valid key, no unnamed 4xx.
+
+After the fixes (branch fuzz13, 2026-12-04, beside other work on the 2 cores): 10,000
+cases, seed 13, in 403 s: 0 5xx, 0 unkeyed changes, 0 unnamed 4xx; every route reached,
+each write route past its door (179 webhooks journaled, 24 API decisions and closes, 10 by
+the web page, 99 sign-ins).
 """
 
 from __future__ import annotations
