@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/alert_intake.py
 	$(BIN)/python bench/histories.py
 	PYTHONPATH=. $(BIN)/python bench/crash_matrix.py
+	$(BIN)/python bench/api_fuzz.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

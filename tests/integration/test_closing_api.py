@@ -111,7 +111,9 @@ def test_every_refusal_has_its_status_and_changes_nothing(api: Api) -> None:
         assert response.status_code == status, (body, response.text)
         assert detail in response.json()["detail"], response.text
     raw = api.client.post(url(incident), content=b"{not json", headers=lee)
-    assert raw.status_code == 422
+    assert raw.status_code == 400 and "not JSON" in raw.json()["detail"]
+    deep = api.client.post(url(incident), content=b"[" * 16_000, headers=lee)
+    assert deep.status_code == 400 and "recursion limit" in deep.json()["detail"], deep.text
     huge = api.client.post(url(incident), content=b"x" * 20_000, headers=lee)
     assert huge.status_code == 413
     assert unchanged(api.journal, incident) == before

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
@@ -24,12 +24,15 @@ from watchdog.api.alertmanager import AlertSink, ReceiverSettings, alertmanager_
 from watchdog.api.approvals import approvals_router
 from watchdog.api.closing import closing_router
 from watchdog.api.web import web_router
+from watchdog.engine.approvals import find_incident
 from watchdog.engine.closing import DEFAULT_CLOSE_ROLES
 from watchdog.engine.daemon import Health
 from watchdog.metrics import Metrics
 from watchdog.people import People
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord
+
+LIST_LIMIT = 1000  # incidents in one answer of GET /incidents
 
 
 def create_app(
@@ -74,7 +77,11 @@ def create_app(
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/incidents")
-    async def incidents(request: Request, limit: int = 50, open_only: bool = False) -> Any:
+    async def incidents(
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=LIST_LIMIT)] = 50,
+        open_only: bool = False,
+    ) -> Any:
         if isinstance(refused := await access.reader(request), JSONResponse):
             return refused
 
@@ -89,7 +96,8 @@ def create_app(
         if isinstance(refused := await access.reader(request), JSONResponse):
             return refused
         try:
-            record = await run_in_threadpool(journal.incident, incident_id)
+            # any int, not only SQLite's: one past 2**63 is no incident, not a 500
+            record = await run_in_threadpool(find_incident, journal, incident_id)
         except KeyError:
             return JSONResponse({"detail": f"no incident {incident_id}"}, status_code=404)
         return await run_in_threadpool(incident_json, journal, record)

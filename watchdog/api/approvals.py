@@ -3,14 +3,14 @@
 The identity is `Authorization: Bearer <personal token>` (see `watchdog.people`);
 the body is JSON, `{"comment": "..."}`, or empty. The checks run in this order,
 so nothing about an incident leaks to a caller without a valid identity: 401 (no
-or unknown token), 413 (body too large), 422 (bad body), then the rules shared
+or unknown token), 413 (body too large), 400 (not JSON, or nested too deep), 422
+(JSON of the wrong shape), then the rules shared
 with the web page and the CLI (`engine.approvals`): 404, 409, 403. The decision
 is only journaled; the daemon acts on it on its next tick.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -19,13 +19,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from watchdog.api.bodies import read_limited
+from watchdog.api.bodies import BadBody, read_json
 from watchdog.engine.approvals import AWAITING, COMMENT_LIMIT, Recorded, Refused, record_decision
 from watchdog.metrics import Metrics
 from watchdog.people import Busy, People, Person
 from watchdog.store.journal import Journal
 
 BODY_LIMIT = 16 * 1024
+EXPECTED = 'a JSON object {"comment": "..."}'
 
 
 class DecisionBody(BaseModel):
@@ -37,7 +38,7 @@ class DecisionBody(BaseModel):
 async def signed_comment(
     people: People | None, request: Request
 ) -> tuple[Person, DecisionBody] | JSONResponse:
-    """Who is asking (401 without a valid token) and their comment (413, 422): in that
+    """Who is asking (401 without a valid token) and their comment (413, 400, 422): in that
     order, so nothing about an incident leaks to a caller without a valid identity."""
     try:
         person = await run_in_threadpool(bearer_person, people, request)
@@ -49,13 +50,14 @@ async def signed_comment(
         )
     if person is None:
         return _error(401, "a valid personal token is needed: Authorization: Bearer <token>")
-    raw = await read_limited(request, BODY_LIMIT)
-    if raw is None:
-        return _error(413, f"body larger than {BODY_LIMIT} bytes; expected a short comment")
     try:
-        body = DecisionBody.model_validate(json.loads(raw) if raw.strip() else {})
-    except (ValueError, ValidationError) as error:
-        return _error(422, f'expected a JSON object {{"comment": "..."}}: {_first(error)}')
+        body = DecisionBody.model_validate(
+            await read_json(request, BODY_LIMIT, expected=EXPECTED, empty={})
+        )
+    except BadBody as bad:
+        return _error(bad.status, bad.detail)
+    except ValidationError as error:
+        return _error(422, f"expected {EXPECTED}: {_first(error)}")
     return person, body
 
 
