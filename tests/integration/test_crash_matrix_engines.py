@@ -2,10 +2,10 @@
 
 The sandbox matrix (test_crash_matrix.py) kills every write site the daemon has;
 what it cannot show is a real engine's world after the kill. So here each
-real-engine scenario is killed where the world changes under the journal: at the
-`step_started` and `step_finished` writes of the step that acts (before the first:
-nothing ran; after it or before the second: the change may have landed with the
-journal saying "started"), on a real Docker engine (the revert of web to its last
+real-engine scenario is killed where the world changes under the journal: right after
+the `step_started` write of the step that acts and right before its `step_finished`
+(the change may have landed, or be landing, with the journal saying "started"), on a
+real Docker engine (the revert of web to its last
 known good image, tests/integration/crash_engines.py) and a real PostgreSQL (the
 restore of the configuration table, tests/integration/crash_postgres.py). Each run
 is judged by the journal invariants and the world's own check (containers one per
@@ -34,8 +34,8 @@ def around_acting_step(scenario: str, sites: list[str]) -> list[KillPoint]:
     starts = [n for n, site in enumerate(sites, start=1) if site == "step_started"]
     started = starts[ACTING_STEP[scenario] - 1]
     finished = sites.index("step_finished", started) + 1
-    return [kill_point(scenario, sites, number, when)
-            for number in (started, finished) for when in ("before", "after")]
+    return [kill_point(scenario, sites, started, "after"),
+            kill_point(scenario, sites, finished, "before")]
 
 
 @pytest.mark.slow
@@ -45,7 +45,7 @@ def test_killed_around_a_revert_and_a_restore_the_world_is_as_the_journal_says()
     print("\n".join(lines))
     for result in results:
         assert not result.clean.violations, (result.scenario, result.clean.violations)
-        assert len(result.runs) == 4, (result.scenario, lines)
+        assert len(result.runs) == 2, (result.scenario, lines)
         assert result.killed_sites == {"step_started", "step_finished"}, lines
     assert not [r for result in results for r in result.runs if r.error], "\n".join(lines)
     violations = [f"{r.kill}: {v}" for result in results for r in result.runs for v in r.violations]
