@@ -42,9 +42,7 @@ import docker
 import yaml
 
 from tests.dockerengine import BROKEN, GOOD, build_images, docker_engine, run_service
-from tests.fakes.vendors import FakeSlack, FakeWebhook
 from tests.integration.crash_matrix import (
-    WEBHOOK_TOKEN,
     Daemon,
     KillPoint,
     Run,
@@ -52,13 +50,10 @@ from tests.integration.crash_matrix import (
     _rows,
     _until,
     escalation_pages,
-    incidents_final,
-    incidents_wedged,
-    non_idempotent_twice,
-    pages_queued,
+    judged,
+    pagers,
     read_commit_log,
     revived,
-    steps_finished,
 )
 from tests.integration.test_docker_daemon import Project, deploy, environment, write_policy
 from watchdog.demo import free_port
@@ -94,13 +89,9 @@ class DockerDaemon(Daemon):
     start, revive and stop)."""
 
     def __init__(self, project: Project, url: str, policy: Path, env: dict[str, str]) -> None:
-        self.listen = f"127.0.0.1:{free_port()}"
-        self.url = f"http://{self.listen}"
-        self.folder = project.folder
         self.policy = policy
-        self.env = {**environment(project, url), "WATCHDOG_LISTEN": self.listen, **env}
-        self.process = None
-        self.starts = 0
+        self.prepare(project.folder,
+                     lambda listen: {**environment(project, url), "WATCHDOG_LISTEN": listen}, env)
 
 
 @contextlib.contextmanager
@@ -187,15 +178,7 @@ def containers_agree(db: Path, project: Project) -> list[str]:
 
 def judge(db: Path, project: Project) -> list[str]:
     """crash_matrix's journal invariants and the containers' own check."""
-    checks: list[tuple[str, Callable[[], list[str]]]] = [
-        ("non_idempotent_twice", lambda: non_idempotent_twice(db)),
-        ("incidents_final", lambda: incidents_final(db)),
-        ("incidents_wedged", lambda: incidents_wedged(db)),
-        ("pages_queued", lambda: pages_queued(db)),
-        ("steps_finished", lambda: steps_finished(db)),
-        ("containers_agree", lambda: containers_agree(db, project)),
-    ]
-    return [f"{name}: {v}" for name, check in checks for v in check()]
+    return judged(db, "containers_agree", lambda: containers_agree(db, project))
 
 
 def run_engine_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
@@ -206,17 +189,11 @@ def run_engine_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
     with tempfile.TemporaryDirectory(prefix="crash-docker-") as tmp, contextlib.ExitStack() as es:
         folder = Path(tmp)
         log = folder / "commits.log"
-        slack = es.enter_context(FakeSlack())
-        hook = es.enter_context(FakeWebhook(WEBHOOK_TOKEN))
+        paging = pagers(es, log)[2]
         client = docker.DockerClient(base_url=url, timeout=60)
         es.callback(client.close)
         project = es.enter_context(compose_project(client, folder))
-        daemon = DockerDaemon(project, url, ladder_policy(project), {
-            "WATCHDOG_SLACK_WEBHOOK_URL": slack.webhook_url,
-            "WATCHDOG_WEBHOOK_URL": hook.hook_url,
-            "WATCHDOG_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-            "WATCHDOG_COMMIT_LOG": str(log),
-        })
+        daemon = DockerDaemon(project, url, ladder_policy(project), paging)
         es.callback(daemon.stop)
         crash = {} if kill is None else kill.environment()
         db = folder / "journal.db"

@@ -142,10 +142,19 @@ class Daemon:
     policy: Path = POLICY
 
     def __init__(self, stack: SandboxStack, folder: Path, env: dict[str, str]) -> None:
+        self.prepare(
+            folder, lambda listen: daemon_environment(stack, folder, listen, TIME_SCALE), env
+        )
+
+    def prepare(
+        self, folder: Path, settings: Callable[[str], dict[str, str]], env: dict[str, str]
+    ) -> None:
+        """A free port, the folder its log goes to, and its environment: `settings` for
+        the listen address (the world it guards), then `env` over them."""
         self.listen = f"127.0.0.1:{free_port()}"
         self.url = f"http://{self.listen}"
         self.folder = folder
-        self.env = {**daemon_environment(stack, folder, self.listen, TIME_SCALE), **env}
+        self.env = {**settings(self.listen), **env}
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -360,17 +369,23 @@ def world_agrees(db: Path, stack: SandboxStack, baseline: list[dict[str, Any]]) 
     return out
 
 
-def judge(db: Path, stack: SandboxStack, baseline: list[dict[str, Any]]) -> list[str]:
-    """Every invariant's violations, each prefixed with the invariant's name."""
+def judged(db: Path, world: str, agrees: Callable[[], list[str]]) -> list[str]:
+    """Every invariant's violations, each prefixed with the invariant's name: the five on
+    the journal, then the world's own check (`world`, named so in the report)."""
     checks: list[tuple[str, Callable[[], list[str]]]] = [
         ("non_idempotent_twice", lambda: non_idempotent_twice(db)),
         ("incidents_final", lambda: incidents_final(db)),
         ("incidents_wedged", lambda: incidents_wedged(db)),
         ("pages_queued", lambda: pages_queued(db)),
         ("steps_finished", lambda: steps_finished(db)),
-        ("world_agrees", lambda: world_agrees(db, stack, baseline)),
+        (world, agrees),
     ]
     return [f"{name}: {v}" for name, check in checks for v in check()]
+
+
+def judge(db: Path, stack: SandboxStack, baseline: list[dict[str, Any]]) -> list[str]:
+    """The journal's invariants and the sandbox as the journal says."""
+    return judged(db, "world_agrees", lambda: world_agrees(db, stack, baseline))
 
 
 def _json(text: str) -> dict[str, Any]:
@@ -398,8 +413,7 @@ def run_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
     with tempfile.TemporaryDirectory(prefix="crash-matrix-") as tmp, contextlib.ExitStack() as es:
         folder = Path(tmp)
         log = folder / "commits.log"
-        slack = es.enter_context(FakeSlack())
-        hook = es.enter_context(FakeWebhook(WEBHOOK_TOKEN))
+        slack, hook, paging = pagers(es, log)
         if scenario in PAGER_TROUBLE:
             hook.fail_next(1, status=503)
             slack.reject_next(1)
@@ -411,12 +425,7 @@ def run_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
             path, tokens = write_people(folder)
             people = {"WATCHDOG_PEOPLE": str(path)}
         daemon = Daemon(stack, folder, {
-            "WATCHDOG_SLACK_WEBHOOK_URL": slack.webhook_url,
-            "WATCHDOG_WEBHOOK_URL": hook.hook_url,
-            "WATCHDOG_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-            "WATCHDOG_ALERTMANAGER_TOKEN": ALERTMANAGER_TOKEN,
-            "WATCHDOG_COMMIT_LOG": str(log),
-            **people,
+            **paging, "WATCHDOG_ALERTMANAGER_TOKEN": ALERTMANAGER_TOKEN, **people,
         })
         es.callback(daemon.stop)
         crash = {} if kill is None else kill.environment()
@@ -446,6 +455,19 @@ def run_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
         run.violations += judge(db, stack, baseline)
     run.seconds = time.monotonic() - began
     return run
+
+
+def pagers(es: contextlib.ExitStack, log: Path) -> tuple[FakeSlack, FakeWebhook, dict[str, str]]:
+    """The fake Slack and webhook every run pages, and the daemon settings that point at
+    them and at the run's commit log."""
+    slack = es.enter_context(FakeSlack())
+    hook = es.enter_context(FakeWebhook(WEBHOOK_TOKEN))
+    return slack, hook, {
+        "WATCHDOG_SLACK_WEBHOOK_URL": slack.webhook_url,
+        "WATCHDOG_WEBHOOK_URL": hook.hook_url,
+        "WATCHDOG_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+        "WATCHDOG_COMMIT_LOG": str(log),
+    }
 
 
 def read_commit_log(run: Run, log: Path) -> None:

@@ -21,9 +21,9 @@ keys would empty it.
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from tests.enrichment_stub import enrichment_stub
-from tests.fakes.vendors import FakeSlack, FakeWebhook
 from tests.integration.crash_matrix import (
     CONFIG_TABLE,
     FAULT_BOUND,
     OUTBOX_BOUND,
-    WEBHOOK_TOKEN,
     Daemon,
     KillPoint,
     Run,
@@ -44,17 +42,14 @@ from tests.integration.crash_matrix import (
     _rows,
     _until,
     escalation_pages,
-    incidents_final,
-    incidents_wedged,
-    non_idempotent_twice,
-    pages_queued,
+    judged,
+    pagers,
     read_commit_log,
     revived,
-    steps_finished,
 )
 from tests.integration.pg_stage import narrowed_policy
 from tests.pgserver import postgres_server
-from watchdog.demo import TIME_SCALE, free_port
+from watchdog.demo import TIME_SCALE
 
 HISTORY = "SELECT * FROM provider_performance_history ORDER BY id"
 CORRUPT = (
@@ -68,24 +63,16 @@ class PgDaemon(Daemon):
     start, revive and stop)."""
 
     def __init__(self, folder: Path, policy: Path, env: dict[str, str]) -> None:
-        import os
-
-        self.listen = f"127.0.0.1:{free_port()}"
-        self.url = f"http://{self.listen}"
-        self.folder = folder
         self.policy = policy
-        self.env = {
+        self.prepare(folder, lambda listen: {
             **os.environ,
             "WATCHDOG_STATE": str(folder / "journal.db"),
-            "WATCHDOG_LISTEN": self.listen,
+            "WATCHDOG_LISTEN": listen,
             "WATCHDOG_TIME_SCALE": str(TIME_SCALE),
             "WATCHDOG_LOG_FORMAT": "json",
             "WATCHDOG_CONFIG_STORE": "postgres",
             "WATCHDOG_BACKUP_DIR": str(folder / "backups"),
-            **env,
-        }
-        self.process = None
-        self.starts = 0
+        }, env)
 
 
 def _query(dsn: str, sql: str) -> list[dict[str, Any]]:
@@ -124,15 +111,7 @@ def judge(
     db: Path, dsn: str, baseline: list[dict[str, Any]], history: list[dict[str, Any]]
 ) -> list[str]:
     """crash_matrix's journal invariants and the table's own check."""
-    checks: list[tuple[str, Callable[[], list[str]]]] = [
-        ("non_idempotent_twice", lambda: non_idempotent_twice(db)),
-        ("incidents_final", lambda: incidents_final(db)),
-        ("incidents_wedged", lambda: incidents_wedged(db)),
-        ("pages_queued", lambda: pages_queued(db)),
-        ("steps_finished", lambda: steps_finished(db)),
-        ("table_agrees", lambda: table_agrees(db, dsn, baseline, history)),
-    ]
-    return [f"{name}: {v}" for name, check in checks for v in check()]
+    return judged(db, "table_agrees", lambda: table_agrees(db, dsn, baseline, history))
 
 
 def run_pg_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
@@ -142,8 +121,7 @@ def run_pg_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
     with tempfile.TemporaryDirectory(prefix="crash-pg-") as tmp, contextlib.ExitStack() as es:
         folder = Path(tmp)
         log = folder / "commits.log"
-        slack = es.enter_context(FakeSlack())
-        hook = es.enter_context(FakeWebhook(WEBHOOK_TOKEN))
+        paging = pagers(es, log)[2]
         server = es.enter_context(postgres_server())
         server.reset_musicdb()
         stub = es.enter_context(enrichment_stub(server.dsn))
@@ -151,10 +129,7 @@ def run_pg_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
         daemon = PgDaemon(folder, narrowed_policy(folder), {
             "WATCHDOG_DATABASE_URL": server.dsn,
             "WATCHDOG_URL_METADATA_ENRICHMENT": stub.url,
-            "WATCHDOG_SLACK_WEBHOOK_URL": slack.webhook_url,
-            "WATCHDOG_WEBHOOK_URL": hook.hook_url,
-            "WATCHDOG_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-            "WATCHDOG_COMMIT_LOG": str(log),
+            **paging,
         })
         es.callback(daemon.stop)
         db = folder / "journal.db"
