@@ -218,6 +218,17 @@ def _kind(value: Any) -> str:
     return "nothing" if value is None else f"a {type(value).__name__}"
 
 
+def first_person_hint(path: Path | str) -> str:
+    """What to do when no one can approve: the command that adds the first person."""
+    return (
+        f"no one can approve or sign in yet: the people file {path} holds nobody. Add the "
+        f"first person with `watchdog people add NAME --role oncall --people {path}` (in the "
+        "sidecar: `docker compose exec watchdog watchdog people add ...`); it prints their "
+        "personal token once, and the daemon reads the file without a restart. Until then "
+        "plans that need approval page and wait"
+    )
+
+
 def load_people(path: Path, roles: Sequence[str] | None = None) -> list[Person]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -302,7 +313,10 @@ class People:
         self._hashing = threading.BoundedSemaphore(workers)
         self._capacity = workers + waiting
         self._admitted = threading.BoundedSemaphore(self._capacity)
-        self._people = load_people(path, self.roles)
+        # A file not there yet is an empty crew, not an error: a sidecar's first start on a
+        # fresh volume must run (and act within its automatic authority) rather than exit
+        # and be restarted forever; the file is read as soon as someone adds a person.
+        self._people = [] if not path.exists() else load_people(path, self.roles)
         self._stamp = self._file_stamp()
 
     def _file_stamp(self) -> tuple[int, int, int] | None:
@@ -322,6 +336,12 @@ class People:
                 except PeopleError as error:
                     log.error("people_file_rejected", error=str(error), kept="last good version")
             return list(self._people)
+
+    def hint(self) -> str | None:
+        """How to add the first approver, while nobody is in the file; None once someone is."""
+        if self.everyone():
+            return None
+        return first_person_hint(self.path)
 
     def named(self, name: str) -> Person | None:
         return next((p for p in self.everyone() if p.name == name), None)

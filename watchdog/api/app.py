@@ -59,6 +59,13 @@ def create_app(
         web_router(journal, people, metrics, clock, close_roles=close_roles, access=access)
     )
 
+    def approvers() -> dict[str, Any]:
+        """Who can approve: a sidecar started with nobody in its people file says how to add
+        the first person (it still runs, and pages and waits for what needs approval)."""
+        if people is None:
+            return {"people": 0, "hint": "no people file: set WATCHDOG_PEOPLE (see the README)"}
+        return {"people": len(people.everyone()), "hint": people.hint()}
+
     @app.get("/healthz")
     def healthz(response: Response) -> dict[str, Any]:
         now = clock()
@@ -70,6 +77,7 @@ def create_app(
             "status": "ok" if alive else "starting" if health.ticks == 0 else "stalled",
             "seconds_since_last_tick": behind,
             **asdict(health),
+            "approvers": approvers(),
         }
 
     @app.get("/metrics")

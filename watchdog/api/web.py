@@ -137,10 +137,11 @@ def web_router(
         if bearer_of(request):
             allowed = await access.reader(request)
             return allowed if isinstance(allowed, Response) else None
+        hint = None if people is None else await run_in_threadpool(people.hint)
         message = (
-            "Sign in with your name and personal token (top right) to see the incidents."
-            if people is not None
-            else NO_PEOPLE
+            NO_PEOPLE if people is None
+            else f"Sign in: {hint}." if hint is not None
+            else "Sign in with your name and personal token (top right) to see the incidents."
         )
         return page(request, "message.html", 401, session=session, title="Sign in",
                     message=message, next=back)

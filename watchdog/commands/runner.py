@@ -316,6 +316,8 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
     if settings.sentry_dsn is not None:
         init_sentry(settings.sentry_dsn.get_secret_value())
     people = People(settings.people, policy.roles) if settings.people else None
+    if people is not None and (hint := people.hint()) is not None:
+        log.warning("no_approvers", hint=hint)
     journal = open_journal(settings.state)
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(httpx.AsyncClient())
