@@ -73,11 +73,17 @@ def rows_for(policy: Policy, observations: list[Observation]) -> list[CheckRow]:
     return rows
 
 
+#: An ok reading's detail is shortened to this many characters; a failure's never is.
+DETAIL_WIDTH = 110
+
+
 def render_rows(rows: list[CheckRow]) -> str:
+    """The readings as a table. A FAIL keeps its whole detail, however long: the cause of
+    a failure (a permission error naming the socket's group, say) is often at its end."""
     header = ("SIGNAL", "SERIES", "VALUE", "STATUS", "DETAIL")
     table = [
         header,
-        *((r.signal, r.series or "-", r.value, r.status, r.detail[:110]) for r in rows),
+        *((r.signal, r.series or "-", r.value, r.status, _detail(r)) for r in rows),
     ]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     lines = [
@@ -87,3 +93,9 @@ def render_rows(rows: list[CheckRow]) -> str:
     failing = sum(1 for r in rows if r.status == "FAIL")
     lines.append(f"{len(rows)} readings, {failing} failing")
     return "\n".join(lines)
+
+
+def _detail(row: CheckRow) -> str:
+    if row.status == "FAIL" or len(row.detail) <= DETAIL_WIDTH:
+        return row.detail
+    return row.detail[: DETAIL_WIDTH - 1] + "…"
