@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from watchdog.actions.base import ActionFailed
 from watchdog.actions.docker_spec import PROJECT_LABEL
 from watchdog.actions.threads import run_blocking
+from watchdog.dockersocket import permission_advice
 
 if TYPE_CHECKING:
     import docker
@@ -40,6 +41,11 @@ def engine_said(error: BaseException) -> str:
         status = getattr(error, "status_code", None)
         return f"{status} {explanation}" if status else str(explanation)
     return f"{type(error).__name__}: {error}"
+
+
+def unreachable(error: BaseException) -> str:
+    """Why the engine did not answer, and which group to run with when the socket refused."""
+    return engine_said(error) + permission_advice(error)
 
 
 class Engine:
@@ -86,12 +92,12 @@ async def connect(
     try:
         client = await asyncio.to_thread(factory)
     except sdk_errors() as error:
-        raise ActionFailed(f"Docker engine unreachable: {engine_said(error)}") from error
+        raise ActionFailed(f"Docker engine unreachable: {unreachable(error)}") from error
     try:
         try:
             await asyncio.to_thread(client.ping)
         except sdk_errors() as error:
-            raise ActionFailed(f"Docker engine unreachable: {engine_said(error)}") from error
+            raise ActionFailed(f"Docker engine unreachable: {unreachable(error)}") from error
         yield Engine(client, project)
     finally:
         client.close()

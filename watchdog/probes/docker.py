@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
+from watchdog.dockersocket import permission_advice
 from watchdog.model import Observation
 from watchdog.policy.schema import DockerSignal
 from watchdog.probes.stamp import Stamp, Stopwatch
@@ -242,7 +243,8 @@ class DockerProbe:
         except TimeoutError:
             return self._unreachable(watch.stop(), f"no answer within {timeout:g} s")
         except (docker.errors.DockerException, OSError) as exc:
-            return self._unreachable(watch.stop(), f"{type(exc).__name__}: {exc}")
+            advice = permission_advice(exc)  # a wrong DOCKER_GID says which one is right
+            return self._unreachable(watch.stop(), f"{type(exc).__name__}: {exc}{advice}")
         stamp = watch.stop()
         if answer is None:
             return [stamp.reading(1.0, detail="engine answers ping")]
