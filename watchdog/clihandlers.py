@@ -1,0 +1,232 @@
+"""What each `watchdog` subcommand does once its arguments are parsed.
+
+`watchdog.cli` builds the parser and points every subcommand at one function
+here; each takes the parsed arguments and returns the exit code (0 success,
+1 unhealthy or failed, 2 bad input). The heavy wiring (daemon, API, backends)
+lives in `watchdog.commands` and is imported inside each handler, so that a
+quick command such as `validate` or `token` does not load the daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+from watchdog.logs import configure_logging
+from watchdog.policy.scaling import compress_time
+from watchdog.policy.schema import Policy
+from watchdog.policyfile import PolicyError, load_policy
+from watchdog.scrub import register_startup_secrets
+from watchdog.settings import Settings
+from watchdog.store import render
+from watchdog.store.journal import open_journal
+from watchdog.store.records import PAUSED_FLAG
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The settings from the environment, with what the command line gave overriding it."""
+    overrides = {k: v for k in ("state", "listen", "time_scale") if (v := getattr(args, k, None))}
+    return Settings(**overrides)
+
+
+def load_scaled(path: str, settings: Settings) -> Policy:
+    """The policy with its durations divided by `--time-scale` (drills)."""
+    return compress_time(load_registered(path), settings.time_scale)
+
+
+def load_registered(path: str) -> Policy:
+    """The policy, its secrets (a broker or Redis password) registered with the scrubber."""
+    policy = load_policy(path)
+    register_startup_secrets(policy)
+    return policy
+
+
+def validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.files:
+        try:
+            policy = load_registered(path)
+        except PolicyError as error:
+            failed += 1
+            print(error, file=sys.stderr)
+            continue
+        print(
+            f"{path}: ok ({len(policy.signals)} signals, {len(policy.rules)} rules, "
+            f"{len(policy.scenarios)} scenarios)"
+        )
+    return 2 if failed else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from watchdog.commands.runner import refuse_weak_keys, serve
+
+    settings = settings_for(args)
+    refuse_weak_keys(settings)
+    configure_logging(settings.log_format, settings.log_level)
+    policy = load_scaled(args.policy, settings)
+    return asyncio.run(serve(policy, settings, dry_run=args.dry_run))
+
+
+def check(args: argparse.Namespace) -> int:
+    from watchdog.commands.check import render_rows, run_check
+
+    rows = asyncio.run(run_check(load_registered(args.policy), settings_for(args)))
+    print(render_rows(rows))
+    return 1 if any(r.status == "FAIL" for r in rows) else 0
+
+
+def rollback(args: argparse.Namespace) -> int:
+    from watchdog.commands.configcmd import undo_change
+    from watchdog.commands.manual import manual_database_rollback, manual_rollback
+
+    settings = settings_for(args)
+    policy = load_scaled(args.policy, settings)
+    if args.undo is not None:
+        undone: int = asyncio.run(
+            undo_change(policy, settings, incident=args.undo, force=args.force)
+        )
+        return undone
+    if args.database:
+        restored: int = asyncio.run(
+            manual_database_rollback(
+                policy,
+                settings,
+                backup=args.backup,
+                target_version=args.target_version,
+                dry_run=args.dry_run,
+            )
+        )
+        return restored
+    code: int = asyncio.run(
+        manual_rollback(
+            policy,
+            settings,
+            service=args.service,
+            to_last_good=args.to_last_good,
+            dry_run=args.dry_run,
+        )
+    )
+    return code
+
+
+def config(args: argparse.Namespace) -> int:
+    from watchdog.commands.configcmd import diff_text, snapshots_text
+
+    settings = settings_for(args)
+    policy = load_registered(args.policy)
+    tables = [args.table] if args.table else policy.last_good.tables
+    if args.action == "snapshots":
+        journal = open_journal(settings.state)
+        try:
+            print(snapshots_text(journal, tables))
+        finally:
+            journal.close()
+        return 0
+    print(
+        asyncio.run(
+            diff_text(policy, settings, table=tables[0], snapshot_id=args.snapshot, key=args.key)
+        )
+    )
+    return 0
+
+
+def incidents(args: argparse.Namespace) -> int:
+    if args.action == "close":
+        return close(args)
+    journal = open_journal(settings_for(args).state)
+    try:
+        if args.action == "show":
+            if args.id is None:
+                raise ValueError(
+                    "`incidents show` needs an incident ID, e.g. watchdog incidents show 3"
+                )
+            record = journal.incident(args.id)
+            print(
+                render.incident_report(
+                    record,
+                    events=journal.timeline(record.id),
+                    steps=journal.steps(record.id),
+                    plan=journal.plan(record.id),
+                    findings=journal.findings(record.id),
+                    approvals=journal.approvals(record.id),
+                )
+            )
+        else:
+            records = journal.list_incidents(limit=100, include_closed=not args.open)
+            print(render.incidents_table(records, time.time()))
+    finally:
+        journal.close()
+    return 0
+
+
+def close(args: argparse.Namespace) -> int:
+    from watchdog.commands.approvecmd import people_path
+    from watchdog.commands.closecmd import close_command
+    from watchdog.engine.closing import DEFAULT_CLOSE_ROLES
+
+    settings = settings_for(args)
+    close_roles = load_registered(args.policy).close_roles if args.policy else DEFAULT_CLOSE_ROLES
+    return close_command(
+        incident_id=args.id,
+        person_name=args.person,
+        comment=args.comment,
+        state=settings.state,
+        people_file=people_path(args.people, settings.people),
+        close_roles=close_roles,
+    )
+
+
+def flagger(value: str) -> object:
+    def handler(args: argparse.Namespace) -> int:
+        journal = open_journal(settings_for(args).state)
+        try:
+            journal.set_flag(PAUSED_FLAG, value, at=time.time())
+        finally:
+            journal.close()
+        print("automatic actions paused" if value == "1" else "automatic actions resumed")
+        return 0
+
+    return handler
+
+
+def token(args: argparse.Namespace) -> int:
+    from watchdog.keys import new_key
+
+    print(new_key())
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from watchdog.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def sandbox(args: argparse.Namespace) -> int:
+    from watchdog.sandbox.__main__ import main as sandbox_main
+
+    argv = ["up", "--port", str(args.port)]
+    if args.state_dir:
+        argv += ["--state-dir", args.state_dir]
+    code: int = sandbox_main(argv)
+    return code
+
+
+def decider(decision: str) -> object:
+    def handler(args: argparse.Namespace) -> int:
+        from watchdog.commands.approvecmd import decide_command, people_path
+
+        settings = settings_for(args)
+        path = people_path(args.people, settings.people)
+        return decide_command(args, settings.state, path, decision)
+
+    return handler
+
+
+def people(args: argparse.Namespace) -> int:
+    from watchdog.commands.approvecmd import people_command, people_path
+
+    roles = load_registered(args.policy).roles if args.policy else None
+    return people_command(args, people_path(args.people, Settings().people), roles)
