@@ -22,8 +22,9 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 
 if [ "$mode" = test ]; then
   # A real Docker engine for the Docker tests (started by the suite when none answers),
-  # and the static busybox their images are made of.
-  command -v dockerd >/dev/null || need+=(docker.io)
+  # and the static busybox their images are made of. dockerd lives in /usr/sbin, which
+  # is not on an ordinary user's PATH: looked for there too, or it would be named wrongly.
+  command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ] || need+=(docker.io)
   dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
   # A throwaway PostgreSQL server for the configuration-table tests (started by the suite
   # from Debian's versioned server folder), and the client tools the backup paths call.

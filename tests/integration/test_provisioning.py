@@ -67,11 +67,13 @@ def _hand_over(root: Path) -> None:
             os.chown(os.path.join(where, name), uid, uid, follow_symlinks=False)
 
 
-def _stubs(root: Path, *, python: str | None = DEBIAN_PYTHON) -> tuple[Path, Path]:
+def _stubs(
+    root: Path, *, python: str | None = DEBIAN_PYTHON, guarded: tuple[str, ...] = GUARDED
+) -> tuple[Path, Path]:
     """A bin folder of recording stubs for the package tools, and the log they write."""
     bin_dir, log = root / "stub-bin", root / "stub-calls.log"
     bin_dir.mkdir()
-    for name in GUARDED:
+    for name in guarded:
         stub = bin_dir / name
         stub.write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\nexit 1\n')
         stub.chmod(0o755)
@@ -134,7 +136,8 @@ def test_the_demo_without_venv_names_python3_venv_and_installs_nothing(folder: P
 def _expected_heavy_packages() -> list[str]:
     """What provision.sh test must name when PATH holds only python3: everything found
     through PATH or dpkg, plus the two it finds by absolute path when they are absent."""
-    need = ["docker.io", "busybox-static"]
+    need = [] if os.access("/usr/sbin/dockerd", os.X_OK) else ["docker.io"]
+    need.append("busybox-static")
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         need.append("postgresql")
     need += ["postgresql-client", "prometheus", "prometheus-alertmanager", "docker-compose"]
@@ -158,3 +161,16 @@ def test_make_test_without_root_prints_the_apt_get_line_and_installs_nothing(
     assert "`make demo` needs none of these" in done.stderr
     # dpkg -s (the busybox-static query) is the one tool it may ask; nothing installs.
     assert _calls(log) == ["dpkg -s busybox-static"]
+
+
+def test_make_test_as_an_ordinary_user_finds_what_is_installed(folder: Path) -> None:
+    """With the login PATH of a non-root user (no /usr/sbin), the components this suite
+    runs on (make test installed them before pytest) are all found: no false apt-get line."""
+    bin_dir, log = _stubs(folder, guarded=("apt-get", "apt", "sudo"))
+    _hand_over(folder)
+
+    done = _as_unprivileged(folder, ["/bin/bash", str(REPO / "scripts" / "provision.sh"), "test"],
+                            path=f"{bin_dir}:/usr/local/bin:/usr/bin:/bin")
+
+    assert (done.returncode, done.stderr) == (0, ""), done.stdout
+    assert _calls(log) == []
