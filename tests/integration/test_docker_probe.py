@@ -176,6 +176,37 @@ async def test_a_crash_loop_grows_restarts_and_counts_in_the_window(
 
 
 @pytest.mark.asyncio
+async def test_a_probe_started_mid_loop_counts_the_deaths_it_did_not_watch(
+    docker_client: docker.DockerClient, projects: Projects, factory: Any, tmp_path: Path
+) -> None:
+    """A daemon restarted while a service crash-loops (the crash matrix's docker_ladder,
+    killed during a revert): its first reading used to count 0, the loop read as quiet,
+    and the escalated incident about it settled as "recovered". The engine's event log
+    has the deaths from before the probe started; the first reading counts them."""
+    project = projects.new()
+    run_service(
+        docker_client,
+        project=project,
+        service="worker",
+        port=free_port(),
+        www=www(tmp_path, "worker"),
+        image=BROKEN,
+        restart="always",
+    )
+    deadline = time.monotonic() + 15
+    while state_restarts(docker_client, f"{project}-worker-1") < 3:
+        assert time.monotonic() < deadline, "the worker never restarted 3 times"
+        await asyncio.sleep(0.2)
+    fresh = DockerProbe(signal("crash_loop", project, window=60.0), factory)
+    first = by_series(await fresh.observe())["worker"]
+    assert (first.value or 0.0) >= 3, first
+
+
+def state_restarts(client: docker.DockerClient, name: str) -> int:
+    return int(client.api.inspect_container(name).get("RestartCount") or 0)
+
+
+@pytest.mark.asyncio
 async def test_one_unhealthy_replica_makes_the_service_unhealthy(
     docker_client: docker.DockerClient, projects: Projects, factory: Any, tmp_path: Path
 ) -> None:

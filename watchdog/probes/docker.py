@@ -188,6 +188,15 @@ class CrashHistory:
     def __init__(self, window: float) -> None:
         self.window = window
         self._samples: dict[str, deque[Sample]] = {}
+        #: Deaths the engine remembers from before the first sample (`seed`).
+        self._earlier: dict[str, list[float]] = {}
+
+    def seed(self, deaths: dict[str, list[float]]) -> None:
+        """Deaths that happened before this process sampled the container (from the
+        engine's event log): a restarted daemon still knows a crash loop it did not watch
+        begin, instead of reading it as quiet for a whole window."""
+        for container_id, times in deaths.items():
+            self._earlier[container_id] = sorted(times)
 
     def record(self, container_id: str, sample: Sample) -> None:
         samples = self._samples.setdefault(container_id, deque())
@@ -202,7 +211,8 @@ class CrashHistory:
         """Restarts and deaths seen in samples newer than `now - window`; the first sample
         of a container has nothing to compare with and counts none."""
         horizon = now - self.window
-        return sum(
+        earlier = sum(1 for at in self._earlier.get(container_id, ()) if at >= horizon)
+        return earlier + sum(
             transitions(before, after)
             for before, after in pairwise(self._samples.get(container_id, ()))
             if after.at >= horizon
@@ -213,6 +223,8 @@ class CrashHistory:
         alive = set(container_ids)
         for gone in set(self._samples) - alive:
             del self._samples[gone]
+        for gone in set(self._earlier) - alive:
+            del self._earlier[gone]
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +233,8 @@ class _Answer:
 
     containers: list[dict[str, Any]]
     at: float
+    #: Deaths per container id from the engine's event log before `at` (first run only).
+    deaths: dict[str, list[float]] | None = None
 
 
 class DockerProbe:
@@ -231,6 +245,7 @@ class DockerProbe:
         self._client_factory = client_factory
         self._history = CrashHistory(signal.window)
         self._seen_services: tuple[str, ...] = ()
+        self._seeded = False
 
     async def observe(self) -> list[Observation]:
         watch = Stopwatch(self.signal.name)
@@ -274,12 +289,36 @@ class DockerProbe:
                 ignore_removed=True,
             )
             containers: list[dict[str, Any]] = [dict(c.attrs) for c in found]
-            return _Answer(containers, time.time())
+            at = time.time()
+            deaths = None
+            if self.signal.metric == "crash_loop" and not self._seeded:
+                deaths = self._deaths_before(client, at)
+            return _Answer(containers, at, deaths)
         finally:
             client.close()
 
+    def _deaths_before(self, client: Any, at: float) -> dict[str, list[float]]:
+        """The project's container deaths in the last window, from the engine's own event
+        log (it keeps the recent ones): what a daemon started mid-loop did not watch."""
+        deaths: dict[str, list[float]] = {}
+        events = client.events(
+            # `until` to the nanosecond (the engine takes "seconds.fraction"): a whole second
+            # past `at` would make the engine hold the answer until that second comes.
+            since=int(at - self.signal.window), until=f"{at:.9f}", decode=True,
+            filters={"type": "container", "event": "die",
+                     "label": f"{PROJECT_LABEL}={self.signal.project}"},
+        )
+        for event in events:
+            when = float(event.get("timeNano", 0)) / 1e9 or float(event.get("time", 0))
+            if when < at:
+                deaths.setdefault(str(event.get("id", "")), []).append(when)
+        return deaths
+
     def _readings(self, stamp: Stamp, answer: _Answer) -> list[Observation]:
         summaries = summarize(answer.containers)
+        if answer.deaths is not None and not self._seeded:
+            self._history.seed(answer.deaths)
+            self._seeded = True
         wanted = self.signal.services or list(summaries)
         self._seen_services = tuple(wanted)
         replicas = [r for s in summaries.values() for r in s.replicas]
