@@ -49,7 +49,8 @@ def create_app(
 ) -> FastAPI:
     """`close_roles` are the policy's: who may end an incident by hand (API and web page).
     `read_token` (WATCHDOG_READ_TOKEN) reads the incidents as a person would; None: people only."""
-    app = FastAPI(title="watchdog", docs_url=None, redoc_url=None)
+    # No /docs, /redoc nor /openapi.json: every route but /healthz and /metrics needs a key.
+    app = FastAPI(title="watchdog", docs_url=None, redoc_url=None, openapi_url=None)
     access = ReadAccess(people, read_token, FailureLimiter(clock))
     if alerts is not None:
         app.include_router(alertmanager_router(alerts, receiver or ReceiverSettings(), metrics))
