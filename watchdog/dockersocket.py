@@ -44,12 +44,12 @@ def permission_advice(error: BaseException | str, socket: str | None = None) -> 
     groups = sorted({os.getgid(), *os.getgroups()})
     member = info.st_gid in groups
     mode = stat.filemode(info.st_mode)
+    # The setting first: evidence is clipped to one line of 300 characters downstream.
     return (
-        f"; the Docker socket {path} belongs to group {info.st_gid} ({mode}) and this process "
-        f"(uid {os.getuid()}, groups {', '.join(map(str, groups))}) is "
-        + ("in it, so the socket's mode refuses the group" if member else "not in it")
-        + f": run the sidecar with that group, DOCKER_GID={info.st_gid} in deploy/.env"
-        " (the Compose file's group_add)"
+        f"; set DOCKER_GID={info.st_gid} in deploy/.env (the Compose file's group_add): the "
+        f"socket {path} belongs to group {info.st_gid} ({mode}) and this process (uid "
+        f"{os.getuid()}, groups {', '.join(map(str, groups))}) is "
+        + ("in it, but the socket's mode refuses the group" if member else "not in it")
     )
 
 
