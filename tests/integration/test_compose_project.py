@@ -144,3 +144,10 @@ def test_watchdog_run_logs_an_empty_project_at_start(
         process.wait(30)
     line = next(x for x in log.read_text().splitlines() if "compose_project_empty" in x)
     assert '"level": "error"' in line and wrong in line and real in line
+
+
+def test_an_engine_that_cannot_be_asked_says_what_to_set(tmp_path: Path) -> None:
+    missing = f"unix://{tmp_path / 'no-such-docker.sock'}"
+    with pytest.raises(ProjectError, match=f"cannot be inspected.*set {PROJECT_VARIABLE}"):
+        guarded_environment({"HOSTNAME": "0123456789ab"},
+                            lambda: docker.DockerClient(base_url=missing, timeout=2))

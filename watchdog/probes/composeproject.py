@@ -52,12 +52,16 @@ def is_self(container_id: str, environ: Mapping[str, str] | None = None) -> bool
     return own is not None and container_id.startswith(own)
 
 
-def own_project(client: Any, container_id: str) -> str:
+def own_project(client_factory: Callable[[], Any], container_id: str) -> str:
     """The Compose project label of container `container_id`, or a ProjectError."""
     import docker.errors  # only a daemon in a container that guards Docker gets here
 
     try:
-        labels = client.containers.get(container_id).labels or {}
+        client = client_factory()  # the SDK asks the engine its API version here already
+        try:
+            labels = client.containers.get(container_id).labels or {}
+        finally:
+            client.close()
     except (docker.errors.DockerException, OSError) as exc:
         raise ProjectError(
             f"{PROJECT_VARIABLE} is not set and this container ({container_id}) cannot be "
@@ -86,11 +90,7 @@ def guarded_environment(
     rest = {k: v for k, v in environ.items() if k != PROJECT_VARIABLE}
     if container_id is None:
         return rest
-    client = client_factory()
-    try:
-        return {**rest, PROJECT_VARIABLE: own_project(client, container_id)}
-    finally:
-        client.close()
+    return {**rest, PROJECT_VARIABLE: own_project(client_factory, container_id)}
 
 
 def engine_projects(client: Any) -> list[str]:
@@ -124,13 +124,14 @@ def report_empty_projects(client_factory: Callable[[], Any], projects: list[str]
     to the `engine_up` signal, which pages for it."""
     import docker.errors
 
-    client = client_factory()
     try:
-        found = {project: project_problem(client, project) for project in projects}
+        client = client_factory()  # the SDK asks the engine its API version here already
+        try:
+            found = {project: project_problem(client, project) for project in projects}
+        finally:
+            client.close()
     except (docker.errors.DockerException, OSError):
         return []
-    finally:
-        client.close()
     problems = {project: problem for project, problem in found.items() if problem}
     for project, problem in problems.items():
         log.error("compose_project_empty", project=project, error=problem)
