@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 
@@ -43,6 +44,18 @@ def load_registered(path: str) -> Policy:
     return policy
 
 
+def load_guarding(path: str, time_scale: float = 1.0) -> Policy:
+    """The policy of a command that reads the guarded stack (`run`, `check`): with no
+    WATCHDOG_COMPOSE_PROJECT, a daemon in a container guards its own Compose project."""
+    from watchdog.commands.runner import docker_factory, docker_host
+    from watchdog.probes.composeproject import guarded_environment
+
+    environ = guarded_environment(os.environ, docker_factory(docker_host()))
+    policy = load_policy(path, environ)
+    register_startup_secrets(policy)
+    return compress_time(policy, time_scale)
+
+
 def validate(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
@@ -65,14 +78,14 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     refuse_weak_keys(settings)
     configure_logging(settings.log_format, settings.log_level)
-    policy = load_scaled(args.policy, settings)
+    policy = load_guarding(args.policy, settings.time_scale)
     return asyncio.run(serve(policy, settings, dry_run=args.dry_run))
 
 
 def check(args: argparse.Namespace) -> int:
     from watchdog.commands.check import render_rows, run_check
 
-    rows = asyncio.run(run_check(load_registered(args.policy), settings_for(args)))
+    rows = asyncio.run(run_check(load_guarding(args.policy), settings_for(args)))
     print(render_rows(rows))
     return 1 if any(r.status == "FAIL" for r in rows) else 0
 

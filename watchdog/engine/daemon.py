@@ -38,6 +38,7 @@ from watchdog.policy.schema import Policy
 from watchdog.policy.triage import rule_key, triage
 from watchdog.policy.windows import Windows
 from watchdog.probes.base import Probe, build_probes
+from watchdog.probes.composeproject import report_empty_projects
 from watchdog.probes.docker import DockerProbe, env_client_factory
 from watchdog.probes.docker_events import DockerEvents
 from watchdog.probes.scheduler import ProbeScheduler
@@ -162,6 +163,10 @@ class Daemon:
             dry_run=self.incidents.executor.dry_run,
         )
         self.scheduler.start()
+        if self._docker_probes:  # a wrong project name is said at once, not silently read
+            projects = sorted({p.signal.project for p in self._docker_probes})
+            factory = self._docker_factory or env_client_factory(10.0)
+            await asyncio.to_thread(report_empty_projects, factory, projects)
         self._follow_docker_events()
         outbox_stop = asyncio.Event()
         outbox = (

@@ -27,18 +27,30 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
+import structlog
+
 from watchdog.dockersocket import permission_advice
 from watchdog.model import Observation
 from watchdog.policy.schema import DockerSignal
+from watchdog.probes.composeproject import (
+    PROJECT_LABEL,
+    empty_project_error,
+    engine_projects,
+    is_self,
+)
 from watchdog.probes.stamp import Stamp, Stopwatch
 
-PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 UNREACHABLE = "Docker engine unreachable"
 NO_CONTAINER = "no container"
 
 ClientFactory = Callable[[], Any]
+log = structlog.get_logger("watchdog.probes.docker")
+
+#: (project, service) pairs already reported as a target with no container: said once per
+#: process, not once per Docker signal and run.
+_REPORTED_MISSING: set[tuple[str, str]] = set()
 
 
 def env_client_factory(timeout: float) -> ClientFactory:
@@ -235,6 +247,8 @@ class _Answer:
     at: float
     #: Deaths per container id from the engine's event log before `at` (first run only).
     deaths: dict[str, list[float]] | None = None
+    #: When the project has no container: every project the engine has (for the error).
+    known_projects: list[str] | None = None
 
 
 class DockerProbe:
@@ -288,8 +302,11 @@ class DockerProbe:
                 filters={"label": [f"{PROJECT_LABEL}={self.signal.project}", SERVICE_LABEL]},
                 ignore_removed=True,
             )
-            containers: list[dict[str, Any]] = [dict(c.attrs) for c in found]
+            # The sidecar started in the project it guards never reads (nor counts) itself.
+            containers = [dict(c.attrs) for c in found if not is_self(str(c.id))]
             at = time.time()
+            if not containers:
+                return _Answer([], at, known_projects=engine_projects(client))
             deaths = None
             if self.signal.metric == "crash_loop" and not self._seeded:
                 deaths = self._deaths_before(client, at)
@@ -315,11 +332,14 @@ class DockerProbe:
         return deaths
 
     def _readings(self, stamp: Stamp, answer: _Answer) -> list[Observation]:
+        if answer.known_projects is not None:  # a wrong project is loud, never silence
+            error = empty_project_error(self.signal.project, answer.known_projects)
+            return [stamp.failure(error, series=s) for s in self.signal.services or ("",)]
         summaries = summarize(answer.containers)
         if answer.deaths is not None and not self._seeded:
             self._history.seed(answer.deaths)
             self._seeded = True
-        wanted = self.signal.services or list(summaries)
+        wanted = [s for s in self.signal.services or summaries if self._present(s, summaries)]
         self._seen_services = tuple(wanted)
         replicas = [r for s in summaries.values() for r in s.replicas]
         for r in replicas:
@@ -333,6 +353,21 @@ class DockerProbe:
             value, detail = self._value(summary, answer.at)
             observations.append(stamp.reading(value, series=service, detail=detail))
         return observations
+
+    def _present(self, service: str, summaries: dict[str, ServiceSummary]) -> bool:
+        """Whether `service` gets a reading: it has a container, or it had one on an
+        earlier run (gone since, it reads as down). A target that never had one in the
+        project is a configuration mistake, said once, and feeds no rule."""
+        if service in summaries or service in self._seen_services:
+            return True
+        key = (self.signal.project, service)
+        if key not in _REPORTED_MISSING:
+            _REPORTED_MISSING.add(key)
+            log.warning("target_without_container", service=service,
+                        project=self.signal.project, services=sorted(summaries),
+                        hint="a service named in the policy has no container in the guarded "
+                        "project: check its name and WATCHDOG_COMPOSE_PROJECT")
+        return False
 
     def _value(self, summary: ServiceSummary, now: float) -> tuple[float, str]:
         metric = self.signal.metric

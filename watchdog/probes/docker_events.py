@@ -20,7 +20,8 @@ from typing import Any
 import structlog
 
 from watchdog.model import Observation
-from watchdog.probes.docker import PROJECT_LABEL, ClientFactory, DockerProbe
+from watchdog.probes.composeproject import PROJECT_LABEL
+from watchdog.probes.docker import ClientFactory, DockerProbe
 
 log = structlog.get_logger("watchdog.docker")
 
