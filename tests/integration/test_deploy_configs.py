@@ -3,11 +3,11 @@
 Checked with the real tools where there is one: `amtool check-config`, `promtool
 check config|rules` and `promtool test rules`, and the receiver config run in a real
 Alertmanager, which must call the watchdog's webhook with the bearer token (and page
-the on-call directly for alerts about the watchdog itself), and `docker-compose
-config` (Debian's 1.29; it needs no engine) resolving the Compose file with the
-example .env. No image build (no registry is reachable) and no Grafana: the
-Dockerfile and the dashboard are read as data and held to what a sidecar and a
-provisioned dashboard need; the dashboard's queries run in test_grafana_queries.
+the on-call directly for alerts about the watchdog itself). The Compose files and
+.env.example are tested in test_deploy_compose.py. No image build (no registry is
+reachable) and no Grafana: the Dockerfile and the dashboard are read as data and held
+to what a sidecar and a provisioned dashboard need; the dashboard's queries run in
+test_grafana_queries.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import yaml
 
 from tests import promstack
 from watchdog.demo import POLICY
-from watchdog.keys import new_key
 from watchdog.metrics import Metrics
 from watchdog.policyfile import load_policy
 
@@ -207,89 +206,8 @@ def test_every_rule_is_about_the_watchdog_and_routed_away_from_it() -> None:
         assert not unknown, f"{rule['alert']} uses metrics not in watchdog/metrics.py: {unknown}"
 
 
-# ------------------------------------------------------------- Docker and Compose
-
-
-def _compose_service() -> dict[str, Any]:
-    compose = yaml.safe_load(COMPOSE.read_text())
-    service: dict[str, Any] = compose["services"]["watchdog"]
-    return service
-
-
-def test_the_compose_file_has_what_a_sidecar_needs() -> None:
-    compose = yaml.safe_load(COMPOSE.read_text())
-    service = _compose_service()
-    assert service["restart"] == "unless-stopped"
-    assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
-    assert (COMPOSE.parent / service["build"]["context"] / "pyproject.toml").exists()
-    volumes = service["volumes"]
-    assert "/var/run/docker.sock:/var/run/docker.sock" in volumes
-    (policy,) = [v for v in volumes if v.endswith(":/etc/watchdog/policy.yaml:ro")]
-    assert (COMPOSE.parent / policy.split(":")[0]).resolve() == POLICY.resolve()
-    assert service["command"][-1] == "/etc/watchdog/policy.yaml"
-    (state,) = [v for v in volumes if v.endswith(":/state")]
-    assert state.split(":")[0] in compose["volumes"], "the journal lives on a named volume"
-    environment = service["environment"]
-    assert environment["WATCHDOG_LISTEN"] == "0.0.0.0:9095"
-    assert environment["WATCHDOG_STATE"].startswith("/state/")
-    assert environment["WATCHDOG_ORCHESTRATOR"] == "docker"
-    assert service["healthcheck"]["test"] == [
-        "CMD", "python", "/usr/local/lib/watchdog/healthcheck.py"
-    ]
-    assert service["user"].split(":")[0] not in ("0", "root")
-    assert compose["networks"]["songnodes"]["external"] is True
-    assert _with_defaults(service["ports"][0]) == "127.0.0.1:9095:9095", "loopback only"
-    assert _with_defaults(compose["networks"]["songnodes"]["name"]) == "songnodes_default"
-
-
-def test_docker_compose_reads_the_file_with_the_example_env(tmp_path: Path) -> None:
-    """docker-compose (Debian's 1.29, the Compose tool these machines have) resolves it."""
-    compose_tool = _tool("docker-compose", "docker-compose")
-    for folder in ("deploy", "policies"):
-        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns(".env"))
-    copy = tmp_path / "deploy" / COMPOSE.name
-    missing = _run(compose_tool, "-f", str(copy), "config")
-    assert missing.returncode != 0 and ".env" in missing.stderr, "no .env, no secrets: refuse"
-    example = (DEPLOY / ".env.example").read_text()
-    key = new_key()
-    filled = example.replace("CHANGE-ME", "s3cret").replace(
-        "WATCHDOG_ALERTMANAGER_TOKEN=\n", f"WATCHDOG_ALERTMANAGER_TOKEN={key}\n"
-    )
-    (tmp_path / "deploy" / ".env").write_text(filled)
-    done = _run(compose_tool, "-f", str(copy), "config")
-    assert done.returncode == 0, done.stderr
-    resolved = yaml.safe_load(done.stdout)["services"]["watchdog"]
-    assert resolved["environment"]["WATCHDOG_ALERTMANAGER_TOKEN"] == key
-    assert resolved["environment"]["WATCHDOG_URL_METADATA_ENRICHMENT"] == (
-        "http://metadata-enrichment:8020"
-    )
-    assert f"{tmp_path}/policies/songnodes.yaml:/etc/watchdog/policy.yaml:ro" in (
-        resolved["volumes"]
-    )
-    assert resolved["ports"] == ["127.0.0.1:9095:9095/tcp"]
-    assert resolved["restart"] == "unless-stopped"
-    assert resolved["healthcheck"]["test"][-1] == "/usr/local/lib/watchdog/healthcheck.py"
-    assert "COMPOSE_PROJECT_NAME=songnodes-watchdog" in example.splitlines()
-
-
-def _with_defaults(text: str) -> str:
-    """Compose's `${VAR:-default}` interpolation with nothing set: the defaults."""
-    return re.sub(r"\$\{\w+:-([^}]*)\}", lambda m: m.group(1), text)
-
-
-def test_no_secret_is_written_in_the_compose_file() -> None:
-    service = _compose_service()
-    assert service["env_file"] == [".env"]
-    inline = {k: v for k, v in service["environment"].items() if SECRET.search(k)}
-    assert not inline, f"secrets belong in deploy/.env, not inline: {sorted(inline)}"
-    example = (DEPLOY / ".env.example").read_text()
-    for name in ("WATCHDOG_DATABASE_URL", "WATCHDOG_RABBITMQ_PASSWORD", "WATCHDOG_REDIS_PASSWORD"):
-        assert re.search(rf"^{name}=CHANGE-ME|^{name}=\S*CHANGE-ME", example, re.M), name
-    # The keys the daemon accepts hold no usable value: empty, and how to make one.
-    for name in ("WATCHDOG_ALERTMANAGER_TOKEN", "WATCHDOG_READ_TOKEN"):
-        assert re.search(rf"^{name}=$", example, re.M), name
-    assert example.count("watchdog token new") >= 2
-    assert ".env" in (DEPLOY / ".gitignore").read_text().split()
+# ------------------------------------------------------------- Docker
+# The Compose files and .env.example: test_deploy_compose.py.
 
 
 def _dockerfile_instructions() -> list[tuple[str, str]]:
