@@ -34,14 +34,13 @@ import contextlib
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
 import yaml
 
-from tests.dockerengine import BROKEN, GOOD, build_images, docker_engine, run_service
+from tests.dockerengine import BROKEN, GOOD, build_images, docker_engine
 from tests.integration.crash_matrix import (
     Daemon,
     KillPoint,
@@ -55,10 +54,15 @@ from tests.integration.crash_matrix import (
     read_commit_log,
     revived,
 )
-from tests.integration.test_docker_daemon import Project, deploy, environment, write_policy
-from watchdog.demo import free_port
+from tests.integration.test_docker_daemon import (
+    SERVICES,
+    Project,
+    compose_project,
+    deploy,
+    environment,
+    write_policy,
+)
 
-SERVICES = ("web", "api", "postgres")
 #: The ladder's second fault (crash loop, revert, its verification, the swap back) takes
 #: about 40 s at the policy's tenfold clock; a restart after a kill re-detects it all.
 LADDER_BOUND = 150.0
@@ -92,31 +96,6 @@ class DockerDaemon(Daemon):
         self.policy = policy
         self.prepare(project.folder,
                      lambda listen: {**environment(project, url), "WATCHDOG_LISTEN": listen}, env)
-
-
-@contextlib.contextmanager
-def compose_project(client: docker.DockerClient, folder: Path) -> Iterator[Project]:
-    """web, api (depends on web) and postgres (protected), healthy; removed at the end."""
-    name = f"wdcm{uuid.uuid4().hex[:8]}"
-    ports = {service: free_port() for service in SERVICES}
-    www = {}
-    for service in SERVICES:
-        www[service] = folder / f"www-{service}"
-        www[service].mkdir()
-        (www[service] / "healthy").write_text("ok")
-    project = Project(name, folder, client, ports, www)
-    try:
-        for service in SERVICES:
-            run_service(client, project=name, service=service, port=ports[service],
-                        www=www[service],
-                        depends_on="web:service_started:false" if service == "api" else "")
-        yield project
-    finally:
-        for container in client.containers.list(
-            all=True, filters={"label": f"com.docker.compose.project={name}"}
-        ):
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
 
 
 def ladder_policy(project: Project) -> Path:
@@ -192,7 +171,7 @@ def run_engine_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
         paging = pagers(es, log)[2]
         client = docker.DockerClient(base_url=url, timeout=60)
         es.callback(client.close)
-        project = es.enter_context(compose_project(client, folder))
+        project = es.enter_context(compose_project(client, folder, prefix="wdcm"))
         daemon = DockerDaemon(project, url, ladder_policy(project), paging)
         es.callback(daemon.stop)
         crash = {} if kill is None else kill.environment()

@@ -9,6 +9,7 @@ containers' real state.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -142,23 +143,27 @@ def start_daemon(
     wait_for(answers, 20, "the daemon to answer")
 
 
-@pytest.fixture
-def project(
-    tmp_path: Path, docker_client: docker.DockerClient, docker_url: str
+SERVICES = ("web", "api", "postgres")
+
+
+@contextlib.contextmanager
+def compose_project(
+    client: docker.DockerClient, folder: Path, prefix: str = "wd"
 ) -> Iterator[Project]:
-    name = f"wd{uuid.uuid4().hex[:8]}"
-    services = ("web", "api", "postgres")
-    ports = {service: free_port() for service in services}
+    """web, api (depends on web) and postgres (protected), healthy, under a fresh Compose
+    project name; every container of the project removed at the end."""
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
+    ports = {service: free_port() for service in SERVICES}
     www = {}
-    for service in services:
-        www[service] = tmp_path / f"www-{service}"
+    for service in SERVICES:
+        www[service] = folder / f"www-{service}"
         www[service].mkdir()
         (www[service] / "healthy").write_text("ok")
-    project = Project(name, tmp_path, docker_client, ports, www)
+    project = Project(name, folder, client, ports, www)
     try:
-        for service in services:
+        for service in SERVICES:
             run_service(
-                docker_client,
+                client,
                 project=name,
                 service=service,
                 port=ports[service],
@@ -167,13 +172,24 @@ def project(
             )
         yield project
     finally:
-        if project.process is not None:
-            project.process.terminate()
-            project.process.wait(30)
-        for container in docker_client.containers.list(
+        for container in client.containers.list(
             all=True, filters={"label": f"com.docker.compose.project={name}"}
         ):
-            container.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, docker_client: docker.DockerClient, docker_url: str
+) -> Iterator[Project]:
+    with compose_project(docker_client, tmp_path) as made:
+        try:
+            yield made
+        finally:
+            if made.process is not None:
+                made.process.terminate()
+                made.process.wait(30)
 
 
 def baseline(project: Project, docker_url: str) -> None:
