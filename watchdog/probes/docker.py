@@ -317,18 +317,25 @@ class DockerProbe:
     def _deaths_before(self, client: Any, at: float) -> dict[str, list[float]]:
         """The project's container deaths in the last window, from the engine's own event
         log (it keeps the recent ones): what a daemon started mid-loop did not watch."""
+        import docker.errors
+
         deaths: dict[str, list[float]] = {}
-        events = client.events(
-            # `until` to the nanosecond (the engine takes "seconds.fraction"): a whole second
-            # past `at` would make the engine hold the answer until that second comes.
-            since=int(at - self.signal.window), until=f"{at:.9f}", decode=True,
-            filters={"type": "container", "event": "die",
-                     "label": f"{PROJECT_LABEL}={self.signal.project}"},
-        )
-        for event in events:
-            when = float(event.get("timeNano", 0)) / 1e9 or float(event.get("time", 0))
-            if when < at:
-                deaths.setdefault(str(event.get("id", "")), []).append(when)
+        try:
+            events = client.events(
+                # `until` to the nanosecond (the engine takes "seconds.fraction"): a whole
+                # second past `at` would make the engine hold the answer until it comes.
+                since=int(at - self.signal.window), until=f"{at:.9f}", decode=True,
+                filters={"type": "container", "event": "die",
+                         "label": f"{PROJECT_LABEL}={self.signal.project}"},
+            )
+            for event in events:
+                when = float(event.get("timeNano", 0)) / 1e9 or float(event.get("time", 0))
+                if when < at:
+                    deaths.setdefault(str(event.get("id", "")), []).append(when)
+        except (docker.errors.DockerException, OSError) as exc:
+            # Only an addition to the count: an engine (or socket proxy) that will not
+            # give its event log must not make the containers' listing read as a failure.
+            log.warning("docker_events_unread", signal=self.signal.name, error=str(exc))
         return deaths
 
     def _readings(self, stamp: Stamp, answer: _Answer) -> list[Observation]:
