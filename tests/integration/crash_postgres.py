@@ -142,7 +142,7 @@ def run_pg_scenario(scenario: str, kill: KillPoint | None = None) -> Run:
         _until(lambda: revived(daemon) and not _rows(
             db, "SELECT 1 FROM outbox WHERE status = 'pending'"), OUTBOX_BOUND, "pages sent")
         daemon.stop()
-        read_commit_log(run, log)
+        read_commit_log(run, log, db)
         run.violations += judge(db, server.dsn, baseline, history)
     run.seconds = time.monotonic() - began
     return run

@@ -21,13 +21,18 @@ import os
 
 import pytest
 
-from tests.integration.crash_matrix import KillPoint, kill_point, run_matrix
+from tests.integration.crash_matrix import KillPoint, Run, kill_point, run_matrix
 
 WORKERS = int(os.environ.get("CRASH_MATRIX_WORKERS", "2"))
 
 #: Per scenario, the step whose start and finish are killed: the one that acts on the
 #: engine (the n-th `step_started` of the clean run, and the `step_finished` after it).
 ACTING_STEP = {"docker_ladder": 2, "pg_config_restore": 2}
+
+
+def reaches_acting_step(run: Run) -> bool:
+    """The clean run took the path the kill points are chosen on: its acting step ran."""
+    return run.sites.count("step_started") >= ACTING_STEP[run.scenario]
 
 
 def around_acting_step(scenario: str, sites: list[str]) -> list[KillPoint]:
@@ -41,7 +46,8 @@ def around_acting_step(scenario: str, sites: list[str]) -> list[KillPoint]:
 @pytest.mark.slow
 def test_killed_around_a_revert_and_a_restore_the_world_is_as_the_journal_says() -> None:
     lines: list[str] = []
-    results = run_matrix(list(ACTING_STEP), around_acting_step, workers=WORKERS, out=lines.append)
+    results = run_matrix(list(ACTING_STEP), around_acting_step, workers=WORKERS,
+                         out=lines.append, shaped=reaches_acting_step)
     print("\n".join(lines))
     for result in results:
         assert not result.clean.violations, (result.scenario, result.clean.violations)
