@@ -90,6 +90,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/histories.py
 	PYTHONPATH=. $(BIN)/python bench/crash_matrix.py
 	$(BIN)/python bench/api_fuzz.py
+	$(BIN)/python bench/sidecar_container.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
