@@ -37,6 +37,8 @@ if [ "$mode" = test ]; then
     || need+=(prometheus-alertmanager)
   # Compose, to resolve deploy/docker-compose.watchdog.yml in the deploy tests.
   command -v docker-compose >/dev/null || need+=(docker-compose)
+  # The sidecar image test's local Debian base (scripts/base-image.sh; no registry here).
+  command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
   # Debian's Chromium for the web page test (driven by Playwright with executable_path;
   # never `playwright install`, whose browser download is not used here).
   [ -x /usr/bin/chromium ] || need+=(chromium)

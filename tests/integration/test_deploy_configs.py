@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from tests import promstack
+from tests.sidecar_image import context_files
 from watchdog.demo import POLICY
 from watchdog.metrics import Metrics
 from watchdog.policyfile import load_policy
@@ -221,17 +222,31 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
     ]
 
 
-def test_the_dockerfile_is_slim_non_root_and_health_checked() -> None:
+def test_the_dockerfile_is_pinned_locked_non_root_and_health_checked() -> None:
+    """Read as data; test_sidecar_image.py builds and runs it."""
     steps = _dockerfile_instructions()
+    sent = set(context_files())
+    (base,) = [args for kind, args in steps if kind == "ARG" and args.startswith("BASE_IMAGE=")]
+    assert re.fullmatch(r"BASE_IMAGE=python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base)
     froms = [args for kind, args in steps if kind == "FROM"]
-    assert froms and all(f.startswith("python:3.11-slim") for f in froms)
+    assert [f.split()[0] for f in froms if "${BASE_IMAGE}" in f] == ["${BASE_IMAGE}"] * 2
     runs = " ".join(args for kind, args in steps if kind == "RUN")
-    assert "pip install ." in runs
-    (user,) = [args for kind, args in steps if kind == "USER"]
-    assert user.split(":")[0] not in ("0", "root")
-    assert next(i for i, (kind, _) in enumerate(steps) if kind == "USER") > max(
-        i for i, (kind, _) in enumerate(steps) if kind == "RUN"
-    ), "nothing runs as root after USER"
+    assert "--require-hashes --no-deps -r requirements/runtime.lock" in runs
+    assert "postgresql-client" in runs
+    stages: dict[str, list[tuple[str, str]]] = {}
+    for kind, args in steps:
+        if kind == "FROM":
+            stages[args.split()[-1]] = []
+        elif stages:
+            stages[list(stages)[-1]].append((kind, args))
+    assert list(stages)[-1] == "default" and stages["default"] == [], "the lean image last"
+    assert "postgresql-client" not in str(stages["runtime"])
+    for name in ("runtime", "postgres"):
+        users = [args for kind, args in stages[name] if kind == "USER"]
+        assert users[-1].split(":")[0] not in ("0", "root"), name
+        assert max(i for i, (kind, _) in enumerate(stages[name]) if kind == "USER") > max(
+            i for i, (kind, _) in enumerate(stages[name]) if kind == "RUN"
+        ), f"{name}: nothing runs as root after the last USER"
     (health,) = [args for kind, args in steps if kind == "HEALTHCHECK"]
     assert "/usr/local/lib/watchdog/healthcheck.py" in health
     env = " ".join(args for kind, args in steps if kind == "ENV")
@@ -240,6 +255,9 @@ def test_the_dockerfile_is_slim_non_root_and_health_checked() -> None:
         if kind == "COPY" and not args.startswith("--from"):
             for source in args.split()[:-1]:
                 assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+                folder = source.rstrip("/") + "/"
+                assert source in sent or any(f.startswith(folder) for f in sent), (
+                    f"COPY {source}: left out of the build context by .dockerignore")
 
 
 def test_the_healthcheck_script_judges_healthz(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 # What `pip install -e .` and the Makefile read: the rest of the repository is not copied.
-PROJECT_FILES = ("Makefile", "pyproject.toml", "README.md", "scripts", "watchdog")
+PROJECT_FILES = ("Makefile", "pyproject.toml", "README.md", "requirements", "scripts", "watchdog")
 # Debian's own interpreter (python3 + python3-venv); the PATH of the test process may
 # lead to one the unprivileged user cannot read (pyenv under /root).
 DEBIAN_PYTHON = "/usr/bin/python3"
