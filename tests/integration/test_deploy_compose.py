@@ -49,7 +49,8 @@ def test_the_compose_file_has_what_a_sidecar_needs() -> None:
     compose = _compose()
     service = _compose_service()
     assert service["restart"] == "unless-stopped"
-    assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+    assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile",
+                                "target": "runtime"}
     assert (COMPOSE.parent / service["build"]["context"] / "pyproject.toml").exists()
     volumes = service["volumes"]
     assert "/var/run/docker.sock:/var/run/docker.sock" in volumes
@@ -228,6 +229,7 @@ def test_docker_compose_reads_base_and_overlay_with_the_example_env(tmp_path: Pa
     assert resolved["restart"] == "unless-stopped"
     assert resolved["healthcheck"]["test"][-1] == "/usr/local/lib/watchdog/healthcheck.py"
     assert yaml.safe_load(generic.stdout)["networks"]["stack"]["name"] == "mystack_default"
+    assert resolved["build"]["target"] == "runtime", "the lean image: no database client"
 
     songnodes = _compose_config(compose_tool, tmp_path, base, overlay)
     assert songnodes.returncode == 0, songnodes.stderr
@@ -240,6 +242,8 @@ def test_docker_compose_reads_base_and_overlay_with_the_example_env(tmp_path: Pa
     policies = [v for v in resolved["volumes"] if ":/etc/watchdog/policy.yaml" in v]
     assert policies == [f"{tmp_path}/policies/songnodes.yaml:/etc/watchdog/policy.yaml:ro"]
     assert "/backups/postgres:/backups/postgres:rw" in resolved["volumes"]
+    assert resolved["build"]["target"] == "postgres", "pg_dump and psql for the backups"
+    assert resolved["image"].endswith("-postgres"), resolved["image"]
     assert resolved["ports"] == ["127.0.0.1:9095:9095/tcp"]
 
     (tmp_path / "deploy" / ".env").write_text(
