@@ -34,6 +34,7 @@ from watchdog.engine.approvals import AWAITING, Refused, find_incident, record_d
 from watchdog.engine.closing import DEFAULT_CLOSE_ROLES, close_incident
 from watchdog.metrics import Metrics
 from watchdog.people import Busy, People, Person
+from watchdog.policy.schema import FollowupSpec
 from watchdog.store import render
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord, StepRecord
@@ -78,6 +79,7 @@ def web_router(
     *,
     close_roles: Sequence[str] = DEFAULT_CLOSE_ROLES,
     access: ReadAccess | None = None,
+    followup_items: Sequence[FollowupSpec] | None = None,
 ) -> APIRouter:
     """`access` is the API's read check (shared, so failures count once per client)."""
     router = APIRouter(include_in_schema=False)
@@ -297,7 +299,7 @@ def web_router(
             incident_id,
             lambda person, comment, at: close_incident(
                 journal, incident_id=incident_id, person=person, comment=comment,
-                close_roles=close_roles, at=at,
+                close_roles=close_roles, at=at, followup_items=followup_items,
             ),
         )
 
