@@ -193,6 +193,37 @@ def close(args: argparse.Namespace) -> int:
     )
 
 
+def followups(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from watchdog.commands.followupscmd import done_command, list_command
+
+    settings = settings_for(args)
+    people_file = Path(args.people) if args.people else settings.people
+    if args.action == "done":
+        return done_command(
+            state=settings.state,
+            followup_id=args.id,
+            person_name=args.person,
+            people_file=people_file,
+        )
+    return list_command(state=settings.state, include_done=args.all, people_file=people_file)
+
+
+def report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from watchdog.commands.followupscmd import report_command
+
+    settings = settings_for(args)
+    return report_command(
+        state=settings.state,
+        incident_id=args.id,
+        out=args.out,
+        people_file=Path(args.people) if args.people else settings.people,
+    )
+
+
 def flagger(value: str) -> object:
     def handler(args: argparse.Namespace) -> int:
         journal = open_journal(settings_for(args).state)
