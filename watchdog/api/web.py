@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from watchdog.api.access import FailureLimiter, ReadAccess, bearer_of, client_of
+from watchdog.api.followupsweb import open_followups, report_response
 from watchdog.api.sessions import SESSION_SECONDS, Session, Sessions
 from watchdog.engine.approvals import AWAITING, Refused, find_incident, record_decision
 from watchdog.engine.closing import DEFAULT_CLOSE_ROLES, close_incident
@@ -124,7 +125,8 @@ def web_router(
             if (rollback := rollback_summary(r, journal.steps(r.id))) is not None
         ][:20]
         plans = {r.id: journal.plan(r.id) for r in opened}
-        return {"opened": opened, "plans": plans, "pending": pending, "rollbacks": rollbacks}
+        return {"opened": opened, "plans": plans, "pending": pending, "rollbacks": rollbacks,
+                "followups": open_followups(journal, people, clock())}
 
     @router.get("/")
     def root() -> RedirectResponse:
@@ -174,6 +176,15 @@ def web_router(
                 title="Not found",
                 message=f"There is no incident {incident_id}.",
             )
+
+    @router.get("/ui/incidents/{incident_id}/report.md")
+    async def report(request: Request, incident_id: int) -> Response:
+        refused = await refused_reader(request, f"/ui/incidents/{incident_id}")
+        if refused is not None:
+            return refused
+        return await run_in_threadpool(
+            report_response, journal, people, incident_id, clock(), SECURITY_HEADERS
+        )
 
     async def form_of(request: Request) -> FormData | None:
         try:

@@ -119,7 +119,7 @@ def runbook_followups() -> list[FollowupSpec]:
     day, week = 86400.0, 7 * 86400.0
     items = (
         ("Post-mortem scheduled", day, "lead"),
-        ("Incident report filed", day, "oncall"),
+        ("Incident report filed (watchdog report ID)", day, "oncall"),
         ("Stakeholders notified", day, "lead"),
         ("Monitoring alerts reviewed", day, "oncall"),
         ("Backup schedule verified", day, "oncall"),
