@@ -1,4 +1,5 @@
-"""The `watchdog` command: run, check, validate, rollback, config, incidents, pause, token, demo.
+"""The `watchdog` command: run, check, validate, rollback, config, incidents, followups, report,
+pause, token, demo.
 
 Commands that change what the daemon does (pause, resume) only write intent to
 the journal; the running daemon reads it on its next tick, as a controller
@@ -136,6 +137,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--comment", help="close: why (required)")
     p.add_argument("--people", help="close: the people file (WATCHDOG_PEOPLE)")
     p.add_argument("--policy", help="close: its close_roles (default: oncall, lead)")
+
+    p = command(
+        "followups",
+        "the runbook's 24-hour and 1-week items owed after a rollback: open ones, overdue first "
+        "(--all: done too); `followups done ID --as NAME` closes one",
+        handle.followups,
+    )
+    p.add_argument("action", nargs="?", choices=["list", "done"], default="list")
+    p.add_argument("id", nargs="?", type=int)
+    p.add_argument("--all", action="store_true", help="include follow-ups already done")
+    p.add_argument("--as", dest="person", metavar="NAME", help="done: who did it")
+    p.add_argument("--state", help="journal path or sqlite:/// URL")
+    p.add_argument("--people", help="the people file (WATCHDOG_PEOPLE): owners' names, --as")
+
+    p = command(
+        "report", "write an incident's report as Markdown (stdout, or --out FILE)", handle.report
+    )
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--out", metavar="FILE", help="write here instead of printing")
+    p.add_argument("--state", help="journal path or sqlite:/// URL")
+    p.add_argument("--people", help="the people file (WATCHDOG_PEOPLE): owners' names")
 
     for name, value, words in (("pause", "1", "stop"), ("resume", "0", "allow")):
         p = command(name, f"{words} all automatic actions (the kill switch)", handle.flagger(value))

@@ -180,7 +180,8 @@ def close(args: argparse.Namespace) -> int:
     from watchdog.engine.closing import DEFAULT_CLOSE_ROLES
 
     settings = settings_for(args)
-    close_roles = load_registered(args.policy).close_roles if args.policy else DEFAULT_CLOSE_ROLES
+    policy = load_registered(args.policy) if args.policy else None
+    close_roles = policy.close_roles if policy is not None else DEFAULT_CLOSE_ROLES
     return close_command(
         incident_id=args.id,
         person_name=args.person,
@@ -188,6 +189,38 @@ def close(args: argparse.Namespace) -> int:
         state=settings.state,
         people_file=people_path(args.people, settings.people),
         close_roles=close_roles,
+        followup_items=policy.followups if policy is not None else None,
+    )
+
+
+def followups(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from watchdog.commands.followupscmd import done_command, list_command
+
+    settings = settings_for(args)
+    people_file = Path(args.people) if args.people else settings.people
+    if args.action == "done":
+        return done_command(
+            state=settings.state,
+            followup_id=args.id,
+            person_name=args.person,
+            people_file=people_file,
+        )
+    return list_command(state=settings.state, include_done=args.all, people_file=people_file)
+
+
+def report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from watchdog.commands.followupscmd import report_command
+
+    settings = settings_for(args)
+    return report_command(
+        state=settings.state,
+        incident_id=args.id,
+        out=args.out,
+        people_file=Path(args.people) if args.people else settings.people,
     )
 
 

@@ -134,6 +134,11 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.followups_overdue = Gauge(
+            "watchdog_followups_overdue",
+            "Follow-ups (the runbook's 24-hour and 1-week items) still open past their due time.",
+            registry=r,
+        )
         self.approvals_pending = Gauge(
             "watchdog_approvals_pending",
             "Incidents whose plan waits for a human's approval.",

@@ -346,6 +346,14 @@ class People:
     def named(self, name: str) -> Person | None:
         return next((p for p in self.everyone() if p.name == name), None)
 
+    def holders(self) -> dict[str, list[str]]:
+        """Role → the names of the persons holding it: who a role-owned follow-up means."""
+        found: dict[str, list[str]] = {}
+        for person in self.everyone():
+            for role in person.roles:
+                found.setdefault(role, []).append(person.name)
+        return found
+
     def sign_in(self, name: str, token: str) -> Person | None:
         """The person if `token` is theirs; the same work whether or not `name` exists."""
         person = self.named(name)

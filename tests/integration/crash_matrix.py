@@ -281,6 +281,18 @@ def incidents_final(db: Path) -> list[str]:
     return out
 
 
+def followups_owed(db: Path) -> list[str]:
+    """An ended incident that ran a step has its follow-ups: they commit with the move (or
+    the human close) that ends it, so no kill point can leave one ended without them."""
+    rows = _rows(
+        db,
+        "SELECT id, key, state FROM incidents i WHERE closed_at IS NOT NULL"
+        " AND EXISTS (SELECT 1 FROM steps s WHERE s.incident_id = i.id AND s.status != 'skipped')"
+        " AND NOT EXISTS (SELECT 1 FROM followups f WHERE f.incident_id = i.id) ORDER BY id",
+    )
+    return [f"incident {r['id']} ({r['key']}) {r['state']} with no follow-ups" for r in rows]
+
+
 def incidents_wedged(db: Path) -> list[str]:
     """No incident left in a state no restart picks up."""
     rows = _rows(
@@ -372,7 +384,7 @@ def world_agrees(db: Path, stack: SandboxStack, baseline: list[dict[str, Any]]) 
 
 
 def judged(db: Path, world: str, agrees: Callable[[], list[str]]) -> list[str]:
-    """Every invariant's violations, each prefixed with the invariant's name: the five on
+    """Every invariant's violations, each prefixed with the invariant's name: the six on
     the journal, then the world's own check (`world`, named so in the report)."""
     checks: list[tuple[str, Callable[[], list[str]]]] = [
         ("non_idempotent_twice", lambda: non_idempotent_twice(db)),
@@ -380,6 +392,7 @@ def judged(db: Path, world: str, agrees: Callable[[], list[str]]) -> list[str]:
         ("incidents_wedged", lambda: incidents_wedged(db)),
         ("pages_queued", lambda: pages_queued(db)),
         ("steps_finished", lambda: steps_finished(db)),
+        ("followups_owed", lambda: followups_owed(db)),
         (world, agrees),
     ]
     return [f"{name}: {v}" for name, check in checks for v in check()]

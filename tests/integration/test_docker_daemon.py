@@ -352,9 +352,12 @@ def test_rollback_by_hand_is_journaled_and_verified(project: Project, docker_url
     journal = open_journal(str(project.folder / "journal.db"))
     try:
         manual = [r for r in journal.list_incidents() if r.key.startswith("manual/")]
+        restart = min(manual, key=lambda r: r.id)  # a rollback by hand owes the follow-ups
+        owed = journal.followups(incident_id=restart.id)
     finally:
         journal.close()
     assert len(manual) == 4
+    assert restart.state == "resolved" and "Post-mortem scheduled" in [f.text for f in owed]
 
 
 def test_a_service_that_keeps_dying_is_restarted_with_growing_delays(

@@ -29,6 +29,7 @@ from watchdog.engine.closing import DEFAULT_CLOSE_ROLES
 from watchdog.engine.daemon import Health
 from watchdog.metrics import Metrics
 from watchdog.people import People
+from watchdog.policy.schema import FollowupSpec
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord
 
@@ -46,18 +47,23 @@ def create_app(
     people: People | None = None,
     close_roles: Sequence[str] = DEFAULT_CLOSE_ROLES,
     read_token: str | None = None,
+    followup_items: Sequence[FollowupSpec] | None = None,
 ) -> FastAPI:
     """`close_roles` are the policy's: who may end an incident by hand (API and web page).
-    `read_token` (WATCHDOG_READ_TOKEN) reads the incidents as a person would; None: people only."""
+    `read_token` (WATCHDOG_READ_TOKEN) reads the incidents as a person would; None: people only.
+    `followup_items` (the policy's; None: the runbook's) are owed when a person closes one."""
     # No /docs, /redoc nor /openapi.json: every route but /healthz and /metrics needs a key.
     app = FastAPI(title="watchdog", docs_url=None, redoc_url=None, openapi_url=None)
     access = ReadAccess(people, read_token, FailureLimiter(clock))
     if alerts is not None:
         app.include_router(alertmanager_router(alerts, receiver or ReceiverSettings(), metrics))
     app.include_router(approvals_router(journal, people, metrics, clock))
-    app.include_router(closing_router(journal, people, close_roles, clock))
+    app.include_router(closing_router(journal, people, close_roles, clock, followup_items))
     app.include_router(
-        web_router(journal, people, metrics, clock, close_roles=close_roles, access=access)
+        web_router(
+            journal, people, metrics, clock, close_roles=close_roles, access=access,
+            followup_items=followup_items,
+        )
     )
 
     def approvers() -> dict[str, Any]:

@@ -22,6 +22,7 @@ from watchdog.api.approvals import _error, signed_comment
 from watchdog.engine.approvals import Refused
 from watchdog.engine.closing import Closed, close_incident
 from watchdog.people import People
+from watchdog.policy.schema import FollowupSpec
 from watchdog.store.journal import Journal
 
 
@@ -30,6 +31,7 @@ def closing_router(
     people: People | None,
     close_roles: Sequence[str],
     clock: Callable[[], float],
+    followup_items: Sequence[FollowupSpec] | None = None,
 ) -> APIRouter:
     router = APIRouter()
 
@@ -48,6 +50,7 @@ def closing_router(
                     comment=body.comment,
                     close_roles=close_roles,
                     at=clock(),
+                    followup_items=followup_items,
                 )
             )
         except Refused as refused:

@@ -29,11 +29,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from watchdog.api.access import FailureLimiter, ReadAccess, bearer_of, client_of
+from watchdog.api.followupsweb import open_followups, report_response
 from watchdog.api.sessions import SESSION_SECONDS, Session, Sessions
 from watchdog.engine.approvals import AWAITING, Refused, find_incident, record_decision
 from watchdog.engine.closing import DEFAULT_CLOSE_ROLES, close_incident
 from watchdog.metrics import Metrics
 from watchdog.people import Busy, People, Person
+from watchdog.policy.schema import FollowupSpec
 from watchdog.store import render
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord, StepRecord
@@ -78,6 +80,7 @@ def web_router(
     *,
     close_roles: Sequence[str] = DEFAULT_CLOSE_ROLES,
     access: ReadAccess | None = None,
+    followup_items: Sequence[FollowupSpec] | None = None,
 ) -> APIRouter:
     """`access` is the API's read check (shared, so failures count once per client)."""
     router = APIRouter(include_in_schema=False)
@@ -122,7 +125,8 @@ def web_router(
             if (rollback := rollback_summary(r, journal.steps(r.id))) is not None
         ][:20]
         plans = {r.id: journal.plan(r.id) for r in opened}
-        return {"opened": opened, "plans": plans, "pending": pending, "rollbacks": rollbacks}
+        return {"opened": opened, "plans": plans, "pending": pending, "rollbacks": rollbacks,
+                "followups": open_followups(journal, people, clock())}
 
     @router.get("/")
     def root() -> RedirectResponse:
@@ -172,6 +176,15 @@ def web_router(
                 title="Not found",
                 message=f"There is no incident {incident_id}.",
             )
+
+    @router.get("/ui/incidents/{incident_id}/report.md")
+    async def report(request: Request, incident_id: int) -> Response:
+        refused = await refused_reader(request, f"/ui/incidents/{incident_id}")
+        if refused is not None:
+            return refused
+        return await run_in_threadpool(
+            report_response, journal, people, incident_id, clock(), SECURITY_HEADERS
+        )
 
     async def form_of(request: Request) -> FormData | None:
         try:
@@ -297,7 +310,7 @@ def web_router(
             incident_id,
             lambda person, comment, at: close_incident(
                 journal, incident_id=incident_id, person=person, comment=comment,
-                close_roles=close_roles, at=at,
+                close_roles=close_roles, at=at, followup_items=followup_items,
             ),
         )
 

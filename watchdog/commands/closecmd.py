@@ -16,6 +16,7 @@ from pathlib import Path
 from watchdog.engine.approvals import Refused
 from watchdog.engine.closing import close_incident
 from watchdog.people import People, PeopleError
+from watchdog.policy.schema import FollowupSpec
 from watchdog.store.journal import open_journal
 
 USAGE = "watchdog incidents close ID --as NAME --comment TEXT"
@@ -29,6 +30,7 @@ def close_command(
     state: str,
     people_file: Path,
     close_roles: Sequence[str],
+    followup_items: Sequence[FollowupSpec] | None = None,
 ) -> int:
     """Exit 0 when closed, 1 when refused (wrong role, already final), 2 for bad input
     (no such person or incident, no or an empty comment); the journal is unchanged unless 0."""
@@ -51,6 +53,7 @@ def close_command(
             comment=comment,
             close_roles=close_roles,
             at=time.time(),
+            followup_items=followup_items,
         )
     except Refused as refused:
         print(f"watchdog incidents close: {refused.message}", file=sys.stderr)

@@ -22,6 +22,7 @@ from watchdog.commands.runner import Backends, action_table, backends, probes_fo
 from watchdog.engine.executor import Executor
 from watchdog.metrics import Metrics
 from watchdog.model import Plan, Severity
+from watchdog.policy.followups import followups_owed
 from watchdog.policy.moves import MANUAL_KEY_PREFIX
 from watchdog.policy.planner import plan_for
 from watchdog.policy.rules import Evaluator
@@ -174,12 +175,23 @@ async def _run_by_hand(
         return 0 if run.ok else 1
     journal.set_state(incident, state="verifying", at=time.time(), reason=run.reason)
     verified, summary = await _verify(policy, plan, client, chosen)
-    journal.set_state(
+    ended = time.time()
+    # A verified rollback by hand owes the runbook's follow-ups like the daemon's own,
+    # written with the move that resolves it.
+    owed = followups_owed(
+        final_state="resolved",
+        step_statuses=[s.status for s in journal.steps(incident)],
+        items=policy.followups,
+        closed_at=ended,
+    )
+    journal.commit_move(
         incident,
-        state="resolved" if verified else "escalated",
-        at=time.time(),
-        reason=summary,
-        closed=verified,
+        MoveRecord(
+            at=ended,
+            states=(("resolved" if verified else "escalated", summary),),
+            closed=verified,
+            followups=owed if verified else (),
+        ),
     )
     out(("verified: " if verified else "NOT verified: ") + summary)
     return 0 if verified else 1

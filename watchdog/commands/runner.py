@@ -324,7 +324,7 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
         daemon = build_daemon(policy, settings, journal, client, dry_run=dry_run)
         app = create_app(
             journal, daemon.metrics, daemon.health, time.time, alerts=daemon.alerts,
-            people=people, close_roles=policy.close_roles,
+            people=people, close_roles=policy.close_roles, followup_items=policy.followups,
             read_token=settings.read_token.get_secret_value() if settings.read_token else None,
         )
         server = _QuietServer(

@@ -33,8 +33,10 @@ from dataclasses import dataclass
 
 from watchdog.engine.approvals import COMMENT_LIMIT, Refused, find_incident
 from watchdog.people import Person
+from watchdog.policy.followups import followups_owed
 from watchdog.policy.lifecycle import FINAL
-from watchdog.policy.schema import Policy
+from watchdog.policy.operatingspecs import runbook_followups
+from watchdog.policy.schema import FollowupSpec, Policy
 from watchdog.store.journal import Journal
 from watchdog.store.records import CLOSED_BY_HUMAN, IncidentRecord
 
@@ -126,8 +128,12 @@ def close_incident(
     comment: str,
     close_roles: Sequence[str],
     at: float,
+    followup_items: Sequence[FollowupSpec] | None = None,
 ) -> Closed:
-    """Check that `person` may close the incident now, then journal the close; else Refused."""
+    """Check that `person` may close the incident now, then journal the close; else Refused.
+
+    The close writes the follow-ups the incident owes (`followup_items`: the policy's;
+    None: the runbook's lists), in its own transaction, when a step of it ran."""
     try:
         record: IncidentRecord | None = find_incident(journal, incident_id)
     except KeyError:
@@ -141,9 +147,16 @@ def close_incident(
     )
     if not verdict.allowed or verdict.role is None or record is None:
         raise Refused(verdict.status, verdict.reason)
+    owed = followups_owed(
+        final_state="closed by a person",
+        step_statuses=[step.status for step in journal.steps(incident_id)],
+        items=runbook_followups() if followup_items is None else followup_items,
+        closed_at=at,
+    )
     try:
         journal.close_by_human(
-            incident_id, person=person.name, role=verdict.role, comment=comment.strip(), at=at
+            incident_id, person=person.name, role=verdict.role, comment=comment.strip(), at=at,
+            followups=owed,
         )
     except KeyError:
         raise Refused(404, f"no incident {incident_id}") from None

@@ -331,6 +331,7 @@ class Daemon:
         self.reenabler.tick()
         paused = self.journal.get_flag(PAUSED_FLAG) == "1"
         self.metrics.paused.set(1 if paused else 0)
+        self.metrics.followups_overdue.set(self.journal.overdue_followups(now))
         views = list(self.incidents.views.values())
         await self.last_good.tick(
             result.active, self.states, views, self.reenabler.pending.values()

@@ -23,6 +23,7 @@ from watchdog.engine.executor import Executor, PlanRun
 from watchdog.metrics import Metrics
 from watchdog.model import Finding, Plan, Severity
 from watchdog.policy import moves
+from watchdog.policy.followups import FollowupDue, followups_owed
 from watchdog.policy.guards import GuardFacts, budget_remaining
 from watchdog.policy.lifecycle import Lifecycle
 from watchdog.policy.planner import plan_for, plan_targets, protected_in
@@ -170,16 +171,18 @@ class Incidents:
         climb = (view.rung + 1, decision.climb) if decision.climb is not None else None
         if climb is not None:
             notes.append(EventRow("rung", f"{view.scenario} → {decision.climb} (rung {climb[0]})"))
+        closed = any(m.closed for m in decision.moves)
         record = MoveRecord(
             at=now,
             states=tuple(states),
-            closed=any(m.closed for m in decision.moves),
+            closed=closed,
             plan=plan,
             climb=climb,
             actions=tuple(targets) if decision.count_budget else (),
             unknown_steps=tuple(unknown_steps) if decision.mark_unknown else (),
             events=(*events, *notes),
             pages=tuple(pages),
+            followups=self.owed(view.id, state, now) if closed else (),
         )
         self.journal.commit_move(view.id, record)
         before = view.state
@@ -205,6 +208,15 @@ class Incidents:
             self.metrics.budget_remaining.set(budget_remaining(self.policy.guards, spent))
         self.count_open()
         return view
+
+    def owed(self, incident_id: int, final_state: str, at: float) -> tuple[FollowupDue, ...]:
+        """The follow-ups an incident ending now owes (written with the move that ends it)."""
+        return followups_owed(
+            final_state=final_state,
+            step_statuses=[s.status for s in self.journal.steps(incident_id)],
+            items=self.policy.followups,
+            closed_at=at,
+        )
 
     def touched(self, incident_id: int) -> bool:
         """Whether a step of this incident really ran (a dry run's steps are 'skipped')."""

@@ -288,6 +288,11 @@ def _authority_problems(policy: Policy) -> Iterator[Problem]:
     for index, role in enumerate(policy.close_roles):
         if role not in policy.roles:
             yield Problem(f"close_roles[{index}]", repr(role), f"one of the roles {policy.roles}")
+    for index, item in enumerate(policy.followups):
+        if item.owner not in policy.roles:
+            yield Problem(
+                f"followups[{index}].owner", repr(item.owner), f"one of the roles {policy.roles}"
+            )
 
 
 def _impossible(signal: AnySignal, op: str, threshold: float) -> str:

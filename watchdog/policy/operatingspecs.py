@@ -100,3 +100,33 @@ class StackSpec(Strict):
         description="the one folder migration files run from (absolute, or relative to the "
         "daemon's working directory); every step's migration_dirs lies inside it",
     )
+
+
+class FollowupSpec(Strict):
+    """One item of the runbook's post-rollback checklist that a person owes later.
+
+    `due_after` counts from the moment the incident became final; `owner` is a role
+    (one of the policy's `roles`), shown with the people file's persons who hold it.
+    """
+
+    text: str = Field(min_length=1)
+    due_after: Duration
+    owner: str = Field(min_length=1)
+
+
+def runbook_followups() -> list[FollowupSpec]:
+    """The runbook's "Within 24 hours" and "Within 1 week" lists (Post-Rollback Checklist)."""
+    day, week = 86400.0, 7 * 86400.0
+    items = (
+        ("Post-mortem scheduled", day, "lead"),
+        ("Incident report filed (watchdog report ID)", day, "oncall"),
+        ("Stakeholders notified", day, "lead"),
+        ("Monitoring alerts reviewed", day, "oncall"),
+        ("Backup schedule verified", day, "oncall"),
+        ("Post-mortem completed", week, "lead"),
+        ("Action items assigned", week, "lead"),
+        ("Documentation updated", week, "team"),
+        ("Runbook updated (if new scenario)", week, "oncall"),
+        ("Training conducted (if needed)", week, "lead"),
+    )
+    return [FollowupSpec(text=text, due_after=due, owner=owner) for text, due, owner in items]

@@ -22,11 +22,13 @@ from pydantic import Field
 from watchdog.model import Severity
 from watchdog.policy.operatingspecs import (
     Channel,
+    FollowupSpec,
     GuardSpec,
     LastGoodSpec,
     NotifySpec,
     Responder,
     StackSpec,
+    runbook_followups,
 )
 from watchdog.policy.scenariospecs import (
     Approval,
@@ -67,6 +69,7 @@ __all__ = [
     "Condition",
     "DerivedSignal",
     "DockerSignal",
+    "FollowupSpec",
     "GuardSpec",
     "HostSignal",
     "HttpSignal",
@@ -108,6 +111,9 @@ class Policy(Strict):
     guards: GuardSpec = Field(default_factory=GuardSpec)
     last_good: LastGoodSpec = Field(default_factory=LastGoodSpec)
     notify: NotifySpec = Field(default_factory=NotifySpec)
+    #: What a person owes after an incident that ran a step (the runbook's 24-hour and
+    #: 1-week items); `watchdog.policy.followups` decides which are owed.
+    followups: list[FollowupSpec] = Field(default_factory=runbook_followups)
 
     def probed_signals(self) -> list[AnySignal]:
         """The enabled signals a probe reads (not derived, not fed by alerts)."""

@@ -16,7 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from watchdog.model import Alert, Finding, Plan, Severity, Step
+from watchdog.policy.followups import FollowupDue
 from watchdog.store.alerts import AlertDelivery, AlertReceipt, FiringStarts
+from watchdog.store.followups import FollowupRecord
 from watchdog.store.records import (
     ApprovalRecord,
     DeliveryRecord,
@@ -87,10 +89,18 @@ class Journal(Protocol):
         ...
 
     def close_by_human(
-        self, incident_id: int, *, person: str, role: str, comment: str, at: float
+        self,
+        incident_id: int,
+        *,
+        person: str,
+        role: str,
+        comment: str,
+        at: float,
+        followups: Sequence[FollowupDue] = (),
     ) -> IncidentRecord:
         """A person ends the incident: state 'closed', closed_at set and a 'closed_by_human'
-        event naming who, in which role, and why, in one transaction; returns the closed row.
+        event naming who, in which role, and why, with the `followups` it owes, in one
+        transaction; returns the closed row.
 
         Raises `KeyError` for an unknown id and `ValueError` (changing nothing) if the
         incident is already closed or in any other final state. The daemon reads the
@@ -319,6 +329,27 @@ class Journal(Protocol):
 
     def pending_deliveries(self) -> dict[str, int]:
         """How many rows wait to be sent, by channel (channels with none are left out)."""
+        ...
+
+    # Follow-ups: owed after an incident that acted ----------------------------
+
+    def followups(
+        self, *, include_done: bool = False, incident_id: int | None = None
+    ) -> list[FollowupRecord]:
+        """Open follow-ups (and done ones with `include_done`), overdue first, then by due
+        time; done ones last. Written by `commit_move` and `close_by_human`."""
+        ...
+
+    def overdue_followups(self, now: float) -> int:
+        """How many open follow-ups were due before `now`."""
+        ...
+
+    def followup_done(self, followup_id: int, *, person: str, at: float) -> FollowupRecord:
+        """Close a follow-up as `person`, with a timeline event, in one transaction.
+
+        Raises `KeyError` for an unknown id and `ValueError` (naming who closed it and
+        when) for one already done.
+        """
         ...
 
     def close(self) -> None: ...

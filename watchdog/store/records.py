@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchdog.model import Finding, Plan, Risk, Severity
+from watchdog.policy.followups import FollowupDue
 
 STEP_STATUSES = ("started", "succeeded", "failed", "unknown", "skipped")
 """Every status a step row can have; 'started' is the write-ahead mark."""
@@ -171,7 +172,8 @@ class MoveRecord:
     The state changes in order (each "from → to: reason" on the timeline), the
     plan it made, the rung and scenario it climbed to, the budget and cooldown
     targets it charged, the steps it found interrupted (finished as 'unknown'),
-    its events and its pages.
+    its events and its pages; with the move that makes the incident final, the
+    follow-ups it owes (`watchdog.policy.followups`).
     """
 
     at: float
@@ -186,3 +188,4 @@ class MoveRecord:
     unknown_steps: tuple[tuple[int, str], ...] = ()
     events: tuple[EventRow, ...] = ()
     pages: tuple[PageRows, ...] = ()
+    followups: tuple[FollowupDue, ...] = ()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from watchdog.store import alerts, undo
+from watchdog.store import alerts, followups, undo
 
 SCHEMA_VERSION = 2
 
@@ -139,6 +139,8 @@ STATEMENTS = (
     # Undo records written ahead of the change they can undo (see store/undo.py).
     # An additive table: older files simply gain it.
     *undo.STATEMENTS,
+    # Follow-ups owed after an incident that acted (see store/followups.py). Additive.
+    *followups.STATEMENTS,
 )
 
 

@@ -5,7 +5,8 @@ its own module over the shared connection of `watchdog.store.sqlite_base`
 (durability, transactions, schema): incidents and their moves
 (`sqlite_incidents`), plans and steps (`sqlite_steps`), approvals, actions and
 flags (`sqlite_guards`), snapshots and undo records (`sqlite_snapshots`),
-Alertmanager's alerts (`sqlite_alerts`) and the outbox (`sqlite_outbox`).
+Alertmanager's alerts (`sqlite_alerts`), the outbox (`sqlite_outbox`) and the
+follow-ups owed after an incident (`sqlite_followups`).
 
 Rows hold primitives and JSON (`json.dumps(..., sort_keys=True, default=str)`:
 anything not JSON-able is stored as its string); they are converted to records
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from watchdog.store.sqlite_alerts import SqliteAlerts
 from watchdog.store.sqlite_base import BUSY_TIMEOUT_MS, JOURNAL_MODE, dumps
+from watchdog.store.sqlite_followups import SqliteFollowups
 from watchdog.store.sqlite_guards import SqliteGuards
 from watchdog.store.sqlite_incidents import SqliteIncidents
 from watchdog.store.sqlite_outbox import SqliteOutbox, insert_page_rows
@@ -42,5 +44,6 @@ class SqliteJournal(
     SqliteSnapshots,
     SqliteAlerts,
     SqliteOutbox,
+    SqliteFollowups,
 ):
     """The `Journal` over one SQLite file, created with its schema on first open."""

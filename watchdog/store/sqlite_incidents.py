@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from watchdog.model import Finding, Severity
+from watchdog.policy.followups import FollowupDue
 from watchdog.policy.lifecycle import FINAL
+from watchdog.store import followups as followup_rows
 from watchdog.store.codec import finding_from_dict, finding_to_dict
 from watchdog.store.records import CLOSED_BY_HUMAN, EventRecord, IncidentRecord, MoveRecord
 from watchdog.store.sqlite_base import (
@@ -138,9 +140,17 @@ class SqliteIncidents(SqliteBase):
                 conn.execute("INSERT INTO actions (target, at) VALUES (?, ?)", (target, move.at))
             for page in move.pages:
                 insert_page_rows(conn, incident_id, page, move.at)
+            _owe(conn, incident_id, move.followups, at=move.at)
 
     def close_by_human(
-        self, incident_id: int, *, person: str, role: str, comment: str, at: float
+        self,
+        incident_id: int,
+        *,
+        person: str,
+        role: str,
+        comment: str,
+        at: float,
+        followups: Sequence[FollowupDue] = (),
     ) -> IncidentRecord:
         with self._transaction() as conn:
             before = require_incident(conn, incident_id)
@@ -168,6 +178,7 @@ class SqliteIncidents(SqliteBase):
                     "comment": comment,
                 },
             )
+            _owe(conn, incident_id, followups, at=at)
             return _incident(require_incident(conn, incident_id))
 
     def set_severity(
@@ -290,6 +301,22 @@ def _change_state(
         kind="state",
         summary=f"{before['state']} → {state}: {reason}",
         data={"from": before["state"], "to": state, "closed": closed},
+    )
+
+
+def _owe(
+    conn: sqlite3.Connection, incident_id: int, dues: Sequence[FollowupDue], *, at: float
+) -> None:
+    """The follow-ups an ending incident owes, and one timeline line that lists them."""
+    if not dues or not followup_rows.insert(conn, incident_id, dues, at=at):
+        return
+    insert_event(
+        conn,
+        incident_id,
+        at=at,
+        kind=followup_rows.FOLLOWUP_EVENT,
+        summary=f"{len(dues)} follow-ups owed: {dues[0].reason}",
+        data={"items": [{"text": d.text, "owner": d.owner, "due_at": d.due_at} for d in dues]},
     )
 
 
