@@ -43,6 +43,7 @@ def guarded(
             policy = write_policy(project)
             data = yaml.safe_load(policy.read_text())
             data["guards"]["cooldown"] = "0s"  # every fault here is a new one, not a loop
+            data["scenarios"]["start_everything"]["verify_for"] = "10s"  # 1 s at this scale
             for signal in data["signals"]:  # the HTTP check reads /ready, Docker's /healthy
                 if signal.get("kind") == "http":
                     signal["path"] = "/ready"
