@@ -27,6 +27,7 @@ import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -284,3 +285,40 @@ def www_folder(tmp_path: Path, name: str, *, healthy: bool = True) -> Path:
     if healthy:
         (folder / "healthy").write_text("ok\n")
     return folder
+
+
+@contextlib.contextmanager
+def sick_until_restarted(
+    client: docker.DockerClient,
+    container: docker.models.containers.Container,
+    www: Path,
+    files: tuple[str, ...] = ("healthy",),
+) -> Iterator[None]:
+    """A running service whose health fails until its container is (re)started.
+
+    The `files` go away (`healthy`: GET /healthy answers 404 and Docker's healthcheck
+    turns `unhealthy`; another name fails only an HTTP check that reads it) and come
+    back on the container's next `start` event, as an application whose bad state
+    lives in its process is healed by a restart. Docker's own restart policy never
+    fires: the process keeps running.
+    """
+    events = client.events(
+        decode=True, filters={"container": container.id, "event": "start"}, since=int(time.time())
+    )
+    for name in files:
+        (www / name).unlink()
+
+    def heal() -> None:
+        with contextlib.suppress(Exception):  # the stream is closed at the end
+            for _ in events:
+                for name in files:
+                    (www / name).write_text("ok\n")
+                return
+
+    thread = threading.Thread(target=heal, daemon=True, name=f"heal {container.name}")
+    thread.start()
+    try:
+        yield
+    finally:
+        events.close()
+        thread.join(5)

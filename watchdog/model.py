@@ -171,3 +171,5 @@ class Plan:
     authorization: Authorization
     reason: str
     impact: tuple[str, ...] = ()
+    #: Give up once the failing checklist has not moved for this long (None: never early).
+    give_up_seconds: float | None = None

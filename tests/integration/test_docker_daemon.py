@@ -148,27 +148,32 @@ SERVICES = ("web", "api", "postgres")
 
 @contextlib.contextmanager
 def compose_project(
-    client: docker.DockerClient, folder: Path, prefix: str = "wd"
+    client: docker.DockerClient,
+    folder: Path,
+    prefix: str = "wd",
+    services: tuple[str, ...] = SERVICES,
 ) -> Iterator[Project]:
-    """web, api (depends on web) and postgres (protected), healthy, under a fresh Compose
-    project name; every container of the project removed at the end."""
+    """web, api (depends on web) and postgres (protected), or the `services` named, healthy,
+    under a fresh Compose project name; every container of the project removed at the end."""
     name = f"{prefix}{uuid.uuid4().hex[:8]}"
-    ports = {service: free_port() for service in SERVICES}
+    ports = {service: free_port() for service in services}
     www = {}
-    for service in SERVICES:
+    for service in services:
         www[service] = folder / f"www-{service}"
         www[service].mkdir()
         (www[service] / "healthy").write_text("ok")
     project = Project(name, folder, client, ports, www)
     try:
-        for service in SERVICES:
+        for service in services:
             run_service(
                 client,
                 project=name,
                 service=service,
                 port=ports[service],
                 www=www[service],
-                depends_on="web:service_started:false" if service == "api" else "",
+                depends_on="web:service_started:false"
+                if service == "api" and "web" in services
+                else "",
             )
         yield project
     finally:

@@ -21,6 +21,7 @@ VERDICTS: list[tuple[str, dict[str, Any], bool]] = [
     ("service.restart", {"services": ["web"]}, True),
     ("service.stop", {"services": ["web"]}, True),
     ("service.start", {"services": ["web"]}, True),
+    ("service.recover", {"services": ["web", "api"], "failing": "web"}, True),
     ("service.restart_dependents", {"services": ["db"]}, True),
     ("service.revert", {"service": "web"}, True),
     ("config.backup", {"table": "t"}, True),

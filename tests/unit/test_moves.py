@@ -216,6 +216,30 @@ def test_verification_holds_then_resolves_then_times_out() -> None:
     assert triggers(timed_out) == ["fail", "escalate"] and "did not hold" in timed_out.reason
 
 
+def test_a_checklist_that_does_not_move_gives_the_plan_up_before_its_timeout() -> None:
+    """give_up: steps that changed nothing the rule sees climb or page, not wait 10 min."""
+    stuck_plan = replace(plan(), verify_timeout_seconds=600.0, give_up_seconds=30.0)
+    verifying = incident("verifying", stuck_plan)
+    reading = "NOT YET: no service down: 1 (needs == 0)"
+
+    def at(unchanged_for: float) -> moves.Checklist:
+        return moves.Checklist(False, reading, NOW - 40, None, unchanged_since=NOW - unchanged_for)
+
+    assert moves.decide(verifying, at(29), switches(), NOW) == moves.HOLD  # still moving lately
+    paged = moves.decide(verifying, at(31), switches(), NOW)
+    assert triggers(paged) == ["fail", "escalate"], paged
+    assert "unchanged for 31 s" in paged.reason and "give_up 30 s" in paged.reason
+    assert "10 min timeout" in paged.reason and reading in paged.reason
+    climbed = moves.decide(replace(verifying, next_rung="revert"), at(31), switches(), NOW)
+    assert triggers(climbed) == ["fail", "next_rung"] and climbed.climb == "revert"
+    # Without give_up (or with one past the timeout) the plan waits out its timeout.
+    for patient in (None, 900.0):
+        waiting = incident("verifying", replace(stuck_plan, give_up_seconds=patient))
+        assert moves.decide(waiting, at(500), switches(), NOW) == moves.HOLD
+    passing = moves.Checklist(True, "ok", NOW - 40, NOW - 1, unchanged_since=None)
+    assert moves.decide(verifying, passing, switches(), NOW) == moves.HOLD
+
+
 # ---- approvals ---------------------------------------------------------------------------
 
 

@@ -28,7 +28,8 @@ import structlog
 
 from watchdog.actions.base import ActionFailed
 from watchdog.actions.docker_engine import Engine, connect
-from watchdog.actions.docker_revert import Reverting
+from watchdog.actions.docker_recover import recover
+from watchdog.actions.docker_revert import Reverting, log_orphaned_revert
 from watchdog.actions.docker_spec import (
     PREV_MARK,
     dependency_graph,
@@ -43,6 +44,7 @@ from watchdog.actions.docker_spec import (
     order,
     service_of,
     short_id,
+    state_words,
     summary,
 )
 
@@ -161,6 +163,19 @@ class DockerOrchestrator:
                 lines.append(f"started {svc}: " + ", ".join(done))
             return "; ".join(lines)
 
+    async def recover(
+        self, services: Sequence[str], *, failing: Sequence[str], stop_timeout: float
+    ) -> str:
+        """Restart the failing, start the stopped, leave the healthy alone (docker_recover)."""
+        async with self._engine() as engine:
+            groups, graph = await self._resolve(engine, services)
+            ordered = _ordered(graph, services, dependents_first=False)
+            return await recover(
+                engine, groups, ordered, graph, failing=frozenset(failing),
+                stop_timeout=_whole_seconds(stop_timeout), capture=self._capture,
+                ready=self._wait_ready,
+            )
+
     async def check_exist(self, services: Sequence[str]) -> None:
         """Preflight: every named service has a container in the project; touches nothing."""
         async with self._engine() as engine:
@@ -226,7 +241,7 @@ class DockerOrchestrator:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             if not task.done():
-                task.add_done_callback(_log_orphaned_revert)
+                task.add_done_callback(log_orphaned_revert)
             raise
 
     async def drain(self) -> None:
@@ -277,7 +292,7 @@ class DockerOrchestrator:
             elif time.monotonic() >= deadline:
                 why = f"not up within {self._health_timeout:g} s"
             if why:
-                raise ActionFailed(f"{what} {why}: {_state_words(attrs)}")
+                raise ActionFailed(f"{what} {why}: {state_words(attrs)}")
             await asyncio.sleep(self._poll)
 
     # Shared -------------------------------------------------------------------
@@ -313,6 +328,9 @@ class DockerOrchestrator:
                     calls.append(f"POST /containers/{short}/stop?t={seconds} ({named})")
                 elif verb == "start":
                     calls.append(f"POST /containers/{short}/start ({named})")
+                elif verb == "recover":
+                    calls.append(f"POST /containers/{short}/start if stopped, /restart?t={seconds}"
+                                 f" if unhealthy or failing, else nothing ({named})")
                 else:
                     snapshot = self._snapshots.latest_snapshot(
                         LAST_GOOD_TABLE.format(service=service)
@@ -359,18 +377,6 @@ class DockerOrchestrator:
         return groups
 
 
-def _log_orphaned_revert(task: asyncio.Task[str]) -> None:
-    """The outcome of a revert whose caller stopped waiting: nobody else will report it."""
-    if task.cancelled():
-        log.warning("docker_revert_cancelled", task=task.get_name())
-    elif task.exception() is not None:
-        log.error(
-            "docker_revert_failed_unawaited", task=task.get_name(), error=str(task.exception())
-        )
-    else:
-        log.info("docker_revert_finished_unawaited", task=task.get_name(), outcome=task.result())
-
-
 def _ordered(
     graph: Mapping[str, Mapping[str, str]], services: Sequence[str], *, dependents_first: bool
 ) -> list[str]:
@@ -383,16 +389,3 @@ def _ordered(
 def _whole_seconds(seconds: float) -> int:
     """The engine takes a stop timeout in whole seconds; never round a grace period down."""
     return max(0, math.ceil(seconds))
-
-
-def _state_words(attrs: Mapping[str, Any]) -> str:
-    state = attrs.get("State") or {}
-    words = f"status {state.get('Status', '?')}, exit={state.get('ExitCode', '?')}"
-    if health(attrs):
-        words += f", health {health(attrs)}"
-        checks = (state.get("Health") or {}).get("Log") or []
-        if checks:
-            words += f" (last check: {str(checks[-1].get('Output', '')).strip()[:120]!r})"
-    if state.get("Error"):
-        words += f", error {state['Error']!r}"
-    return words

@@ -22,10 +22,13 @@ stacking a second revert on it:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
+
+import structlog
 
 from watchdog.actions.base import ActionFailed
 from watchdog.actions.docker_engine import Engine
@@ -45,6 +48,21 @@ REVERT_STOP_SECONDS = 10
 
 #: Waits until a container is ready or fails saying why: (engine, container, what) → how.
 Ready = Callable[[Engine, Any, str], Awaitable[str]]
+
+log = structlog.get_logger("watchdog.docker")
+
+
+def log_orphaned_revert(task: asyncio.Task[str]) -> None:
+    """The outcome of a revert whose caller stopped waiting: nobody else will report it."""
+    if task.cancelled():
+        log.warning("docker_revert_cancelled", task=task.get_name())
+    elif task.exception() is not None:
+        log.error(
+            "docker_revert_failed_unawaited", task=task.get_name(), error=str(task.exception())
+        )
+    else:
+        log.info("docker_revert_finished_unawaited", task=task.get_name(), outcome=task.result())
+
 
 
 class Reverting:

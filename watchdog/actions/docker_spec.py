@@ -87,6 +87,20 @@ def gives_up(attrs: Mapping[str, Any]) -> bool:
     return state.get("Status") in ("exited", "dead") and policy == "no"
 
 
+def state_words(attrs: Mapping[str, Any]) -> str:
+    """The container's state in words, for a failure's message."""
+    state = attrs.get("State") or {}
+    words = f"status {state.get('Status', '?')}, exit={state.get('ExitCode', '?')}"
+    if health(attrs):
+        words += f", health {health(attrs)}"
+        checks = (state.get("Health") or {}).get("Log") or []
+        if checks:
+            words += f" (last check: {str(checks[-1].get('Output', '')).strip()[:120]!r})"
+    if state.get("Error"):
+        words += f", error {state['Error']!r}"
+    return words
+
+
 # Dependencies ----------------------------------------------------------------
 
 

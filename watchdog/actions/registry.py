@@ -101,6 +101,16 @@ def _service_handlers(orchestrator: Orchestrator, protected: set[str]) -> dict[s
     async def start(step: Step, services: list[str]) -> str:
         return await orchestrator.start(services)
 
+    async def recover(step: Step, services: list[str]) -> str:
+        """The share rules' remedy: each service as its own state calls for (see docker_recover)."""
+        recoverer = getattr(orchestrator, "recover", None)
+        if recoverer is None:
+            raise ActionFailed("this orchestrator cannot tell a failing service from a healthy one")
+        params = step.param_map()
+        timeout = float(params.get("stop_timeout", 10))
+        failing = [s for s in failing_param(params.get("failing")) if s in services]
+        return str(await recoverer(services, failing=failing, stop_timeout=timeout))
+
     async def restart_dependents(step: Step) -> ActionOutcome:
         failed = services_param(step)
         finder = getattr(orchestrator, "dependents_of", None)
@@ -124,8 +134,18 @@ def _service_handlers(orchestrator: Orchestrator, protected: set[str]) -> dict[s
         "service.restart": guarded(restart),
         "service.stop": guarded(stop),
         "service.start": guarded(start),
+        "service.recover": guarded(recover),
         "service.restart_dependents": restart_dependents,
     }
+
+
+def failing_param(value: object) -> list[str]:
+    """`failing` as the planner fills it in: "web,api" (from the rule's evidence) or a list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip() and "{" not in part]
+    if isinstance(value, list | tuple):
+        return [str(item) for item in value]
+    return []
 
 
 def _revert_handler(
@@ -170,6 +190,7 @@ def build_previews(orchestrator: object) -> dict[str, Handler]:
         "service.restart": describe("restart"),
         "service.stop": describe("stop"),
         "service.start": describe("start"),
+        "service.recover": describe("recover"),
         "service.revert": describe("revert"),
     }
 
@@ -177,7 +198,13 @@ def build_previews(orchestrator: object) -> dict[str, Handler]:
 Preflight = Callable[[Step], Awaitable[list[str]]]
 
 #: Service actions whose services must exist before their plan acts at all.
-SERVICE_ACTIONS = ("service.restart", "service.stop", "service.start", "service.restart_dependents")
+SERVICE_ACTIONS = (
+    "service.restart",
+    "service.stop",
+    "service.start",
+    "service.recover",
+    "service.restart_dependents",
+)
 
 
 def build_preflights(

@@ -62,6 +62,31 @@ class SandboxOrchestrator:
     async def start(self, services: Sequence[str]) -> str:
         return await self._each("start", services)
 
+    async def recover(
+        self, services: Sequence[str], *, failing: Sequence[str], stop_timeout: float
+    ) -> str:
+        """Start the stopped processes, restart the failing ones, leave the rest alone.
+
+        The sandbox knows whether a process runs, not whether it is healthy: a
+        running one is restarted only when the core named its service as failing.
+        """
+        known = await self._services()
+        lines = []
+        for service in services:
+            for name in await self.expand([service]):
+                running = bool((known.get(name) or {}).get("running"))
+                if not running:
+                    await self._request("POST", f"/services/{name}/start")
+                    lines.append(f"{name}: stopped → started")
+                elif service in failing or name in failing:
+                    await self._request("POST", f"/services/{name}/restart")
+                    lines.append(
+                        f"{name}: running, unhealthy → restarted (its health signal is down)"
+                    )
+                else:
+                    lines.append(f"{name}: running, left alone")
+        return "; ".join(lines)
+
     async def _request(self, method: str, path: str, body: Any = None) -> Any:
         try:
             response = await self._client.request(method, self._url + path, json=body, timeout=15.0)

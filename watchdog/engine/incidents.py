@@ -76,6 +76,9 @@ class Verification:
     started: float
     passing_since: float | None = None
     last_verdicts: tuple[bool, ...] = ()
+    #: The failing checklist's last reading, and since when it has read so.
+    reading: str = ""
+    reading_since: float | None = None
     plan: Plan | None = None
 
 

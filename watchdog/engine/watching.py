@@ -73,9 +73,13 @@ class Watch:
                 verification.passing_since = now
             elif not assessment.passed:
                 verification.passing_since = None
+            if assessment.passed:
+                verification.reading, verification.reading_since = "", None
+            elif assessment.summary != verification.reading:
+                verification.reading, verification.reading_since = assessment.summary, now
             reading = moves.Checklist(
                 assessment.passed, assessment.summary, verification.started,
-                verification.passing_since,
+                verification.passing_since, verification.reading_since,
             )
             decision = self.incidents.decide(view, reading, plan)
             if not decision.moves:

@@ -145,6 +145,21 @@ ACTIONS: dict[str, ActionSpec] = {
         idempotence=always("starting a running service changes nothing"),
         summary="start services",
     ),
+    # What the share rules (half, every service down) run: the failing services are
+    # restarted, the stopped ones started, the healthy ones left alone. It decides from
+    # the engine's own state and from `failing`, the services whose health signal
+    # breached when the plan was made (filled in by the core from the rule's evidence),
+    # never by reading a probe itself.
+    "service.recover": ActionSpec(
+        Risk.SAFE,
+        ("services",),
+        ("failing", "stop_timeout"),
+        idempotence=always(
+            "a second run restarts or starts a service at most once more and leaves it "
+            "running, as one run does; a healthy service is left alone"
+        ),
+        summary="restart the failing services, start the stopped ones, leave the healthy alone",
+    ),
     "service.restart_dependents": ActionSpec(
         Risk.SAFE,
         ("services",),

@@ -133,11 +133,12 @@ def _rule_problems(policy: Policy) -> Iterator[Problem]:
                 f"one of the scenarios {_known(policy.scenarios)}",
             )
         for placeholder in _placeholders(rule.subject, *rule.params.values()):
-            if placeholder not in ("series", "signal", "target", "service"):
+            if placeholder not in ("series", "signal", "target", "service", "failing"):
                 yield Problem(
                     f"{path}.subject",
                     f"{{{placeholder}}}",
-                    "only {series}, {signal}, {target}, {service}",
+                    "only {series}, {signal}, {target}, {service}, {failing} (the services "
+                    "whose input meets a count or share signal's `where`)",
                 )
         scenario = policy.scenarios.get(rule.scenario)
         if scenario is not None:

@@ -22,7 +22,7 @@ COMPENSATE = "compensate: "
 
 #: Actions after which the named services run, whatever ran before: a stop of
 #: them needs no compensation any more.
-_RUNNING_AFTER = frozenset({"service.start", "service.restart"})
+_RUNNING_AFTER = frozenset({"service.start", "service.restart", "service.recover"})
 
 
 def compensation_for(step: Step, incident_id: int) -> Step | None:

@@ -46,6 +46,8 @@ class Checklist:
     summary: str
     started: float
     passing_since: float | None
+    #: Since when a failing checklist has read exactly as it does now (None: passing).
+    unchanged_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from watchdog.policy.move_events import (
     Votes,
 )
 from watchdog.policy.schema import GuardSpec
+from watchdog.policy.verify import stalled
 
 __all__ = [
     "HOLD",
@@ -252,13 +253,13 @@ def _verified(incident: Incident, event: Checklist, now: float) -> Decision:
                 )
             )
         return HOLD
-    if now - event.started > plan.verify_timeout_seconds:
+    timeout = plan.verify_timeout_seconds
+    if now - event.started > timeout:
         return _failure(
-            incident,
-            f"checklist did not hold within {format_duration(plan.verify_timeout_seconds)}: "
-            f"{event.summary}",
+            incident, f"checklist did not hold within {format_duration(timeout)}: {event.summary}"
         )
-    return HOLD
+    stuck = stalled(plan, event.unchanged_since, now)
+    return _failure(incident, f"{stuck}: {event.summary}") if stuck else HOLD
 
 
 def counted_votes(incident: Incident, votes: Votes) -> list[Vote]:

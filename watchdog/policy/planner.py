@@ -48,6 +48,7 @@ def plan_for(
         checklist=checklist,
         verify_for_seconds=spec.verify_for,
         verify_timeout_seconds=spec.verify_timeout,
+        give_up_seconds=spec.give_up,
         authorization=authorization,
         reason=f"{severity} {scenario}"
         + (f" ({spec.runbook})" if spec.runbook else "")

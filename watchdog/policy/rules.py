@@ -81,6 +81,8 @@ class Evaluator:
         self._derived = [s for s in policy.signals if isinstance(s, DerivedSignal)]
         # How old an input may be and still count toward a derived value.
         self._max_age = {s.name: s.staleness_limit() for s in policy.signals}
+        # The service each input of a derived signal speaks for, for `{failing}`.
+        self._service = {s.name: _service_of(policy, s) for s in policy.signals}
 
     def derive(self, windows: Windows, now: float) -> list[Observation]:
         """Observations of the derived signals, from the latest values of their inputs."""
@@ -102,7 +104,8 @@ class Evaluator:
                 if after is not before:
                     new_states[key] = after
                 if after.active:
-                    finding = self._finding(rule, series, after, now, latest)
+                    failing = self.failing(rule.signal, windows, now)
+                    finding = self._finding(rule, series, after, now, latest, failing=failing)
                     tick.active.append(finding)
                     if not before.active:
                         tick.fired.append(finding)
@@ -150,6 +153,26 @@ class Evaluator:
             return RuleState(value=value)
         return replace(state, clear_since=clear_since, value=value)
 
+    def failing(self, signal: AnySignal, windows: Windows, now: float) -> str:
+        """For a count or share: the services whose fresh input meets its `where`, "a,b".
+
+        It is the rule's evidence made data: a plan of the share rules ("half the
+        services down") names them as `{failing}`, so its step restarts those and
+        leaves the others alone without reading a probe. Empty for any other signal.
+        """
+        if not isinstance(signal, DerivedSignal) or signal.where is None:
+            return ""
+        compare, threshold = COMPARE[signal.where.op], signal.where.threshold
+        found: list[str] = []
+        for name in signal.of:
+            limit = self._max_age.get(name)
+            for series, sample in windows.latest_all(name):
+                if limit is not None and now - sample.at > limit:
+                    continue
+                if sample.value is not None and compare(sample.value, threshold):
+                    found.append(self._service.get(name) or series or name)
+        return ",".join(sorted(dict.fromkeys(found)))
+
     @staticmethod
     def _measure(
         rule: _CompiledRule, windows: Windows, series: str, latest: Sample, now: float
@@ -167,6 +190,7 @@ class Evaluator:
         now: float,
         latest: Sample,
         cleared: bool = False,
+        failing: str = "",
     ) -> Finding:
         spec = rule.spec
         words = {
@@ -174,6 +198,7 @@ class Evaluator:
             "signal": spec.signal,
             "target": getattr(rule.signal, "target", ""),
             "service": rule.service or series,
+            "failing": failing,
         }
         since = state.breach_since if state.breach_since is not None else now
         value = "no value" if state.value is None else f"{state.value:.4g}"

@@ -54,6 +54,7 @@ def compress_time(policy: Policy, factor: float) -> Policy:
             update={
                 "verify_for": s(scenario.verify_for),
                 "verify_timeout": s(scenario.verify_timeout),
+                "give_up": None if scenario.give_up is None else s(scenario.give_up),
                 "checklist": [
                     c.model_copy(update={"window": s(c.window)}) for c in scenario.checklist
                 ],

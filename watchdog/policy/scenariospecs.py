@@ -85,6 +85,16 @@ class ScenarioSpec(Strict):
     checklist: list[CheckSpec] = Field(default_factory=list)
     verify_for: Duration = 30.0
     verify_timeout: Duration = 120.0
+    # Off unless a scenario says: giving up climbs to `next`, and a ladder whose next
+    # rung is heavier (a restore) must not be climbed on a guess about a slow start.
+    give_up: Duration | None = Field(
+        None,
+        description="give the plan up (climb to `next`, else page) once its checklist has "
+        "failed with the very same reading for this long after the steps, instead of "
+        "waiting out verify_timeout: the steps did not change what the rule sees. Set it "
+        "above the slowest start of the services the plan touches; unset, the plan waits "
+        "out verify_timeout",
+    )
     impact: list[str] = Field(default_factory=list)
     next: str | None = Field(
         None, description="the next rung of the remediation ladder when this one fails"

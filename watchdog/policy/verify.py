@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from watchdog.model import Check
+from watchdog.model import Check, Plan
+from watchdog.policy.durations import format_duration
 from watchdog.policy.rules import COMPARE
 from watchdog.policy.windows import Windows, change_per_minute
 
@@ -70,3 +71,23 @@ def _assess_one(check: Check, windows: Windows, now: float, max_age: float) -> C
     if failing:
         return CheckResult(check, False, f"{check.description}: " + ", ".join(failing))
     return CheckResult(check, True, check.description)
+
+
+def stalled(plan: Plan, unchanged_since: float | None, now: float) -> str | None:
+    """Why a plan's verification is given up early, or None to keep waiting.
+
+    A checklist that still fails with the very same reading `give_up` after the
+    steps says the steps did not change what the rule sees (a start of a running
+    service, a restart that did not help): waiting out `verify_timeout` would leave
+    the fault in place for nothing, so the plan climbs to its next rung or pages.
+    """
+    give_up, timeout = plan.give_up_seconds, plan.verify_timeout_seconds
+    if give_up is None or give_up >= timeout or unchanged_since is None:
+        return None
+    if now - unchanged_since < give_up:
+        return None
+    return (
+        f"checklist unchanged for {format_duration(now - unchanged_since)} after the steps "
+        f"(give_up {format_duration(give_up)}): they did not change what the rule sees, so "
+        f"the plan does not wait out its {format_duration(timeout)} timeout"
+    )

@@ -85,6 +85,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "checklist": [dataclasses.asdict(check) for check in plan.checklist],
         "verify_for_seconds": plan.verify_for_seconds,
         "verify_timeout_seconds": plan.verify_timeout_seconds,
+        "give_up_seconds": plan.give_up_seconds,
         "authorization": {
             "mode": auth.mode.value,
             "reason": auth.reason,
@@ -105,6 +106,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
         checklist=tuple(Check(**check) for check in data["checklist"]),
         verify_for_seconds=data["verify_for_seconds"],
         verify_timeout_seconds=data["verify_timeout_seconds"],
+        give_up_seconds=data.get("give_up_seconds"),  # None in plans journaled before it
         authorization=Authorization(
             mode=AuthMode(auth["mode"]),
             reason=auth["reason"],
