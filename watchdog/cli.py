@@ -23,8 +23,8 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from watchdog import clihandlers as handle
 from watchdog import cligrammar
+from watchdog import clihandlers as handle
 from watchdog.policyfile import PolicyError
 from watchdog.scrub import register_startup_secrets, scrub_text
 from watchdog.scrubstream import scrubbed_output

@@ -208,7 +208,9 @@ def followups(args: argparse.Namespace) -> int:
             person_name=args.person,
             people_file=people_file,
         )
-    return list_command(state=existing_journal(settings), include_done=args.all, people_file=people_file)
+    return list_command(
+        state=existing_journal(settings), include_done=args.all, people_file=people_file
+    )
 
 
 def report(args: argparse.Namespace) -> int:

@@ -91,7 +91,8 @@ def test_an_existing_journal_is_read(tmp_path: Path) -> None:
 
 def test_an_unknown_incident_is_named_plainly(tmp_path: Path) -> None:
     open_journal(str(tmp_path / "j.db")).close()
-    line = one_line(cli("incidents", "show", "99", "--state", str(tmp_path / "j.db"), home=tmp_path))
+    state = str(tmp_path / "j.db")
+    line = one_line(cli("incidents", "show", "99", "--state", state, home=tmp_path))
     assert line == "watchdog incidents: no incident with id 99"
 
 
@@ -188,3 +189,17 @@ def test_refusals_say_states_in_words_and_a_reject_needs_a_comment(tmp_path: Pat
         f"watchdog approve: incident {incident} is escalated (a human has taken over), "
         "not waiting for an approval"
     ]
+
+
+def test_the_timeline_numbers_steps_from_1_as_the_plan_does(tmp_path: Path) -> None:
+    from watchdog.model import Risk, Step
+
+    journal = open_journal(str(tmp_path / "j.db"))
+    try:
+        incident = awaiting(journal, load_policy(POLICY), "database_migration_failure")
+        step = Step("restart", "service.restart", Risk.SAFE, (("service", "api"),))
+        journal.step_started(incident, index=0, step=step, at=time.time())
+        summaries = [event.summary for event in journal.timeline(incident)]
+    finally:
+        journal.close()
+    assert any(s.startswith("step 1 restart") for s in summaries), summaries
