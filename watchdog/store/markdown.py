@@ -174,7 +174,8 @@ def _steps(steps: Sequence[StepRecord]) -> list[str]:
     for s in steps:
         if s.output.strip():
             fence = "````" if "```" in s.output else "```"
-            lines += ["", f"Output of step {s.index + 1} {s.name} (attempt {s.attempt}):", "", fence]
+            heading = f"Output of step {s.index + 1} {s.name} (attempt {s.attempt}):"
+            lines += ["", heading, "", fence]
             lines += [*s.output.rstrip().splitlines(), fence]
     return lines
 
