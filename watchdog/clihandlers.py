@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+from watchdog.commands.journalfile import existing_journal
 from watchdog.logs import configure_logging
 from watchdog.policy.scaling import compress_time
 from watchdog.policy.schema import Policy
@@ -131,7 +132,7 @@ def config(args: argparse.Namespace) -> int:
     policy = load_registered(args.policy)
     tables = [args.table] if args.table else policy.last_good.tables
     if args.action == "snapshots":
-        journal = open_journal(settings.state)
+        journal = open_journal(existing_journal(settings))
         try:
             print(snapshots_text(journal, tables))
         finally:
@@ -148,7 +149,7 @@ def config(args: argparse.Namespace) -> int:
 def incidents(args: argparse.Namespace) -> int:
     if args.action == "close":
         return close(args)
-    journal = open_journal(settings_for(args).state)
+    journal = open_journal(existing_journal(settings_for(args)))
     try:
         if args.action == "show":
             if args.id is None:
@@ -186,7 +187,7 @@ def close(args: argparse.Namespace) -> int:
         incident_id=args.id,
         person_name=args.person,
         comment=args.comment,
-        state=settings.state,
+        state=existing_journal(settings),
         people_file=people_path(args.people, settings.people),
         close_roles=close_roles,
         followup_items=policy.followups if policy is not None else None,
@@ -202,12 +203,14 @@ def followups(args: argparse.Namespace) -> int:
     people_file = Path(args.people) if args.people else settings.people
     if args.action == "done":
         return done_command(
-            state=settings.state,
+            state=existing_journal(settings),
             followup_id=args.id,
             person_name=args.person,
             people_file=people_file,
         )
-    return list_command(state=settings.state, include_done=args.all, people_file=people_file)
+    return list_command(
+        state=existing_journal(settings), include_done=args.all, people_file=people_file
+    )
 
 
 def report(args: argparse.Namespace) -> int:
@@ -217,7 +220,7 @@ def report(args: argparse.Namespace) -> int:
 
     settings = settings_for(args)
     return report_command(
-        state=settings.state,
+        state=existing_journal(settings),
         incident_id=args.id,
         out=args.out,
         people_file=Path(args.people) if args.people else settings.people,
@@ -226,7 +229,7 @@ def report(args: argparse.Namespace) -> int:
 
 def flagger(value: str) -> object:
     def handler(args: argparse.Namespace) -> int:
-        journal = open_journal(settings_for(args).state)
+        journal = open_journal(existing_journal(settings_for(args)))
         try:
             journal.set_flag(PAUSED_FLAG, value, at=time.time())
         finally:
@@ -266,7 +269,7 @@ def decider(decision: str) -> object:
 
         settings = settings_for(args)
         path = people_path(args.people, settings.people)
-        return decide_command(args, settings.state, path, decision)
+        return decide_command(args, existing_journal(settings), path, decision)
 
     return handler
 

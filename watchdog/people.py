@@ -245,8 +245,12 @@ def add_person(
     roles: Iterable[str],
     token: str,
     allowed: Sequence[str] | None = None,
+    *,
+    rotate: bool = False,
 ) -> Person:
-    """Add a person (or replace their roles and token) in the file; only the hash is written.
+    """Add a person (or, with `rotate`, replace their roles and token) in the file; only the
+    hash is written. Without `rotate` an existing name is refused: typing `people add alice`
+    a second time must not silently void the token she is using.
 
     `allowed` are the policy's roles: a role outside them is refused here rather
     than when the daemon next reads the file.
@@ -266,6 +270,11 @@ def add_person(
             f"({', '.join(allowed or ())})"
         )
     people = load_people(path) if path.exists() else []
+    if not rotate and any(p.name == name for p in people):
+        raise PeopleError(
+            f"{name} is already in {path}; add --rotate to replace their roles and token "
+            "(the old token stops working)"
+        )
     person = Person(name, wanted, hash_token(token))
     people = [p for p in people if p.name != name] + [person]
     body = {

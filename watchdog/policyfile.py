@@ -149,6 +149,11 @@ def _problem(error: Any) -> Problem:
             continue
         else:
             path += f".{part}" if path else str(part)
+    if error["type"] == "union_tag_invalid":  # a signal's `kind`: name it, never the whole dict
+        context = error.get("ctx", {})
+        tags = str(context.get("expected_tags", "")).replace("'", "")
+        key = str(context.get("discriminator", "kind")).strip("'")
+        return Problem(f"{path}.{key}", repr(context.get("tag")), f"one of {tags}")
     found = "nothing" if error["type"] == "missing" else repr(error.get("input"))
     if len(found) > 80:
         found = found[:77] + "..."

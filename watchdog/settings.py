@@ -2,20 +2,48 @@
 
 From the environment (WATCHDOG_*) with command-line flags taking precedence.
 Policy is what to do; settings are where this particular daemon runs.
+
+The journal's default is an absolute path under the state directory
+(WATCHDOG_STATE_DIR, else $XDG_STATE_HOME/watchdog or ~/.local/state/watchdog), never
+relative to the current folder: `watchdog incidents` run from another folder must read
+the journal the daemon writes, not a new empty one.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: When neither HOME nor the password database names a home folder (a container's uid).
+SYSTEM_STATE_DIR = Path("/var/lib/watchdog")
+JOURNAL_NAME = "journal.db"
+
+
+def default_state_dir() -> Path:
+    """$XDG_STATE_HOME/watchdog, else ~/.local/state/watchdog: absolute, per user."""
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "watchdog"
+    try:
+        return Path.home() / ".local" / "state" / "watchdog"
+    except RuntimeError:
+        return SYSTEM_STATE_DIR
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WATCHDOG_", extra="ignore")
 
-    state: str = Field("state/journal.db", description="journal: a path or sqlite:/// URL")
+    state_dir: Path = Field(
+        default_factory=default_state_dir,
+        description="where the journal and backups go unless WATCHDOG_STATE or "
+        "WATCHDOG_BACKUP_DIR say otherwise (default ~/.local/state/watchdog)",
+    )
+    state: str = Field("", description="journal: a path or sqlite:/// URL (default: "
+                       "journal.db in the state directory)")
     listen: str = Field("127.0.0.1:9095", description="host:port of the HTTP API")
     orchestrator: str | None = Field(
         None,
@@ -31,7 +59,8 @@ class Settings(BaseSettings):
         "libpq's PGPASSWORD also works. Never logged.",
         repr=False,
     )
-    backup_dir: Path = Field(Path("state/backups"), description="CSV backups of tables")
+    backup_dir: Path = Field(Path(""), description="CSV backups of tables (default: backups "
+                             "in the state directory)")
     time_scale: float = Field(1.0, gt=0, description="divide policy durations by this (drills)")
     log_format: str = Field("auto", description="json, console, or auto (console on a terminal)")
     log_level: str = "info"
@@ -70,6 +99,19 @@ class Settings(BaseSettings):
         description="report the daemon's own errors and failed rollbacks to Sentry",
     )
 
+    def model_post_init(self, context: Any, /) -> None:
+        """Fill the journal and backup paths from the state directory, made absolute."""
+        self.state_dir = self.state_dir.expanduser().absolute()
+        if not self.state:
+            self.state = str(self.state_dir / JOURNAL_NAME)
+        if self.backup_dir == Path(""):
+            self.backup_dir = self.state_dir / "backups"
+
+    @property
+    def default_journal(self) -> str:
+        """Where the journal is when WATCHDOG_STATE and --state are not given."""
+        return str(self.state_dir / JOURNAL_NAME)
+
     @field_validator("read_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -82,7 +124,7 @@ class Settings(BaseSettings):
     def _host_port(cls, value: str) -> str:
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit():
-            raise ValueError(f"expected host:port such as 127.0.0.1:9095, found {value!r}")
+            raise ValueError("host:port such as 127.0.0.1:9095")
         return value
 
     @property
@@ -92,3 +134,22 @@ class Settings(BaseSettings):
     @property
     def listen_port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+
+#: The command-line flag that overrides a setting, where there is one.
+FLAGS = {"state": "--state", "listen": "--listen", "time_scale": "--time-scale"}
+
+
+def settings_problem(error: ValidationError) -> str:
+    """A bad setting in one line: which setting (its variable and flag), what was found and
+    what was expected; never pydantic's dump with its documentation URL."""
+    problems = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "?"
+        variable = f"WATCHDOG_{name.upper()}"
+        where = f"{FLAGS[name]} / {variable}" if name in FLAGS else variable
+        expected = str(item["msg"])
+        for prefix in ("Value error, ", "Input should be "):
+            expected = expected.removeprefix(prefix)
+        problems.append(f"{where}: found {item.get('input')!r}; expected {expected}")
+    return "; ".join(problems)

@@ -74,7 +74,10 @@ def test_a_person_without_the_role_the_plan_needs_gets_403(api: Api) -> None:
     assert refused.status_code == 403
     assert "tara (team)" in refused.json()["detail"] and "needs a lead" in refused.json()["detail"]
     assert api.client.post(url(p0), headers=api.bearer("lee")).status_code == 403
-    assert api.client.post(url(p0, "reject"), headers=api.bearer("lee")).status_code == 403
+    assert api.client.post(url(p0, "reject"), headers=api.bearer("lee"),
+                           json={"comment": "no"}).status_code == 403
+    bare = api.client.post(url(p0, "reject"), headers=api.bearer("olga"))
+    assert bare.status_code == 422 and "comment" in bare.json()["detail"]
     assert api.client.post(url(p0), headers=api.bearer("olga")).status_code == 200
     assert api.journal.approvals(p1) == []
 
@@ -85,10 +88,11 @@ def test_no_such_incident_is_404_and_not_awaiting_approval_is_409(api: Api) -> N
     api.journal.set_state(incident, state="approved", at=time.time(), reason="by lee")
     conflict = api.client.post(url(incident), headers=api.bearer("lee"))
     assert conflict.status_code == 409
-    assert "is approved, not awaiting_approval" in conflict.json()["detail"]
+    assert "is already approved, not waiting for an approval" in conflict.json()["detail"]
     closed = awaiting(api.journal, api.policy, P1)
     api.journal.set_state(closed, state="escalated", at=time.time(), reason="x", closed=True)
-    assert api.client.post(url(closed, "reject"), headers=api.bearer("lee")).status_code == 409
+    assert api.client.post(url(closed, "reject"), headers=api.bearer("lee"),
+                           json={"comment": "x"}).status_code == 409
     assert api.journal.approvals(incident) == api.journal.approvals(closed) == []
 
 

@@ -54,11 +54,11 @@ def test_approve_and_reject_from_the_cli_with_their_exit_codes(tmp_path: Path) -
     where = ("--state", state, "--people", str(people))
 
     wrong_role = run_cli("approve", str(incident), "--as", "tara", *where)
-    assert wrong_role.returncode == 1 and "its plan needs a lead" in wrong_role.stdout
+    assert wrong_role.returncode == 1 and "its plan needs a lead" in wrong_role.stderr
     nobody = run_cli("approve", str(incident), "--as", "zed", *where)
     assert nobody.returncode == 2 and "no person named 'zed'" in nobody.stderr
     missing = run_cli("approve", "77", "--as", "lee", *where)
-    assert missing.returncode == 2 and "no incident 77" in missing.stdout
+    assert missing.returncode == 2 and "no incident 77" in missing.stderr
     bare = run_cli("reject", str(incident), "--as", "lee", *where)
     assert bare.returncode == 2 and "--comment" in bare.stderr
 
@@ -69,7 +69,7 @@ def test_approve_and_reject_from_the_cli_with_their_exit_codes(tmp_path: Path) -
         "the daemon starts the plan on its next tick"
     )
     twice = run_cli("approve", str(incident), "--as", "lee", *where)
-    assert twice.returncode == 1 and "counts once" in twice.stdout
+    assert twice.returncode == 1 and "counts once" in twice.stderr
     rejected = run_cli(
         "reject", str(incident), "--as", "lee", "--comment", "changed my mind", *where
     )

@@ -100,7 +100,7 @@ def test_two_distinct_team_members_approve_and_the_same_one_counts_once(
         shown = cli(stage, crew, "incidents", "show", str(number))
         assert "Approvals (2)" in shown.stdout and "tara (team) approve" in shown.stdout
         late = cli(stage, crew, "approve", str(number), "--as", "lena")
-        assert late.returncode == 1 and "not awaiting_approval" in late.stdout
+        assert late.returncode == 1 and "not waiting for an approval" in late.stderr
 
 
 def test_a_rejection_escalates_and_the_cli_names_what_is_wrong(
@@ -113,9 +113,9 @@ def test_a_rejection_escalates_and_the_cli_names_what_is_wrong(
         stranger = cli(stage, crew, "approve", str(number), "--as", "mallory")
         assert stranger.returncode == 2 and "no person named 'mallory'" in stranger.stderr
         missing = cli(stage, crew, "approve", "999", "--as", "tara")
-        assert missing.returncode == 2 and "no incident 999" in missing.stdout
+        assert missing.returncode == 2 and "no incident 999" in missing.stderr
         lead = cli(stage, crew, "approve", str(number), "--as", "lee")
-        assert lead.returncode == 1 and "needs a team" in lead.stdout
+        assert lead.returncode == 1 and "needs a team" in lead.stderr
 
         rejected = cli(stage, crew, "reject", str(number), "--as", "tara", "--comment", "wait")
         assert rejected.returncode == 0, rejected.stderr

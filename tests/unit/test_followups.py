@@ -117,7 +117,7 @@ def test_the_report_has_every_section_with_times_reasons_and_outputs() -> None:
     assert text.startswith("# Incident 7: P2 service_failure\n")
     assert "- api stops for a few seconds" in text  # impact
     assert "triaged → executing: safe step, auto" in text  # the reason of a decision
-    assert "| 0 | restart the failed service | service.restart | safe | 1 |" in text
+    assert "| 1 | restart the failed service | service.restart | safe | 1 |" in text
     assert "| 2.500s | succeeded |" in text  # the step's duration
     assert "```\nrestarted api | pid 42\nhealthy\n```" in text  # its output, verbatim
     assert "**lee** (lead) approve: go" in text

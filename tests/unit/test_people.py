@@ -51,7 +51,9 @@ def test_people_add_writes_only_the_hash_readable_by_its_owner(tmp_path: Path) -
     people = load_people(path, ROLES)
     assert [(p.name, p.roles) for p in people] == [("lee", ("lead",)), ("tara", ("team", "oncall"))]
     replaced = new_token()
-    add_person(path, "lee", ["lead", "oncall"], replaced)
+    with pytest.raises(PeopleError, match="--rotate"):
+        add_person(path, "lee", ["lead", "oncall"], replaced)
+    add_person(path, "lee", ["lead", "oncall"], replaced, rotate=True)
     (lee,) = [p for p in load_people(path) if p.name == "lee"]
     assert lee.roles == ("lead", "oncall") and token_matches(replaced, lee.token_hash)
     assert not token_matches(token, lee.token_hash)
@@ -134,7 +136,7 @@ def test_a_made_up_bearer_token_costs_no_hashing(
         assert people.bearer(made_up) is None
     assert checks == [], "no scrypt for a token that names no one's salt"
     lee = new_token()
-    add_person(path, "lee", ["team"], lee)
+    add_person(path, "lee", ["team"], lee, rotate=True)
     assert people.bearer(lee) is not None and len(checks) == 1
 
 
@@ -147,7 +149,7 @@ def test_a_changed_file_is_read_again_and_a_broken_one_keeps_the_last_good(
     people = People(path, ROLES)
     assert people.bearer(lee) is not None
     rotated = new_token()
-    add_person(path, "lee", ["lead"], rotated)
+    add_person(path, "lee", ["lead"], rotated, rotate=True)
     assert people.bearer(lee) is None, "the old token stops working once the file changes"
     assert people.bearer(rotated) is not None
     path.write_text("people: [")

@@ -7,6 +7,7 @@ shared with the API and the web page; this module only wires the command line.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +52,7 @@ def decide_command(args: argparse.Namespace, state: str, people_file: Path, deci
             at=time.time(),
         )
     except Refused as refused:
-        print(f"watchdog {decision}: {refused.message}")
+        print(f"watchdog {decision}: {refused.message}", file=sys.stderr)
         return 2 if refused.status in (404, 422) else 1
     finally:
         journal.close()
@@ -71,7 +72,9 @@ def people_command(
             raise PeopleError("`people add` needs a NAME, e.g. watchdog people add lee --role lead")
         token = new_token()
         allowed = roles if roles is not None else DEFAULT_ROLES
-        person = add_person(people_file, args.name, args.role or [], token, allowed)
+        person = add_person(
+            people_file, args.name, args.role or [], token, allowed, rotate=args.rotate
+        )
         print(f"{person.name} ({', '.join(person.roles)}) written to {people_file}")
         print("personal token (shown once, only its hash is stored):")
         print(token)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
@@ -30,6 +31,8 @@ from watchdog.actions.sandbox import SandboxConfigStore, SandboxOrchestrator
 from watchdog.actions.schemaguard import SchemaGuard
 from watchdog.api.alertmanager import ReceiverSettings
 from watchdog.api.app import create_app
+from watchdog.commands.journalfile import journal_path
+from watchdog.commands.listener import listening_socket
 from watchdog.engine.daemon import Daemon
 from watchdog.engine.executor import Preflight
 from watchdog.heap import settle_heap
@@ -44,6 +47,7 @@ from watchdog.reporting import flush_sentry, init_sentry
 from watchdog.scrub import register_startup_secrets, scrub_text
 from watchdog.settings import Settings
 from watchdog.store.journal import Journal, open_journal
+from watchdog.store.sqlite_base import DaemonLock
 
 log = structlog.get_logger("watchdog.runner")
 
@@ -307,7 +311,25 @@ class _QuietServer(uvicorn.Server):
 
 
 async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) -> int:
-    """Run the daemon and its API until SIGTERM or SIGINT; 0 on a clean stop."""
+    """Run the daemon and its API until SIGTERM or SIGINT; 0 on a clean stop.
+
+    First, before anything is logged: the journal's lock (a second daemon on the same
+    journal is refused, naming the first one's pid) and the API's port (a busy one is
+    refused); both end `watchdog run` in one line with exit 2.
+    """
+    journal_file = journal_path(settings.state).absolute()
+    with DaemonLock(journal_file), listening_socket(settings) as listener:
+        return await _serve(policy, settings, listener, journal_file, dry_run=dry_run)
+
+
+async def _serve(
+    policy: Policy,
+    settings: Settings,
+    listener: socket.socket,
+    journal_file: os.PathLike[str],
+    *,
+    dry_run: bool,
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -338,8 +360,9 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
             )
         )
         settle_heap()  # everything long-lived exists now
-        api = asyncio.create_task(server.serve(), name="api")
-        log.info("listening", url=f"http://{settings.listen}", journal=scrub_text(settings.state))
+        api = asyncio.create_task(server.serve(sockets=[listener]), name="api")
+        journal_at = scrub_text(str(journal_file))
+        log.info("listening", url=f"http://{settings.listen}", journal=journal_at)
         try:
             await daemon.run(stop)
         finally:

@@ -6,7 +6,7 @@ journal on its next tick and acts: the role the plan needs, distinct people
 toward the quorum, a rejection escalates. This module refuses what could never
 count, with the HTTP status each refusal maps to: no such incident (404), not
 awaiting approval or already approved by this person (409), a person without the
-role the plan needs (403).
+role the plan needs (403), and a rejection without a comment (422).
 """
 
 from __future__ import annotations
@@ -23,6 +23,22 @@ from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord
 
 AWAITING = "awaiting_approval"
+#: An incident's state as a refusal says it to a person (the journal's names are for code).
+STATE_WORDS = {
+    "detected": "just detected",
+    "triaged": "triaged, with no plan waiting",
+    "approved": "already approved",
+    "rejected": "rejected",
+    "expired": "expired (nobody approved in time)",
+    "executing": "running its plan",
+    "verifying": "checking that its plan worked",
+    "resolved": "resolved",
+    "failed": "failed",
+    "escalated": "escalated (a human has taken over)",
+    "notified": "notified",
+    "closed": "closed",
+}
+NO_REASON = "a rejection needs a comment saying why"
 COMMENT_LIMIT = 2000
 #: The largest row id the journal (SQLite INTEGER) can hold; anything above is no incident.
 LARGEST_ID = 2**63 - 1
@@ -72,6 +88,8 @@ def record_decision(
     """Check that `person` may decide on the incident's plan now, then journal it."""
     if decision not in ("approve", "reject"):
         raise Refused(422, f"decision {decision!r}: expected approve or reject")
+    if decision == "reject" and not comment.strip():
+        raise Refused(422, NO_REASON)  # the same rule for the API, the web page and the CLI
     if len(comment) > COMMENT_LIMIT:
         raise Refused(422, f"comment: {len(comment)} characters, expected at most {COMMENT_LIMIT}")
     if not all(c.isprintable() or c in "\n\r\t" for c in comment):
@@ -82,8 +100,11 @@ def record_decision(
     except KeyError:
         raise Refused(404, f"no incident {incident_id}") from None
     if not record.is_open or record.state != AWAITING:
-        closed = "" if record.is_open else " (closed)"
-        raise Refused(409, f"incident {incident_id} is {record.state}{closed}, not {AWAITING}")
+        words = STATE_WORDS.get(record.state, record.state)
+        closed = "" if record.is_open or record.state == "closed" else ", and closed"
+        raise Refused(
+            409, f"incident {incident_id} is {words}{closed}, not waiting for an approval"
+        )
     plan = journal.plan(incident_id)
     needed = plan.authorization if plan is not None else None
     if plan is None or needed is None or needed.mode is not AuthMode.APPROVAL or not needed.role:

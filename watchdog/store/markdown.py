@@ -168,13 +168,14 @@ def _steps(steps: Sequence[StepRecord]) -> list[str]:
     for s in steps:
         took = f"{s.finished_at - s.started_at:.3f}s" if s.finished_at is not None else "unfinished"
         lines.append(
-            f"| {s.index} | {_cell(s.name)} | {s.action} | {s.risk.value} | {s.attempt} | "
+            f"| {s.index + 1} | {_cell(s.name)} | {s.action} | {s.risk.value} | {s.attempt} | "
             f"{iso_utc(s.started_at)} | {took} | {s.status} |"
         )
     for s in steps:
         if s.output.strip():
             fence = "````" if "```" in s.output else "```"
-            lines += ["", f"Output of step {s.index} {s.name} (attempt {s.attempt}):", "", fence]
+            heading = f"Output of step {s.index + 1} {s.name} (attempt {s.attempt}):"
+            lines += ["", heading, "", fence]
             lines += [*s.output.rstrip().splitlines(), fence]
     return lines
 

@@ -19,6 +19,7 @@ row helpers every job writes through (`insert_event`, `require_incident`,
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -54,10 +55,58 @@ def _create_private(path: Path) -> None:
         os.close(descriptor)
 
 
+class JournalLocked(Exception):
+    """Another live daemon holds the journal's lock; the message names its pid."""
+
+
+class DaemonLock:
+    """`journal.db.lock` beside the journal, flock'ed by the one daemon that writes it.
+
+    A second daemon on the same journal would take over the first one's incidents (its
+    start-up resumes them as after a crash), so it is refused with the holder's pid.
+    The kernel releases a flock when its process dies, SIGKILL included: a lock left by
+    a crashed daemon never blocks the restart. Commands (`incidents`, `approve`, ...)
+    never take it: they read and write beside a running daemon, as they always did.
+    """
+
+    def __init__(self, journal: Path) -> None:
+        self.journal = journal
+        self.path = journal.with_name(journal.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, JOURNAL_MODE)  # never truncated here
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise JournalLocked(
+                f"another watchdog (pid {holder}) is already running on the journal "
+                f"{self.journal}; stop it first, or give this one its own --state"
+            ) from None
+        os.ftruncate(fd, 0)  # ours now: the pid of the previous holder goes
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Unlock (closing the descriptor does); the file stays, naming nobody alive."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> DaemonLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def dumps(value: Any) -> str:
     """The one JSON encoding of the journal: sorted keys, anything else as a string."""
     return json.dumps(value, sort_keys=True, default=str)
-
 
 
 class SqliteBase:

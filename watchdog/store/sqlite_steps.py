@@ -50,7 +50,7 @@ class SqliteSteps(SqliteBase):
             ).fetchone()
             if previous is not None and previous["status"] == "started":
                 raise ValueError(
-                    f"step {index} of incident {incident_id} is still started "
+                    f"step {index + 1} of incident {incident_id} is still started "
                     f"(step row {previous['id']}, attempt {previous['attempt']}); "
                     "finish it (e.g. as 'unknown') before starting it again"
                 )
@@ -80,7 +80,7 @@ class SqliteSteps(SqliteBase):
                 at=at,
                 kind="step_started",
                 summary=(
-                    f"step {index} {step.name} (attempt {attempt}"
+                    f"step {index + 1} {step.name} (attempt {attempt}"
                     + (f", rung {rung}" if rung else "")
                     + f"): {step.action} [{step.risk.value}]"
                 ),
@@ -158,7 +158,7 @@ def finish_step(
         at=at,
         kind=f"step_{status}",
         summary=(
-            f"step {row['idx']} {row['name']} (attempt {row['attempt']}) {status}"
+            f"step {row['idx'] + 1} {row['name']} (attempt {row['attempt']}) {status}"
             + (f": {first_line}" if first_line else "")
         ),
         data={
