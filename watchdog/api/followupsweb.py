@@ -37,12 +37,11 @@ def report_response(
     incident_id: int,
     now: float,
     headers: dict[str, str],
-) -> Response:
-    """The incident report as Markdown (`watchdog report ID`'s text), or a 404 naming the id."""
+) -> Response | None:
+    """The incident report as Markdown (`watchdog report ID`'s text), or None when there is
+    no such incident (the route answers with the page's own 404 notice, as for the page)."""
     try:
         facts = read_facts(journal, incident_id, people.holders() if people is not None else {})
     except KeyError:
-        return Response(
-            f"There is no incident {incident_id}.\n", 404, headers=headers, media_type=MARKDOWN
-        )
+        return None
     return Response(incident_markdown(facts, now=now), headers=headers, media_type=MARKDOWN)

@@ -169,22 +169,21 @@ def web_router(
                 values["refresh"] = 0
             return page(request, "incident.html", close_roles=close_roles, **values)
         except KeyError:
-            return page(
-                request,
-                "message.html",
-                404,
-                title="Not found",
-                message=f"There is no incident {incident_id}.",
-            )
+            return no_incident(request, incident_id)
+
+    def no_incident(request: Request, incident_id: int) -> Response:
+        return page(request, "message.html", 404, title="Not found",
+                    message=f"There is no incident {incident_id}.")
 
     @router.get("/ui/incidents/{incident_id}/report.md")
     async def report(request: Request, incident_id: int) -> Response:
         refused = await refused_reader(request, f"/ui/incidents/{incident_id}")
         if refused is not None:
             return refused
-        return await run_in_threadpool(
+        answer = await run_in_threadpool(
             report_response, journal, people, incident_id, clock(), SECURITY_HEADERS
         )
+        return answer if answer is not None else no_incident(request, incident_id)
 
     async def form_of(request: Request) -> FormData | None:
         try:
