@@ -592,7 +592,9 @@ def each_site_once() -> Callable[[str, list[str]], list[KillPoint]]:
                 covered.add((kill.planned_site, kill.when))
                 points.append(kill)
         for cause, then in ALSO.get(scenario, ()):
-            points += [k for k in following(scenario, sites, cause, then) if k not in points]
+            for kill in following(scenario, sites, cause, then):
+                if kill not in points:  # `following` can name one write twice
+                    points.append(kill)
         return points
 
     return choose
