@@ -148,8 +148,9 @@ def all_healthy(http: httpx.Client, ports: list[int]) -> bool:
     return all(_ok(http, f"http://127.0.0.1:{p}/healthy") for p in ports)
 
 
-def none_healthy(http: httpx.Client, ports: list[int]) -> bool:
-    return not any(_ok(http, f"http://127.0.0.1:{p}/healthy") for p in ports)
+def seen_failing(http: httpx.Client, ports: list[int], seen: set[int]) -> bool:
+    seen.update(p for p in ports if not _ok(http, f"http://127.0.0.1:{p}/healthy"))
+    return len(seen) == len(ports)
 
 
 def _ok(http: httpx.Client, url: str) -> bool:
@@ -240,7 +241,8 @@ def one_run(client: docker.DockerClient, url: str, cell: Cell) -> tuple[Run, str
                     else:
                         faults.enter_context(
                             sick_until_restarted(client, container, folder / service))
-                wait_for(lambda: none_healthy(http, [ports[s] for s in faulted]), 10,
+                seen: set[int] = set()  # each seen failing once: the first may heal early
+                wait_for(lambda: seen_failing(http, [ports[s] for s in faulted], seen), 10,
                          "the fault to show")
                 healed = poll(lambda: all_healthy(http, list(ports.values())),
                               90 if tuned else 240)
