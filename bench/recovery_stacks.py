@@ -308,8 +308,7 @@ def p95(values: list[float]) -> float:
 def spread(values: list[float | None]) -> str:
     known = [v for v in values if v is not None]
     missing = f" ({len(values) - len(known)} never)" if len(known) < len(values) else ""
-    return (f"{statistics.median(known):.2f} / {p95(known):.2f}{missing}" if known
-            else "never")
+    return f"{statistics.median(known):.2f} / {p95(known):.2f}{missing}" if known else "never"
 
 
 def cells(args: argparse.Namespace) -> list[Cell]:
@@ -319,9 +318,7 @@ def cells(args: argparse.Namespace) -> list[Cell]:
             for scope in args.scopes:
                 if healthcheck == "docker" and scope == "all":
                     continue  # not measured: the Docker healthcheck decides as for one
-                for size in args.sizes:
-                    if scope == "all" and size == 1:
-                        continue  # one is all: the `one` cell
+                for size in (s for s in args.sizes if scope == "one" or s > 1):  # 1: one is all
                     chosen.extend(Cell(healthcheck, scope, size, fault, policy)
                                   for fault in args.faults)
     return chosen
