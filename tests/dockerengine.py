@@ -219,8 +219,13 @@ def run_service(
     number: int = 1,
     depends_on: str = "",
     restart: str = "no",
+    healthcheck: bool = True,
 ) -> docker.models.containers.Container:
-    """A container as Compose would label it, serving `www` on 127.0.0.1:`port`."""
+    """A container as Compose would label it, serving `www` on 127.0.0.1:`port`.
+
+    `healthcheck=False` leaves out the Docker healthcheck (the image has none), as in
+    the many stacks where only an HTTP probe sees a running service's health fail.
+    """
     labels = {
         "com.docker.compose.project": project,
         "com.docker.compose.service": service,
@@ -248,7 +253,9 @@ def run_service(
             "timeout": 1_000_000_000,
             "retries": 1,
             "start_period": 0,
-        },
+        }
+        if healthcheck
+        else None,
     )
 
 
