@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.unit.helpers import songnodes
 from watchdog.model import Plan, Severity
+from watchdog.policy.checks import find_problems
 from watchdog.policy.impact import ImpactFacts, Unknown, expected_duration
 from watchdog.policy.planner import plan_for, with_assessment
 from watchdog.policy.prechecks import PrecheckFacts, blocking, judge
@@ -146,3 +147,16 @@ def test_every_rollback_verifies_the_runbooks_shared_checks_its_own_item_winning
     assert [(c.op, c.threshold) for c in down] == [("<=", 2)]  # its own: two stopped
     assert "open_breakers" not in {c.signal for c in stop_new.checklist}  # it stops their source
     assert _plan("fix_forward", Severity.P3).checklist == ()  # no rollback, nothing to verify
+
+
+def test_a_checklist_naming_a_signal_the_policy_does_not_read_is_refused() -> None:
+    policy = songnodes()
+    scenario = policy.scenarios["dlq_overflow"]
+    wrong = scenario.model_copy(
+        update={"prechecks": [PrecheckSpec(item="x", fact="reading", signal="dlq_dpeth")]}
+    )
+    forged = policy.model_copy(update={"scenarios": {**policy.scenarios, "dlq_overflow": wrong}})
+    problems = [p for p in find_problems(forged) if "prechecks" in p.path]
+    assert [(p.path, p.found) for p in problems] == [
+        ("scenarios.dlq_overflow.prechecks[0].signal", "'dlq_dpeth'")
+    ]
