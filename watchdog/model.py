@@ -159,6 +159,20 @@ class Check:
 
 
 @dataclass(frozen=True, slots=True)
+class PreCheck:
+    """One item of the runbook's pre-rollback checklist as judged before the plan starts.
+
+    `verdict` is "satisfied", "not_applicable" or "not_satisfied"; `required`
+    items that are not satisfied keep the plan from acting (it pages instead).
+    """
+
+    item: str
+    verdict: str
+    reason: str
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """What to do about an incident: steps in order, then what proves it worked."""
 
@@ -173,3 +187,5 @@ class Plan:
     impact: tuple[str, ...] = ()
     #: Give up once the failing checklist has not moved for this long (None: never early).
     give_up_seconds: float | None = None
+    #: The pre-rollback checklist as judged when the plan was made (`policy.prechecks`).
+    prechecks: tuple[PreCheck, ...] = ()

@@ -52,7 +52,13 @@ def narrowed_policy(
     for scenario in data["scenarios"].values():
         scenario["steps"] = [s for s in scenario["steps"] if s["action"] not in absent_actions]
         scenario["checklist"] = [c for c in scenario["checklist"] if c["signal"] in KEPT_SIGNALS]
+        scenario["prechecks"] = [
+            p for p in scenario.get("prechecks", []) if p.get("signal", "") in ("", *KEPT_SIGNALS)
+        ]
+        scenario.pop("skip_post_rollback", None)
         scenario.pop("next", None)
+    shared = data.get("post_rollback", [])
+    data["post_rollback"] = [c for c in shared if c["signal"] in KEPT_SIGNALS]
     path = folder / "policy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

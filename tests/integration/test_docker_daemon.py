@@ -497,6 +497,8 @@ def test_scenario_one_stops_the_failed_new_service_and_restarts_its_dependents(
         ],
         "verify_for": "10s",
         "verify_timeout": "1m",
+        # The plan leaves web stopped: the shared "all services healthy" cannot hold.
+        "skip_post_rollback": ["services_down_share"],
     }
     for rule in data["rules"]:
         if rule["name"] == "crash-loop":

@@ -190,6 +190,13 @@ class DockerOrchestrator:
             _, graph = await self._resolve(engine, services)
             return _ordered(graph, services, dependents_first=False)
 
+    async def dependency_map(self) -> dict[str, list[str]]:
+        """service → every service depending on it (directly or not): the impact's graph."""
+        async with self._engine() as engine:
+            project = await engine.project_containers()
+        graph = dependency_graph(c.attrs for c in project if is_replica(c.attrs))
+        return {service: dependents(graph, service) for service in graph}  # ValueError: a cycle
+
     async def dependents_of(self, service: str) -> list[str]:
         """Every service that depends on this one, directly or not, in the order to stop."""
         async with self._engine() as engine:

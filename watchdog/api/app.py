@@ -145,6 +145,7 @@ def incident_json(journal: Journal, record: IncidentRecord) -> dict[str, Any]:
                 {"name": s.name, "action": s.action, "risk": s.risk.value} for s in plan.steps
             ],
             "impact": list(plan.impact),
+            "prechecks": [asdict(c) for c in plan.prechecks],
         },
         "steps": [
             {

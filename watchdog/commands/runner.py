@@ -344,6 +344,7 @@ async def _serve(
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(httpx.AsyncClient())
         daemon = build_daemon(policy, settings, journal, client, dry_run=dry_run)
+        daemon.facts.holders = people.holders if people is not None else None
         app = create_app(
             journal, daemon.metrics, daemon.health, time.time, alerts=daemon.alerts,
             people=people, close_roles=policy.close_roles, followup_items=policy.followups,

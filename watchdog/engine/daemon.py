@@ -23,6 +23,7 @@ from watchdog.actions.base import ConfigStore, Handler, Reverter
 from watchdog.engine.alerts import AlertIntake
 from watchdog.engine.closing import closes_to_resolve
 from watchdog.engine.executor import Executor, Preflight
+from watchdog.engine.impactfacts import FactSource
 from watchdog.engine.incidents import Incidents
 from watchdog.engine.lastgood import LastGood, ServiceLastGood
 from watchdog.engine.opening import apply_triage
@@ -130,6 +131,10 @@ class Daemon:
         self.alerts = AlertIntake(policy, journal, clock)
         self.subjects = Subjects(policy, config_store, self.windows, clock)
         self.incidents.known_subjects = self.subjects.known
+        # The Docker orchestrator reverts too; its Compose graph feeds every plan's impact.
+        graph = getattr(reverter, "dependency_map", None)
+        self.facts = FactSource(policy, journal, self.windows, clock, graph_reader=graph)
+        self.incidents.facts = self.facts
         self.outbox = outbox
         self.incidents.on_move = self._incident_moved
         self.incidents.compose_page = self._compose_page
@@ -329,6 +334,7 @@ class Daemon:
             self.alerts.settle(closed_findings, now)
             self.reenabler.refresh()
         self.reenabler.tick()
+        self.facts.refresh_due()
         paused = self.journal.get_flag(PAUSED_FLAG) == "1"
         self.metrics.paused.set(1 if paused else 0)
         self.metrics.followups_overdue.set(self.journal.overdue_followups(now))

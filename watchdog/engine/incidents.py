@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from watchdog.engine.executor import Executor, PlanRun
+from watchdog.engine.impactfacts import FactSource, assess
 from watchdog.metrics import Metrics
 from watchdog.model import Finding, Plan, Severity
 from watchdog.policy import moves
@@ -34,9 +35,7 @@ from watchdog.policy.subjects import (
     assess_plan,
     steered_by_labels,
 )
-from watchdog.policy.triage import (
-    OpenIncident,
-)
+from watchdog.policy.triage import OpenIncident
 from watchdog.policy.windows import Windows
 from watchdog.store.journal import Journal
 from watchdog.store.records import PAUSED_FLAG, EventRow, MoveRecord, PageRows
@@ -125,6 +124,7 @@ class Incidents:
         self.on_page: Callable[[int, PageRows], None] | None = None
         #: The providers and services known: plans made from an alert act on no other.
         self.known_subjects: Callable[[], KnownSubjects] | None = None
+        self.facts: FactSource | None = None  #: what the impact and pre-checklist rest on
 
     # ---- bookkeeping -------------------------------------------------------
 
@@ -327,7 +327,8 @@ class Incidents:
                 plan, refused = acting_on_nothing(plan, verdict), verdict.reason
                 self.metrics.unknown_subjects.labels(verdict.kind).inc()
                 log.warning("unknown_subject", incident=view.id, reason=verdict.reason)
-        moved = view
+        plan, blocked, prechecked = assess(self.facts, plan, view.severity, finding)
+        refused, moved = refused or blocked, view
         if trigger is not None:  # the triage move goes in the same transaction
             moved = replace(view, state=Lifecycle(view.state).move(trigger.trigger))
         decision = self.decide(moved, moves.PlanReady(refused), plan, finding)
@@ -340,7 +341,7 @@ class Incidents:
             {"mode": auth.mode.value, "role": auth.role, "quorum": auth.quorum},
         )
         targets = [PLAN_BUDGET, *plan_targets(plan, view.key)]
-        view = self.commit(view, decision, plan=plan, targets=targets, events=(event,))
+        view = self.commit(view, decision, plan=plan, targets=targets, events=(event, *prechecked))
         self.perform(view, decision, plan)
 
     async def _preflight(self, key: str, plan: Plan) -> None:

@@ -75,6 +75,8 @@ class Page:
     reject_command: str
     approvals: tuple[str, ...] = ()
     recent: tuple[str, ...] = field(default=())
+    #: The pre-rollback checklist's verdicts, one line each ("item: verdict: why").
+    prechecks: tuple[str, ...] = field(default=())
 
     def sections(self) -> list[tuple[str, str]]:
         """The page as titled sections of plain text, in reading order."""
@@ -89,6 +91,8 @@ class Page:
         if self.plan_title:
             sections.append((f"Plan: {self.plan_title}", _lines(self.plan_steps) or "no steps"))
         sections.append(("Impact", _lines(self.impact) or "none assessed"))
+        if self.prechecks:
+            sections.append(("Pre-rollback checklist", _lines(self.prechecks)))
         if self.approvals:
             sections.append(("Approvals so far", _lines(self.approvals)))
         sections.append(("How to approve", how))
@@ -118,6 +122,7 @@ class Page:
             "done": list(self.done),
             "awaiting": self.awaiting,
             "impact": list(self.impact),
+            "prechecks": list(self.prechecks),
             "approvals": list(self.approvals),
             "link": self.link,
             "approve": self.approve_command,
@@ -176,6 +181,11 @@ def compose_page(
         ),
         awaiting=awaiting(incident, plan, timeline),
         impact=plan.impact if plan is not None else (),
+        prechecks=tuple(
+            f"{c.item}: {c.verdict.replace('_', ' ')}: {c.reason}"
+            + (" (required)" if c.required else "")
+            for c in (plan.prechecks if plan is not None else ())
+        ),
         link=link,
         approve_command=f"watchdog approve {incident.id} --as NAME",
         reject_command=f"watchdog reject {incident.id} --as NAME",

@@ -44,8 +44,28 @@ def find_problems(policy: Policy) -> list[Problem]:
         *_rule_problems(policy),
         *_scenario_problems(policy),
         *_authority_problems(policy),
+        *_assessment_problems(policy),
         *power_problems(policy),
     ]
+
+
+def _assessment_problems(policy: Policy) -> Iterator[Problem]:
+    """Signals the checklists before and after a rollback name must be the policy's own."""
+    signals = {s.name for s in policy.signals}
+    named = [(f"post_rollback[{i}].signal", c.signal) for i, c in enumerate(policy.post_rollback)]
+    for name, scenario in policy.scenarios.items():
+        named += [
+            (f"scenarios.{name}.prechecks[{i}].signal", p.signal)
+            for i, p in enumerate(scenario.prechecks)
+            if p.fact == "reading"
+        ]
+        named += [
+            (f"scenarios.{name}.skip_post_rollback[{i}]", signal)
+            for i, signal in enumerate(scenario.skip_post_rollback)
+        ]
+    for path, signal in named:
+        if signal not in signals:
+            yield Problem(path, repr(signal), f"one of the signals {_known(signals)}")
 
 
 def _duplicates(section: str, names: Iterable[str]) -> Iterator[Problem]:

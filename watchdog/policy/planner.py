@@ -9,13 +9,16 @@ and what runs is exactly what was approved.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from watchdog.model import Check, Plan, Severity, Step
 from watchdog.policy.authorize import authorize_plan
 from watchdog.policy.catalogue import ACTIONS, assess_idempotence
 from watchdog.policy.durations import format_duration
+from watchdog.policy.impact import assess_impact
 from watchdog.policy.powers import effective_risk
+from watchdog.policy.prechecks import PrecheckFacts, blocking, judge
 from watchdog.policy.schema import CheckSpec, Policy, StepSpec
 
 
@@ -40,6 +43,8 @@ def plan_for(
     words.setdefault("subject", subject)
     steps = tuple(_step(step, words) for step in spec.steps)
     checklist = render_checks(spec.checklist, words)
+    if steps:  # a rollback: the runbook's shared post-rollback checks too
+        checklist += shared_checks(policy, spec.skip_post_rollback, checklist, words)
     authorization = authorize_plan(severity, steps, policy.authority)
     return Plan(
         scenario=scenario,
@@ -91,6 +96,44 @@ def render_checks(specs: Sequence[CheckSpec], params: Mapping[str, str]) -> tupl
         )
         for c in specs
     )
+
+
+def shared_checks(
+    policy: Policy, skipped: Sequence[str], own: Sequence[Check], words: Mapping[str, str]
+) -> tuple[Check, ...]:
+    """The policy's `post_rollback` checks this plan adds to its own checklist.
+
+    The scenario's own item on a signal wins (scenario 1 allows the two services
+    it stopped to stay down); a signal the scenario skips (its source is a
+    service the plan stops) or that the policy does not read is left out.
+    """
+    enabled = {s.name for s in policy.signals if s.enabled}
+    taken = {check.signal for check in own} | set(skipped)
+    return tuple(
+        check
+        for check in render_checks(policy.post_rollback, words)
+        if check.signal not in taken and check.signal in enabled
+    )
+
+
+def with_assessment(
+    policy: Policy, plan: Plan, facts: PrecheckFacts, now: float
+) -> tuple[Plan, str | None]:
+    """The plan with its impact assessment and pre-rollback verdicts, and why it must
+    not act (a required item not satisfied), or None."""
+    spec = policy.scenarios.get(plan.scenario)
+    if spec is None:
+        return plan, None
+    impact = assess_impact(
+        plan,
+        facts.impact,
+        now,
+        expected=spec.expected_duration,
+        fix_forward=spec.fix_forward,
+    )
+    verdicts = judge(spec.prechecks, plan, facts, now)
+    assessed = replace(plan, impact=(*plan.impact, *impact), prechecks=verdicts)
+    return assessed, blocking(verdicts)
 
 
 def _impact(

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from watchdog.model import Risk, Severity
 from watchdog.policy.durations import Duration
+from watchdog.policy.impactspecs import PrecheckSpec
 from watchdog.policy.specbase import Op, Strict
 
 
@@ -96,6 +97,18 @@ class ScenarioSpec(Strict):
         "out verify_timeout",
     )
     impact: list[str] = Field(default_factory=list)
+    #: The runbook's Quick Reference "Rollback Time" for this scenario: the expected
+    #: duration until the journal holds three past runs of it on this stack.
+    expected_duration: Duration | None = None
+    fix_forward: str = Field(
+        "", description="the policy's note on fixing forward instead of rolling back"
+    )
+    prechecks: list[PrecheckSpec] = Field(default_factory=list)
+    skip_post_rollback: list[str] = Field(
+        default_factory=list,
+        description="signals of the shared post_rollback checklist this plan cannot be "
+        "verified by (it stops the service they are read from)",
+    )
     next: str | None = Field(
         None, description="the next rung of the remediation ladder when this one fails"
     )

@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import Field
 
 from watchdog.model import Severity
+from watchdog.policy.impactspecs import PrecheckSpec
 from watchdog.policy.operatingspecs import (
     Channel,
     FollowupSpec,
@@ -78,6 +79,7 @@ __all__ = [
     "Op",
     "Policy",
     "PostgresSignal",
+    "PrecheckSpec",
     "PrometheusSignal",
     "ReenableSpec",
     "Responder",
@@ -114,6 +116,9 @@ class Policy(Strict):
     #: What a person owes after an incident that ran a step (the runbook's 24-hour and
     #: 1-week items); `watchdog.policy.followups` decides which are owed.
     followups: list[FollowupSpec] = Field(default_factory=runbook_followups)
+    #: The runbook's Post-Rollback "Immediate" checks, verified after every plan with
+    #: steps besides the scenario's own checklist (its own item on a signal wins).
+    post_rollback: list[CheckSpec] = Field(default_factory=list)
 
     def probed_signals(self) -> list[AnySignal]:
         """The enabled signals a probe reads (not derived, not fed by alerts)."""

@@ -15,7 +15,17 @@ import hashlib
 import json
 from typing import Any
 
-from watchdog.model import AuthMode, Authorization, Check, Finding, Plan, Risk, Severity, Step
+from watchdog.model import (
+    AuthMode,
+    Authorization,
+    Check,
+    Finding,
+    Plan,
+    PreCheck,
+    Risk,
+    Severity,
+    Step,
+)
 
 
 def finding_to_dict(finding: Finding) -> dict[str, Any]:
@@ -94,6 +104,12 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         },
         "reason": plan.reason,
         "impact": list(plan.impact),
+        # Only when there are some: the digest of a plan without them stays as it was.
+        **(
+            {"prechecks": [dataclasses.asdict(item) for item in plan.prechecks]}
+            if plan.prechecks
+            else {}
+        ),
     }
 
 
@@ -115,6 +131,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
         ),
         reason=data["reason"],
         impact=tuple(data.get("impact", ())),
+        prechecks=tuple(PreCheck(**item) for item in data.get("prechecks", ())),
     )
 
 

@@ -148,6 +148,13 @@ def _plan(plan: Plan | None) -> list[str]:
     if plan.impact:
         lines.append("  impact:")
         lines += [f"{_INDENT}- {line}" for line in plan.impact]
+    if plan.prechecks:
+        lines.append("  pre-rollback checklist:")
+        lines += [
+            f"{_INDENT}- {c.item}: {c.verdict.replace('_', ' ')}: {c.reason}"
+            + (" (required)" if c.required else "")
+            for c in plan.prechecks
+        ]
     return lines
 
 
