@@ -31,6 +31,7 @@ from watchdog.policy.operatingspecs import (
     runbook_followups,
 )
 from watchdog.policy.scenariospecs import (
+    AfterChange,
     Approval,
     AuthorityRow,
     AuthRule,
@@ -59,6 +60,7 @@ from watchdog.policy.signalspecs import (
 from watchdog.policy.specbase import Op, Strict
 
 __all__ = [
+    "AfterChange",
     "AlertSignal",
     "AnySignal",
     "Approval",
