@@ -115,6 +115,16 @@ def test_a_crash_loop_after_a_deploy_is_scenario_one_not_the_plain_revert() -> N
     assert "web's image changed 3 s before it failed" in decision.reason
 
 
+def test_a_crash_loop_counted_before_the_change_was_read_waits_for_the_change_reading() -> None:
+    """Two probes, two clocks: the route is decided on a change reading as new as the failure."""
+    core = Core(generic())
+    change(core, 10.0, "web", None, "runs its last known good image and configuration")
+    assert opened(core, 11, 1, {"container_crash_loop": {"web": 4.0}}) == []  # not yet known
+    change(core, 11.5, "web", 1.0)
+    (decision,) = opened(core, 12, 1, {})
+    assert decision.scenario == "new_service_failure"
+
+
 def songnodes_failure(policy: Policy, age: float | None) -> Finding:
     core = Core(policy)
     readings = {**HEALTHY, "dlq_manager_health": 0.0}

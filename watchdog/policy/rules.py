@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from watchdog.model import Finding, Observation
-from watchdog.policy.changes import RecentChange, recent_change
+from watchdog.policy.changes import RecentChange, change_unknown, recent_change
 from watchdog.policy.durations import format_duration
 from watchdog.policy.schema import AnySignal, DerivedSignal, Policy, RuleSpec
 from watchdog.policy.windows import Sample, Windows, change_per_minute
@@ -139,7 +139,10 @@ class Evaluator:
             holds = rule.compare(value, rule.spec.threshold)
         if holds:
             since = state.breach_since if state.breach_since is not None else latest.at
-            active = state.active or now - since >= rule.spec.for_
+            active = state.active or (
+                now - since >= rule.spec.for_
+                and not self._awaits_change(rule, windows, series, latest, now)
+            )
             if (active, since, None, value) == (
                 state.active,
                 state.breach_since,
@@ -176,6 +179,16 @@ class Evaluator:
                 if sample.value is not None and compare(sample.value, threshold):
                     found.append(self._service.get(name) or series or name)
         return ",".join(sorted(dict.fromkeys(found)))
+
+    def _awaits_change(
+        self, rule: _CompiledRule, windows: Windows, series: str, latest: Sample, now: float
+    ) -> bool:
+        """Whether the rule's route waits for a change reading as new as the failure's."""
+        spec = rule.spec.after_change
+        if spec is None:
+            return False
+        limit = self._max_age.get(spec.signal, 0.0)
+        return change_unknown(spec, windows, rule.service or series, latest.at, now, limit)
 
     def _change(
         self, rule: _CompiledRule, windows: Windows, series: str, state: RuleState, now: float
