@@ -125,6 +125,20 @@ def test_a_crash_loop_counted_before_the_change_was_read_waits_for_the_change_re
     assert decision.scenario == "new_service_failure"
 
 
+def test_probes_polling_out_of_phase_never_hold_a_rule() -> None:
+    """Each poll, the change probe answers 50 ms before the health probe and the tick
+    comes after both (seen on a real engine): the plain failure still fires at its `for`."""
+    core = Core(generic())
+    found: list[Open] = []
+    for step in range(60):  # 30 s, both probes every 0.5 s
+        at = step / 2
+        change(core, at - 0.05, "web", None, "runs its last known good image and configuration")
+        core.observe(at, {"container_healthy": {"web": 0.0}})
+        found += [d for d in triage(core.tick(at).fired, []) if isinstance(d, Open)]
+    (decision,) = found
+    assert decision.scenario == "restart_service"
+
+
 def songnodes_failure(policy: Policy, age: float | None) -> Finding:
     core = Core(policy)
     readings = {**HEALTHY, "dlq_manager_health": 0.0}

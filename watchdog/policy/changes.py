@@ -9,8 +9,8 @@ service's last known good record, read at `at`, so the change happened at
 `at - value`) and the moment the rule's breach began. A reading that is stale,
 missing or without a value (the service runs its last known good version) is
 no change: a failure nobody can tie to a deploy stays a plain restart. A change
-reading older than the failing reading is not yet an answer: the rule waits for
-the next one (`change_unknown`), so two probes' timing never decides the route.
+reading older than the failure is not yet an answer: the rule waits for the next
+one (`change_unknown`), so two probes' timing never decides the route.
 
 Change readings say what changed as "<what> changed: <words>", e.g. "image
 changed: watchdog-test/web:broken, last good watchdog-test/web:good", so the
@@ -74,17 +74,19 @@ def recent_change(
 
 
 def change_unknown(
-    spec: AfterChange, windows: Windows, service: str, failing_at: float, now: float,
+    spec: AfterChange, windows: Windows, service: str, failed_at: float, now: float,
     max_age: float,
 ) -> bool:
-    """The change reading is older than the failing one, and still fresh: wait for it.
+    """The newest change reading predates the failure, and is still fresh: wait for one.
 
     The change and the failure are read by separate probes; a crash loop can be
     counted before the change probe has seen the new container. Deciding then
     would send a bad deploy to the plain restart, so a rule with `after_change`
-    does not fire until a change reading as new as its failing reading is in: one
-    probe interval at most. A series that was never read (no Docker signals here)
-    or whose readings went stale (the probe stopped answering) waits for nothing.
+    does not fire until a change reading taken since its breach began is in: one
+    probe interval at most, and only when its `for` is shorter than that (the
+    breach's start, not its latest reading: two probes polling out of phase must
+    never hold a rule forever). A series never read (no Docker signals here) or
+    gone stale (the probe stopped answering) waits for nothing.
     """
     sample = windows.latest(spec.signal, service)
-    return sample is not None and sample.at < failing_at and now - sample.at <= max_age
+    return sample is not None and sample.at < failed_at and now - sample.at <= max_age

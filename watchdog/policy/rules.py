@@ -141,7 +141,7 @@ class Evaluator:
             since = state.breach_since if state.breach_since is not None else latest.at
             active = state.active or (
                 now - since >= rule.spec.for_
-                and not self._awaits_change(rule, windows, series, latest, now)
+                and not self._awaits_change(rule, windows, series, since, now)
             )
             if (active, since, None, value) == (
                 state.active,
@@ -181,14 +181,14 @@ class Evaluator:
         return ",".join(sorted(dict.fromkeys(found)))
 
     def _awaits_change(
-        self, rule: _CompiledRule, windows: Windows, series: str, latest: Sample, now: float
+        self, rule: _CompiledRule, windows: Windows, series: str, since: float, now: float
     ) -> bool:
-        """Whether the rule's route waits for a change reading as new as the failure's."""
+        """Whether the rule's route waits for a change reading taken since the breach began."""
         spec = rule.spec.after_change
         if spec is None:
             return False
         limit = self._max_age.get(spec.signal, 0.0)
-        return change_unknown(spec, windows, rule.service or series, latest.at, now, limit)
+        return change_unknown(spec, windows, rule.service or series, since, now, limit)
 
     def _change(
         self, rule: _CompiledRule, windows: Windows, series: str, state: RuleState, now: float
