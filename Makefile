@@ -85,6 +85,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/detection_latency.py
 	$(BIN)/python bench/daemon_memory.py
 	$(BIN)/python bench/docker_recovery.py
+	$(BIN)/python bench/scenario_one.py
 	$(BIN)/python bench/config_restore.py
 	$(BIN)/python bench/alert_intake.py
 	$(BIN)/python bench/histories.py

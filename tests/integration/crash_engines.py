@@ -10,10 +10,11 @@ environment and deploy are reused, not copied), SIGKILLed at one journal write
 incident is final:
 
 1. web's container is killed: the restart rung brings it back (resolved);
-2. web loses its health file and a crash-looping image is deployed over it: the
-   revert rung recreates it from the last known good image, which is unhealthy
-   too (the fault is not in the image), so the previous container is put back and
-   the incident is escalated and paged.
+2. web loses its health file and a crash-looping image is deployed over it: a
+   failure right after a deploy, runbook scenario 1 (evidence, backup check, stop,
+   revert): the revert recreates it from the last known good image, which is
+   unhealthy too (the fault is not in the image), so the previous container is put
+   back and the incident is escalated and paged.
 
 `docker_ladder_climb` has one incident climb every rung instead: after the same first
 fault, api loses its health file, the restart rung's verification fails, the revert

@@ -46,6 +46,9 @@ def narrowed_policy(
         if signal["kind"] == "derived":
             signal["of"] = [m for m in signal["of"] if m in KEPT_SIGNALS]
     data["rules"] = [r for r in data["rules"] if r["signal"] in KEPT_SIGNALS]
+    for rule in data["rules"]:  # scenario 1's route reads a Docker signal this stage has not
+        if rule.get("after_change", {}).get("signal") not in KEPT_SIGNALS:
+            rule.pop("after_change", None)
     data["rules"] += extra_rules or []
     used = {r["scenario"] for r in data["rules"]}
     data["scenarios"] = {n: s for n, s in data["scenarios"].items() if n in used}

@@ -27,7 +27,9 @@ WORKERS = int(os.environ.get("CRASH_MATRIX_WORKERS", "2"))
 
 #: Per scenario, the step whose start and finish are killed: the one that acts on the
 #: engine (the n-th `step_started` of the clean run, and the `step_finished` after it).
-ACTING_STEP = {"docker_ladder": 2, "pg_config_restore": 2}
+#: docker_ladder's second fault is a bad deploy, runbook scenario 1: evidence, backup
+#: check, stop, then the revert (its 4th step, the 5th of the run).
+ACTING_STEP = {"docker_ladder": 5, "pg_config_restore": 2}
 
 
 def reaches_acting_step(run: Run) -> bool:

@@ -179,11 +179,12 @@ def test_scenario_one_says_scrapers_do_not_fall_back() -> None:
         songnodes(),
         scenario="new_service_failure",
         severity=Severity.P2,
-        subject="",
+        subject="api-gateway-internal",
         params={},
         why="crash loop",
     )
-    assert "ENRICHMENT_FALLBACK_ENABLED" in plan.steps[1].note
+    dependents = next(s for s in plan.steps if s.action == "service.restart_dependents")
+    assert "ENRICHMENT_FALLBACK_ENABLED" in dependents.note
 
 
 # ---- guards --------------------------------------------------------------------

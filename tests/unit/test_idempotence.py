@@ -24,6 +24,8 @@ VERDICTS: list[tuple[str, dict[str, Any], bool]] = [
     ("service.recover", {"services": ["web", "api"], "failing": "web"}, True),
     ("service.restart_dependents", {"services": ["db"]}, True),
     ("service.revert", {"service": "web"}, True),
+    ("service.evidence", {"services": ["web"], "lines": 100}, True),
+    ("backup.confirm", {"service": "web", "backup_dir": "/b"}, True),
     ("config.backup", {"table": "t"}, True),
     ("config.restore", {"table": "t"}, True),
     ("config.reload", {"target": "x"}, True),

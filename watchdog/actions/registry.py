@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
+from watchdog.actions.backup_confirm import BackupConfirm
 from watchdog.actions.base import (
     ActionFailed,
     ActionOutcome,
@@ -38,6 +39,8 @@ def build_handlers(
     reverter: Reverter | None = None,
     schema_guard: SchemaGuard | None = None,
     database: DatabaseActions | None = None,
+    evidence: Handler | None = None,
+    backups: BackupConfirm | None = None,
 ) -> dict[str, Handler]:
     handlers: dict[str, Handler] = {
         "config.reload": http.reload_config,
@@ -50,6 +53,10 @@ def build_handlers(
         handlers.update(_service_handlers(orchestrator, set(protected)))
     if reverter is not None:
         handlers["service.revert"] = _revert_handler(reverter, set(protected), schema_guard)
+    if evidence is not None:  # scenario 1's checklist: logs and dependents, read only
+        handlers["service.evidence"] = evidence
+    if backups is not None:
+        handlers["backup.confirm"] = backups.confirm
     if database is not None:
         handlers.update(
             {
@@ -212,6 +219,7 @@ def build_preflights(
     orchestrator: object | None,
     config: ConfigActions | None,
     database: DatabaseActions | None = None,
+    backups: BackupConfirm | None = None,
 ) -> dict[str, Preflight]:
     """The read-only checks run before a plan's first step acts, by action.
 
@@ -235,6 +243,8 @@ def build_preflights(
         preflights["config.backup"] = config.preflight_table
     if database is not None:
         preflights["database.restore"] = database.preflight
+    if backups is not None:
+        preflights["backup.confirm"] = backups.preflight
     return preflights
 
 

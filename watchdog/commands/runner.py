@@ -22,9 +22,11 @@ import structlog
 import uvicorn
 from pydantic import ValidationError
 
+from watchdog.actions.backup_confirm import BackupConfirm
 from watchdog.actions.base import ConfigStore, Handler, Orchestrator, Reverter
 from watchdog.actions.config import ConfigActions
 from watchdog.actions.docker import DockerOrchestrator
+from watchdog.actions.docker_evidence import DockerEvidence
 from watchdog.actions.http import HttpActions
 from watchdog.actions.registry import build_handlers, build_preflights, build_previews
 from watchdog.actions.sandbox import SandboxConfigStore, SandboxOrchestrator
@@ -202,6 +204,12 @@ def action_table(
         )
     coupled = set(policy.stack.schema_coupled_services)
     guard = SchemaGuard(chosen.database_url, journal, coupled) if coupled else None
+    backups = BackupConfirm(coupled)
+    evidence = (
+        DockerEvidence(chosen.docker, policy.stack.compose_project or policy.stack.name).capture
+        if chosen.docker is not None
+        else None
+    )
     handlers = build_handlers(
         http=http,
         orchestrator=chosen.orchestrator,
@@ -210,9 +218,11 @@ def action_table(
         protected=policy.stack.protected_services,
         schema_guard=guard,
         database=database,
+        evidence=evidence,
+        backups=backups,
     )
     preflights: dict[str, Preflight] = build_preflights(
-        orchestrator=chosen.orchestrator, config=config, database=database
+        orchestrator=chosen.orchestrator, config=config, database=database, backups=backups
     )
     return ActionTable(handlers, build_previews(chosen.orchestrator), preflights)
 

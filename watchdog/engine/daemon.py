@@ -20,6 +20,7 @@ import httpx
 import structlog
 
 from watchdog.actions.base import ConfigStore, Handler, Reverter
+from watchdog.actions.docker import LAST_GOOD_TABLE
 from watchdog.engine.alerts import AlertIntake
 from watchdog.engine.closing import closes_to_resolve
 from watchdog.engine.executor import Executor, Preflight
@@ -115,6 +116,7 @@ class Daemon:
                 read_rows=config_store.read_rows if config_store is not None else None,
                 docker_client_factory=docker_factory,
                 database_url=database_url,
+                last_good=self._last_good_rows,
             )
         self.scheduler = ProbeScheduler(probes, self.queue)
         executor = Executor(
@@ -269,6 +271,11 @@ class Daemon:
             events = DockerEvents(probes, self.queue, asyncio.get_running_loop(), factory, project)
             events.start()
             self.docker_events.append(events)
+
+    def _last_good_rows(self, service: str) -> list[dict[str, Any]] | None:
+        """The service's last known good record: what a `changed` signal compares against."""
+        found = self.journal.latest_snapshot(LAST_GOOD_TABLE.format(service=service))
+        return None if found is None else list(found.rows)
 
     def healthy_services(self, now: float) -> dict[str, bool]:
         """Each Compose service's latest Docker health, if fresh."""

@@ -179,6 +179,23 @@ ACTIONS: dict[str, ActionSpec] = {
         idempotence=service_revert,
         summary="recreate a service from its last good image",
     ),
+    # Scenario 1's pre-rollback checklist, as steps that only read: the failing
+    # containers' last log lines and the dependents' status, journaled as evidence
+    # (secrets scrubbed); and, for a schema-coupled service, a backup to fall back on.
+    "service.evidence": ActionSpec(
+        Risk.SAFE,
+        ("services",),
+        ("lines",),
+        idempotence=READ_ONLY,
+        summary="keep the failing containers' last log lines and their dependents' status",
+    ),
+    "backup.confirm": ActionSpec(
+        Risk.SAFE,
+        ("service", "backup_dir"),
+        ("max_backup_age", "pattern"),
+        idempotence=READ_ONLY,
+        summary="a schema-coupled service: confirm a recent database backup exists",
+    ),
     "config.backup": ActionSpec(
         Risk.SAFE,
         ("table",),

@@ -24,11 +24,13 @@ from watchdog.policy.schema import (
     AnySignal,
     Approval,
     DerivedSignal,
+    DockerSignal,
     HttpSignal,
     Policy,
     PostgresSignal,
     PrometheusSignal,
     ReenableSpec,
+    RuleSpec,
     ScenarioSpec,
 )
 
@@ -160,6 +162,7 @@ def _rule_problems(policy: Policy) -> Iterator[Problem]:
                     "only {series}, {signal}, {target}, {service}, {failing} (the services "
                     "whose input meets a count or share signal's `where`)",
                 )
+        yield from _after_change_problems(path, rule, policy, signals)
         scenario = policy.scenarios.get(rule.scenario)
         if scenario is not None:
             yield from _scenario_words(path, rule.params, scenario, signals)
@@ -172,6 +175,25 @@ def _rule_problems(policy: Policy) -> Iterator[Problem]:
                     policy.scenarios[follow_up.scenario],
                     signals,
                 )
+
+
+def _after_change_problems(
+    path: str, rule: RuleSpec, policy: Policy, signals: dict[str, AnySignal]
+) -> Iterator[Problem]:
+    """Scenario 1's route: a `changed` Docker signal, and a plan the rule's params fill."""
+    spec = rule.after_change
+    if spec is None:
+        return
+    signal = signals.get(spec.signal)
+    if not isinstance(signal, DockerSignal) or signal.metric != "changed":
+        yield Problem(f"{path}.after_change.signal", repr(spec.signal),
+                      "a docker signal with metric: changed")
+    scenario = policy.scenarios.get(spec.scenario)
+    if scenario is None:
+        yield Problem(f"{path}.after_change.scenario", repr(spec.scenario),
+                      f"one of the scenarios {_known(policy.scenarios)}")
+    else:
+        yield from _scenario_words(path, rule.params, scenario, signals)
 
 
 def _scenario_words(

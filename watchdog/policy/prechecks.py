@@ -23,7 +23,7 @@ NOT_APPLICABLE = "not_applicable"
 NOT_SATISFIED = "not_satisfied"
 
 #: Steps that keep the failing state for a human before changing it.
-CAPTURING = frozenset({"database.dump", "config.backup", "service.logs", "evidence.capture"})
+CAPTURING = frozenset({"database.dump", "config.backup", "service.evidence"})
 
 
 @dataclass(frozen=True, slots=True)

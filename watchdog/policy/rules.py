@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from watchdog.model import Finding, Observation
+from watchdog.policy.changes import RecentChange, change_unknown, recent_change
 from watchdog.policy.durations import format_duration
 from watchdog.policy.schema import AnySignal, DerivedSignal, Policy, RuleSpec
 from watchdog.policy.windows import Sample, Windows, change_per_minute
@@ -105,7 +106,10 @@ class Evaluator:
                     new_states[key] = after
                 if after.active:
                     failing = self.failing(rule.signal, windows, now)
-                    finding = self._finding(rule, series, after, now, latest, failing=failing)
+                    change = self._change(rule, windows, series, after, now)
+                    finding = self._finding(
+                        rule, series, after, now, latest, failing=failing, change=change
+                    )
                     tick.active.append(finding)
                     if not before.active:
                         tick.fired.append(finding)
@@ -135,7 +139,10 @@ class Evaluator:
             holds = rule.compare(value, rule.spec.threshold)
         if holds:
             since = state.breach_since if state.breach_since is not None else latest.at
-            active = state.active or now - since >= rule.spec.for_
+            active = state.active or (
+                now - since >= rule.spec.for_
+                and not self._awaits_change(rule, windows, series, since, now)
+            )
             if (active, since, None, value) == (
                 state.active,
                 state.breach_since,
@@ -173,6 +180,27 @@ class Evaluator:
                     found.append(self._service.get(name) or series or name)
         return ",".join(sorted(dict.fromkeys(found)))
 
+    def _awaits_change(
+        self, rule: _CompiledRule, windows: Windows, series: str, since: float, now: float
+    ) -> bool:
+        """Whether the rule's route waits for a change reading taken since the breach began."""
+        spec = rule.spec.after_change
+        if spec is None:
+            return False
+        limit = self._max_age.get(spec.signal, 0.0)
+        return change_unknown(spec, windows, rule.service or series, since, now, limit)
+
+    def _change(
+        self, rule: _CompiledRule, windows: Windows, series: str, state: RuleState, now: float
+    ) -> RecentChange | None:
+        """For a rule with `after_change`: the service's change just before this breach."""
+        spec = rule.spec.after_change
+        if spec is None or state.breach_since is None:
+            return None
+        limit = self._max_age.get(spec.signal, 0.0)
+        service = rule.service or series
+        return recent_change(spec, windows, service, state.breach_since, now, limit)
+
     @staticmethod
     def _measure(
         rule: _CompiledRule, windows: Windows, series: str, latest: Sample, now: float
@@ -191,8 +219,14 @@ class Evaluator:
         latest: Sample,
         cleared: bool = False,
         failing: str = "",
+        change: RecentChange | None = None,
     ) -> Finding:
         spec = rule.spec
+        severity, scenario, runbook = spec.severity, spec.scenario, spec.runbook
+        if change is not None and spec.after_change is not None:  # scenario 1: a bad deploy
+            scenario = spec.after_change.scenario
+            severity = spec.after_change.severity or severity
+            runbook = spec.after_change.runbook or runbook
         words = {
             "series": series,
             "signal": spec.signal,
@@ -216,21 +250,24 @@ class Evaluator:
                 f"for {format_duration(spec.clear_for)}"
             )
         else:
-            row = f" (runbook: {spec.runbook})" if spec.runbook else ""
-            reason = f"{spec.severity}{row}: {evidence}" + (
+            row = f" (runbook: {runbook})" if runbook else ""
+            changed = f"{change.words()}; " if change is not None else ""
+            reason = f"{severity}{row}: {changed}{evidence}" + (
                 f"; seen: {observed}" if observed else ""
             )
         return Finding(
             rule=spec.name,
             signal=spec.signal,
             series=series,
-            severity=spec.severity,
-            scenario=spec.scenario,
+            severity=severity,
+            scenario=scenario,
             group=spec.group or spec.scenario,
             subject=spec.subject.format(**words),
             since=since,
             reason=reason,
-            evidence=(evidence, observed) if observed else (evidence,),
+            evidence=tuple(
+                e for e in (change.words() if change else "", evidence, observed or "") if e
+            ),
             params=tuple(sorted((k, v.format(**words)) for k, v in spec.params.items())),
             supersedes=tuple(spec.supersedes),
         )

@@ -35,7 +35,14 @@ def compress_time(policy: Policy, factor: float) -> Policy:
     ]
     rules = [
         rule.model_copy(
-            update={"for_": s(rule.for_), "clear_for": s(rule.clear_for), "window": s(rule.window)}
+            update={
+                "for_": s(rule.for_),
+                "clear_for": s(rule.clear_for),
+                "window": s(rule.window),
+                "after_change": None
+                if rule.after_change is None
+                else rule.after_change.model_copy(update={"within": s(rule.after_change.within)}),
+            }
         )
         for rule in policy.rules
     ]

@@ -18,6 +18,23 @@ from watchdog.policy.impactspecs import PrecheckSpec
 from watchdog.policy.specbase import Op, Strict
 
 
+class AfterChange(Strict):
+    """Where a rule's finding goes when the failing service changed shortly before.
+
+    `signal` is a Docker signal of metric `changed` (seconds since the service's
+    image or configuration stopped matching its last known good record); when that
+    change is at most `within` older than the failure, the finding opens `scenario`
+    (runbook scenario 1: a new version that fails) instead of the rule's own. One
+    rule, two routes: the plain restart and the revert of a bad deploy never race.
+    """
+
+    signal: str
+    within: Duration
+    scenario: str
+    severity: Severity | None = Field(None, description="the rule's own when absent")
+    runbook: str = Field("", description="the runbook row of this route; the rule's when empty")
+
+
 class RuleSpec(Strict):
     """A threshold held for `for` seconds fires; it clears only after `clear_for`."""
 
@@ -40,6 +57,9 @@ class RuleSpec(Strict):
     params: dict[str, str] = Field(default_factory=dict)
     supersedes: list[str] = Field(default_factory=list)
     says: str = Field("", description="the words for the signal, e.g. 'DLQ depth'")
+    after_change: AfterChange | None = Field(
+        None, description="another scenario when the service changed just before it failed"
+    )
 
 
 class StepSpec(Strict):

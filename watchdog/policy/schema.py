@@ -32,6 +32,7 @@ from watchdog.policy.operatingspecs import (
     runbook_followups,
 )
 from watchdog.policy.scenariospecs import (
+    AfterChange,
     Approval,
     AuthorityRow,
     AuthRule,
@@ -60,6 +61,7 @@ from watchdog.policy.signalspecs import (
 from watchdog.policy.specbase import Op, Strict
 
 __all__ = [
+    "AfterChange",
     "AlertSignal",
     "AnySignal",
     "Approval",

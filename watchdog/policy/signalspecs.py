@@ -157,11 +157,16 @@ class DockerSignal(SignalBase):
     healthcheck counts as healthy while running), `restarts` the restart count,
     `crash_loop` the number of restarts and deaths within `window`, `oom_killed`
     1 if a replica was OOM-killed, `engine_up` 1 while the engine answers (the
-    P0 "orchestrator down" signal; one series, "").
+    P0 "orchestrator down" signal; one series, "") and `changed` the seconds since a
+    replica stopped matching the service's last known good record (its image or
+    configuration; no value while it matches), which routes a failure right after a
+    deploy to scenario 1 (a rule's `after_change`).
     """
 
     kind: Literal["docker"]
-    metric: Literal["running", "healthy", "restarts", "crash_loop", "oom_killed", "engine_up"]
+    metric: Literal[
+        "running", "healthy", "restarts", "crash_loop", "oom_killed", "engine_up", "changed"
+    ]
     project: str
     services: list[str] = Field(default_factory=list, description="empty: every service")
     window: Duration = 60.0

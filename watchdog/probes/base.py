@@ -29,6 +29,7 @@ from watchdog.policy.schema import (
     TcpSignal,
 )
 from watchdog.probes.docker import DockerProbe, env_client_factory
+from watchdog.probes.docker_changes import ChangeProbe, LastGoodRows
 from watchdog.probes.host import HostProbe
 from watchdog.probes.http import HttpProbe
 from watchdog.probes.postgres import PostgresProbe
@@ -67,6 +68,7 @@ def build_probe(
     read_rows: RowReader | None = None,
     docker_client_factory: Callable[[], docker.DockerClient] | None = None,
     database_url: str | None = None,
+    last_good: LastGoodRows | None = None,
 ) -> Probe | None:
     """The probe for one signal; None for kinds computed elsewhere (derived, alert).
 
@@ -76,7 +78,8 @@ def build_probe(
     DOCKER_CERT_PATH) and otherwise the local socket, with the signal's timeout. Raises
     ValueError when the policy is inconsistent (a signal naming an unknown target,
     a malformed JMESPath or address): a mistake of ours, not the target's.
-    PostgreSQL probes connect with `database_url` (WATCHDOG_DATABASE_URL).
+    PostgreSQL probes connect with `database_url` (WATCHDOG_DATABASE_URL). A Docker
+    `changed` signal reads the last known good registry through `last_good`.
     """
     if isinstance(signal, HostSignal):
         return HostProbe(signal)
@@ -92,6 +95,8 @@ def build_probe(
         return PostgresProbe(signal, database_url)
     if isinstance(signal, DockerSignal):
         factory = docker_client_factory or env_client_factory(signal.timeout)
+        if signal.metric == "changed":
+            return ChangeProbe(signal, factory, last_good)
         return DockerProbe(signal, factory)
     return None
 
@@ -104,6 +109,7 @@ def build_probes(
     read_rows: RowReader | None = None,
     docker_client_factory: Callable[[], docker.DockerClient] | None = None,
     database_url: str | None = None,
+    last_good: LastGoodRows | None = None,
 ) -> list[Probe]:
     """A probe for every enabled signal that has one (only those in `names`, if given)."""
     return [
@@ -118,6 +124,7 @@ def build_probes(
                 read_rows=read_rows,
                 docker_client_factory=docker_client_factory,
                 database_url=database_url,
+                last_good=last_good,
             )
         )
     ]
