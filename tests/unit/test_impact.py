@@ -32,7 +32,7 @@ def _impact(plan: Plan, facts: ImpactFacts) -> dict[str, str]:
 
 
 def test_every_fact_is_worded_and_an_unknown_one_says_why() -> None:
-    plan = _plan("new_service_failure", Severity.P1)
+    plan = _plan("new_service_failure", Severity.P1, subject="api-gateway-internal")
     known = _impact(
         plan,
         ImpactFacts(
@@ -43,7 +43,7 @@ def test_every_fact_is_worded_and_an_unknown_one_says_why() -> None:
             holders={"oncall": ["ana"], "lead": ["bo"]},
         ),
     )
-    assert known["services affected"].endswith("their dependents: scraper-mixesdb")
+    assert known["services affected"].endswith("their dependents: scraper-mixesdb, dlq-manager")
     assert known["data loss"] == "data loss: none (the plan touches no data)"
     assert "~7.5 min (median of this stack's 4 past runs)" in known["expected duration"]
     assert "last change 10 min ago (newest recorded version of dlq-manager)" in known[
@@ -142,10 +142,11 @@ def test_every_rollback_verifies_the_runbooks_shared_checks_its_own_item_winning
     assert {"services_down", "enrichment_error_rate", "dlq_depth", "open_breakers"} <= set(
         signals
     )
-    stop_new = _plan("new_service_failure", Severity.P1)
-    down = [c for c in stop_new.checklist if c.signal == "services_down"]
-    assert [(c.op, c.threshold) for c in down] == [("<=", 2)]  # its own: two stopped
-    assert "open_breakers" not in {c.signal for c in stop_new.checklist}  # it stops their source
+    revert_new = _plan("new_service_failure", Severity.P2, subject="api-gateway-internal")
+    rates = [c for c in revert_new.checklist if c.signal == "enrichment_error_rate"]
+    assert len(rates) == 1  # its own item, not the shared one beside it
+    down = [c for c in revert_new.checklist if c.signal == "services_down"]
+    assert [(c.op, c.threshold) for c in down] == [("==", 0)]  # shared: reverted, all up
     assert _plan("fix_forward", Severity.P3).checklist == ()  # no rollback, nothing to verify
 
 
@@ -160,3 +161,19 @@ def test_a_checklist_naming_a_signal_the_policy_does_not_read_is_refused() -> No
     assert [(p.path, p.found) for p in problems] == [
         ("scenarios.dlq_overflow.prechecks[0].signal", "'dlq_dpeth'")
     ]
+
+
+def test_a_scenario_that_stops_a_source_skips_the_shared_check_on_it() -> None:
+    policy = songnodes()
+    stopping = policy.scenarios["new_service_failure"].model_copy(
+        update={"skip_post_rollback": ["open_breakers"]}
+    )
+    forged = policy.model_copy(
+        update={"scenarios": {**policy.scenarios, "new_service_failure": stopping}}
+    )
+    plan = plan_for(forged, scenario="new_service_failure", severity=Severity.P2,
+                    subject="api-gateway-internal",
+                    params={"health_signal": "rest_api_health", "series": ""}, why="test")
+    signals = {c.signal for c in plan.checklist}
+    assert "open_breakers" not in signals
+    assert {"services_down", "dlq_depth"} <= signals
