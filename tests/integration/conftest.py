@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.notify_stage import Vendors, vendors
 from watchdog.sandbox.stack import SandboxStack
 from watchdog.store.journal import Journal, open_journal
 
@@ -24,3 +25,11 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
     opened = open_journal(str(tmp_path / "journal.db"))
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def fakes() -> Iterator[Vendors]:
+    """PagerDuty, Opsgenie, Slack and Sentry receivers on 127.0.0.1, each payload checked
+    against VENDOR-FACTS.md (tests/fakes)."""
+    with vendors() as running:
+        yield running

@@ -19,7 +19,7 @@ import pytest
 
 from tests.alertmanager_payloads import alert, webhook
 from tests.integration.daemon_stage import Stage, staged_daemon
-from tests.integration.notify_stage import Vendors, vendors
+from tests.integration.notify_stage import Vendors
 from watchdog.demo import quiet, wait_for
 from watchdog.keys import new_key
 
@@ -27,12 +27,6 @@ pytestmark = pytest.mark.slow
 
 TOKEN = new_key()
 TABLE = "metadata_enrichment_config"
-
-
-@pytest.fixture
-def fakes() -> Iterator[Vendors]:
-    with vendors() as running:
-        yield running
 
 
 @pytest.fixture

@@ -18,18 +18,12 @@ import pytest
 
 from tests.integration.approvals_fixtures import write_crew
 from tests.integration.daemon_stage import Stage, songnodes_variant, staged_daemon
-from tests.integration.notify_stage import Vendors, vendors
+from tests.integration.notify_stage import Vendors
 from tests.integration.test_cli_and_bad_targets import run_cli
 from tests.integration.test_notify_daemon import page_p2_everywhere
 from watchdog.demo import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def fakes() -> Iterator[Vendors]:
-    with vendors() as running:
-        yield running
 
 
 @pytest.fixture

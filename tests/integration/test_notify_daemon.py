@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.integration.daemon_stage import Stage, songnodes_variant, staged_daemon
-from tests.integration.notify_stage import Vendors, vendors
+from tests.integration.notify_stage import Vendors
 from watchdog.demo import wait_for
 
 pytestmark = pytest.mark.slow
@@ -25,12 +25,6 @@ pytestmark = pytest.mark.slow
 def page_p2_everywhere(data: dict[str, Any]) -> None:
     data["notify"]["on_open"] = ["P0", "P1", "P2"]
     data["notify"]["routes"]["P2"] = ["pagerduty", "opsgenie", "slack", "webhook"]
-
-
-@pytest.fixture
-def fakes() -> Iterator[Vendors]:
-    with vendors() as running:
-        yield running
 
 
 @pytest.fixture

@@ -6,20 +6,13 @@ Without this, a permissive fake would make every notifier test pass for nothing.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.fakes.sentry import FakeSentry
-from tests.integration.notify_stage import GENIE_KEY, ROUTING_KEY, WEBHOOK_TOKEN, Vendors, vendors
-
-
-@pytest.fixture
-def fakes() -> Iterator[Vendors]:
-    with vendors() as running:
-        yield running
+from tests.integration.notify_stage import GENIE_KEY, ROUTING_KEY, WEBHOOK_TOKEN, Vendors
 
 
 def trigger(**payload: Any) -> dict[str, Any]:

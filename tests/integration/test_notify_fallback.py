@@ -7,7 +7,7 @@ with no channel left is lost loudly; a dry-run outbox journals and sends nothing
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -21,7 +21,6 @@ from tests.integration.notify_stage import (
     open_p1,
     outbox_for,
     paged_p1,
-    vendors,
 )
 from watchdog.commands.runner import build_outbox
 from watchdog.metrics import Metrics
@@ -33,12 +32,6 @@ from watchdog.settings import Settings
 from watchdog.store.journal import Journal
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
-
-
-@pytest.fixture
-def fakes() -> Iterator[Vendors]:
-    with vendors() as running:
-        yield running
 
 
 @pytest_asyncio.fixture

@@ -6,7 +6,7 @@ vendor would refuse, so "accepted" here means the vendor's rules were met.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -20,18 +20,11 @@ from tests.integration.notify_stage import (
     open_p1,
     outbox_for,
     paged_p1,
-    vendors,
 )
 from watchdog.metrics import Metrics
 from watchdog.model import Severity
 from watchdog.notify.outbox import RetryPolicy
 from watchdog.store.journal import Journal
-
-
-@pytest.fixture
-def fakes() -> Iterator[Vendors]:
-    with vendors() as running:
-        yield running
 
 
 @pytest_asyncio.fixture
