@@ -65,6 +65,7 @@ def test_followups_done_names_the_bad_input(
 ) -> None:
     state = ("--state", str(tmp_path / "journal.db"))
     people = ("--people", str(crew.path))
+    open_journal(state[1]).close()  # an existing journal: the bad input is the person
     assert main(["followups", "done", "1", "--as", "nobody", *state, *people]) == 2
     assert f"{crew.path}: no person named 'nobody'" in capsys.readouterr().err
     assert main(["followups", "done", "41", "--as", "lee", *state, *people]) == 2

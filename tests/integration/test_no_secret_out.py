@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -53,6 +54,7 @@ from watchdog.policyfile import load_policy
 from watchdog.reporting import init_sentry, report_failed_rollback
 from watchdog.scrub import forget_secrets
 from watchdog.settings import Settings
+from watchdog.store.journal import open_journal
 from watchdog.store.sqlite import SqliteJournal
 
 POLICY = Path(__file__).resolve().parents[2] / "policies" / "songnodes.yaml"
@@ -246,9 +248,18 @@ def drive_cli(env: dict[str, str], policy: Path, folder: Path) -> None:
         find_canaries(f"`watchdog {name}`", text)
     assert "wd:[Filtered]@" in runs["run --state URL"]
     private = folder / "cli" / "journal.db"
-    run_cli(env, "pause", "--state", str(private))
+    refused = run_cli(env, "pause", "--state", str(private))
+    assert "no journal at" in refused and not private.exists()  # a typo makes no journal
+    # What `run` makes before it listens (here on a busy port), under its umask (077).
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        run_cli(env, "run", "--policy", str(policy), "--state", str(private),
+                "--listen", f"127.0.0.1:{busy.getsockname()[1]}")
+    assert stat.S_IMODE(private.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(private.with_name("journal.db.lock").stat().st_mode) == 0o600
+    open_journal(str(private)).close()  # the journal file itself, whatever the umask
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
-    assert stat.S_IMODE(private.parent.stat().st_mode) == 0o700  # the umask: 077
 
 
 class RefusedSink:

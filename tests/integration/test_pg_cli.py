@@ -42,6 +42,9 @@ def env(musicdb: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
 def test_snapshots_are_listed_and_the_live_table_diffed_column_by_column(
     musicdb: PgServer, env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert main(["config", "snapshots", "--policy", POLICY]) == 2  # no journal yet: refused
+    assert "no journal at" in capsys.readouterr().err
+    open_journal(str(env / "journal.db")).close()  # what `watchdog run` would have made
     assert main(["config", "snapshots", "--policy", POLICY]) == 0
     assert "no snapshots of metadata_enrichment_config" in capsys.readouterr().out
     rows = asyncio.run(PostgresConfigStore(musicdb.dsn).read_rows(CONFIG))
