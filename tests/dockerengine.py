@@ -278,6 +278,12 @@ class Projects:
         filters = {"label": f"com.docker.compose.project={project}"}
         return list(self.client.containers.list(all=True, filters=filters, ignore_removed=True))
 
+    def __enter__(self) -> Projects:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove_all()
+
     def remove_all(self) -> None:
         for name in self.names:
             for container in self.containers(name):

@@ -17,6 +17,8 @@ programs parse them the way production will. Each process runs in a folder of it
 from __future__ import annotations
 
 import contextlib
+import json
+import queue
 import shutil
 import subprocess
 import threading
@@ -276,3 +278,26 @@ def wait_scraped(url: str, job: str, timeout: float = 30.0) -> None:
         f"{errors or 'no such target'}"
     )
 
+
+Received = queue.Queue[tuple[str, dict[str, str], dict[str, Any]]]
+
+
+def webhook_recorder() -> tuple[type[BaseHTTPRequestHandler], Received]:
+    """A webhook receiver for Alertmanager: a handler (for `local_server`) that records each
+    POST as (path, headers, JSON body) and answers 200, and the queue it records into."""
+    received: Received = queue.Queue()
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            received.put((self.path, dict(self.headers), json.loads(self.rfile.read(length))))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+    return Recorder, received

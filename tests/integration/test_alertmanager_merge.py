@@ -204,28 +204,6 @@ def test_the_merged_file_routes_what_the_policy_maps_and_keeps_the_stack_whole(
     assert mapped >= 6, "every alert signal of the policy was sampled"
 
 
-Received = queue.Queue[tuple[str, dict[str, Any]]]
-
-
-def _recorder() -> tuple[type[BaseHTTPRequestHandler], Received]:
-    """A handler that records each POST (path, JSON body) and answers 200."""
-    received: Received = queue.Queue()
-
-    class Recorder(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            received.put((self.path, json.loads(self.rfile.read(length))))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet."""
-
-    return Recorder, received
-
 
 class _Exporter(BaseHTTPRequestHandler):
     """Serves `values` (series text to value) as Prometheus text; the test changes them."""
@@ -255,7 +233,7 @@ def _key(alert: dict[str, Any]) -> tuple[str, str, str, str]:
 class _Log:
     """Every alert a receiver got, by path, with each body's group labels."""
 
-    def __init__(self, received: Received) -> None:
+    def __init__(self, received: promstack.Received) -> None:
         self.received = received
         self.alerts: dict[str, set[tuple[str, str, str, str]]] = {}
         self.groups: list[dict[str, str]] = []
@@ -268,7 +246,7 @@ class _Log:
             if left <= 0:
                 raise AssertionError(f"{what}: {path} has only {self.alerts.get(path)}")
             try:
-                got, body = self.received.get(timeout=left)
+                got, _, body = self.received.get(timeout=left)
             except queue.Empty:
                 continue
             self.alerts.setdefault(got, set()).update(_key(a) for a in body["alerts"])
@@ -298,8 +276,8 @@ def _set(series: str, value: float) -> None:
 def test_real_alerts_reach_both_the_stack_and_the_watchdog(
     tmp_path: Path, exporter: str
 ) -> None:
-    hook_handler, hooked = _recorder()
-    pager_handler, paged = _recorder()
+    hook_handler, hooked = promstack.webhook_recorder()
+    pager_handler, paged = promstack.webhook_recorder()
     with (
         promstack.local_server(hook_handler) as hook,
         promstack.local_server(pager_handler) as pager,
@@ -350,7 +328,7 @@ def test_real_alerts_reach_both_the_stack_and_the_watchdog(
                        for channel in ("slack", "opsgenie")]
                 answer = httpx.post(f"{am.url}/api/v2/alerts", json=own, timeout=10)
                 assert answer.status_code == 200, answer.text
-                _, page = paged.get(timeout=WAIT)
+                _, _, page = paged.get(timeout=WAIT)
     assert {name for name, *_ in watchdog} == {"CircuitBreakerOpen", "DLQDepthCritical"}
     assert {name for name, *_ in stack} >= {"CircuitBreakerOpen", "DLQDepthCritical",
                                             "ServiceDown"}

@@ -34,11 +34,8 @@ GENERIC = Path(__file__).parents[2] / "policies" / "compose-generic.yaml"
 
 @pytest.fixture
 def projects(docker_client: docker.DockerClient) -> Iterator[Projects]:
-    made = Projects(docker_client, "wdproj")
-    try:
+    with Projects(docker_client, "wdproj") as made:
         yield made
-    finally:
-        made.remove_all()
 
 
 @pytest.fixture

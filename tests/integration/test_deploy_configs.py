@@ -13,7 +13,6 @@ test_grafana_queries.
 from __future__ import annotations
 
 import json
-import queue
 import re
 import shutil
 import subprocess
@@ -82,28 +81,6 @@ def test_the_receiver_sends_a_bearer_token_and_keeps_it_out_of_the_url() -> None
     assert config["route"]["receiver"] != "watchdog", "a sub-route: see test_alertmanager_merge"
 
 
-Received = queue.Queue[tuple[str, dict[str, str], dict[str, Any]]]
-
-
-def _recorder() -> tuple[type[BaseHTTPRequestHandler], Received]:
-    """A handler that records each POST (path, headers, JSON body) and answers 200."""
-    received: Received = queue.Queue()
-
-    class Recorder(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            received.put((self.path, dict(self.headers), json.loads(self.rfile.read(length))))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet."""
-
-    return Recorder, received
-
 
 def _localised(config: dict[str, Any], folder: Path, hook: str, pager: str) -> dict[str, Any]:
     """The shipped config pointed at local receivers, with its secret files and short timings.
@@ -132,8 +109,8 @@ def _localised(config: dict[str, Any], folder: Path, hook: str, pager: str) -> d
 
 def test_a_real_alertmanager_routes_with_the_shipped_receiver(tmp_path: Path) -> None:
     shipped = yaml.safe_load(RECEIVER.read_text())
-    hook_handler, hooked = _recorder()
-    pager_handler, paged = _recorder()
+    hook_handler, hooked = promstack.webhook_recorder()
+    pager_handler, paged = promstack.webhook_recorder()
     with (
         promstack.local_server(hook_handler) as hook_url,
         promstack.local_server(pager_handler) as pager_url,

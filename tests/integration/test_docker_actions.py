@@ -34,11 +34,8 @@ PROJECT_LABEL = "com.docker.compose.project"
 
 @pytest.fixture
 def projects(docker_client: docker.DockerClient) -> Iterator[Projects]:
-    made = Projects(docker_client, "wdact")
-    try:
+    with Projects(docker_client, "wdact") as made:
         yield made
-    finally:
-        made.remove_all()
 
 
 @pytest.fixture

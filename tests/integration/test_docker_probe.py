@@ -50,11 +50,8 @@ def _free_failed_sockets() -> Iterator[None]:
 
 @pytest.fixture
 def projects(docker_client: docker.DockerClient) -> Iterator[Projects]:
-    made = Projects(docker_client, "wdtest")
-    try:
+    with Projects(docker_client, "wdtest") as made:
         yield made
-    finally:
-        made.remove_all()
 
 
 @pytest.fixture

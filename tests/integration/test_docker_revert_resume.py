@@ -34,11 +34,8 @@ from watchdog.store.journal import Journal
 
 @pytest.fixture
 def projects(docker_client: docker.DockerClient) -> Iterator[Projects]:
-    made = Projects(docker_client, "wdrev")
-    try:
+    with Projects(docker_client, "wdrev") as made:
         yield made
-    finally:
-        made.remove_all()
 
 
 @pytest.mark.asyncio

@@ -149,11 +149,8 @@ async def test_async_work_past_its_grace_is_cancelled_and_other_services_do_not_
 
 @pytest.fixture
 def projects(docker_client: docker.DockerClient) -> Iterator[Projects]:
-    made = Projects(docker_client, "wdinfl")
-    try:
+    with Projects(docker_client, "wdinfl") as made:
         yield made
-    finally:
-        made.remove_all()
 
 
 def stubborn(client: docker.DockerClient, project: str, service: str) -> str:

@@ -36,11 +36,8 @@ REVERT = Step("revert web", "service.revert", Risk.SAFE, (("service", "web"),), 
 
 @pytest.fixture
 def projects(docker_client: docker.DockerClient) -> Iterator[Projects]:
-    made = Projects(docker_client, "wdguard")
-    try:
+    with Projects(docker_client, "wdguard") as made:
         yield made
-    finally:
-        made.remove_all()
 
 
 def deploy_bad_version(
