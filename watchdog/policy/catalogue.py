@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from watchdog.model import Risk
 
@@ -102,6 +102,13 @@ def service_revert(params: Mapping[str, Any]) -> Idempotence:
     )
 
 
+#: How an action touches data, for a plan's impact and its pre-rollback checklist:
+#: puts back a backup ("restore") or a last known good snapshot ("snapshot"), changes rows
+#: whose before-images are journaled first ("undoable"), keeps the failing state for a
+#: human before anything changes ("captures"), or none of these ("").
+DataTouch = Literal["restore", "snapshot", "undoable", "captures", ""]
+
+
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
     risk: Risk
@@ -110,6 +117,7 @@ class ActionSpec:
     # Required, by keyword: every action states its own rule, none inherits "yes".
     idempotence: IdempotenceRule = field(kw_only=True)
     summary: str = ""
+    data: DataTouch = field(default="", kw_only=True)
 
 
 def assess_idempotence(action: str, params: Mapping[str, Any]) -> Idempotence:
@@ -188,6 +196,7 @@ ACTIONS: dict[str, ActionSpec] = {
         ("lines",),
         idempotence=READ_ONLY,
         summary="keep the failing containers' last log lines and their dependents' status",
+        data="captures",
     ),
     "backup.confirm": ActionSpec(
         Risk.SAFE,
@@ -202,6 +211,7 @@ ACTIONS: dict[str, ActionSpec] = {
         (),
         idempotence=always("a second backup writes another copy and changes nothing"),
         summary="copy the live table",
+        data="captures",
     ),
     "config.restore": ActionSpec(
         Risk.SAFE,
@@ -209,6 +219,7 @@ ACTIONS: dict[str, ActionSpec] = {
         ("source", "defaults"),
         idempotence=always("writing the same rows again leaves the table as one restore does"),
         summary="restore the last known good table (or the policy's defaults file)",
+        data="snapshot",
     ),
     "config.reload": ActionSpec(
         Risk.SAFE,
@@ -230,6 +241,7 @@ ACTIONS: dict[str, ActionSpec] = {
         ("mode", "incident"),
         idempotence=provider_disable,
         summary="take a provider out of use (its undo record written ahead under `incident`)",
+        data="undoable",
     ),
     "provider.enable": ActionSpec(
         Risk.SAFE,
@@ -238,6 +250,7 @@ ACTIONS: dict[str, ActionSpec] = {
         idempotence=always("a row already back at its before-image is left alone"),
         summary="put back exactly the rows an incident's provider.disable changed, "
         "leaving rows edited since alone",
+        data="undoable",
     ),
     "breaker.reset": ActionSpec(
         Risk.SAFE,
@@ -270,6 +283,7 @@ ACTIONS: dict[str, ActionSpec] = {
         (),
         idempotence=always("a second dump writes another file and changes no data"),
         summary="pg_dump the current state for forensics",
+        data="captures",
     ),
     "database.backup": ActionSpec(
         Risk.SAFE,
@@ -294,6 +308,7 @@ ACTIONS: dict[str, ActionSpec] = {
             "backup may differ, and the data written in between is lost"
         ),
         summary="restore the newest database backup, in one transaction",
+        data="restore",
     ),
     "migrations.down": ActionSpec(
         Risk.RISKY,
@@ -305,6 +320,7 @@ ACTIONS: dict[str, ActionSpec] = {
             "transaction (sequences, extensions, other systems): an unknown outcome is for a human"
         ),
         summary="apply down migrations newest first, each in its own transaction",
+        data="restore",
     ),
     "system.rebuild": ActionSpec(
         Risk.DESTRUCTIVE,
@@ -312,5 +328,6 @@ ACTIONS: dict[str, ActionSpec] = {
         ("services",),
         idempotence=never("it removes volumes: a second run destroys whatever was rebuilt"),
         summary="rebuild the whole stack (removes volumes)",
+        data="restore",
     ),
 }

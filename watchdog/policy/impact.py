@@ -15,14 +15,9 @@ from dataclasses import dataclass, field
 from statistics import median
 
 from watchdog.model import AuthMode, Plan
+from watchdog.policy.catalogue import ACTIONS
 from watchdog.policy.durations import format_duration
 
-#: Actions that write data a backup would have to bring back.
-RESTORING = frozenset({"database.restore", "migrations.down", "system.rebuild"})
-#: Actions that rewrite configuration rows from a snapshot.
-SNAPSHOT_RESTORING = frozenset({"config.restore"})
-#: Actions that change rows but journal their before-images as undo first.
-UNDOABLE = frozenset({"provider.disable", "provider.enable"})
 #: Past runs needed before their median replaces the runbook's table.
 RUNS_FOR_MEDIAN = 3
 
@@ -69,15 +64,10 @@ def affected_services(plan: Plan) -> list[str]:
 
 
 def data_touch(plan: Plan) -> str:
-    """How the plan touches data: "restore", "snapshot", "undoable" or "" (it does not)."""
-    actions = {step.action for step in plan.steps}
-    if actions & RESTORING:
-        return "restore"
-    if actions & SNAPSHOT_RESTORING:
-        return "snapshot"
-    if actions & UNDOABLE:
-        return "undoable"
-    return ""
+    """How the plan touches data: "restore", "snapshot", "undoable" or "" (it does not),
+    the gravest of its steps' (the catalogue's `data` of each action)."""
+    touches = {ACTIONS[step.action].data for step in plan.steps if step.action in ACTIONS}
+    return next((t for t in ("restore", "snapshot", "undoable") if t in touches), "")
 
 
 def expected_duration(

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from watchdog.model import AuthMode, Plan, PreCheck
+from watchdog.policy.catalogue import ACTIONS
 from watchdog.policy.durations import format_duration
 from watchdog.policy.impact import ImpactFacts, Unknown, affected_services, data_touch
 from watchdog.policy.impactspecs import PrecheckSpec
@@ -21,9 +22,6 @@ from watchdog.policy.impactspecs import PrecheckSpec
 SATISFIED = "satisfied"
 NOT_APPLICABLE = "not_applicable"
 NOT_SATISFIED = "not_satisfied"
-
-#: Steps that keep the failing state for a human before changing it.
-CAPTURING = frozenset({"database.dump", "config.backup", "service.evidence"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +78,8 @@ def _verdict(
             return NOT_SATISFIED, f"unknown: {impact.dependents.why}"
         return SATISFIED, "read from the Compose graph (shown in the impact)"
     if spec.fact == "captured":
-        capturing = [s.name for s in plan.steps if s.action in CAPTURING]
+        capturing = [s.name for s in plan.steps
+                     if s.action in ACTIONS and ACTIONS[s.action].data == "captures"]
         if capturing:
             return SATISFIED, f"step '{capturing[0]}' keeps them before anything changes"
         return NOT_SATISFIED, "no step of the plan captures them"
