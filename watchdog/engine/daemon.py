@@ -331,7 +331,8 @@ class Daemon:
                 "finding_cleared", rule=finding.rule, series=finding.series, reason=finding.reason
             )
         await self.subjects.before_triage(result.active, self.incidents.views)
-        apply_triage(self.incidents, triage(result.active, self.incidents.open_views()))
+        decisions = triage(result.active, self.incidents.open_views(), result.holding)
+        apply_triage(self.incidents, decisions)
         self.watch.tick(result.active, self.states)
         self.recovery.tick()
         closed_findings = self.incidents.take_closed_findings()

@@ -10,7 +10,7 @@ it is safe to call again and again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from watchdog.model import Finding, Severity
@@ -67,8 +67,19 @@ def rule_key(identity: str) -> tuple[str, str]:
     return rule, series
 
 
-def triage(findings: Iterable[Finding], incidents: Sequence[OpenIncident]) -> list[TriageDecision]:
-    """Decide, for every active finding not yet placed, where it belongs."""
+def triage(
+    findings: Iterable[Finding],
+    incidents: Sequence[OpenIncident],
+    holding: Mapping[str, str] | None = None,
+) -> list[TriageDecision]:
+    """Decide, for every active finding not yet placed, where it belongs.
+
+    `holding` names the groups a superseding rule is about to absorb (its breach
+    has begun, its `for` not yet met): a finding of such a group opens nothing
+    yet. It still joins an incident already open for it. The hold ends when the
+    superseding rule fires (the finding joins its incident) or stops breaching.
+    """
+    held = holding or {}
     ordered = sorted(findings, key=lambda f: (f.severity.rank, f.key, finding_id(f)))
     by_key = {incident.key: incident for incident in incidents}
     absorbers: list[tuple[str, frozenset[str]]] = [
@@ -94,6 +105,8 @@ def triage(findings: Iterable[Finding], incidents: Sequence[OpenIncident]) -> li
             continue
         if key in opening:
             opening[key].append(finding)
+            continue
+        if finding.group in held and not finding.supersedes:
             continue
         opening[key] = [finding]
         if finding.supersedes:
