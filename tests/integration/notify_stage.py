@@ -15,7 +15,8 @@ from tests.fakes.vendors import FakeOpsgenie, FakePagerDuty, FakeSlack, FakeWebh
 from watchdog.metrics import Metrics
 from watchdog.model import AuthMode, Authorization, Check, Finding, Plan, Risk, Severity, Step
 from watchdog.notify.channels import Opsgenie, PagerDuty, Slack, Webhook
-from watchdog.notify.outbox import Outbox, RetryPolicy
+from watchdog.notify.outbox import Outbox
+from watchdog.notify.retry import RetryPolicy
 from watchdog.policy.schema import NotifySpec, Responder
 from watchdog.store.journal import Journal
 

@@ -74,6 +74,11 @@ def test_the_plans_impact_and_pre_checklist_are_journaled_and_shown(
         shown.stdout
     )
     assert f"- {wanted[0]}" in shown.stdout
+    # The first page, sent as the incident opened, already carries the plan's impact.
+    opened = first_page(fakes, number)
+    assert opened is not None and opened["plan"]["steps"], opened
+    assert wanted[1] in opened["impact"], opened
+    assert any(line.startswith("Notify team in #incidents") for line in opened["prechecks"])
 
 
     # A plan put to a human: its page carries the impact and the verdicts it is judged by.
@@ -87,6 +92,16 @@ def test_the_plans_impact_and_pre_checklist_are_journaled_and_shown(
     assert "Notify team in #incidents: satisfied: the policy pages for this severity" in (
         details["prechecks"]
     )
+
+
+def first_page(fakes: Vendors, number: int) -> dict[str, Any] | None:
+    """The custom details of the first page PagerDuty received about incident `number`."""
+    pages = [
+        e["payload"]["custom_details"]
+        for e in fakes.pagerduty.events("trigger")
+        if e["payload"]["custom_details"]["incident"] == number
+    ]
+    return pages[0] if pages else None
 
 
 def approval_page(fakes: Vendors, number: int) -> dict[str, Any] | None:

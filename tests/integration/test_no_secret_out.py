@@ -49,7 +49,8 @@ from watchdog.logs import configure_logging
 from watchdog.metrics import Metrics
 from watchdog.model import Risk, Step
 from watchdog.notify.channels import build_channels
-from watchdog.notify.outbox import Outbox, RetryPolicy
+from watchdog.notify.outbox import Outbox
+from watchdog.notify.retry import RetryPolicy
 from watchdog.policyfile import load_policy
 from watchdog.reporting import init_sentry, report_failed_rollback
 from watchdog.scrub import forget_secrets

@@ -25,7 +25,8 @@ from tests.integration.notify_stage import (
 from watchdog.commands.runner import build_outbox
 from watchdog.metrics import Metrics
 from watchdog.model import Severity
-from watchdog.notify.outbox import Outbox, RetryPolicy
+from watchdog.notify.outbox import Outbox
+from watchdog.notify.retry import RetryPolicy
 from watchdog.policy.schema import NotifySpec
 from watchdog.policyfile import load_policy
 from watchdog.settings import Settings

@@ -23,7 +23,7 @@ from tests.integration.notify_stage import (
 )
 from watchdog.metrics import Metrics
 from watchdog.model import Severity
-from watchdog.notify.outbox import RetryPolicy
+from watchdog.notify.retry import RetryPolicy
 from watchdog.store.journal import Journal
 
 

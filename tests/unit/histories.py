@@ -38,8 +38,9 @@ from tests.unit.history_world import FAULTS, ROSTER, World
 from watchdog.engine.approvals import Refused, record_decision
 from watchdog.engine.daemon import Daemon
 from watchdog.metrics import Metrics
-from watchdog.notify.outbox import Outbox, RetryPolicy
+from watchdog.notify.outbox import Outbox
 from watchdog.notify.page import Page
+from watchdog.notify.retry import RetryPolicy
 from watchdog.people import Person
 from watchdog.policy.schema import Policy
 from watchdog.store.codec import plan_digest

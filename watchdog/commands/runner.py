@@ -41,7 +41,8 @@ from watchdog.heap import settle_heap
 from watchdog.keys import weak_keys
 from watchdog.metrics import Metrics
 from watchdog.notify.channels import build_channels
-from watchdog.notify.outbox import Outbox, RetryPolicy
+from watchdog.notify.outbox import Outbox
+from watchdog.notify.retry import RetryPolicy
 from watchdog.people import People
 from watchdog.policy.schema import Policy, TableSignal
 from watchdog.probes.base import Probe, build_probes

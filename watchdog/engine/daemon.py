@@ -33,7 +33,7 @@ from watchdog.engine.reenable import Reenabler
 from watchdog.engine.subjects import Subjects
 from watchdog.engine.watching import Watch
 from watchdog.metrics import Metrics
-from watchdog.model import Observation, Severity
+from watchdog.model import Observation, Plan, Severity
 from watchdog.notify.outbox import Outbox
 from watchdog.policy.rules import Evaluator, RuleState
 from watchdog.policy.schema import Policy
@@ -240,11 +240,12 @@ class Daemon:
         )
 
     def _compose_page(
-        self, incident_id: int, from_state: str, to_state: str, reason: str
+        self, incident_id: int, from_state: str, to_state: str, reason: str, plan: Plan | None
     ) -> PageRows | None:
-        """The page a move calls for, written in the move's transaction."""
+        """The page a move calls for (with the plan it commits), written in its transaction."""
         return self._composed(
-            incident_id, lambda o: o.pages_for_move(incident_id, from_state, to_state, reason)
+            incident_id,
+            lambda o: o.pages_for_move(incident_id, from_state, to_state, reason, plan),
         )
 
     def _composed(

@@ -45,7 +45,7 @@ log = structlog.get_logger("watchdog.incidents")
 #: The journal's action target that counts automatic plans against the hourly budget.
 PLAN_BUDGET = "budget:automatic-plan"
 #: Composes the page a move calls for (before the move is committed), or None.
-PageComposer = Callable[[int, str, str, str], PageRows | None]
+PageComposer = Callable[[int, str, str, str, Plan | None], PageRows | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +164,7 @@ class Incidents:
             after = Lifecycle(state).move(move.trigger)
             states.append((after, move.reason))
             if self.compose_page is not None:
-                page = self.compose_page(view.id, state, after, move.reason)
+                page = self.compose_page(view.id, state, after, move.reason, plan)
                 if page is not None and page.status == "dry_run" and self.touched(view.id):
                     page = replace(page, status="pending")  # real damage is paged for real
                 if page is not None:

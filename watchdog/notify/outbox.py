@@ -19,17 +19,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import httpx
 import structlog
 
 from watchdog.metrics import CHANNELS, Metrics
-from watchdog.model import Severity
+from watchdog.model import Plan, Severity
 from watchdog.notify.channels import Channel
 from watchdog.notify.fallback import PageOnTimeline, lost_summary, page_of
 from watchdog.notify.page import compose_page
-from watchdog.notify.retry import RETRY_AFTER_MAX, Verdict, backoff, classify, redact
+from watchdog.notify.retry import RetryPolicy, Verdict, backoff, classify, redact
 from watchdog.notify.routing import (
     PageDecision,
     decide_escalation_page,
@@ -43,20 +43,6 @@ from watchdog.store.records import DeliveryRecord, IncidentRecord, PageRows
 log = structlog.get_logger("watchdog.notify")
 LIVE = ("pending", "sent")
 """Row statuses of a page that has reached, or may still reach, its channel."""
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard to try: first wait, longest wait, per-attempt timeout, attempts before giving up.
-
-    The values come from the settings (WATCHDOG_NOTIFY_*), which hold the defaults.
-    """
-
-    base_seconds: float
-    cap_seconds: float
-    timeout_seconds: float
-    max_attempts: int
-    retry_after_max_seconds: float = RETRY_AFTER_MAX  # a longer Retry-After waits this long
 
 
 class Outbox:
@@ -104,12 +90,14 @@ class Outbox:
         self._enqueue(incident_id, self.pages_for_escalation(incident_id, from_severity))
 
     def pages_for_move(
-        self, incident_id: int, from_state: str, to_state: str, reason: str
+        self, incident_id: int, from_state: str, to_state: str, reason: str,
+        plan: Plan | None = None,
     ) -> PageRows | None:
         """The page this move calls for, composed from the journal; writes nothing.
 
         For the move's own transaction: compose before or after the state is written
-        (the page shows the incident in `to_state` either way), write the result with
+        (the page shows the incident in `to_state` and the `plan` committed with the
+        move, or else the journaled one), write the result with
         `watchdog.store.sqlite.insert_page_rows` in that transaction, then `wake()`.
         """
         return self._compose(
@@ -123,6 +111,7 @@ class Outbox:
                 move_reason=reason,
                 triggered=triggered,
             ),
+            plan,
         )
 
     def pages_for_escalation(
@@ -153,6 +142,7 @@ class Outbox:
         incident_id: int,
         moved: Callable[[IncidentRecord], IncidentRecord],
         decide: Callable[[IncidentRecord, set[str]], PageDecision | None],
+        plan: Plan | None = None,
     ) -> PageRows | None:
         """Decide and compose the page about the incident as `moved` leaves it."""
         if not self.channels:  # no credential set: this daemon pages nobody
@@ -165,7 +155,7 @@ class Outbox:
         decision = decide(incident, triggered)
         if decision is None:
             return None
-        return self._rows(incident, deliveries, decision, decision.reason)
+        return self._rows(incident, deliveries, decision, decision.reason, plan)
 
     def _rows(
         self,
@@ -173,6 +163,7 @@ class Outbox:
         deliveries: Sequence[DeliveryRecord],
         decision: PageDecision,
         why_now: str,
+        plan: Plan | None = None,
     ) -> PageRows | None:
         """The bodies of the page `decision` calls for, on the channels this daemon has."""
         channels = [self.channels[c] for c in decision.channels if c in self.channels]
@@ -185,7 +176,7 @@ class Outbox:
             stack=self.stack,
             incident=incident,
             findings=journal.findings(incident.id),
-            plan=journal.plan(incident.id),
+            plan=plan if plan is not None else journal.plan(incident.id),
             steps=journal.steps(incident.id),
             approvals=journal.approvals(incident.id),
             timeline=journal.timeline(incident.id),

@@ -23,6 +23,20 @@ WATCHDOG_NOTIFY_RETRY_AFTER_MAX."""
 
 
 @dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to try: first wait, longest wait, per-attempt timeout, attempts before giving up.
+
+    The values come from the settings (WATCHDOG_NOTIFY_*), which hold the defaults.
+    """
+
+    base_seconds: float
+    cap_seconds: float
+    timeout_seconds: float
+    max_attempts: int
+    retry_after_max_seconds: float = RETRY_AFTER_MAX  # a longer Retry-After waits this long
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     outcome: Outcome
     reason: str
