@@ -10,7 +10,7 @@ environment and deploy are reused, not copied), SIGKILLed at one journal write
 incident is final:
 
 1. web's container is killed: the restart rung brings it back (resolved);
-2. web loses its health file and a crash-looping image is deployed over it: a
+2. a crash-looping image is deployed over web, which loses its health file: a
    failure right after a deploy, runbook scenario 1 (evidence, backup check, stop,
    revert): the revert recreates it from the last known good image, which is
    unhealthy too (the fault is not in the image), so the previous container is put
@@ -114,8 +114,10 @@ def _kill_web(project: Project) -> None:
 
 
 def _broken_deploy_unhealthy(project: Project) -> None:
-    (project.www["web"] / "healthy").unlink()  # the fault is not in the image at all
+    # The deploy first, as in life: had web failed first, a change probe reading taken
+    # between the failure and the deploy (seen under load) would rightly call it no deploy.
     deploy(project, "web", BROKEN)
+    (project.www["web"] / "healthy").unlink()  # the fault is not in the image at all
 
 
 def _api_unhealthy(project: Project) -> None:
