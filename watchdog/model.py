@@ -109,6 +109,8 @@ class Finding:
     evidence: tuple[str, ...] = ()
     params: tuple[tuple[str, str], ...] = ()
     supersedes: tuple[str, ...] = ()
+    #: The reason in one plain sentence (watchdog.policy.headlines); "" in old journals.
+    headline: str = ""
 
     @property
     def key(self) -> str:
@@ -117,6 +119,10 @@ class Finding:
 
     def param_map(self) -> dict[str, str]:
         return dict(self.params)
+
+    def said(self) -> str:
+        """The headline, or for a finding journaled before headlines, its reason."""
+        return self.headline or self.reason
 
 
 @dataclass(frozen=True, slots=True)

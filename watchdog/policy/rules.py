@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from watchdog.model import Finding, Observation
 from watchdog.policy.changes import RecentChange, change_unknown, recent_change
 from watchdog.policy.durations import format_duration
+from watchdog.policy.headlines import headline
 from watchdog.policy.schema import AnySignal, DerivedSignal, Policy, RuleSpec
 from watchdog.policy.windows import Sample, Windows, change_per_minute
 
@@ -304,6 +305,16 @@ class Evaluator:
             ),
             params=tuple(sorted((k, v.format(**words)) for k, v in spec.params.items())),
             supersedes=tuple(spec.supersedes),
+            headline=headline(
+                rule.signal,
+                op=spec.op,
+                threshold=spec.threshold,
+                value=state.value,
+                series=series,
+                service=rule.service,
+                lasted=now - since,
+                per_minute=bool(per_minute),
+            ),
         )
 
 

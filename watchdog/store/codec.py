@@ -42,6 +42,7 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "evidence": list(finding.evidence),
         "params": [[name, value] for name, value in finding.params],
         "supersedes": list(finding.supersedes),
+        "headline": finding.headline,
     }
 
 
@@ -59,6 +60,7 @@ def finding_from_dict(data: dict[str, Any]) -> Finding:
         evidence=tuple(data.get("evidence", ())),
         params=tuple((name, value) for name, value in data.get("params", ())),
         supersedes=tuple(data.get("supersedes", ())),
+        headline=str(data.get("headline", "")),
     )
 
 
