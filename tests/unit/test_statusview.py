@@ -104,7 +104,7 @@ def test_text_marks_the_worst_lines_and_short_keeps_the_four_that_matter() -> No
 
 
 @pytest.mark.parametrize(("seconds", "words"), [
-    (0, "0 s"), (0.4, "0.4 s"), (59, "59 s"), (60, "1 min"), (125, "2 min 5 s"),
+    (0, "0 s"), (0.4, "0 s"), (59, "59 s"), (60, "1 min"), (125, "2 min 5 s"),
     (3 * 3600 + 720, "3 h 12 min"), (2 * 86400 + 4 * 3600, "2 d 4 h"), (-3, "0 s"),
 ])
 def test_durations_read_as_words(seconds: float, words: str) -> None:

@@ -213,6 +213,4 @@ def ago(seconds: float) -> str:
         return f"{hours} h {minutes} min"
     if minutes:
         return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    if seconds < 1 and seconds > 0:
-        return f"{seconds:.1f} s"
     return f"{secs} s"
