@@ -19,7 +19,8 @@ SUMMARY = "watchdog: an ops runbook as code, beside a Docker Compose stack"
 
 #: (group, commands) in the order the top-level help shows them.
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("look (what is happening)", ("incidents", "followups", "report", "check", "config")),
+    ("look (what is happening)",
+     ("status", "incidents", "followups", "report", "check", "config")),
     ("act (change what happens)", ("pause", "resume", "rollback")),
     ("approve (decide on a plan that waits)", ("approve", "reject")),
     ("set up", ("run", "validate", "people", "token", "demo", "sandbox")),
@@ -167,8 +168,21 @@ def parser() -> argparse.ArgumentParser:
     for name, value, words in (("pause", "1", "stop"), ("resume", "0", "allow")):
         p = command(name, f"{words} all automatic actions (the kill switch); the daemon reads "
                     "it on its next tick", handle.flagger(value), f"watchdog {name}",
-                    f"watchdog {name} --state /state/journal.db")
+                    f"watchdog {name} --as alice --state /state/journal.db")
         p.add_argument("--state", help=STATE)
+        p.add_argument("--as", dest="person", metavar="NAME",
+                       help="who, for the status strip (default: your login name)")
+
+    p = command(
+        "status",
+        "live or dry-run, paused, pagers, policy and journal, from the journal without "
+        "reaching the daemon (exit 0 heartbeat fresh, 1 stale or no daemon, 2 no journal)",
+        handle.status,
+        "watchdog status",
+        "watchdog status --state /state/journal.db --json",
+    )
+    p.add_argument("--state", help=STATE)
+    p.add_argument("--json", action="store_true", help="print the lines and facts as JSON")
 
     p = command(
         "token",

@@ -19,12 +19,12 @@ from watchdog.commands.journalfile import existing_journal
 from watchdog.logs import configure_logging
 from watchdog.policy.scaling import compress_time
 from watchdog.policy.schema import Policy
+from watchdog.policy.statusview import judge_status
 from watchdog.policyfile import PolicyError, load_policy
 from watchdog.scrub import register_startup_secrets
 from watchdog.settings import Settings
 from watchdog.store import render
 from watchdog.store.journal import open_journal
-from watchdog.store.records import PAUSED_FLAG
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
@@ -169,6 +169,7 @@ def incidents(args: argparse.Namespace) -> int:
             )
         else:
             records = journal.list_incidents(limit=100, include_closed=not args.open)
+            print(judge_status(journal.status_facts(), time.time()).short() + "\n")
             print(render.incidents_table(records, time.time()))
     finally:
         journal.close()
@@ -229,15 +230,24 @@ def report(args: argparse.Namespace) -> int:
 
 def flagger(value: str) -> object:
     def handler(args: argparse.Namespace) -> int:
+        import getpass
+
+        who = args.person or getpass.getuser()
         journal = open_journal(existing_journal(settings_for(args)))
         try:
-            journal.set_flag(PAUSED_FLAG, value, at=time.time())
+            journal.set_paused(value == "1", by=who, at=time.time())
         finally:
             journal.close()
-        print("automatic actions paused" if value == "1" else "automatic actions resumed")
+        print(f"automatic actions {'paused' if value == '1' else 'resumed'} by {who}")
         return 0
 
     return handler
+
+
+def status(args: argparse.Namespace) -> int:
+    from watchdog.commands.statuscmd import status_command
+
+    return status_command(existing_journal(settings_for(args)), as_json=args.json)
 
 
 def token(args: argparse.Namespace) -> int:

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     state: str = Field("", description="journal: a path or sqlite:/// URL (default: "
                        "journal.db in the state directory)")
     listen: str = Field("127.0.0.1:9095", description="host:port of the HTTP API")
+    status_heartbeat: float = Field(
+        5.0, gt=0, description="seconds between the daemon's status heartbeats in the journal "
+        "(`watchdog status` calls one older than three of them stale)",
+    )
     orchestrator: str | None = Field(
         None,
         description="docker, docker+unix:///PATH, or sandbox+http://127.0.0.1:PORT (the sandbox)",

@@ -31,6 +31,7 @@ from starlette.datastructures import FormData
 from watchdog.api.access import FailureLimiter, ReadAccess, bearer_of, client_of
 from watchdog.api.followupsweb import open_followups, report_response
 from watchdog.api.sessions import SESSION_SECONDS, Session, Sessions
+from watchdog.api.statusweb import strip_for
 from watchdog.engine.approvals import AWAITING, Refused, find_incident, record_decision
 from watchdog.engine.closing import DEFAULT_CLOSE_ROLES, close_incident
 from watchdog.metrics import Metrics
@@ -109,6 +110,7 @@ def web_router(
             csrf=sessions.csrf(session),
             people_configured=people is not None,
             now=clock(),
+            status=strip_for(journal, name, clock()),
             **values,
         )
         response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)

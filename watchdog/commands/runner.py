@@ -252,6 +252,7 @@ def build_daemon(
         preflights=table.preflights,
         dry_run=dry_run,
         metrics=metrics,
+        heartbeat_seconds=settings.status_heartbeat,
         outbox=build_outbox(policy, settings, journal, client, metrics, dry_run=dry_run),
     )
 
@@ -356,6 +357,7 @@ async def _serve(
         client = await stack.enter_async_context(httpx.AsyncClient())
         daemon = build_daemon(policy, settings, journal, client, dry_run=dry_run)
         daemon.facts.holders = people.holders if people is not None else None
+        daemon.beat.located(scrub_text(str(journal_file)), settings.listen)
         app = create_app(
             journal, daemon.metrics, daemon.health, time.time, alerts=daemon.alerts,
             people=people, close_roles=policy.close_roles, followup_items=policy.followups,

@@ -30,6 +30,7 @@ from watchdog.engine.lastgood import LastGood, ServiceLastGood
 from watchdog.engine.opening import apply_triage
 from watchdog.engine.recovery import Recovery
 from watchdog.engine.reenable import Reenabler
+from watchdog.engine.statusbeat import DEFAULT_HEARTBEAT_SECONDS, StatusBeat
 from watchdog.engine.subjects import Subjects
 from watchdog.engine.watching import Watch
 from watchdog.metrics import Metrics
@@ -91,6 +92,7 @@ class Daemon:
         tick_seconds: float | None = None,
         probes: list[Probe] | None = None,
         outbox: Outbox | None = None,
+        heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
     ) -> None:
         self.policy = policy
         self.journal = journal
@@ -155,6 +157,10 @@ class Daemon:
         self._docker_factory = docker_factory
         self.docker_events: list[DockerEvents] = []
         self.health = Health(started_at=clock(), pid=os.getpid(), dry_run=dry_run)
+        self.beat = StatusBeat(  # the status row `watchdog status` reads, with a heartbeat
+            policy, journal, clock, dry_run=dry_run, heartbeat_seconds=heartbeat_seconds,
+            channels=outbox.channels if outbox is not None else (),
+        )
 
     async def run(self, stop: asyncio.Event, *, grace_seconds: float = 20.0) -> None:
         """Until `stop` is set; then let steps in flight finish for `grace_seconds`."""
@@ -169,6 +175,7 @@ class Daemon:
             recovered_incidents=recovered,
             dry_run=self.incidents.executor.dry_run,
         )
+        self.beat.beat()
         self.scheduler.start()
         if self._docker_probes:  # a wrong project name is said at once, not silently read
             projects = sorted({p.signal.project for p in self._docker_probes})
@@ -187,6 +194,7 @@ class Daemon:
                     await self.tick()
                 except Exception:  # one bad tick is logged; the watchdog keeps watching
                     log.exception("tick_failed")
+                self.beat.beat()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.tick_seconds)
         finally:
@@ -199,6 +207,7 @@ class Daemon:
                 await asyncio.wait([outbox], timeout=grace_seconds)
             if self._own_client:
                 await self.client.aclose()
+            self.beat.stopped()
             log.info("daemon_stopped")
 
     def _incident_moved(

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from watchdog.model import Alert, Finding, Plan, Severity, Step
 from watchdog.policy.followups import FollowupDue
+from watchdog.policy.statusview import DaemonRow, StatusFacts
 from watchdog.store.alerts import AlertDelivery, AlertReceipt, FiringStarts
 from watchdog.store.followups import FollowupRecord
 from watchdog.store.records import (
@@ -350,6 +351,18 @@ class Journal(Protocol):
         Raises `KeyError` for an unknown id and `ValueError` (naming who closed it and
         when) for one already done.
         """
+        ...
+
+    # The daemon's status (watchdog.store.daemonstatus) --------------------------
+
+    def write_status(self, row: DaemonRow) -> None:
+        """Insert or replace the stack's status row (start, heartbeat, clean stop)."""
+        ...
+
+    def set_paused(self, paused: bool, *, by: str, at: float) -> None: ...
+
+    def status_facts(self) -> StatusFacts:
+        """What the status strip is judged from: row, pause and who, last deliveries."""
         ...
 
     def close(self) -> None: ...

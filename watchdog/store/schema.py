@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from watchdog.store import alerts, followups, undo
+from watchdog.store import alerts, daemonstatus, followups, undo
 
 SCHEMA_VERSION = 2
 
@@ -141,6 +141,8 @@ STATEMENTS = (
     *undo.STATEMENTS,
     # Follow-ups owed after an incident that acted (see store/followups.py). Additive.
     *followups.STATEMENTS,
+    # The daemon's status row and heartbeat (see store/daemonstatus.py). Additive.
+    *daemonstatus.STATEMENTS,
 )
 
 
