@@ -17,6 +17,7 @@ import time
 
 from watchdog.commands.journalfile import existing_journal
 from watchdog.logs import configure_logging
+from watchdog.model import Finding
 from watchdog.policy.scaling import compress_time
 from watchdog.policy.schema import Policy
 from watchdog.policy.statusview import judge_status
@@ -165,12 +166,14 @@ def incidents(args: argparse.Namespace) -> int:
                     plan=journal.plan(record.id),
                     findings=journal.findings(record.id),
                     approvals=journal.approvals(record.id),
+                    now=time.time(),
                 )
             )
         else:
             records = journal.list_incidents(limit=100, include_closed=not args.open)
             print(judge_status(journal.status_facts(), time.time()).short() + "\n")
-            print(render.incidents_table(records, time.time()))
+            seen = {r.id: said(journal.findings(r.id), r.reason) for r in records}
+            print(render.incidents_table(records, time.time(), seen))
     finally:
         journal.close()
     return 0
@@ -289,3 +292,8 @@ def people(args: argparse.Namespace) -> int:
 
     roles = load_registered(args.policy).roles if args.policy else None
     return people_command(args, people_path(args.people, Settings().people), roles)
+
+
+def said(findings: list[Finding], fallback: str) -> str:
+    """An incident's headline: its first finding's, or its reason for an old journal."""
+    return findings[0].said() if findings else fallback

@@ -195,3 +195,5 @@ class Plan:
     give_up_seconds: float | None = None
     #: The pre-rollback checklist as judged when the plan was made (`policy.prechecks`).
     prechecks: tuple[PreCheck, ...] = ()
+    #: The runbook section the scenario follows: where a person taking over reads on.
+    runbook: str = ""

@@ -92,19 +92,17 @@ def test_incidents_table_and_timeline_from_the_journal(tmp_path: Path) -> None:
     state = str(tmp_path / "journal.db")
     table = run_cli("incidents", "--state", state)
     assert table.returncode == 0
-    assert table.stdout.split()[:7] == [
-        "ID",
-        "SEVERITY",
-        "SCENARIO",
-        "SUBJECT",
-        "STATE",
-        "OPENED",
-        "AGE",
+    strip, _, rows = table.stdout.partition("\n\n")  # the status strip, then the table
+    assert "daemon stopped" in strip, strip
+    assert rows.split()[:8] == [
+        "ID", "SEVERITY", "SCENARIO", "SUBJECT", "STATE", "OPENED", "AGE", "SEEN"
     ]
-    assert "service_failure" in table.stdout and "dlq-manager" in table.stdout
+    assert "service_failure" in rows and "dlq-manager" in rows
+    assert "dlq-manager has not answered /health as healthy for" in rows
     show = run_cli("incidents", "show", "1", "--state", state)
     assert show.returncode == 0
     for words in (
+        "  next:     nothing: resolved at",
         "dlq-manager health 0 < 1",
         "restart the failed service",
         "P2 × safe steps run automatically",

@@ -53,7 +53,7 @@ async def test_every_vendor_accepts_the_trigger_and_the_resolve(
     assert "DLQ depth 7200 > 5000" in details["seen"][0]
     assert "rabbitmq queue enrichment.dlq: 7200 messages" in details["seen"][0]
     assert details["plan"]["title"] == "Restart the enrichment workers that dead-letter"
-    assert "approval by 1 person with role lead" in details["awaiting"]
+    assert "approval by one person with role lead" in details["awaiting"]
     assert details["impact"] == [
         "messages already dead-lettered stay for dlq-manager to replay",
         "data loss: none",

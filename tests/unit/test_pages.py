@@ -78,7 +78,7 @@ def test_a_page_says_what_was_seen_why_what_waits_the_impact_and_how_to_approve(
     assert "DLQ depth 7200 > 5000 for 10 s" in text
     assert "evidence: rabbitmq queue enrichment.dlq: 7200 messages; growing 300/min" in text
     assert "Severity P1:\n" + FINDING.reason in text
-    assert "approval by 1 person with role lead before the plan runs" in text
+    assert "Next action:\napproval by one person with role lead" in text
     assert "- messages already dead-lettered stay for dlq-manager to replay" in text
     assert "https://watchdog.example.org/ui/incidents/12" in text
     assert "watchdog approve 12 --as NAME" in text and "watchdog reject 12 --as NAME" in text
@@ -124,7 +124,8 @@ def test_an_escalated_page_says_why_a_human_must_take_over() -> None:
         5, 12, 3.0, "state", "failed → escalated: rollback failed, paging", {"to": "escalated"}
     )
     assert page(state="escalated", timeline=(moved,)).awaiting == (
-        "a human to take over: failed → escalated: rollback failed, paging"
+        "take over: failed → escalated: rollback failed, paging; "
+        "when done, `watchdog incidents close 12 --as NAME`"
     )
 
 

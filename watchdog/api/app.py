@@ -48,6 +48,7 @@ def create_app(
     close_roles: Sequence[str] = DEFAULT_CLOSE_ROLES,
     read_token: str | None = None,
     followup_items: Sequence[FollowupSpec] | None = None,
+    approval_expires: float | None = None,
 ) -> FastAPI:
     """`close_roles` are the policy's: who may end an incident by hand (API and web page).
     `read_token` (WATCHDOG_READ_TOKEN) reads the incidents as a person would; None: people only.
@@ -62,7 +63,7 @@ def create_app(
     app.include_router(
         web_router(
             journal, people, metrics, clock, close_roles=close_roles, access=access,
-            followup_items=followup_items,
+            followup_items=followup_items, approval_expires=approval_expires,
         )
     )
 

@@ -32,18 +32,16 @@ from watchdog.api.access import FailureLimiter, ReadAccess, bearer_of, client_of
 from watchdog.api.followupsweb import open_followups, report_response
 from watchdog.api.sessions import SESSION_SECONDS, Session, Sessions
 from watchdog.api.statusweb import strip_for
-from watchdog.engine.approvals import AWAITING, Refused, find_incident, record_decision
+from watchdog.api.webvalues import glance_of, incident_summary, incident_values, rollback_summary
+from watchdog.engine.approvals import AWAITING, Refused, record_decision
 from watchdog.engine.closing import DEFAULT_CLOSE_ROLES, close_incident
 from watchdog.metrics import Metrics
 from watchdog.people import Busy, People, Person
 from watchdog.policy.schema import FollowupSpec
 from watchdog.store import render
 from watchdog.store.journal import Journal
-from watchdog.store.records import IncidentRecord, StepRecord
 
 COOKIE = "watchdog_session"
-RUNNING_STATES = ("approved", "executing", "verifying")
-REFRESH_SECONDS = 1
 FORM_LIMIT = 16 * 1024
 TEMPLATES = Path(__file__).parent / "templates"
 NO_PEOPLE = (
@@ -82,6 +80,7 @@ def web_router(
     close_roles: Sequence[str] = DEFAULT_CLOSE_ROLES,
     access: ReadAccess | None = None,
     followup_items: Sequence[FollowupSpec] | None = None,
+    approval_expires: float | None = None,
 ) -> APIRouter:
     """`access` is the API's read check (shared, so failures count once per client)."""
     router = APIRouter(include_in_schema=False)
@@ -127,7 +126,9 @@ def web_router(
             if (rollback := rollback_summary(r, journal.steps(r.id))) is not None
         ][:20]
         plans = {r.id: journal.plan(r.id) for r in opened}
-        return {"opened": opened, "plans": plans, "pending": pending, "rollbacks": rollbacks,
+        glances = {r.id: glance_of(journal, r, clock(), approval_expires) for r in opened}
+        return {"opened": opened, "plans": plans, "glances": glances, "pending": pending,
+                "rollbacks": rollbacks,
                 "followups": open_followups(journal, people, clock())}
 
     @router.get("/")
@@ -166,7 +167,9 @@ def web_router(
         if refused is not None:
             return refused
         try:
-            values = await run_in_threadpool(incident_values, journal, incident_id)
+            values = await run_in_threadpool(
+                incident_values, journal, incident_id, clock(), approval_expires
+            )
             if closing:  # someone is writing why they close it: no refresh under them
                 values["refresh"] = 0
             return page(request, "incident.html", close_roles=close_roles, **values)
@@ -319,58 +322,6 @@ def web_router(
 
 
 # ---- what the pages show ---------------------------------------------------------
-
-
-def incident_summary(journal: Journal, record: IncidentRecord) -> dict[str, Any]:
-    """An incident awaiting approval: its plan, who must agree, and who has."""
-    plan = journal.plan(record.id)
-    approvals = journal.approvals(record.id)
-    role = plan.authorization.role if plan is not None else None
-    approvers = sorted({a.person for a in approvals if a.decision == "approve" and a.role == role})
-    quorum = max(1, plan.authorization.quorum) if plan is not None else 1
-    return {"record": record, "plan": plan, "approvers": approvers, "quorum": quorum, "role": role}
-
-
-def rollback_summary(record: IncidentRecord, steps: list[StepRecord]) -> dict[str, Any] | None:
-    """A plan that ran (or runs): its outcome and how long its steps took."""
-    if not steps:
-        return None
-    finished = [s.finished_at for s in steps if s.finished_at is not None]
-    running = any(s.status == "started" for s in steps) or record.is_open
-    outcome = "running" if running else record.state
-    end = record.closed_at if record.closed_at is not None else max(finished, default=None)
-    return {
-        "record": record,
-        "outcome": outcome,
-        "steps": steps,
-        "failed": [s for s in steps if s.status in ("failed", "unknown")],
-        "steps_seconds": (max(finished) - steps[0].started_at) if finished else None,
-        "recovered_seconds": (end - record.opened_at) if end is not None and not running else None,
-    }
-
-
-def incident_values(journal: Journal, incident_id: int) -> dict[str, Any]:
-    record = find_incident(journal, incident_id)
-    steps = journal.steps(incident_id)
-    plan = journal.plan(incident_id)
-    latest = {s.index: s for s in steps}
-    pending = incident_summary(journal, record) if record.state == AWAITING else None
-    # Refresh while a plan runs, and once the last needed approval is in (the daemon
-    # starts the plan on its next tick), but never under someone typing a comment.
-    decided = pending is not None and len(pending["approvers"]) >= pending["quorum"]
-    running = record.is_open and (record.state in RUNNING_STATES or decided)
-    return {
-        "record": record,
-        "findings": journal.findings(incident_id),
-        "plan": plan,
-        "runs": [latest.get(index) for index in range(len(plan.steps))] if plan else [],
-        "steps": steps,
-        "approvals": journal.approvals(incident_id),
-        "events": journal.timeline(incident_id),
-        "pending": pending,
-        "refresh": REFRESH_SECONDS if running else 0,
-        "rollback": rollback_summary(record, steps),
-    }
 
 
 def _field(form: FormData, name: str) -> str:

@@ -287,6 +287,7 @@ def build_outbox(
             retry_after_max_seconds=settings.notify_retry_after_max,
         ),
         dry_run=dry_run,
+        approval_expires=policy.guards.approval_expires,
     )
 
 
@@ -361,6 +362,7 @@ async def _serve(
         app = create_app(
             journal, daemon.metrics, daemon.health, time.time, alerts=daemon.alerts,
             people=people, close_roles=policy.close_roles, followup_items=policy.followups,
+            approval_expires=policy.guards.approval_expires,
             read_token=settings.read_token.get_secret_value() if settings.read_token else None,
         )
         server = _QuietServer(

@@ -62,8 +62,10 @@ class Outbox:
         retry: RetryPolicy,
         poll_seconds: float = 0.5,
         dry_run: bool = False,
+        approval_expires: float | None = None,
     ) -> None:
         self.spec = spec
+        self.approval_expires = approval_expires  # the page's "approve by" time
         self.stack = stack
         self.journal = journal
         self.channels = dict(channels)
@@ -184,6 +186,7 @@ class Outbox:
             at=self.clock(),
             # Every page of one incident folds under the key it was first paged with.
             dedup_key=deliveries[0].dedup_key if deliveries else None,
+            approval_expires=self.approval_expires,
         )
         bodies = {c.name: body for c in channels if (body := c.body(page)) is not None}
         if not bodies:

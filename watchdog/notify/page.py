@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from watchdog.model import AuthMode, Finding, Plan, Severity
+from watchdog.model import Finding, Plan, Severity
+from watchdog.policy.glance import glance
+from watchdog.store.glancefacts import glance_facts
 from watchdog.store.records import ApprovalRecord, EventRecord, IncidentRecord, StepRecord
 
 EVENTS = ("trigger", "acknowledge", "resolve")
@@ -81,13 +83,12 @@ class Page:
     def sections(self) -> list[tuple[str, str]]:
         """The page as titled sections of plain text, in reading order."""
         how = f"{self.link}\n{self.approve_command}\n{self.reject_command}"
-        sections = [
+        sections = [("Next action", self.awaiting)] if self.awaiting else []
+        sections += [
             ("What was seen", _lines(self.seen) or "no finding recorded"),
             (f"Severity {self.severity.value}", self.severity_why),
             ("What was done", _lines(self.done) or "nothing has run yet"),
         ]
-        if self.awaiting:
-            sections.append(("Waiting for", self.awaiting))
         if self.plan_title:
             sections.append((f"Plan: {self.plan_title}", _lines(self.plan_steps) or "no steps"))
         sections.append(("Impact", _lines(self.impact) or "none assessed"))
@@ -145,6 +146,7 @@ def compose_page(
     public_url: str,
     at: float,
     dedup_key: str | None = None,
+    approval_expires: float | None = None,
 ) -> Page:
     """The page for `event` (trigger, acknowledge or resolve) about `incident` as journaled.
 
@@ -154,6 +156,10 @@ def compose_page(
     if event not in EVENTS:
         raise ValueError(f"page event {event!r} is not one of {', '.join(EVENTS)}")
     link = f"{public_url.rstrip('/')}/ui/incidents/{incident.id}"
+    facts = glance_facts(
+        incident, findings, plan, steps, approvals, timeline, approval_expires=approval_expires
+    )
+    told = glance(facts, at)
     return Page(
         event=event,
         incident_id=incident.id,
@@ -166,7 +172,7 @@ def compose_page(
         state=incident.state,
         at=at,
         why_now=why_now,
-        headline=headline(event, stack, incident),
+        headline=headline(event, stack, incident, findings[0].headline if findings else ""),
         seen=seen(findings),
         severity_why=severity_reason(incident, timeline),
         plan_title=plan.title if plan is not None else "",
@@ -179,7 +185,7 @@ def compose_page(
             + (f": {_first_line(s.output)}" if s.output.strip() else "")
             for s in steps
         ),
-        awaiting=awaiting(incident, plan, timeline),
+        awaiting=told.needs if told.urgent else "",
         impact=plan.impact if plan is not None else (),
         prechecks=tuple(
             f"{c.item}: {c.verdict.replace('_', ' ')}: {c.reason}"
@@ -197,13 +203,14 @@ def compose_page(
     )
 
 
-def headline(event: str, stack: str, incident: IncidentRecord) -> str:
-    """One line that fits a phone's lock screen: severity, stack, what, where, state."""
+def headline(event: str, stack: str, incident: IncidentRecord, seen: str = "") -> str:
+    """One line that fits a phone's lock screen: severity, stack, what was seen, state."""
     where = f" on {incident.subject}" if incident.subject else ""
+    what = seen if seen else f"{incident.scenario}{where}"
     word = {"trigger": incident.state.replace("_", " "), "acknowledge": "acknowledged"}.get(
         event, "resolved"
     )
-    return f"[{incident.severity.value}] {stack}: {incident.scenario}{where} ({word})"
+    return f"[{incident.severity.value}] {stack}: {what} ({word})"
 
 
 def seen(findings: Sequence[Finding]) -> tuple[str, ...]:
@@ -231,23 +238,6 @@ def severity_reason(incident: IncidentRecord, timeline: Sequence[EventRecord]) -
     if escalations:
         return escalations[-1].summary
     return incident.reason
-
-
-def awaiting(incident: IncidentRecord, plan: Plan | None, timeline: Sequence[EventRecord]) -> str:
-    """Who must do what now, or "" when nobody has to."""
-    if incident.state == "awaiting_approval" and plan is not None:
-        auth = plan.authorization
-        if auth.mode is AuthMode.APPROVAL:
-            who = "person" if auth.quorum <= 1 else "distinct people"
-            return (
-                f"approval by {max(1, auth.quorum)} {who} with role {auth.role} "
-                f"before the plan runs: {auth.reason}"
-            )
-    if incident.state == "escalated":
-        moves = [e for e in timeline if e.kind == "state" and e.data.get("to") == "escalated"]
-        why = moves[-1].summary if moves else incident.reason
-        return f"a human to take over: {why}"
-    return ""
 
 
 def iso_utc(at: float) -> str:

@@ -59,6 +59,7 @@ def plan_for(
         + (f" ({spec.runbook})" if spec.runbook else "")
         + f": {why}",
         impact=_impact(policy, spec.impact, steps, spec.verify_for, words),
+        runbook=spec.runbook,
     )
 
 

@@ -112,6 +112,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             if plan.prechecks
             else {}
         ),
+        **({"runbook": plan.runbook} if plan.runbook else {}),
     }
 
 
@@ -134,6 +135,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
         reason=data["reason"],
         impact=tuple(data.get("impact", ())),
         prechecks=tuple(PreCheck(**item) for item in data.get("prechecks", ())),
+        runbook=str(data.get("runbook", "")),
     )
 
 

@@ -7,22 +7,32 @@ the same timeline.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from watchdog.model import Finding, Plan, Step
+from watchdog.policy.glance import glance
+from watchdog.store.glancefacts import glance_facts
 from watchdog.store.records import ApprovalRecord, EventRecord, IncidentRecord, StepRecord
 
-TABLE_COLUMNS = ("ID", "SEVERITY", "SCENARIO", "SUBJECT", "STATE", "OPENED", "AGE")
+TABLE_COLUMNS = ("ID", "SEVERITY", "SCENARIO", "SUBJECT", "STATE", "OPENED", "AGE", "SEEN")
+#: The longest headline a table row shows; `incidents show ID` has the whole of it.
+SEEN_WIDTH = 72
 NO_INCIDENTS = "no incidents"
 _INDENT = "    "
 
 
-def incidents_table(records: Sequence[IncidentRecord], now: float) -> str:
-    """An aligned table of incidents, one per line, or an explicit "no incidents"."""
+def incidents_table(
+    records: Sequence[IncidentRecord], now: float, seen: Mapping[int, str] | None = None
+) -> str:
+    """An aligned table of incidents, one per line, or an explicit "no incidents".
+
+    `seen`: each incident's headline (its first finding's), clipped to SEEN_WIDTH.
+    """
     if not records:
         return NO_INCIDENTS
+    said = seen or {}
     rows = [TABLE_COLUMNS] + [
         (
             str(record.id),
@@ -32,6 +42,7 @@ def incidents_table(records: Sequence[IncidentRecord], now: float) -> str:
             record.state if record.is_open else f"{record.state} (closed)",
             iso_utc(record.opened_at),
             age(now - record.opened_at),
+            _clip(said.get(record.id, ""), SEEN_WIDTH),
         )
         for record in records
     ]
@@ -50,9 +61,21 @@ def incident_report(
     plan: Plan | None,
     findings: Sequence[Finding],
     approvals: Sequence[ApprovalRecord],
+    now: float | None = None,
+    approval_expires: float | None = None,
 ) -> str:
-    """Everything the journal knows about one incident, with every reason spelled out."""
+    """Everything the journal knows about one incident, with every reason spelled out.
+
+    With `now`, it opens with the glance: what was seen, what was done, what is next.
+    """
     lines = _header(record)
+    if now is not None:
+        facts = glance_facts(
+            record, findings, plan, steps, approvals, events, approval_expires=approval_expires
+        )
+        told = glance(facts, now)
+        lines[1:1] = [f"  seen:     {told.seen}", f"  done:     {told.did}",
+                      f"  next:     {told.needs}"]
     lines += ["", f"Findings ({len(findings)})"]
     lines += [line for finding in findings for line in _finding(finding)] or ["  none"]
     lines += ["", *_plan(plan)]
@@ -66,6 +89,10 @@ def incident_report(
     lines += ["", f"Timeline ({len(events)} events)"]
     lines += _timeline(record, events, steps)
     return "\n".join(lines)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def iso_utc(at: float) -> str:
