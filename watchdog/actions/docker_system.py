@@ -11,9 +11,12 @@ stopped last, after everything that writes to them.
 `system.rebuild` is the runbook's "rebuild entire system" without its `down -v`:
 every application service recreated from its last known good record, by the
 very recreate `service.revert` runs (`Reverter.revert`: park, create from the
-good image with the same mounts, wait healthy, put the old one back if not), in
-the reverse of the stop order (the stateful services started first, the front end
-recreated last). No volume is removed, nothing is pruned: the stateful services
+good image with the same mounts, wait healthy, put the old one back if not):
+the stateful services started first, then its own `tiers` in their order, which
+the policies write as the way back up (backends first, the front end last; the
+services no tier names before the tiers). It is not simply the stop order
+reversed: the stop order ends with the front end, which must come back last too.
+No volume is removed, nothing is pruned: the stateful services
 are only started, never recreated, and a recreate keeps every mount. Before
 acting it checks that every service it would recreate has a last known good
 record; one missing refuses the whole step, so it never stops half way for that.
@@ -49,13 +52,18 @@ def tiers_param(step: Step) -> list[list[str]]:
 
 
 def assign_tiers(
-    services: Sequence[str], tiers: Sequence[Sequence[str]], protected: frozenset[str]
+    services: Sequence[str],
+    tiers: Sequence[Sequence[str]],
+    protected: frozenset[str],
+    *,
+    unlisted_first: bool = False,
 ) -> tuple[list[tuple[str, list[str]]], list[str]]:
-    """(label, services) in stop order, and the protected services, stateful last.
+    """(label, services) in the tiers' order, and the protected services apart.
 
     Each service goes to the first tier with a pattern matching it; the services no
-    tier names follow the listed tiers. Protected services are never in a tier:
-    they come back apart, to be stopped last (with force) or left running.
+    tier names follow the listed tiers (precede them, `unlisted_first`: a rebuild
+    keeps its last tier, the front end, last). Protected services are never in a
+    tier: they come back apart, to be stopped last (with force) or left running.
     """
     left = [s for s in dict.fromkeys(services) if s not in protected]
     ordered: list[tuple[str, list[str]]] = []
@@ -65,7 +73,8 @@ def assign_tiers(
         if matched:
             ordered.append((", ".join(patterns), matched))
     if left:
-        ordered.append(("services no tier names", left))
+        unlisted = ("services no tier names", left)
+        ordered = [unlisted, *ordered] if unlisted_first else [*ordered, unlisted]
     stateful = [s for s in dict.fromkeys(services) if s in protected]
     return ordered, stateful
 
@@ -124,25 +133,27 @@ class DockerSystem:
                         await engine.call(f"start {container.name} (stateful {service})",
                                           container.start)
             lines.append("started the stateful services first: " + ", ".join(stopped))
-        for label, services in reversed(ordered):
+        for label, services in ordered:
             done = [await self._reverter.revert(service) for service in services]
             lines.append(f"tier ({label}): " + "; ".join(done))
         kept = "no volume removed, nothing pruned"
         return ActionOutcome(
             True,
             " | ".join([*lines, kept]),
-            {"recreated": [s for _, group in reversed(ordered) for s in group]},
+            {"recreated": [s for _, group in ordered for s in group]},
         )
 
     def plan_rebuild(
         self, step: Step, services: Sequence[str]
     ) -> tuple[list[tuple[str, list[str]]], list[str]]:
-        """The tiers to recreate (in stop order) and the stateful services; refuses a
+        """The tiers in the order to recreate them and the stateful services; refuses a
         service without a last known good record before anything is touched."""
         named = step.param_map().get("services")
         if named:
             services = [s for s in services if s in {str(n) for n in named}]
-        ordered, stateful = assign_tiers(services, tiers_param(step), self._protected)
+        ordered, stateful = assign_tiers(
+            services, tiers_param(step), self._protected, unlisted_first=True
+        )
         missing = [
             s
             for _, group in ordered
