@@ -78,7 +78,12 @@ class DockerForensics:
         if given:
             return Path(str(given))
         stamp = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
-        return self.root / "forensics" / f"{self.project}-{stamp}"
+        folder = self.root / "forensics" / f"{self.project}-{stamp}"
+        again = 1
+        while folder.exists():  # two snapshots within a second: never write into the first
+            again += 1
+            folder = folder.with_name(f"{self.project}-{stamp}-{again}")
+        return folder
 
     async def snapshot(self, step: Step) -> ActionOutcome:
         folder = self.folder_for(step)

@@ -34,13 +34,14 @@ import httpx
 
 from watchdog.actions.base import ActionOutcome
 from watchdog.commands.manual import _run_by_hand
-from watchdog.commands.runner import backends
+from watchdog.commands.runner import backends, probes_for
 from watchdog.engine.executor import Executor
 from watchdog.engine.impactfacts import FactSource, assess
 from watchdog.model import Plan, Risk, Severity, Step
 from watchdog.policy.planner import plan_for
 from watchdog.policy.schema import Policy
 from watchdog.policy.windows import Windows
+from watchdog.probes.scheduler import observe_all
 from watchdog.settings import Settings
 from watchdog.store import render
 from watchdog.store.journal import open_journal
@@ -78,7 +79,11 @@ def shape(plan: Plan, *, stop_only: bool, force: bool, database: bool) -> tuple[
     steps = list(plan.steps)
     if stop_only:
         steps = [s for s in steps if s.action in STOP_ONLY]
-        notes.append("emergency stop only: the snapshot and the stop, no rebuild or restore")
+        notes.append("emergency stop only: the snapshot and the stop, no rebuild or restore; "
+                     "nothing to verify after it (the services are meant to be down)")
+        plan = replace(plan, title=plan.title.split(":")[0].replace(
+            "Full system rollback", "Emergency stop") + ": forensic snapshot, then stop",
+            checklist=(), verify_for_seconds=0.0)
     elif not database and any(s.action in DATABASE_ACTIONS for s in steps):
         steps = [s for s in steps if s.action not in DATABASE_ACTIONS]
         notes.append("no database configured (WATCHDOG_DATABASE_URL): its steps are left out")
@@ -158,7 +163,11 @@ async def full_rollback(
                 made, stop_only=stop_only, force=force, database=bool(chosen.database_url)
             )
             reader = getattr(chosen.orchestrator, "dependency_map", None)
-            source = FactSource(policy, journal, Windows(), time.time, graph_reader=reader)
+            windows = Windows()  # the pre-rollback checklist's readings, read once now
+            spec = policy.scenarios[plan.scenario]
+            named = {p.signal for p in spec.prechecks if p.signal}
+            windows.record_all(await observe_all(probes_for(policy, client, chosen, named)))
+            source = FactSource(policy, journal, windows, time.time, graph_reader=reader)
             await source.refresh()
             plan, _, _ = assess(source, plan, Severity.P0, None)
             for line in [*render.plan_lines(plan), *(f"  note: {n}" for n in notes)]:
