@@ -214,6 +214,11 @@ def test_full_rollback_needs_the_name_then_rebuilds_from_last_good_and_restores_
         assert {s: c.id for s, c in stack.containers().items()} == before
         assert stack.running() == set(before)
 
+        dry = stack.run("rollback", "--full", "--dry-run")
+        assert dry.returncode == 0 and "dry run: would call system.rebuild" in dry.stdout
+        assert {s: c.id for s, c in stack.containers().items()} == before
+        assert stack.running() == set(before)
+
         answers = f"{stack.name}\n2\n4\n5\n"  # the name; stop, rebuild, restore (risky)
         done = stack.run("rollback", "--full", answers=answers)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -234,9 +239,10 @@ def test_full_rollback_needs_the_name_then_rebuilds_from_last_good_and_restores_
     journal = open_journal(str(tmp_path / "journal.db"))
     try:
         manual = [r for r in journal.list_incidents() if r.key.startswith("manual/")]
+        dry_run, incident = sorted(manual, key=lambda r: r.id)  # the refusals opened none
+        assert {s.status for s in journal.steps(dry_run.id)} == {"skipped"}
     finally:
         journal.close()
-    (incident,) = manual  # the refusals opened none
     assert incident.scenario == "full_system_rollback" and incident.severity.value == "P0"
     assert incident.state == "resolved"
 
