@@ -53,6 +53,19 @@ def test_a_by_hand_only_scenario_cannot_be_reached_by_the_daemon(
     assert "this one is by_hand_only" in err
 
 
+def test_a_resource_check_on_an_unknown_signal_fails_validation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def mutate(data: dict[str, object]) -> None:
+        scenarios = data["scenarios"]
+        assert isinstance(scenarios, dict)
+        step = next(s for s in scenarios[FULL]["steps"] if s["action"] == "system.resources")
+        step["params"]["checks"][0]["signal"] = "disk_usd"
+
+    assert main(["validate", str(write(tmp_path, mutate))]) == 2
+    assert ".params.checks[0].signal: found 'disk_usd'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", ["songnodes.yaml", "compose-generic.yaml"])
 def test_each_shipped_policy_has_the_prepared_plan_in_the_runbook_order_by_hand_only(
     name: str,

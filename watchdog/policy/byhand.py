@@ -1,5 +1,9 @@
 """Plans only a person runs: out of the daemon's reach, and never able to destroy.
 
+Also the one cross-check scenario 5's steps need: a `system.resources` step names
+signals of the policy, with an operator and a number, so a typo fails `watchdog
+validate` and not the rollback at 3 a.m.
+
 Scenario 5's prepared plan (snapshot, emergency stop, resource checks, rebuild,
 database restore) stops the whole stack; a scenario marked `by_hand_only` is run
 by `watchdog rollback --full` or `watchdog emergency-stop` after the operator
@@ -14,6 +18,8 @@ from collections.abc import Iterator
 
 from watchdog.policy.problems import Problem
 from watchdog.policy.schema import Policy
+
+OPS = (">", ">=", "<", "<=", "==", "!=")
 
 #: What the runbook's scenario 5 does that no plan of the watchdog may ever do.
 FORBIDDEN = ("down -v", "system prune", "volume prune", "volume rm", "git reset")
@@ -42,3 +48,30 @@ def by_hand_problems(policy: Policy) -> Iterator[Problem]:
                 "(watchdog rollback --full runs it)",
             )
 
+
+
+def resource_check_problems(policy: Policy) -> Iterator[Problem]:
+    """Each `system.resources` check: {signal: one of the policy's, op, threshold: number}."""
+    signals = {s.name for s in policy.signals}
+    for name, scenario in policy.scenarios.items():
+        for index, step in enumerate(scenario.steps):
+            if step.action != "system.resources":
+                continue
+            checks = step.params.get("checks")
+            path = f"scenarios.{name}.steps[{index}].params.checks"
+            if not isinstance(checks, list) or not checks:
+                yield Problem(path, repr(checks), "a list of {signal, op, threshold}")
+                continue
+            for number, check in enumerate(checks):
+                where = f"{path}[{number}]"
+                if not isinstance(check, dict):
+                    yield Problem(where, repr(check), "{signal, op, threshold}")
+                    continue
+                if check.get("signal") not in signals:
+                    yield Problem(f"{where}.signal", repr(check.get("signal")),
+                                  "one of the policy's signals (disk_used, memory_used)")
+                if check.get("op") not in OPS:
+                    yield Problem(f"{where}.op", repr(check.get("op")), " ".join(OPS))
+                threshold = check.get("threshold")
+                if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+                    yield Problem(f"{where}.threshold", repr(threshold), "a number")

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 import jmespath
 import jmespath.exceptions
 
-from watchdog.policy.byhand import by_hand_problems
+from watchdog.policy.byhand import by_hand_problems, resource_check_problems
 from watchdog.policy.catalogue import ACTIONS
 from watchdog.policy.identifiers import EXPECTED as IDENTIFIER_EXPECTED
 from watchdog.policy.identifiers import is_table_name
@@ -49,6 +49,7 @@ def find_problems(policy: Policy) -> list[Problem]:
         *_authority_problems(policy),
         *_assessment_problems(policy),
         *by_hand_problems(policy),
+        *resource_check_problems(policy),
         *power_problems(policy),
     ]
 
