@@ -220,11 +220,13 @@ def run_service(
     depends_on: str = "",
     restart: str = "no",
     healthcheck: bool = True,
+    volumes: dict[str, dict[str, str]] | None = None,
 ) -> docker.models.containers.Container:
     """A container as Compose would label it, serving `www` on 127.0.0.1:`port`.
 
     `healthcheck=False` leaves out the Docker healthcheck (the image has none), as in
     the many stacks where only an HTTP probe sees a running service's health fail.
+    `volumes` are mounted besides `www` (a named volume: {name: {"bind": path}}).
     """
     labels = {
         "com.docker.compose.project": project,
@@ -244,7 +246,7 @@ def run_service(
         network_mode="host",
         init=True,
         detach=True,
-        volumes={str(www): {"bind": "/www", "mode": "ro"}},
+        volumes={str(www): {"bind": "/www", "mode": "ro"}, **(volumes or {})},
         environment={"SERVICE": service, "PORT": str(port)},
         restart_policy={"Name": restart} if restart != "no" else None,
         healthcheck={

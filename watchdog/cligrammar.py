@@ -21,7 +21,7 @@ SUMMARY = "watchdog: an ops runbook as code, beside a Docker Compose stack"
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("look (what is happening)",
      ("status", "incidents", "followups", "report", "check", "config")),
-    ("act (change what happens)", ("pause", "resume", "rollback")),
+    ("act (change what happens)", ("pause", "resume", "rollback", "emergency-stop")),
     ("approve (decide on a plan that waits)", ("approve", "reject")),
     ("set up", ("run", "validate", "people", "token", "demo", "sandbox")),
 )
@@ -30,6 +30,12 @@ STATE = "the journal: a path or sqlite:/// URL (WATCHDOG_STATE; default: journal
     "WATCHDOG_STATE_DIR, ~/.local/state/watchdog)"
 PEOPLE = "the people file of names, roles and hashed tokens (WATCHDOG_PEOPLE)"
 POLICY = "the policy file (YAML), e.g. policies/compose-generic.yaml"
+FULL = (
+    "scenario 5: the policy's prepared plan (snapshot, emergency stop, disk and memory, "
+    "rebuild from last good, database restore, health check); asks you to type the stack's "
+    "name, then each risky step's number"
+)
+YES = "confirm without asking: refused (exit 2) when a step is risky or destructive"
 SCALE = "divide the policy's durations by this, for drills (WATCHDOG_TIME_SCALE)"
 
 
@@ -83,11 +89,12 @@ def parser() -> argparse.ArgumentParser:
 
     p = command(
         "rollback",
-        "by hand, journaled: restart or revert a service, restore the database, or undo a "
-        "provider disable",
+        "by hand, journaled: restart or revert a service, restore the database, undo a "
+        "provider disable, or (--full) scenario 5's whole prepared plan",
         handle.rollback,
         "watchdog rollback --policy policies/songnodes.yaml --service redis",
         "watchdog rollback --policy policies/songnodes.yaml --service api --to-last-good",
+        "watchdog rollback --policy policies/songnodes.yaml --full",
     )
     p.add_argument("--policy", required=True, help=POLICY)
     what = p.add_mutually_exclusive_group(required=True)
@@ -98,15 +105,33 @@ def parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--undo", type=int, metavar="INCIDENT", help="put back the rows a provider disable changed"
     )
+    what.add_argument("--full", action="store_true", help=FULL)
     p.add_argument("--to-last-good", action="store_true", help="revert to the last good image")
     p.add_argument("--backup", help="with --database: this backup file instead of the newest")
     p.add_argument("--target-version", help="with --database: roll migrations back to this one")
     p.add_argument(
-        "--force", action="store_true", help="with --undo: also rows someone changed since"
+        "--force", action="store_true",
+        help="with --undo: also rows someone changed since; with --full: stop the stateful "
+        "services too (last)",
     )
+    p.add_argument("--yes", action="store_true", help=YES)
     p.add_argument("--dry-run", action="store_true", help="journal and print, touch nothing")
     p.add_argument("--state", help=STATE)
     p.add_argument("--time-scale", type=float, help=SCALE)
+
+    p = command(
+        "emergency-stop",
+        "scenario 5 by hand: a forensic snapshot, then every service stopped tier by tier "
+        "(stateful ones only with --force); asks for the stack's name first",
+        handle.emergency_stop,
+        "watchdog emergency-stop --policy policies/songnodes.yaml",
+        "watchdog emergency-stop --policy policies/songnodes.yaml --force",
+    )
+    p.add_argument("--policy", required=True, help=POLICY)
+    p.add_argument("--force", action="store_true", help="stop the stateful services too, last")
+    p.add_argument("--yes", action="store_true", help=YES)
+    p.add_argument("--dry-run", action="store_true", help="print the plan, ask and touch nothing")
+    p.add_argument("--state", help=STATE)
 
     p = command(
         "config",

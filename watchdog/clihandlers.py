@@ -98,6 +98,8 @@ def rollback(args: argparse.Namespace) -> int:
 
     settings = settings_for(args)
     policy = load_scaled(args.policy, settings)
+    if args.full:
+        return _full(args, policy, settings, stop_only=False)
     if args.undo is not None:
         undone: int = asyncio.run(
             undo_change(policy, settings, incident=args.undo, force=args.force)
@@ -120,6 +122,23 @@ def rollback(args: argparse.Namespace) -> int:
             settings,
             service=args.service,
             to_last_good=args.to_last_good,
+            dry_run=args.dry_run,
+        )
+    )
+    return code
+
+
+def emergency_stop(args: argparse.Namespace) -> int:
+    settings = settings_for(args)
+    return _full(args, load_scaled(args.policy, settings), settings, stop_only=True)
+
+
+def _full(args: argparse.Namespace, policy: Policy, settings: Settings, *, stop_only: bool) -> int:
+    from watchdog.commands.fullrollback import full_rollback
+
+    code: int = asyncio.run(
+        full_rollback(
+            policy, settings, stop_only=stop_only, force=args.force, yes=args.yes,
             dry_run=args.dry_run,
         )
     )

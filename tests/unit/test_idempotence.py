@@ -49,7 +49,10 @@ VERDICTS: list[tuple[str, dict[str, Any], bool]] = [
     ("database.restore", {"backup_dir": "/b"}, False),
     ("migrations.down", {"migration_dirs": ["m"]}, False),
     ("migrations.down", {"migration_dirs": ["m"], "target_version": "001"}, False),
-    ("system.rebuild", {}, False),
+    ("system.rebuild", {}, True),
+    ("system.snapshot", {}, True),
+    ("system.emergency_stop", {"tiers": [["*"]]}, True),
+    ("system.resources", {"checks": []}, True),
 ]
 
 

@@ -141,10 +141,10 @@ CASES = [
     (
         "a step lowering system.rebuild's own risk",
         lambda d: d["scenarios"]["database_migration_failure"]["steps"].append(
-            {"name": "rebuild", "action": "system.rebuild", "risk": "risky"}
+            {"name": "rebuild", "action": "system.rebuild", "risk": "safe"}
         ),
-        "scenarios.database_migration_failure.steps[7].risk: found 'risky' (step 'rebuild'); "
-        "expected at least 'destructive', the own risk of system.rebuild",
+        "scenarios.database_migration_failure.steps[7].risk: found 'safe' (step 'rebuild'); "
+        "expected at least 'risky', the own risk of system.rebuild",
     ),
     (
         "migration files from a folder outside stack.migrations_dir",

@@ -46,7 +46,7 @@ class DockerEvidence:
             logs = {}
             for container in containers:
                 if service_of(container.attrs) in services:
-                    logs[name(container.attrs)] = await _tail(engine, container, lines)
+                    logs[name(container.attrs)] = await tail_logs(engine, container, lines)
         graph = dependency_graph(c.attrs for c in containers)
         status = _dependents_status(graph, containers, services)
         said = [
@@ -60,7 +60,7 @@ class DockerEvidence:
         )
 
 
-async def _tail(engine: Engine, container: Any, lines: int) -> list[str]:
+async def tail_logs(engine: Engine, container: Any, lines: int) -> list[str]:
     raw = await engine.call(
         f"read the last {lines} log lines of {container.name}",
         partial(container.logs, stdout=True, stderr=True, tail=lines),

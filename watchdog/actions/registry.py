@@ -9,7 +9,7 @@ step with a message naming it instead of pretending.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from watchdog.actions.backup_confirm import BackupConfirm
@@ -41,6 +41,7 @@ def build_handlers(
     database: DatabaseActions | None = None,
     evidence: Handler | None = None,
     backups: BackupConfirm | None = None,
+    system: Mapping[str, Handler] | None = None,
 ) -> dict[str, Handler]:
     handlers: dict[str, Handler] = {
         "config.reload": http.reload_config,
@@ -57,6 +58,8 @@ def build_handlers(
         handlers["service.evidence"] = evidence
     if backups is not None:
         handlers["backup.confirm"] = backups.confirm
+    if system is not None:  # scenario 5: snapshot, emergency stop, resources, rebuild
+        handlers.update(system)
     if database is not None:
         handlers.update(
             {
@@ -220,6 +223,7 @@ def build_preflights(
     config: ConfigActions | None,
     database: DatabaseActions | None = None,
     backups: BackupConfirm | None = None,
+    system: Mapping[str, Preflight] | None = None,
 ) -> dict[str, Preflight]:
     """The read-only checks run before a plan's first step acts, by action.
 
@@ -245,6 +249,7 @@ def build_preflights(
         preflights["database.restore"] = database.preflight
     if backups is not None:
         preflights["backup.confirm"] = backups.preflight
+    preflights.update(system or {})
     return preflights
 
 

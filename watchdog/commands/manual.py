@@ -142,11 +142,16 @@ async def _run_by_hand(
     *,
     dry_run: bool,
     out: Callable[[str], None],
+    severity: Severity = Severity.P2,
+    make_executor: Callable[..., Executor] = Executor,
 ) -> int:
-    """Preflight, journal, run and verify one plan, printing each step as it ends."""
+    """Preflight, journal, run and verify one plan, printing each step as it ends.
+
+    `make_executor` builds the executor (Executor's arguments): `watchdog rollback
+    --full` passes one that asks the operator before each risky step."""
     operator = getpass.getuser()
     table = action_table(policy, settings, journal, client, chosen)
-    executor = Executor(
+    executor = make_executor(
         journal,
         table.handlers,
         Metrics(),
@@ -156,7 +161,7 @@ async def _run_by_hand(
     )
     assessment = await executor.assess(plan)
     plan = replace(plan, impact=(*plan.impact, *assessment.impact))
-    incident = _open(journal, plan, subject, operator)
+    incident = _open(journal, plan, subject, operator, severity)
     out(f"incident {incident}: {plan.title}")
     for line in plan.impact:
         out(f"  impact: {line}")
@@ -197,7 +202,9 @@ async def _run_by_hand(
     return 0 if verified else 1
 
 
-def _open(journal: Journal, plan: Plan, service: str, operator: str) -> int:
+def _open(
+    journal: Journal, plan: Plan, service: str, operator: str, severity: Severity = Severity.P2
+) -> int:
     """Open the incident, then its plan and `executing` in one move (never half-opened).
 
     The key starts with `MANUAL_KEY_PREFIX`: a daemon that finds this plan
@@ -207,7 +214,7 @@ def _open(journal: Journal, plan: Plan, service: str, operator: str) -> int:
     now = time.time()
     incident = journal.open_incident(
         key=f"{MANUAL_KEY_PREFIX}{service}/{int(now * 1000)}",
-        severity=Severity.P2,
+        severity=severity,
         scenario=plan.scenario,
         subject=service,
         state="detected",

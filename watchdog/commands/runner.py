@@ -35,6 +35,7 @@ from watchdog.api.alertmanager import ReceiverSettings
 from watchdog.api.app import create_app
 from watchdog.commands.journalfile import journal_path
 from watchdog.commands.listener import listening_socket
+from watchdog.commands.systemactions import system_actions
 from watchdog.engine.daemon import Daemon
 from watchdog.engine.executor import Preflight
 from watchdog.heap import settle_heap
@@ -206,10 +207,12 @@ def action_table(
     coupled = set(policy.stack.schema_coupled_services)
     guard = SchemaGuard(chosen.database_url, journal, coupled) if coupled else None
     backups = BackupConfirm(coupled)
-    evidence = (
-        DockerEvidence(chosen.docker, policy.stack.compose_project or policy.stack.name).capture
-        if chosen.docker is not None
-        else None
+    project = policy.stack.compose_project or policy.stack.name
+    evidence = DockerEvidence(chosen.docker, project).capture if chosen.docker else None
+    system, system_checks = system_actions(
+        policy, journal_path(settings.state).absolute().parent, journal,
+        probes=lambda names: probes_for(policy, client, chosen, names),
+        docker=chosen.docker, reverter=chosen.reverter,
     )
     handlers = build_handlers(
         http=http,
@@ -221,9 +224,11 @@ def action_table(
         database=database,
         evidence=evidence,
         backups=backups,
+        system=system,
     )
     preflights: dict[str, Preflight] = build_preflights(
-        orchestrator=chosen.orchestrator, config=config, database=database, backups=backups
+        orchestrator=chosen.orchestrator, config=config, database=database, backups=backups,
+        system=system_checks,
     )
     return ActionTable(handlers, build_previews(chosen.orchestrator), preflights)
 

@@ -322,12 +322,43 @@ ACTIONS: dict[str, ActionSpec] = {
         summary="apply down migrations newest first, each in its own transaction",
         data="restore",
     ),
-    "system.rebuild": ActionSpec(
-        Risk.DESTRUCTIVE,
+    # Scenario 5, in the runbook's order. None of them can remove a volume, prune or reset
+    # a repository: no handler calls anything that does (tests/unit/test_no_destroying_action).
+    "system.snapshot": ActionSpec(
+        Risk.SAFE,
         (),
-        ("services",),
-        idempotence=never("it removes volumes: a second run destroys whatever was rebuilt"),
-        summary="rebuild the whole stack (removes volumes)",
-        data="restore",
+        ("dir", "lines"),
+        idempotence=always("it only reads the engine; a second run writes another folder"),
+        summary="keep the project's containers, logs, df, memory, volumes and the journal's "
+        "last hour in a forensics folder",
+        data="captures",
+    ),
+    "system.emergency_stop": ActionSpec(
+        Risk.RISKY,
+        ("tiers",),
+        ("force", "stop_timeout"),
+        idempotence=always("stopping stopped services changes nothing"),
+        summary="stop every service tier by tier (stateful ones last, only with force)",
+    ),
+    "system.resources": ActionSpec(
+        Risk.SAFE,
+        ("checks",),
+        (),
+        idempotence=READ_ONLY,
+        summary="the host's disk and memory below the policy's limits, read by its probes",
+    ),
+    # Risky, not destructive: it recreates containers from their last known good records
+    # (service.revert's recreate) and keeps every volume; what it loses is what a
+    # running container held outside its volumes, and the time the services are down.
+    "system.rebuild": ActionSpec(
+        Risk.RISKY,
+        (),
+        ("tiers", "services"),
+        idempotence=always(
+            "it recreates each service from its last known good record, a fixed target; a "
+            "replica already on it and up is left alone"
+        ),
+        summary="recreate every application service from its last known good record, front "
+        "end last, volumes kept",
     ),
 }

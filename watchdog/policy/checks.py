@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 import jmespath
 import jmespath.exceptions
 
+from watchdog.policy.byhand import by_hand_problems, resource_check_problems
 from watchdog.policy.catalogue import ACTIONS
 from watchdog.policy.identifiers import EXPECTED as IDENTIFIER_EXPECTED
 from watchdog.policy.identifiers import is_table_name
@@ -47,6 +48,8 @@ def find_problems(policy: Policy) -> list[Problem]:
         *_scenario_problems(policy),
         *_authority_problems(policy),
         *_assessment_problems(policy),
+        *by_hand_problems(policy),
+        *resource_check_problems(policy),
         *power_problems(policy),
     ]
 

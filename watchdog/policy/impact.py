@@ -104,8 +104,15 @@ def assess_impact(
     )
 
 
+#: Actions that act on every service of the stack (scenario 5), not on named ones.
+STACK_WIDE = ("system.emergency_stop", "system.rebuild")
+
+
 def _services(plan: Plan, facts: ImpactFacts) -> str:
     services = affected_services(plan)
+    wide = [step.action for step in plan.steps if step.action in STACK_WIDE]
+    if wide:
+        return "services affected: every service of the stack (" + ", ".join(wide) + ")"
     if not services:
         return "services affected: none (the plan stops or restarts no service)"
     head = "services affected: " + ", ".join(services)

@@ -135,6 +135,13 @@ class ScenarioSpec(Strict):
     reenable: ReenableSpec | None = Field(
         None, description="undo this scenario's change automatically once healthy again"
     )
+    # Scenario 5's prepared plan (stop everything, rebuild, restore) is run by a person
+    # who typed the stack's name: no rule, ladder or re-enable may lead the daemon to it.
+    by_hand_only: bool = Field(
+        False,
+        description="the daemon never runs this plan on its own: only `watchdog rollback "
+        "--full` or `watchdog emergency-stop` do, after a typed confirmation",
+    )
 
 
 class Approval(Strict):

@@ -150,6 +150,11 @@ def _finding(finding: Finding) -> list[str]:
     return lines
 
 
+def plan_lines(plan: Plan | None) -> list[str]:
+    """The plan as `incidents show` prints it: steps with risks, checklist, impact."""
+    return _plan(plan)
+
+
 def _plan(plan: Plan | None) -> list[str]:
     if plan is None:
         return ["Plan: none"]
