@@ -1,4 +1,4 @@
-"""`watchdog demo`: the real daemon, the real songnodes policy, the sandbox stack, five faults.
+"""`watchdog demo`: the real daemon, the real songnodes policy, the sandbox stack, six faults.
 
 It starts the sandbox (stub services as separate processes on 127.0.0.1), runs
 `watchdog run` against it as a separate process with an SQLite journal in a
@@ -7,11 +7,18 @@ baseline (a last known good configuration in the journal), then injects one
 fault at a time and follows the daemon's own API, printing the timeline as it
 happens. It exits 0 only if every scenario recovered. The API's incidents are
 read with a read token (WATCHDOG_READ_TOKEN) made fresh for each daemon.
+
+The sandbox plays the Docker engine too (its Docker signals on), so the sixth
+fault, a new version that fails right after its deploy, is the runbook's
+scenario 1. Its 15-minute watch would be 90 s even at 10x, so the demo runs a
+copy of the policy with that one `verify_for` shortened, and says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
+import json
 import os
 import shutil
 import signal
@@ -28,12 +35,16 @@ from typing import Any
 import httpx
 
 from watchdog.keys import new_key
+from watchdog.sandbox.catalog import TABLE_KEYS
 from watchdog.sandbox.stack import SandboxStack
 from watchdog.store.journal import open_journal
 
 POLICY = Path(__file__).resolve().parents[1] / "policies" / "songnodes.yaml"
 TIME_SCALE = 10.0
 SCENARIO_TIMEOUT = 45.0
+#: Scenario 1's watch in the demo's copy of the policy (the runbook's is 15 minutes).
+DEMO_NEW_VERSION_WATCH = "2m"
+NEW_VERSION_WATCH = "    verify_for: 15m       # the runbook's \"monitor for 15 minutes\"\n"
 
 #: Sandbox service → the environment variable songnodes.yaml reads its address from.
 ADDRESSES = {
@@ -57,6 +68,8 @@ class Fault:
     title: str
     kind: str
     body: dict[str, Any] = field(default_factory=dict)
+    #: A service whose last known good record must exist first (what a revert goes back to).
+    needs_last_good: str | None = None
 
 
 FAULTS = (
@@ -70,6 +83,10 @@ FAULTS = (
         {"provider": "spotify"},
     ),
     Fault("DLQ overflow (workers dead-lettering)", "dlq_overflow"),
+    Fault(
+        "new version of dlq-manager fails right after its deploy", "deploy",
+        {"service": "dlq-manager", "version": "1.5.0"}, needs_last_good="dlq-manager",
+    ),
 )
 
 
@@ -199,10 +216,12 @@ def running_daemon(
     time_scale: float = TIME_SCALE,
     policy: Path = POLICY,
     extra_args: Sequence[str] = (),
+    environment: Mapping[str, str] | None = None,
 ) -> Iterator[DaemonProcess]:
     """A started `DaemonProcess` (its `url`, its `read_token`), stopped with SIGTERM on exit."""
     daemon = DaemonProcess(
-        stack, state, time_scale=time_scale, policy=policy, extra_args=extra_args
+        stack, state, time_scale=time_scale, policy=policy, extra_args=extra_args,
+        environment=environment,
     ).start()
     try:
         yield daemon
@@ -231,6 +250,43 @@ def has_last_good(state: Path) -> bool:
         return journal.latest_snapshot("metadata_enrichment_config") is not None
     finally:
         journal.close()
+
+
+def has_service_last_good(state: Path, service: str) -> bool:
+    journal = open_journal(str(state / "journal.db"))
+    try:
+        return journal.latest_snapshot(f"docker:last_good:{service}") is not None
+    finally:
+        journal.close()
+
+
+def demo_policy(folder: Path, out: Callable[[str], None]) -> Path:
+    """songnodes.yaml with scenario 1's 15-minute watch shortened, said out loud."""
+    text = POLICY.read_text(encoding="utf-8")
+    if text.count(NEW_VERSION_WATCH) != 1:
+        raise RuntimeError(f"{POLICY} no longer has scenario 1's watch line {NEW_VERSION_WATCH!r}")
+    copy = folder / "songnodes-demo.yaml"
+    copy.write_text(
+        text.replace(NEW_VERSION_WATCH, f"    verify_for: {DEMO_NEW_VERSION_WATCH}  # demo\n"),
+        encoding="utf-8",
+    )
+    out(
+        f"demo setting: scenario 1's 15-minute watch shortened to {DEMO_NEW_VERSION_WATCH} "
+        f"({120 / TIME_SCALE:g} s at {TIME_SCALE:g}x) for the demo (policy copy {copy.name})"
+    )
+    return copy
+
+
+def seed_backup(stack: SandboxStack, folder: Path, out: Callable[[str], None]) -> None:
+    """The stack's 6-hourly pg_dump, played by the sandbox: its tables, gzip'd, under the
+    real backups' name, so scenario 1's "confirm backup availability" finds one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = time.strftime("musicdb_backup_%Y%m%d-%H%M%S.sql.gz", time.localtime())
+    tables = {t: stack.control.table(t) for t in TABLE_KEYS}
+    with gzip.open(folder / name, "wt", encoding="utf-8") as dump:
+        dump.write("-- sandbox stand-in of pg_dump musicdb: its tables as JSON\n")
+        dump.write("-- " + json.dumps(tables, default=str) + "\n")
+    out(f"sandbox backup job: {name} in {folder}")
 
 
 def read_headers(read_token: str) -> dict[str, str]:
@@ -334,7 +390,11 @@ def run_demo(*, keep: bool = False, out: Callable[[str], None] = print) -> int:
         with SandboxStack(folder / "sandbox") as stack:
             services = len(stack.control.services())
             out(f"sandbox up: {services} processes on 127.0.0.1, control {stack.control_url}")
-            with running_daemon(stack, folder) as daemon:
+            seed_backup(stack, folder / "backups", out)
+            policy = demo_policy(folder, out)
+            # The sandbox plays the Docker engine: its Docker signals on (scenario 1).
+            docker = {"WATCHDOG_DOCKER_SIGNALS": "true"}
+            with running_daemon(stack, folder, policy=policy, environment=docker) as daemon:
                 out(
                     f"daemon up at {daemon.url} (songnodes policy, clock compressed "
                     f"{TIME_SCALE:g}x)"
@@ -346,6 +406,9 @@ def run_demo(*, keep: bool = False, out: Callable[[str], None] = print) -> int:
                         lambda: quiet(daemon.url, daemon.read_token), 30,
                         "no open incident before the next fault",
                     )
+                    if (service := fault.needs_last_good) is not None:
+                        wait_for(lambda: has_service_last_good(folder, service), 30,
+                                 f"a last known good version of {service}")
                     outcomes.append(run_scenario(daemon, stack, fault, out))
     finally:
         out(f"\n{summary(outcomes)}" if outcomes else "")

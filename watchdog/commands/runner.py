@@ -30,6 +30,7 @@ from watchdog.actions.docker_evidence import DockerEvidence
 from watchdog.actions.http import HttpActions
 from watchdog.actions.registry import build_handlers, build_preflights, build_previews
 from watchdog.actions.sandbox import SandboxConfigStore, SandboxOrchestrator
+from watchdog.actions.sandbox_versions import SandboxSchemaGuard
 from watchdog.actions.schemaguard import SchemaGuard
 from watchdog.api.alertmanager import ReceiverSettings
 from watchdog.api.app import create_app
@@ -45,6 +46,7 @@ from watchdog.notify.outbox import Outbox, RetryPolicy
 from watchdog.people import People
 from watchdog.policy.schema import Policy, TableSignal
 from watchdog.probes.base import Probe, build_probes
+from watchdog.probes.sandbox import sandbox_docker_probes
 from watchdog.reporting import flush_sentry, init_sentry
 from watchdog.scrub import register_startup_secrets, scrub_text
 from watchdog.settings import Settings
@@ -92,24 +94,31 @@ def backends(
         return Backends(docker_orchestrator, docker_orchestrator, store, factory, database_url)
     if value:
         url = _sandbox_url("WATCHDOG_ORCHESTRATOR", value)
-        return Backends(
-            orchestrator=SandboxOrchestrator(url, client), store=store, database_url=database_url
-        )
+        sandbox = SandboxOrchestrator(url, client, snapshots=journal)
+        return Backends(sandbox, sandbox if journal else None, store, database_url=database_url)
     return Backends(store=store, database_url=database_url)
 
 
 def probes_for(
     policy: Policy, client: httpx.AsyncClient, chosen: Backends, names: set[str] | None = None
 ) -> list[Probe]:
-    """The probes of the policy's signals (or of `names`), reading through the chosen backends."""
-    return build_probes(
-        policy,
-        client,
-        names=names,
-        read_rows=chosen.store.read_rows if chosen.store is not None else None,
-        docker_client_factory=chosen.docker,
-        database_url=chosen.database_url,
-    )
+    """The probes of the policy's signals (or of `names`), reading through the chosen backends.
+    The sandbox plays Docker too: the policy's Docker signals read its control API as is."""
+    others, sandboxed, sandbox = names, list[Probe](), chosen.orchestrator
+    if isinstance(sandbox, SandboxOrchestrator):
+        others, found = sandbox_docker_probes(policy.probed_signals(), names, client, sandbox)
+        sandboxed += found
+    return [
+        *build_probes(
+            policy,
+            client,
+            names=others,
+            read_rows=chosen.store.read_rows if chosen.store is not None else None,
+            docker_client_factory=chosen.docker,
+            database_url=chosen.database_url,
+        ),
+        *sandboxed,
+    ]
 
 
 POSTGRES = "postgres"
@@ -203,12 +212,14 @@ def action_table(
             chosen.database_url, migrations_dir=policy.stack.migrations_dir
         )
     coupled = set(policy.stack.schema_coupled_services)
-    guard = SchemaGuard(chosen.database_url, journal, coupled) if coupled else None
+    sandbox = chosen.orchestrator if isinstance(chosen.orchestrator, SandboxOrchestrator) else None
+    guarding = SandboxSchemaGuard if sandbox and not chosen.database_url else SchemaGuard
+    guard = guarding(chosen.database_url, journal, coupled)
     backups = BackupConfirm(coupled)
     evidence = (
         DockerEvidence(chosen.docker, policy.stack.compose_project or policy.stack.name).capture
         if chosen.docker is not None
-        else None
+        else sandbox.evidence if sandbox else None
     )
     handlers = build_handlers(
         http=http,
@@ -216,7 +227,7 @@ def action_table(
         reverter=chosen.reverter,
         config=config,
         protected=policy.stack.protected_services,
-        schema_guard=guard,
+        schema_guard=guard if coupled else None,
         database=database,
         evidence=evidence,
         backups=backups,
@@ -238,6 +249,7 @@ def build_daemon(
     chosen = backends(settings, client, policy, journal)
     table = action_table(policy, settings, journal, client, chosen)
     metrics = Metrics.for_policy(policy)
+    sandboxed = isinstance(chosen.orchestrator, SandboxOrchestrator)  # its own Docker probes
     return Daemon(
         policy,
         journal,
@@ -251,6 +263,7 @@ def build_daemon(
         preflights=table.preflights,
         dry_run=dry_run,
         metrics=metrics,
+        probes=probes_for(policy, client, chosen) if sandboxed else None,
         outbox=build_outbox(policy, settings, journal, client, metrics, dry_run=dry_run),
     )
 
