@@ -17,8 +17,6 @@ copy of the policy with that one `verify_for` shortened, and says so.
 from __future__ import annotations
 
 import contextlib
-import gzip
-import json
 import os
 import shutil
 import signal
@@ -34,18 +32,14 @@ from typing import Any
 
 import httpx
 
+from watchdog.demosetup import demo_policy, has_service_last_good, seed_backup
 from watchdog.keys import new_key
-from watchdog.sandbox.catalog import TABLE_KEYS
 from watchdog.sandbox.stack import SandboxStack
 from watchdog.store.journal import open_journal
 
 POLICY = Path(__file__).resolve().parents[1] / "policies" / "songnodes.yaml"
 TIME_SCALE = 10.0
 SCENARIO_TIMEOUT = 45.0
-#: Scenario 1's watch in the demo's copy of the policy (the runbook's is 15 minutes).
-DEMO_NEW_VERSION_WATCH = "2m"
-NEW_VERSION_WATCH = "    verify_for: 15m       # the runbook's \"monitor for 15 minutes\"\n"
-
 #: Sandbox service → the environment variable songnodes.yaml reads its address from.
 ADDRESSES = {
     "metadata-enrichment": "WATCHDOG_URL_METADATA_ENRICHMENT",
@@ -252,43 +246,6 @@ def has_last_good(state: Path) -> bool:
         journal.close()
 
 
-def has_service_last_good(state: Path, service: str) -> bool:
-    journal = open_journal(str(state / "journal.db"))
-    try:
-        return journal.latest_snapshot(f"docker:last_good:{service}") is not None
-    finally:
-        journal.close()
-
-
-def demo_policy(folder: Path, out: Callable[[str], None]) -> Path:
-    """songnodes.yaml with scenario 1's 15-minute watch shortened, said out loud."""
-    text = POLICY.read_text(encoding="utf-8")
-    if text.count(NEW_VERSION_WATCH) != 1:
-        raise RuntimeError(f"{POLICY} no longer has scenario 1's watch line {NEW_VERSION_WATCH!r}")
-    copy = folder / "songnodes-demo.yaml"
-    copy.write_text(
-        text.replace(NEW_VERSION_WATCH, f"    verify_for: {DEMO_NEW_VERSION_WATCH}  # demo\n"),
-        encoding="utf-8",
-    )
-    out(
-        f"demo setting: scenario 1's 15-minute watch shortened to {DEMO_NEW_VERSION_WATCH} "
-        f"({120 / TIME_SCALE:g} s at {TIME_SCALE:g}x) for the demo (policy copy {copy.name})"
-    )
-    return copy
-
-
-def seed_backup(stack: SandboxStack, folder: Path, out: Callable[[str], None]) -> None:
-    """The stack's 6-hourly pg_dump, played by the sandbox: its tables, gzip'd, under the
-    real backups' name, so scenario 1's "confirm backup availability" finds one."""
-    folder.mkdir(parents=True, exist_ok=True)
-    name = time.strftime("musicdb_backup_%Y%m%d-%H%M%S.sql.gz", time.localtime())
-    tables = {t: stack.control.table(t) for t in TABLE_KEYS}
-    with gzip.open(folder / name, "wt", encoding="utf-8") as dump:
-        dump.write("-- sandbox stand-in of pg_dump musicdb: its tables as JSON\n")
-        dump.write("-- " + json.dumps(tables, default=str) + "\n")
-    out(f"sandbox backup job: {name} in {folder}")
-
-
 def read_headers(read_token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {read_token}"}
 
@@ -391,7 +348,7 @@ def run_demo(*, keep: bool = False, out: Callable[[str], None] = print) -> int:
             services = len(stack.control.services())
             out(f"sandbox up: {services} processes on 127.0.0.1, control {stack.control_url}")
             seed_backup(stack, folder / "backups", out)
-            policy = demo_policy(folder, out)
+            policy = demo_policy(POLICY, folder, TIME_SCALE, out)
             # The sandbox plays the Docker engine: its Docker signals on (scenario 1).
             docker = {"WATCHDOG_DOCKER_SIGNALS": "true"}
             with running_daemon(stack, folder, policy=policy, environment=docker) as daemon:
