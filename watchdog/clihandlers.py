@@ -75,7 +75,8 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from watchdog.commands.runner import refuse_weak_keys, serve
+    from watchdog.commands.daemonkeys import refuse_weak_keys
+    from watchdog.commands.runner import serve
 
     settings = settings_for(args)
     refuse_weak_keys(settings)

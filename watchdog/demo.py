@@ -1,4 +1,4 @@
-"""`watchdog demo`: the real daemon, the real songnodes policy, the sandbox stack, five faults.
+"""`watchdog demo`: the real daemon, the real songnodes policy, the sandbox stack, six faults.
 
 It starts the sandbox (stub services as separate processes on 127.0.0.1), runs
 `watchdog run` against it as a separate process with an SQLite journal in a
@@ -7,6 +7,11 @@ baseline (a last known good configuration in the journal), then injects one
 fault at a time and follows the daemon's own API, printing the timeline as it
 happens. It exits 0 only if every scenario recovered. The API's incidents are
 read with a read token (WATCHDOG_READ_TOKEN) made fresh for each daemon.
+
+The sandbox plays the Docker engine too (its Docker signals on), so the sixth
+fault, a new version that fails right after its deploy, is the runbook's
+scenario 1. Its 15-minute watch would be 90 s even at 10x, so the demo runs a
+copy of the policy with that one `verify_for` shortened, and says so.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from watchdog.demosetup import demo_policy, has_service_last_good, seed_backup
 from watchdog.keys import new_key
 from watchdog.sandbox.stack import SandboxStack
 from watchdog.store.journal import open_journal
@@ -34,7 +40,6 @@ from watchdog.store.journal import open_journal
 POLICY = Path(__file__).resolve().parents[1] / "policies" / "songnodes.yaml"
 TIME_SCALE = 10.0
 SCENARIO_TIMEOUT = 45.0
-
 #: Sandbox service → the environment variable songnodes.yaml reads its address from.
 ADDRESSES = {
     "metadata-enrichment": "WATCHDOG_URL_METADATA_ENRICHMENT",
@@ -57,6 +62,8 @@ class Fault:
     title: str
     kind: str
     body: dict[str, Any] = field(default_factory=dict)
+    #: A service whose last known good record must exist first (what a revert goes back to).
+    needs_last_good: str | None = None
 
 
 FAULTS = (
@@ -70,6 +77,10 @@ FAULTS = (
         {"provider": "spotify"},
     ),
     Fault("DLQ overflow (workers dead-lettering)", "dlq_overflow"),
+    Fault(
+        "new version of dlq-manager fails right after its deploy", "deploy",
+        {"service": "dlq-manager", "version": "1.5.0"}, needs_last_good="dlq-manager",
+    ),
 )
 
 
@@ -199,10 +210,12 @@ def running_daemon(
     time_scale: float = TIME_SCALE,
     policy: Path = POLICY,
     extra_args: Sequence[str] = (),
+    environment: Mapping[str, str] | None = None,
 ) -> Iterator[DaemonProcess]:
     """A started `DaemonProcess` (its `url`, its `read_token`), stopped with SIGTERM on exit."""
     daemon = DaemonProcess(
-        stack, state, time_scale=time_scale, policy=policy, extra_args=extra_args
+        stack, state, time_scale=time_scale, policy=policy, extra_args=extra_args,
+        environment=environment,
     ).start()
     try:
         yield daemon
@@ -334,7 +347,11 @@ def run_demo(*, keep: bool = False, out: Callable[[str], None] = print) -> int:
         with SandboxStack(folder / "sandbox") as stack:
             services = len(stack.control.services())
             out(f"sandbox up: {services} processes on 127.0.0.1, control {stack.control_url}")
-            with running_daemon(stack, folder) as daemon:
+            seed_backup(stack, folder / "backups", out)
+            policy = demo_policy(POLICY, folder, TIME_SCALE, out)
+            # The sandbox plays the Docker engine: its Docker signals on (scenario 1).
+            docker = {"WATCHDOG_DOCKER_SIGNALS": "true"}
+            with running_daemon(stack, folder, policy=policy, environment=docker) as daemon:
                 out(
                     f"daemon up at {daemon.url} (songnodes policy, clock compressed "
                     f"{TIME_SCALE:g}x)"
@@ -346,6 +363,9 @@ def run_demo(*, keep: bool = False, out: Callable[[str], None] = print) -> int:
                         lambda: quiet(daemon.url, daemon.read_token), 30,
                         "no open incident before the next fault",
                     )
+                    if (service := fault.needs_last_good) is not None:
+                        wait_for(lambda: has_service_last_good(folder, service), 30,
+                                 f"a last known good version of {service}")
                     outcomes.append(run_scenario(daemon, stack, fault, out))
     finally:
         out(f"\n{summary(outcomes)}" if outcomes else "")

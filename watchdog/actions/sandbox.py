@@ -4,7 +4,9 @@ The sandbox (`watchdog.sandbox`) plays the guarded stack for the demo and the
 tests: its supervisor starts and stops processes the way Docker starts and stops
 containers, and keeps the configuration table the way PostgreSQL does. These
 backends speak to it over HTTP, so the daemon runs against the sandbox exactly
-as it will against the real stack, behind the same two Protocols.
+as it will against the real stack, behind the same two Protocols. Scenario 1's
+parts (versions, last good records, dependents, logs) are `SandboxControl`'s, in
+`sandbox_versions`: the orchestrator is also the sandbox's `Reverter`.
 """
 
 from __future__ import annotations
@@ -16,17 +18,10 @@ from typing import Any
 import httpx
 
 from watchdog.actions.base import ActionFailed
+from watchdog.actions.sandbox_versions import SandboxControl
 
 
-class SandboxOrchestrator:
-    def __init__(self, control_url: str, client: httpx.AsyncClient) -> None:
-        self._url = control_url.rstrip("/")
-        self._client = client
-
-    async def _services(self) -> dict[str, Any]:
-        body = await self._request("GET", "/services")
-        return body if isinstance(body, dict) else {}
-
+class SandboxOrchestrator(SandboxControl):
     async def expand(self, services: Sequence[str]) -> list[str]:
         """Compose service names to sandbox processes: `enrichment-worker` is every replica."""
         known = await self._services()
@@ -86,20 +81,6 @@ class SandboxOrchestrator:
                 else:
                     lines.append(f"{name}: running, left alone")
         return "; ".join(lines)
-
-    async def _request(self, method: str, path: str, body: Any = None) -> Any:
-        try:
-            response = await self._client.request(method, self._url + path, json=body, timeout=15.0)
-        except httpx.HTTPError as error:
-            raise ActionFailed(
-                f"sandbox control {method} {path}: {type(error).__name__}: {error}"
-            ) from error
-        if not response.is_success:
-            raise ActionFailed(
-                f"sandbox control {method} {path} answered {response.status_code}: "
-                f"{response.text[:200]}"
-            )
-        return response.json()
 
 
 class SandboxConfigStore:

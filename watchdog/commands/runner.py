@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import structlog
 import uvicorn
-from pydantic import ValidationError
 
 from watchdog.actions.backup_confirm import BackupConfirm
 from watchdog.actions.base import ConfigStore, Handler, Orchestrator, Reverter
@@ -30,16 +29,16 @@ from watchdog.actions.docker_evidence import DockerEvidence
 from watchdog.actions.http import HttpActions
 from watchdog.actions.registry import build_handlers, build_preflights, build_previews
 from watchdog.actions.sandbox import SandboxConfigStore, SandboxOrchestrator
+from watchdog.actions.sandbox_versions import SandboxSchemaGuard
 from watchdog.actions.schemaguard import SchemaGuard
-from watchdog.api.alertmanager import ReceiverSettings
 from watchdog.api.app import create_app
+from watchdog.commands.daemonkeys import register_daemon_secrets
 from watchdog.commands.journalfile import journal_path
 from watchdog.commands.listener import listening_socket
 from watchdog.commands.systemactions import system_actions
 from watchdog.engine.daemon import Daemon
 from watchdog.engine.executor import Preflight
 from watchdog.heap import settle_heap
-from watchdog.keys import weak_keys
 from watchdog.metrics import Metrics
 from watchdog.notify.channels import build_channels
 from watchdog.notify.outbox import Outbox
@@ -47,8 +46,9 @@ from watchdog.notify.retry import RetryPolicy
 from watchdog.people import People
 from watchdog.policy.schema import Policy, TableSignal
 from watchdog.probes.base import Probe, build_probes
+from watchdog.probes.sandbox import sandbox_docker_probes
 from watchdog.reporting import flush_sentry, init_sentry
-from watchdog.scrub import register_startup_secrets, scrub_text
+from watchdog.scrub import scrub_text
 from watchdog.settings import Settings
 from watchdog.store.journal import Journal, open_journal
 from watchdog.store.sqlite_base import DaemonLock
@@ -94,24 +94,31 @@ def backends(
         return Backends(docker_orchestrator, docker_orchestrator, store, factory, database_url)
     if value:
         url = _sandbox_url("WATCHDOG_ORCHESTRATOR", value)
-        return Backends(
-            orchestrator=SandboxOrchestrator(url, client), store=store, database_url=database_url
-        )
+        sandbox = SandboxOrchestrator(url, client, snapshots=journal)
+        return Backends(sandbox, sandbox if journal else None, store, database_url=database_url)
     return Backends(store=store, database_url=database_url)
 
 
 def probes_for(
     policy: Policy, client: httpx.AsyncClient, chosen: Backends, names: set[str] | None = None
 ) -> list[Probe]:
-    """The probes of the policy's signals (or of `names`), reading through the chosen backends."""
-    return build_probes(
-        policy,
-        client,
-        names=names,
-        read_rows=chosen.store.read_rows if chosen.store is not None else None,
-        docker_client_factory=chosen.docker,
-        database_url=chosen.database_url,
-    )
+    """The probes of the policy's signals (or of `names`), reading through the chosen backends.
+    The sandbox plays Docker too: the policy's Docker signals read its control API as is."""
+    others, sandboxed, sandbox = names, list[Probe](), chosen.orchestrator
+    if isinstance(sandbox, SandboxOrchestrator):
+        others, found = sandbox_docker_probes(policy.probed_signals(), names, client, sandbox)
+        sandboxed += found
+    return [
+        *build_probes(
+            policy,
+            client,
+            names=others,
+            read_rows=chosen.store.read_rows if chosen.store is not None else None,
+            docker_client_factory=chosen.docker,
+            database_url=chosen.database_url,
+        ),
+        *sandboxed,
+    ]
 
 
 POSTGRES = "postgres"
@@ -205,10 +212,16 @@ def action_table(
             chosen.database_url, migrations_dir=policy.stack.migrations_dir
         )
     coupled = set(policy.stack.schema_coupled_services)
-    guard = SchemaGuard(chosen.database_url, journal, coupled) if coupled else None
+    sandbox = chosen.orchestrator if isinstance(chosen.orchestrator, SandboxOrchestrator) else None
+    guarding = SandboxSchemaGuard if sandbox and not chosen.database_url else SchemaGuard
+    guard = guarding(chosen.database_url, journal, coupled)
     backups = BackupConfirm(coupled)
     project = policy.stack.compose_project or policy.stack.name
-    evidence = DockerEvidence(chosen.docker, project).capture if chosen.docker else None
+    evidence = (
+        DockerEvidence(chosen.docker, project).capture
+        if chosen.docker is not None
+        else sandbox.evidence if sandbox else None
+    )
     system, system_checks = system_actions(
         policy, journal_path(settings.state).absolute().parent, journal,
         probes=lambda names: probes_for(policy, client, chosen, names),
@@ -220,7 +233,7 @@ def action_table(
         reverter=chosen.reverter,
         config=config,
         protected=policy.stack.protected_services,
-        schema_guard=guard,
+        schema_guard=guard if coupled else None,
         database=database,
         evidence=evidence,
         backups=backups,
@@ -244,6 +257,7 @@ def build_daemon(
     chosen = backends(settings, client, policy, journal)
     table = action_table(policy, settings, journal, client, chosen)
     metrics = Metrics.for_policy(policy)
+    sandboxed = isinstance(chosen.orchestrator, SandboxOrchestrator)  # its own Docker probes
     return Daemon(
         policy,
         journal,
@@ -258,6 +272,7 @@ def build_daemon(
         dry_run=dry_run,
         metrics=metrics,
         heartbeat_seconds=settings.status_heartbeat,
+        probes=probes_for(policy, client, chosen) if sandboxed else None,
         outbox=build_outbox(policy, settings, journal, client, metrics, dry_run=dry_run),
     )
 
@@ -294,30 +309,6 @@ def build_outbox(
         dry_run=dry_run,
         approval_expires=policy.guards.approval_expires,
     )
-
-
-def register_daemon_secrets(settings: Settings, policy: Policy) -> None:
-    """Everything the daemon holds that must never be printed, logged or reported: the
-    settings', the Alertmanager receiver's, the policy's (broker and Redis passwords) and
-    the environment's secrets, registered with the one scrubber (watchdog/scrub.py)."""
-    try:
-        receiver: ReceiverSettings | None = ReceiverSettings()
-    except ValidationError:
-        receiver = None  # the API refuses the bad setting itself; the environment scan has it
-    register_startup_secrets(settings, receiver, policy)
-
-
-def configured_keys(settings: Settings) -> dict[str, str | None]:
-    """Every secret the daemon accepts as a key, by setting name (for `keys.weak_keys`)."""
-    read = settings.read_token.get_secret_value() if settings.read_token is not None else None
-    return {**ReceiverSettings().keys(), "WATCHDOG_READ_TOKEN": read}
-
-
-def refuse_weak_keys(settings: Settings) -> None:
-    """Before anything starts: a guessable key is a configuration error naming its setting."""
-    problems = weak_keys(configured_keys(settings))
-    if problems:
-        raise ValueError("; ".join(problems))
 
 
 class _QuietServer(uvicorn.Server):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,12 +54,24 @@ def run_service(role: str, port: int | None, control_url: str, name: str) -> Non
     """Run one stub until SIGTERM/SIGINT or until its supervisor disappears."""
     from watchdog.sandbox import runtime
 
+    if os.environ.get("WATCHDOG_SANDBOX_FAILS") == "1":
+        _fail_at_start(name, os.environ.get("WATCHDOG_SANDBOX_VERSION", "?"))
     runtime.install_exit_signals()
     runtime.start_orphan_guard()
     module_name, function_name = ROLE_ENTRY_POINTS[role]
     entry = cast(Callable[[int, str, str], None],
                  getattr(importlib.import_module(module_name), function_name))
     entry(port or 0, control_url, name)
+
+
+def _fail_at_start(name: str, version: str) -> None:
+    """A release that cannot come up: it says why on stderr and exits 1, every start."""
+    print(f"{name} {version} starting", flush=True)
+    print(f"ERROR {name} {version}: settings validation failed: DLQ_REPLAY_BATCH_SIZE "
+          "is required (added in this release, not set in the environment)",
+          file=sys.stderr, flush=True)
+    print(f"{name} {version}: exiting with status 1", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

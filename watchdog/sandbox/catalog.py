@@ -39,6 +39,29 @@ TCP_ROLES: Final = frozenset({"tcp", "redis", "rabbitmq"})
 PORTLESS_ROLES: Final = frozenset({"worker", "backlog"})
 ROLES: Final = HTTP_HEALTH_ROLES | TCP_ROLES | PORTLESS_ROLES
 
+#: The version every service runs when the sandbox starts (a `deploy` fault changes one).
+INITIAL_VERSION: Final = "1.4.0"
+
+#: Compose service -> the services it depends on (`depends_on`), as TARGET-STACK.md
+#: describes the stack: the scrapers enrich through metadata-enrichment and the
+#: internal gateway, enrichment calls providers through the gateway, the workers
+#: consume from RabbitMQ and write through enrichment. The sandbox hands this to the
+#: orchestrator the way Compose's `depends_on` label hands it to Docker. Nothing
+#: depends on dlq-manager: it only replays what RabbitMQ dead-lettered.
+DEPENDS_ON: Final[dict[str, tuple[str, ...]]] = {
+    "api-gateway-internal": ("redis",),
+    "metadata-enrichment": ("postgres", "redis", "api-gateway-internal"),
+    "dlq-manager": ("rabbitmq",),
+    "rest-api": ("postgres", "redis"),
+    "audio-analysis": ("postgres", "rabbitmq"),
+    "graph-visualization-api": ("postgres", "redis"),
+    "api-gateway": ("rest-api", "graph-visualization-api"),
+    "scraper-mixesdb": ("metadata-enrichment", "api-gateway-internal", "rabbitmq"),
+    "scraper-1001tracklists": ("metadata-enrichment", "api-gateway-internal", "rabbitmq"),
+    "enrichment-worker": ("rabbitmq", "metadata-enrichment"),
+    "enrichment-backlog-worker": ("postgres", "metadata-enrichment"),
+}
+
 REDIS_PASSWORD: Final = "sandbox-redis"
 RABBITMQ_USER: Final = "guest"
 RABBITMQ_PASSWORD: Final = "guest"
@@ -63,3 +86,12 @@ def service_url(role: str, port: int | None) -> str | None:
     if role == "redis":
         return f"redis://127.0.0.1:{port}"
     return f"http://127.0.0.1:{port}"
+
+
+def compose_service(name: str) -> str:
+    """The Compose service a sandbox process is a replica of (`enrichment-worker-2` →
+    `enrichment-worker`); a process that is no replica is its own service."""
+    base, dash, number = name.rpartition("-")
+    if dash and number.isdigit() and base not in SERVICES:
+        return base
+    return name

@@ -62,6 +62,17 @@ class SandboxControl:
         result: dict[str, Any] = self._call("POST", f"/services/{name}/restart")
         return result
 
+    def deploy(self, name: str, version: str) -> dict[str, Any]:
+        """Replace the process with a (good) `version`; waits until it answers."""
+        result: dict[str, Any] = self._call("POST", f"/services/{name}/deploy",
+                                            {"version": version})
+        return result
+
+    def logs(self, name: str, lines: int = 100) -> list[str]:
+        """The last `lines` lines of the service's output."""
+        found: list[str] = self._call("GET", f"/services/{name}/logs?lines={lines}")["lines"]
+        return found
+
     def table(self, table: str) -> list[dict[str, Any]]:
         """All rows of a table."""
         rows: list[dict[str, Any]] = self._call("GET", f"/db/tables/{table}")["rows"]

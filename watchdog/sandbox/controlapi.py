@@ -39,6 +39,7 @@ class ControlApi:
         router.add("GET", "/health", self.health)
         router.add("GET", "/services", self.list_services)
         router.add("GET", "/services/{name}", self.get_service)
+        router.add("GET", "/services/{name}/logs", self.service_logs)
         router.add("POST", "/services/{name}/{action}", self.service_action)
         router.add("GET", "/db/tables", self.list_tables)
         router.add("GET", "/db/tables/{table}", self.get_table)
@@ -61,15 +62,37 @@ class ControlApi:
         except UnknownServiceError as exc:
             raise HttpError(404, str(exc)) from exc
 
+    def service_logs(self, request: Request) -> Response:
+        """`{"lines": [...]}`: the last `?lines=N` (default 100) lines of its output."""
+        try:
+            lines = int(request.query.get("lines", "100"))
+        except ValueError as exc:
+            raise HttpError(400, "lines must be a whole number") from exc
+        try:
+            return json_response({"lines": self.supervisor.logs(request.params["name"], lines)})
+        except UnknownServiceError as exc:
+            raise HttpError(404, str(exc)) from exc
+
+    def _deploy(self, name: str, request: Request) -> dict[str, object]:
+        body = request.json()
+        version = body.get("version") if isinstance(body, dict) else None
+        if not isinstance(version, str) or not version:
+            raise HttpError(400, 'deploy needs {"version": "<version>"}')
+        return self.supervisor.deploy(name, version)
+
     def service_action(self, request: Request) -> Response:
-        """start / stop / restart, each idempotent where that makes sense."""
+        """start / stop / restart, each idempotent where that makes sense; deploy a
+        version (a good one: a failing release is the `deploy` fault's)."""
         name, action = request.params["name"], request.params["action"]
         actions = {"start": self.supervisor.start, "stop": self.supervisor.stop,
                    "restart": self.supervisor.restart}
         try:
             self.supervisor.get(name)
+            if action == "deploy":
+                return json_response(self._deploy(name, request))
             if action not in actions:
-                raise HttpError(404, f"unknown action '{action}'; known: start, stop, restart")
+                raise HttpError(
+                    404, f"unknown action '{action}'; known: start, stop, restart, deploy")
             return json_response(actions[action](name))
         except UnknownServiceError as exc:
             raise HttpError(404, str(exc)) from exc

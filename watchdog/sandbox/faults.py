@@ -82,7 +82,7 @@ class FaultInjector:
     """Applies faults through the supervisor and the table store; remembers active ones."""
 
     KINDS = ("crash", "corrupt_config", "provider_outage", "provider_restore",
-             "dlq_overflow", "database_down")
+             "dlq_overflow", "database_down", "deploy")
 
     def __init__(self, supervisor: Supervisor, store: TableStore) -> None:
         self.supervisor = supervisor
@@ -139,6 +139,7 @@ class FaultInjector:
             "provider_restore": self.provider_restore,
             "dlq_overflow": self.dlq_overflow,
             "database_down": self.database_down,
+            "deploy": self.deploy,
         }
         if kind not in handlers:
             raise FaultError(404, f"unknown fault '{kind}'; known: {', '.join(self.KINDS)}")
@@ -223,3 +224,20 @@ class FaultInjector:
         if was_running:
             self._record("database_down", {"service": DATABASE}, lambda: not svc.running)
         return {"service": DATABASE, "was_running": was_running, "running": svc.running}
+
+    def deploy(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Deploy a new version of one service that fails right away (runbook scenario 1):
+        its process exits at start-up, and every restart of it does too, until a good
+        version is deployed again (`POST /services/<name>/deploy`)."""
+        name, version = body.get("service"), body.get("version")
+        if not isinstance(name, str) or not isinstance(version, str) or not version:
+            raise FaultError(400, 'fault \'deploy\' needs {"service": "<name>", '
+                                  '"version": "<new version>"}')
+        svc = self.supervisor.get(name)
+        before = svc.version
+        done = self.supervisor.deploy(name, version, fails=True)
+        self._record("deploy", {"service": name, "version": version, "previous": before},
+                     lambda: svc.version == version and svc.fails)
+        return {"service": name, "version": version, "previous": before,
+                "created": done["created"],
+                "note": "the new version exits at start-up; a redeploy of a good one ends it"}

@@ -4,6 +4,11 @@ Each service is a child process with a port fixed for the supervisor's lifetime 
 restarted service is found where it was). Start waits until the service really answers,
 stop escalates SIGTERM to SIGKILL after 2 s, and nothing restarts by itself: recovering
 a crashed service is the watchdog's job, so the sandbox must not do it behind its back.
+
+Each process runs a version (what an image tag is to Docker). A deploy replaces the
+process with one of another version, recording when it was created; a version
+deployed as failing exits at start-up with an error in its log (a bad release that
+cannot come up), and so does every restart of it, until a good version is deployed.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from typing import Any
 
 from watchdog.sandbox import jsonhttp
 from watchdog.sandbox.catalog import (
+    DEPENDS_ON,
     HTTP_HEALTH_ROLES,
+    INITIAL_VERSION,
     PORTLESS_ROLES,
     SERVICES,
     TCP_ROLES,
+    compose_service,
     service_url,
 )
 
@@ -36,6 +44,9 @@ START_TIMEOUT_SECONDS = 5.0
 #: returns as soon as every service answers.
 START_ALL_TIMEOUT_SECONDS = 15.0
 STOP_GRACE_SECONDS = 2.0
+#: Environment of a stub: its version, and whether that version fails at start-up.
+VERSION_ENV = "WATCHDOG_SANDBOX_VERSION"
+FAILS_ENV = "WATCHDOG_SANDBOX_FAILS"
 #: Directory that contains the `watchdog` package, for the children's PYTHONPATH.
 CODE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,6 +103,13 @@ class ManagedService:
     port: int | None
     process: subprocess.Popen[bytes] | None = None
     spawns: int = 0
+    version: str = INITIAL_VERSION
+    #: This version cannot come up (a deploy fault's bad release); restarts keep failing.
+    fails: bool = False
+    #: Wall-clock time the current process was created (a container's `Created`).
+    created: float | None = None
+    #: The current process answered once (Docker's "healthy" after "starting").
+    ready: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -111,8 +129,12 @@ class ManagedService:
 
     def describe(self) -> dict[str, Any]:
         """The entry of GET /services."""
+        service = compose_service(self.name)
         return {"role": self.role, "port": self.port, "url": self.url,
-                "running": self.running, "pid": self.pid, "restarts": max(0, self.spawns - 1)}
+                "running": self.running, "pid": self.pid, "restarts": max(0, self.spawns - 1),
+                "service": service, "version": self.version, "created": self.created,
+                "ready": self.ready and self.running,
+                "depends_on": list(DEPENDS_ON.get(service, ()))}
 
     def brief(self) -> dict[str, Any]:
         """The answer of start/stop/restart."""
@@ -158,11 +180,19 @@ class Supervisor:
         if svc.port is not None:
             command += ["--port", str(svc.port)]
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = child_env()
+        env[VERSION_ENV] = svc.version
+        if svc.fails:
+            env[FAILS_ENV] = "1"
         with open(self.log_dir / f"{svc.name}.log", "ab") as log:
+            log.write(f"--- sandbox: starting {svc.name} {svc.version}\n".encode())
+            log.flush()
             svc.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                           stderr=subprocess.STDOUT, env=child_env(),
+                                           stderr=subprocess.STDOUT, env=env,
                                            close_fds=True)
         svc.spawns += 1
+        svc.created = time.time()
+        svc.ready = False
 
     def _answers(self, svc: ManagedService) -> bool:
         if svc.role in PORTLESS_ROLES:
@@ -188,6 +218,7 @@ class Supervisor:
             if not svc.running:
                 return False
             if self._answers(svc):
+                svc.ready = True
                 return True
             time.sleep(0.02)
         return False
@@ -244,6 +275,35 @@ class Supervisor:
             self._start(svc, timeout)
         self._notify_started(name)
         return svc.brief()
+
+    def deploy(self, name: str, version: str, *, fails: bool = False,
+               timeout: float = START_TIMEOUT_SECONDS) -> dict[str, Any]:
+        """Replace the process with one running `version` (`docker compose up` of a new tag).
+
+        A good version is waited for like a start; a failing one is not (it exits at
+        start-up, as a bad release does), so the answer says it is not running.
+        """
+        svc = self.get(name)
+        with svc.lock:
+            self._stop(svc, STOP_GRACE_SECONDS)
+            svc.version, svc.fails = version, fails
+            if fails:
+                self._spawn(svc)
+            else:
+                self._start(svc, timeout)
+        if not fails:
+            self._notify_started(name)
+        return {**svc.brief(), "version": version, "created": svc.created}
+
+    def logs(self, name: str, lines: int) -> list[str]:
+        """The last `lines` lines of the service's output, every process of it so far."""
+        svc = self.get(name)
+        try:
+            with open(self.log_dir / f"{svc.name}.log", "rb") as log:
+                text = log.read()[-256 * 1024:].decode("utf-8", "replace")
+        except FileNotFoundError:
+            return []
+        return text.splitlines()[-lines:] if lines > 0 else []
 
     def kill(self, name: str) -> int | None:
         """SIGKILL without restart (a crash); returns the killed pid, None if not running."""
