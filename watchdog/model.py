@@ -197,3 +197,6 @@ class Plan:
     prechecks: tuple[PreCheck, ...] = ()
     #: The runbook section the scenario follows: where a person taking over reads on.
     runbook: str = ""
+    #: A by-hand plan prepared with this one (scenario 5's full rollback): the command
+    #: that runs it, then its steps, one line each; shown on every page of the incident.
+    prepared: tuple[str, ...] = ()

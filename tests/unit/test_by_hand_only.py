@@ -100,3 +100,31 @@ def test_no_action_of_the_catalogue_removes_a_volume_prunes_or_resets() -> None:
     for source in sorted((ROOT / "watchdog" / "actions").glob("*.py")):
         found = calls.findall(source.read_text())
         assert not found, f"{source.name}: {found}"
+
+
+def test_the_daemons_p0_plan_prepares_the_full_rollback_for_a_person(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from watchdog.model import Risk, Severity
+    from watchdog.policy.planner import plan_for
+
+    policy = load_policy(ROOT / "policies" / "songnodes.yaml", environ={})
+    plan = plan_for(policy, scenario="complete_system_failure", severity=Severity.P0,
+                    subject="", params={"incident": "7"}, why="every service down")
+    assert [s.action for s in plan.steps] == ["system.snapshot", "service.start"]
+    assert all(s.risk is Risk.SAFE for s in plan.steps)  # the daemon runs only these
+    assert plan.steps[0].param_map()["dir"] == "forensics/incident-7"
+    assert "`watchdog rollback --full" in plan.prepared[0]
+    assert [line.split(" (")[1].split(",")[0] for line in plan.prepared[1:5]] == [
+        "system.snapshot", "system.emergency_stop", "system.resources", "system.rebuild"
+    ]
+
+    def not_by_hand(data: dict[str, object]) -> None:
+        scenarios = data["scenarios"]
+        assert isinstance(scenarios, dict)
+        scenarios["complete_system_failure"]["prepared"] = "service_failure"
+
+    path = write(tmp_path, not_by_hand)
+    assert main(["validate", str(path)]) == 2
+    assert "scenarios.complete_system_failure.prepared: found 'service_failure'; expected " \
+        "the name of a by_hand_only scenario" in capsys.readouterr().err

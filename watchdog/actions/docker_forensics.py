@@ -58,7 +58,7 @@ class DockerForensics:
 
     def __init__(
         self,
-        client_factory: Callable[[], Any],
+        client_factory: Callable[[], Any] | None,
         project: str,
         *,
         root: Path,
@@ -74,40 +74,49 @@ class DockerForensics:
         self._clock = clock
 
     def folder_for(self, step: Step) -> Path:
+        """The step's `dir` (relative: under the journal's folder), or a stamped one; a
+        folder that exists already (a second snapshot, a resumed step) is never reused."""
         given = step.param_map().get("dir")
         if given:
-            return Path(str(given))
-        stamp = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
-        folder = self.root / "forensics" / f"{self.project}-{stamp}"
-        again = 1
-        while folder.exists():  # two snapshots within a second: never write into the first
+            base = Path(str(given))
+            folder = base if base.is_absolute() else self.root / base
+        else:
+            stamp = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
+            folder = self.root / "forensics" / f"{self.project}-{stamp}"
+        first, again = folder, 1
+        while folder.exists():
             again += 1
-            folder = folder.with_name(f"{self.project}-{stamp}-{again}")
+            folder = first.with_name(f"{first.name}-{again}")
         return folder
 
     async def snapshot(self, step: Step) -> ActionOutcome:
+        """Keep the snapshot. With `best_effort` (the daemon's own P0 plan), a snapshot that
+        cannot be written (a full disk is one of scenario 5's causes) is said and the plan
+        goes on: evidence must never keep the stack down."""
         folder = self.folder_for(step)
-        lines = int(step.param_map().get("lines", LOG_LINES))
+        params = step.param_map()
+        lines = int(params.get("lines", LOG_LINES))
         try:
             (folder / "logs").mkdir(parents=True, exist_ok=False)
+            return await self._keep(folder, lines)
         except OSError as error:
-            raise ActionFailed(f"cannot create the snapshot folder {folder}: {error}") from error
+            said = f"cannot write the snapshot folder {folder}: {error}"
+            if str(params.get("best_effort", "")).lower() not in ("true", "1"):
+                raise ActionFailed(said) from error
+            return ActionOutcome(
+                True, f"{said} (best effort: the plan goes on without it)",
+                {"folder": str(folder), "error": str(error)},
+            )
+
+    async def _keep(self, folder: Path, lines: int) -> ActionOutcome:
         index: dict[str, str] = {}
-        async with connect(self._factory, self.project) as engine:
-            containers = await engine.project_containers()
-            ps = [_ps_row(c.attrs) for c in containers]
-            _write_json(folder / "ps.json", ps)
-            index["ps.json"] = f"{len(ps)} container(s) of Compose project {self.project}"
-            for container in containers:
-                kept = await tail_logs(engine, container, lines)
-                (folder / "logs" / f"{name(container.attrs)}.log").write_text(
-                    "\n".join(kept) + ("\n" if kept else "")
-                )
-            index["logs/"] = f"each container's last {lines} log lines, secrets scrubbed"
-            volumes = await _volumes(engine, containers)
-            _write_json(folder / "volumes.json", volumes)
-            index["volumes.json"] = f"{len(volumes)} volume(s): names and mountpoints only"
-            docker_root = await _docker_root(engine)
+        ps: list[dict[str, Any]] = []
+        volumes: list[dict[str, Any]] = []
+        docker_root = ""
+        if self._factory is None:  # the sandbox: no engine to read, the rest is kept
+            index["ps.json"] = "not kept: no Docker engine in this deployment"
+        else:
+            ps, volumes, docker_root = await self._engine_part(folder, lines, index)
         disks = _disks({"state": str(self.root), "docker_root": docker_root})
         _write_json(folder / "df.json", disks)
         index["df.json"] = "disk use of the state folder's and the Docker root's filesystems"
@@ -124,6 +133,28 @@ class DockerForensics:
             f"{len(volumes)} volume(s), {len(events)} journal event(s)"
         )
         return ActionOutcome(True, output, {"folder": str(folder), "files": index})
+
+    async def _engine_part(
+        self, folder: Path, lines: int, index: dict[str, str]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+        """ps, each container's logs and the volumes, from the engine."""
+        assert self._factory is not None
+        async with connect(self._factory, self.project) as engine:
+            containers = await engine.project_containers()
+            ps = [_ps_row(c.attrs) for c in containers]
+            _write_json(folder / "ps.json", ps)
+            index["ps.json"] = f"{len(ps)} container(s) of Compose project {self.project}"
+            for container in containers:
+                kept = await tail_logs(engine, container, lines)
+                (folder / "logs" / f"{name(container.attrs)}.log").write_text(
+                    "\n".join(kept) + ("\n" if kept else "")
+                )
+            index["logs/"] = f"each container's last {lines} log lines, secrets scrubbed"
+            volumes = await _volumes(engine, containers)
+            _write_json(folder / "volumes.json", volumes)
+            index["volumes.json"] = f"{len(volumes)} volume(s): names and mountpoints only"
+            docker_root = await _docker_root(engine)
+        return ps, volumes, docker_root
 
     def _memory(self, target: Path) -> str:
         try:

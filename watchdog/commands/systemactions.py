@@ -42,17 +42,20 @@ def system_actions(
     """The handlers and preflights of scenario 5: the resource check always, the
     Docker ones on a Docker engine. The forensic snapshot goes under `root` (the
     journal's folder) unless a step names `dir`."""
-    handlers: dict[str, Handler] = {"system.resources": resources_handler(probes)}
-    if docker is None:
-        return handlers, {}
     project = policy.stack.compose_project or policy.stack.name
     forensics = DockerForensics(docker, project, root=root, journal=journal)
+    handlers: dict[str, Handler] = {
+        "system.resources": resources_handler(probes),
+        # Without an engine (the sandbox) the snapshot keeps df, memory and the journal.
+        "system.snapshot": forensics.snapshot,
+    }
+    if docker is None:
+        return handlers, {}
     system = DockerSystem(
         docker, project, protected=policy.stack.protected_services, reverter=reverter,
         records=journal,
     )
     handlers |= {
-        "system.snapshot": forensics.snapshot,
         "system.emergency_stop": system.emergency_stop,
         "system.rebuild": system.rebuild,
     }

@@ -79,6 +79,8 @@ class Page:
     recent: tuple[str, ...] = field(default=())
     #: The pre-rollback checklist's verdicts, one line each ("item: verdict: why").
     prechecks: tuple[str, ...] = field(default=())
+    #: A by-hand plan prepared with this one: its command, then its steps.
+    prepared: tuple[str, ...] = field(default=())
 
     def sections(self) -> list[tuple[str, str]]:
         """The page as titled sections of plain text, in reading order."""
@@ -91,6 +93,9 @@ class Page:
         ]
         if self.plan_title:
             sections.append((f"Plan: {self.plan_title}", _lines(self.plan_steps) or "no steps"))
+        if self.prepared:
+            head, *steps = self.prepared
+            sections.append(("Prepared plan", f"{head}\n{_lines(steps)}"))
         sections.append(("Impact", _lines(self.impact) or "none assessed"))
         if self.prechecks:
             sections.append(("Pre-rollback checklist", _lines(self.prechecks)))
@@ -124,6 +129,7 @@ class Page:
             "awaiting": self.awaiting,
             "impact": list(self.impact),
             "prechecks": list(self.prechecks),
+            "prepared": list(self.prepared),
             "approvals": list(self.approvals),
             "link": self.link,
             "approve": self.approve_command,
@@ -187,6 +193,7 @@ def compose_page(
         ),
         awaiting=told.needs if told.urgent else "",
         impact=plan.impact if plan is not None else (),
+        prepared=plan.prepared if plan is not None else (),
         prechecks=tuple(
             f"{c.item}: {c.verdict.replace('_', ' ')}: {c.reason}"
             + (" (required)" if c.required else "")

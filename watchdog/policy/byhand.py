@@ -47,6 +47,14 @@ def by_hand_problems(policy: Policy) -> Iterator[Problem]:
                 "a scenario the daemon may run on its own: this one is by_hand_only "
                 "(watchdog rollback --full runs it)",
             )
+    for name, scenario in policy.scenarios.items():
+        prepared = scenario.prepared
+        spec = policy.scenarios.get(prepared) if prepared is not None else None
+        if prepared is not None and (spec is None or not spec.by_hand_only):
+            yield Problem(
+                f"scenarios.{name}.prepared", repr(prepared),
+                "the name of a by_hand_only scenario (the plan a person runs by hand)",
+            )
 
 
 

@@ -327,7 +327,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "system.snapshot": ActionSpec(
         Risk.SAFE,
         (),
-        ("dir", "lines"),
+        ("dir", "lines", "best_effort"),
         idempotence=always("it only reads the engine; a second run writes another folder"),
         summary="keep the project's containers, logs, df, memory, volumes and the journal's "
         "last hour in a forensics folder",

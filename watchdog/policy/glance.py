@@ -42,6 +42,8 @@ class GlanceFacts:
     #: Why it was escalated (the move's reason), and the runbook section of its plan.
     escalation: str = ""
     runbook: str = ""
+    #: How to run the by-hand plan prepared with this one (scenario 5), if any.
+    prepared: str = ""
     dry_run: bool = False
 
 
@@ -113,6 +115,7 @@ def _needs(facts: GlanceFacts, now: float) -> tuple[str, bool]:
     if facts.state == "escalated":
         why = facts.escalation or "the watchdog stopped acting"
         where = f"; runbook: {facts.runbook}" if facts.runbook else ""
+        where += f"; prepared: {facts.prepared}" if facts.prepared else ""
         return (
             f"take over: {why}{where}; when done, `watchdog incidents close {number} --as NAME`"
         ), True

@@ -60,6 +60,7 @@ def plan_for(
         + f": {why}",
         impact=_impact(policy, spec.impact, steps, spec.verify_for, words),
         runbook=spec.runbook,
+        prepared=_prepared(policy, spec.prepared, words),
     )
 
 
@@ -135,6 +136,25 @@ def with_assessment(
     verdicts = judge(spec.prechecks, plan, facts, now)
     assessed = replace(plan, impact=(*plan.impact, *impact), prechecks=verdicts)
     return assessed, blocking(verdicts)
+
+
+#: How a person runs a by-hand plan (commands/fullrollback.py).
+PREPARED_COMMAND = (
+    "by hand, if this plan does not recover the stack: `watchdog rollback --full --policy "
+    "POLICY` (type the stack's name; each risky step asks again), or `watchdog "
+    "emergency-stop --policy POLICY` for the snapshot and the stop alone"
+)
+
+
+def _prepared(policy: Policy, name: str | None, words: _Words) -> tuple[str, ...]:
+    """The by-hand plan's command and its steps, numbered, for the page."""
+    if name is None:
+        return ()
+    steps = [_step(step, words) for step in policy.scenarios[name].steps]
+    return (
+        PREPARED_COMMAND,
+        *(f"{i}. {s.name} ({s.action}, {s.risk.value})" for i, s in enumerate(steps, 1)),
+    )
 
 
 def _impact(

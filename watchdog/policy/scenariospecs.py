@@ -142,6 +142,11 @@ class ScenarioSpec(Strict):
         description="the daemon never runs this plan on its own: only `watchdog rollback "
         "--full` or `watchdog emergency-stop` do, after a typed confirmation",
     )
+    prepared: str | None = Field(
+        None,
+        description="a by_hand_only scenario whose plan is prepared and paged with this one's, "
+        "for a person to run by hand if this plan does not recover the stack",
+    )
 
 
 class Approval(Strict):

@@ -113,6 +113,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             else {}
         ),
         **({"runbook": plan.runbook} if plan.runbook else {}),
+        **({"prepared": list(plan.prepared)} if plan.prepared else {}),
     }
 
 
@@ -136,6 +137,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
         impact=tuple(data.get("impact", ())),
         prechecks=tuple(PreCheck(**item) for item in data.get("prechecks", ())),
         runbook=str(data.get("runbook", "")),
+        prepared=tuple(str(line) for line in data.get("prepared", ())),
     )
 
 

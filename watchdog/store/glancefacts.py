@@ -47,7 +47,15 @@ def glance_facts(
         approval_expires=approval_expires,
         escalation=escalated[-1] if escalated else "",
         runbook=plan.runbook if plan is not None else "",
+        prepared=_command(plan.prepared[0]) if plan is not None and plan.prepared else "",
     )
+
+
+def _command(prepared: str) -> str:
+    """The first command of a prepared plan's line ("by hand, if …: `watchdog …` (…)")."""
+    _, tick, rest = prepared.partition("`")
+    command, _, _ = rest.partition("`")
+    return f"`{command}`" if tick and command else prepared
 
 
 def read_glance_facts(

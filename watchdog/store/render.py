@@ -187,6 +187,9 @@ def _plan(plan: Plan | None) -> list[str]:
             + (" (required)" if c.required else "")
             for c in plan.prechecks
         ]
+    if plan.prepared:
+        head, *steps = plan.prepared
+        lines += [f"  prepared plan: {head}", *(f"{_INDENT}{line}" for line in steps)]
     return lines
 
 
