@@ -70,8 +70,10 @@ def parser() -> argparse.ArgumentParser:
 
     p = command("validate", "check policy files; exit 2 naming every problem", handle.validate,
                 "watchdog validate policies/compose-generic.yaml",
-                "watchdog validate policies/*.yaml")
+                "watchdog validate policies/*.yaml",
+                "watchdog validate policies/songnodes.yaml --people /state/people.yaml")
     p.add_argument("files", nargs="+", metavar="FILE", help="policy files to check")
+    p.add_argument("--people", help=PEOPLE + ": warn of quorums its people cannot meet")
 
     p = command("run", "run the daemon until SIGTERM (creates the journal)", handle.run,
                 "watchdog run --policy policies/compose-generic.yaml",

@@ -71,7 +71,24 @@ def validate(args: argparse.Namespace) -> int:
             f"{path}: ok ({len(policy.signals)} signals, {len(policy.rules)} rules, "
             f"{len(policy.scenarios)} scenarios)"
         )
+        people = args.people or os.environ.get("WATCHDOG_PEOPLE")
+        if people:
+            for warning in quorum_warnings(policy, people):
+                print(f"{path}: warning: {warning}")
     return 2 if failed else 0
+
+
+def quorum_warnings(policy: Policy, people_file: str) -> list[str]:
+    """What the people file cannot approve under this policy (validate and start-up say it)."""
+    from pathlib import Path
+
+    from watchdog.people import People
+    from watchdog.policy.quorums import unmeetable_quorums
+
+    path = Path(people_file)
+    if not path.exists():
+        return [f"no people file at {path}: every plan that needs approval waits in vain"]
+    return list(unmeetable_quorums(policy.authority, People(path, policy.roles).holders()))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -44,6 +44,7 @@ from watchdog.notify.channels import build_channels
 from watchdog.notify.outbox import Outbox
 from watchdog.notify.retry import RetryPolicy
 from watchdog.people import People
+from watchdog.policy.quorums import unmeetable_quorums
 from watchdog.policy.schema import Policy, TableSignal
 from watchdog.probes.base import Probe, build_probes
 from watchdog.probes.sandbox import sandbox_docker_probes
@@ -349,6 +350,9 @@ async def _serve(
     people = People(settings.people, policy.roles) if settings.people else None
     if people is not None and (hint := people.hint()) is not None:
         log.warning("no_approvers", hint=hint)
+    elif people is not None:
+        for warning in unmeetable_quorums(policy.authority, people.holders()):
+            log.warning("quorum_unmeetable", problem=warning)
     journal = open_journal(settings.state)
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(httpx.AsyncClient())
