@@ -92,13 +92,29 @@ def test_a_signed_in_lead_approves_from_the_page_and_it_is_journaled(api: Api) -
         done = client.post(
             f"/ui/incidents/{incident}/approve", data={"csrf": token, "comment": "backup fine"}
         )
-        assert done.status_code == 303 and done.headers["location"] == f"/ui/incidents/{incident}"
+        assert done.status_code == 303
+        assert done.headers["location"] == f"/ui/incidents/{incident}?recorded=approve"
         (approval,) = api.journal.approvals(incident)
         assert (approval.person, approval.role, approval.comment) == ("lee", "lead", "backup fine")
-        shown = client.get(f"/ui/incidents/{incident}").text
+        shown = client.get(done.headers["location"]).text
         assert "lee (lead) approved: backup fine" in shown
+        # Said back, and no second button while the daemon has yet to start the plan.
+        assert 'id="recorded">Your approval is recorded.' in shown
+        assert "Approve</button>" not in shown
         again = client.post(f"/ui/incidents/{incident}/approve", data={"csrf": token})
         assert again.status_code == 409 and "counts once" in again.text
+
+
+def test_one_of_a_quorum_of_two_is_told_the_plan_waits_for_one_more(api: Api) -> None:
+    incident = awaiting(api.journal, api.policy, P2)
+    with browser(api) as client:
+        sign_in(client, api, "tara")
+        token = CSRF.search(client.get(f"/ui/incidents/{incident}").text).group(1)  # type: ignore[union-attr]
+        done = client.post(f"/ui/incidents/{incident}/approve", data={"csrf": token})
+        shown = client.get(done.headers["location"]).text
+    assert 'id="recorded">Your approval is recorded.' in shown
+    assert "You approved this plan; it waits for 1 more team." in shown
+    assert "Approve</button>" not in shown
 
 
 def test_the_csrf_token_of_another_session_is_refused(api: Api) -> None:

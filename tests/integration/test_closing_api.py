@@ -180,7 +180,8 @@ def test_a_signed_in_lead_closes_from_the_incident_page(api: Api) -> None:
         done = client.post(
             f"/ui/incidents/{incident}/close", data={"csrf": token, "comment": "false alarm"}
         )
-        assert done.status_code == 303 and done.headers["location"] == f"/ui/incidents/{incident}"
+        assert done.status_code == 303
+        assert done.headers["location"] == f"/ui/incidents/{incident}?recorded=close"
         shown = client.get(f"/ui/incidents/{incident}").text
         assert "awaiting_approval → closed by lee (lead): false alarm" in shown
         assert "Close incident" not in shown and "Approve</button>" not in shown

@@ -60,7 +60,7 @@ def test_sign_in_and_close_a_running_incident_from_its_page(
 
     page.fill("input[aria-label='closing comment']", "rolled back by hand at 14:02")
     page.click("button:has-text('Close incident')")
-    page.wait_for_url(f"**/ui/incidents/{incident}")
+    page.wait_for_url(f"**/ui/incidents/{incident}?recorded=close")
     assert page.locator("#state").inner_text() == "closed"
     assert page.locator("#close").count() == 0
     timeline = page.locator("#timeline").inner_text()

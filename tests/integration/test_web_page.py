@@ -148,7 +148,8 @@ def test_sign_in_approve_a_pending_p1_migration_rollback_and_see_the_plan_run(
 
         page.fill("input[aria-label='approval comment']", "backup is from this morning")
         page.click("button.approve")
-        page.wait_for_url(f"**/ui/incidents/{number}")
+        page.wait_for_url(f"**/ui/incidents/{number}?recorded=approve")
+        assert "Your approval is recorded." in page.locator("#recorded").inner_text()
 
         # From here the test never reloads: the page refreshes itself while the plan
         # runs. Note each (state, step statuses) it shows on the way.

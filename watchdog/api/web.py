@@ -162,7 +162,9 @@ def web_router(
         return page(request, "index.html", **values)
 
     @router.get("/ui/incidents/{incident_id}", response_class=HTMLResponse)
-    async def incident(request: Request, incident_id: int, closing: bool = False) -> Response:
+    async def incident(
+        request: Request, incident_id: int, closing: bool = False, recorded: str = ""
+    ) -> Response:
         refused = await refused_reader(request, f"/ui/incidents/{incident_id}")
         if refused is not None:
             return refused
@@ -172,7 +174,9 @@ def web_router(
             )
             if closing:  # someone is writing why they close it: no refresh under them
                 values["refresh"] = 0
-            return page(request, "incident.html", close_roles=close_roles, **values)
+            said = RECORDED.get(recorded, "")
+            return page(request, "incident.html", close_roles=close_roles, recorded=said,
+                        **values)
         except KeyError:
             return no_incident(request, incident_id)
 
@@ -272,7 +276,8 @@ def web_router(
         return response
 
     async def as_person(
-        request: Request, incident_id: int, act: Callable[[Person, str, float], object]
+        request: Request, incident_id: int, act: Callable[[Person, str, float], object],
+        done: str,
     ) -> Response:
         """Run `act(person, comment, now)` for the signed-in person (approve, reject, close):
         every refusal of the shared rules becomes a page with its status."""
@@ -291,7 +296,7 @@ def web_router(
         except Refused as refused:
             return page(request, "message.html", refused.status, session=session,
                         title="Not recorded", message=refused.message, back=back)
-        return RedirectResponse(back, status_code=303)
+        return RedirectResponse(f"{back}?recorded={done}", status_code=303)
 
     def decider(incident_id: int, decision: str) -> Callable[[Person, str, float], object]:
         return lambda person, comment, at: record_decision(
@@ -301,11 +306,11 @@ def web_router(
 
     @router.post("/ui/incidents/{incident_id}/approve", response_class=HTMLResponse)
     async def approve(request: Request, incident_id: int) -> Response:
-        return await as_person(request, incident_id, decider(incident_id, "approve"))
+        return await as_person(request, incident_id, decider(incident_id, "approve"), "approve")
 
     @router.post("/ui/incidents/{incident_id}/reject", response_class=HTMLResponse)
     async def reject(request: Request, incident_id: int) -> Response:
-        return await as_person(request, incident_id, decider(incident_id, "reject"))
+        return await as_person(request, incident_id, decider(incident_id, "reject"), "reject")
 
     @router.post("/ui/incidents/{incident_id}/close", response_class=HTMLResponse)
     async def close(request: Request, incident_id: int) -> Response:
@@ -316,12 +321,22 @@ def web_router(
                 journal, incident_id=incident_id, person=person, comment=comment,
                 close_roles=close_roles, at=at, followup_items=followup_items,
             ),
+            "close",
         )
 
     return router
 
 
 # ---- what the pages show ---------------------------------------------------------
+
+#: What the incident page confirms after a person's decision (`?recorded=`), in words.
+RECORDED = {
+    "approve": "Your approval is recorded. Once the quorum is met the daemon starts the plan "
+    "on its next tick; this page follows it.",
+    "reject": "Your rejection is recorded: the plan will not run and the incident is "
+    "escalated to a person.",
+    "close": "Your close is recorded: the incident is closed and its follow-ups are owed.",
+}
 
 
 def _field(form: FormData, name: str) -> str:
