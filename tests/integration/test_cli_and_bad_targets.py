@@ -105,7 +105,7 @@ def test_incidents_table_and_timeline_from_the_journal(tmp_path: Path) -> None:
         "  next:     nothing: resolved at",
         "dlq-manager health 0 < 1",
         "restart the failed service",
-        "P2 × safe steps run automatically",
+        "runs now, no approval needed: its one step is safe",
         "verifying → resolved",
         "Timeline",
     ):

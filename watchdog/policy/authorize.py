@@ -23,14 +23,14 @@ def authorize_step(
     rule = getattr(row, risk.value)
     why = f" ({row.why})" if row.why else ""
     if rule == "auto":
-        return Authorization(AuthMode.AUTO, f"{severity} × {risk} steps run automatically{why}")
+        return Authorization(AuthMode.AUTO, f"{risk} steps of a {severity} run without approval")
     if rule == "never":
-        return Authorization(AuthMode.NEVER, f"{severity} × {risk} steps never run{why}")
+        return Authorization(AuthMode.NEVER, f"{risk} steps of a {severity} never run{why}")
     assert isinstance(rule, Approval)
     who = f"{rule.quorum} distinct {rule.role}" if rule.quorum > 1 else f"one {rule.role}"
     return Authorization(
         AuthMode.APPROVAL,
-        f"{severity} × {risk} steps need approval by {who}{why}",
+        f"{risk} steps of a {severity} need approval by {who}{why}",
         role=rule.role,
         quorum=rule.quorum,
     )
@@ -39,7 +39,11 @@ def authorize_step(
 def authorize_plan(
     severity: Severity, steps: Sequence[Step], authority: Mapping[Severity, AuthorityRow]
 ) -> Authorization:
-    """The strictest authorisation any step needs, naming the step that needs it."""
+    """What happens to this plan, in words: it runs now, it waits for someone, or never runs.
+
+    The plan is as automatic as its strictest step, which the sentence names; a plan
+    that runs at once does not quote the rule for the approvals it does not need.
+    """
     if not steps:
         return Authorization(AuthMode.AUTO, "no steps to run: notify only")
     strictest: tuple[int, Authorization, Step] | None = None
@@ -50,11 +54,19 @@ def authorize_plan(
             strictest = (weight, decision, step)
     assert strictest is not None
     _, decision, step = strictest
+    count = f"all {len(steps)} steps are" if len(steps) > 1 else "its one step is"
     if decision.mode is AuthMode.AUTO:
-        return Authorization(AuthMode.AUTO, f"every step may run at once: {decision.reason}")
+        return Authorization(
+            AuthMode.AUTO, f"runs now, no approval needed: {count} {step.risk}"
+        )
+    if decision.mode is AuthMode.NEVER:
+        return Authorization(
+            AuthMode.NEVER,
+            f"nothing runs: step {step.name!r} is {step.risk}, and {decision.reason}",
+        )
     return Authorization(
         decision.mode,
-        f"step {step.name!r} is {step.risk}: {decision.reason}",
+        f"nothing runs until approved: step {step.name!r} is {step.risk}, and {decision.reason}",
         role=decision.role,
         quorum=decision.quorum,
     )
