@@ -218,4 +218,13 @@ def _step_line(step: Step) -> str:
 
 
 def _pairs(pairs: Sequence[tuple[str, Any]]) -> str:
-    return " ".join(f"{name}={value}" for name, value in pairs)
+    """Step parameters as a person reads them: `services=dlq-manager, rest-api`, not a tuple."""
+    return " ".join(f"{name}={_value(value)}" for name, value in pairs)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return ", ".join(_value(item) for item in value) or "(none)"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
