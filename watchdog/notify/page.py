@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watchdog.model import AuthMode, Finding, Plan, Severity
+from watchdog.policy.schema import Responder
 from watchdog.store.records import ApprovalRecord, EventRecord, IncidentRecord, StepRecord
 
 EVENTS = ("trigger", "acknowledge", "resolve")
@@ -77,6 +78,10 @@ class Page:
     recent: tuple[str, ...] = field(default=())
     #: The pre-rollback checklist's verdicts, one line each ("item: verdict: why").
     prechecks: tuple[str, ...] = field(default=())
+    #: The runbook's emergency contacts this page goes to (`notify.contacts`), and
+    #: their Opsgenie responders, named besides the policy's own.
+    contacts: tuple[str, ...] = field(default=())
+    responders: tuple[Responder, ...] = field(default=())
 
     def sections(self) -> list[tuple[str, str]]:
         """The page as titled sections of plain text, in reading order."""
@@ -95,6 +100,8 @@ class Page:
             sections.append(("Pre-rollback checklist", _lines(self.prechecks)))
         if self.approvals:
             sections.append(("Approvals so far", _lines(self.approvals)))
+        if self.contacts:
+            sections.append(("Contacts paged", ", ".join(self.contacts)))
         sections.append(("How to approve", how))
         return sections
 
@@ -124,6 +131,7 @@ class Page:
             "impact": list(self.impact),
             "prechecks": list(self.prechecks),
             "approvals": list(self.approvals),
+            "contacts": list(self.contacts),
             "link": self.link,
             "approve": self.approve_command,
             "reject": self.reject_command,
@@ -145,6 +153,8 @@ def compose_page(
     public_url: str,
     at: float,
     dedup_key: str | None = None,
+    contacts: tuple[str, ...] = (),
+    responders: tuple[Responder, ...] = (),
 ) -> Page:
     """The page for `event` (trigger, acknowledge or resolve) about `incident` as journaled.
 
@@ -194,6 +204,8 @@ def compose_page(
             for a in approvals
         ),
         recent=tuple(f"{iso_utc(e.at)} {e.kind}: {e.summary}" for e in timeline[-RECENT_EVENTS:]),
+        contacts=contacts,
+        responders=responders,
     )
 
 

@@ -16,6 +16,7 @@ import jmespath
 import jmespath.exceptions
 
 from watchdog.policy.catalogue import ACTIONS
+from watchdog.policy.contacts import contact_problems
 from watchdog.policy.identifiers import EXPECTED as IDENTIFIER_EXPECTED
 from watchdog.policy.identifiers import is_table_name
 from watchdog.policy.powers import power_problems
@@ -46,6 +47,7 @@ def find_problems(policy: Policy) -> list[Problem]:
         *_rule_problems(policy),
         *_scenario_problems(policy),
         *_authority_problems(policy),
+        *contact_problems(policy),
         *_assessment_problems(policy),
         *power_problems(policy),
     ]
