@@ -48,8 +48,8 @@ CASES = [
     ),
     (
         "an impossible threshold on a ratio",
-        _set_rule(5, "threshold", 1.5),
-        "rules[5].threshold: found > 1.5; expected a threshold that signal 'enrichment_error_rate'",
+        _set_rule(6, "threshold", 1.5),
+        "rules[6].threshold: found > 1.5; expected a threshold that signal 'enrichment_error_rate'",
     ),
     (
         "a misspelt key",
