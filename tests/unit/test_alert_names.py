@@ -22,7 +22,7 @@ DOC = Path(__file__).with_name("target_stack_alerts.md")
 #: Alert name → the rule it drives, by meaning (see the comments in songnodes.yaml).
 MAPPED = {
     "CircuitBreakerOpen": "alert-circuit-breaker-open",  # P2: one provider failing
-    "CircuitBreakerFlapping": "alert-enrichment-failing",  # P1: breakers constantly OPEN
+    "CircuitBreakerFlapping": "alert-breakers-flapping",  # P1: breakers constantly OPEN
     "DLQDepthHigh": "alert-dlq-backlog",  # P2: DLQ filling
     "DLQDepthCritical": "alert-dlq-critical",  # P1: DLQ overflow
     "EnrichmentDLQBacklog": "alert-dlq-backlog",  # P2: DLQ filling

@@ -89,7 +89,7 @@ ROWS = [
     Row("P1 multiple breakers: CircuitBreakerFlapping",
         (alert("CircuitBreakerFlapping", "critical", component="api_gateway",
                category="resilience", provider="spotify"),),
-        "alert-enrichment-failing", P1, "enrichment_degradation"),
+        "alert-breakers-flapping", P1, "enrichment_degradation"),
     Row("P1 DLQ overflow > 5000", {"dlq_depth": 6120.0}, "dlq-overflow", P1, "dlq_overflow"),
     Row("P1 DLQ overflow: DLQDepthCritical",
         (alert("DLQDepthCritical", "critical", component="dlq", category="reliability"),),
