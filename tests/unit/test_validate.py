@@ -48,8 +48,10 @@ CASES = [
     ),
     (
         "an impossible threshold on a ratio",
-        _set_rule(6, "threshold", 1.5),
-        "rules[6].threshold: found > 1.5; expected a threshold that signal 'enrichment_error_rate'",
+        lambda d: next(r for r in d["rules"] if r["name"] == "degradation-over-half").update(
+            threshold=1.5
+        ),
+        "].threshold: found > 1.5; expected a threshold that signal 'enrichment_error_rate'",
     ),
     (
         "a misspelt key",
