@@ -279,3 +279,16 @@ def test_a_degraded_front_end_that_goes_down_is_one_incident_escalated() -> None
     assert [type(d) for d in decisions] == [Escalate]
     [down_now] = [d for d in decisions if isinstance(d, Escalate)]
     assert (down_now.key, down_now.severity, down_now.scenario) == (ui.key, P2, "service_failure")
+
+
+def test_every_service_dying_at_once_opens_the_p0_not_the_p1_share() -> None:
+    """The probes see the deaths an interval apart (5 s and 10 s health checks), so the
+    share passes one half before it reaches one: the P0 must still fire first."""
+    core, first = Core(songnodes()), None
+    core.run(0, 30, HEALTHY)
+    for second in range(31, 200):
+        seen = HEALTH_SIGNALS[:6] if second < 41 else HEALTH_SIGNALS  # the rest 10 s later
+        core.observe(second, {**HEALTHY, **down(*seen)})
+        fired = [f for f in core.tick(second).fired if f.group == "system"]
+        first = first or (fired[0].rule if fired else None)
+    assert first == "complete-outage"
