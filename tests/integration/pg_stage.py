@@ -60,6 +60,12 @@ def narrowed_policy(
         ]
         scenario.pop("skip_post_rollback", None)
         scenario.pop("next", None)
+    contacts = data.get("notify", {}).get("contacts", {})
+    for contact in contacts.values():  # the contacts of the scenarios this stage keeps
+        contact["scenarios"] = [s for s in contact.get("scenarios", []) if s in data["scenarios"]]
+    data.get("notify", {})["contacts"] = {
+        n: c for n, c in contacts.items() if c["scenarios"] or c.get("severities")
+    }
     shared = data.get("post_rollback", [])
     data["post_rollback"] = [c for c in shared if c["signal"] in KEPT_SIGNALS]
     path = folder / "policy.yaml"

@@ -74,7 +74,9 @@ groups:
       - alert: ServiceDown
         expr: songnodes_service_up == 0
         for: 1s
-        labels: {severity: critical, component: "{{ $labels.service }}", category: reliability}
+        # The stack's own is `up == 0`, whose `job` is the service's scrape job.
+        labels: {severity: critical, component: "{{ $labels.service }}", category: reliability,
+                 job: "{{ $labels.service }}"}
         annotations: {summary: "{{ $labels.service }} is down"}
 """
 
@@ -157,7 +159,8 @@ def _samples() -> list[dict[str, str]]:
     samples: list[dict[str, str]] = []
     for signal in load_policy(POLICY).signals:
         if isinstance(signal, AlertSignal):
-            labels = {"alertname": signal.alertname or f"Some{signal.name}",
+            name = signal.alertname or next(iter(signal.alertnames), f"Some{signal.name}")
+            labels = {"alertname": name,
                       "severity": "critical", **signal.match}
             if signal.by:
                 labels.setdefault(signal.by, "spotify")
@@ -166,10 +169,14 @@ def _samples() -> list[dict[str, str]]:
         ("CircuitBreakerOpen", "warning"), ("CircuitBreakerFlapping", "critical"),
         ("DLQDepthHigh", "warning"), ("EnrichmentAPIHighErrorRate", "warning"),
         ("SpotifyAPIDown", "critical"), ("EnrichmentConfigReloadFailed", "critical"),
-        ("ServiceDown", "critical"),
+        ("ServiceDown", "critical"), ("EnrichmentDLQBacklog", "warning"),
+        ("WaterfallProviderFailure", "critical"), ("EnrichmentRateLimitViolations", "critical"),
+        ("EnrichmentAPICompleteFail", "critical"), ("HighRetryRate", "warning"),
     ]:
         samples.append({"alertname": name, "severity": severity, "provider": "spotify",
                         "category": "reliability", "component": "enrichment"})
+    samples.append({"alertname": "ServiceDown", "severity": "critical", "job": "rest-api",
+                    "category": "reliability"})  # as the stack's `up == 0` labels it
     samples.append({"alertname": "WatchdogOutboxBacklog", "severity": "warning",
                     "component": "watchdog"})
     return samples
@@ -329,7 +336,8 @@ def test_real_alerts_reach_both_the_stack_and_the_watchdog(
                 answer = httpx.post(f"{am.url}/api/v2/alerts", json=own, timeout=10)
                 assert answer.status_code == 200, answer.text
                 _, _, page = paged.get(timeout=WAIT)
-    assert {name for name, *_ in watchdog} == {"CircuitBreakerOpen", "DLQDepthCritical"}
+    assert {name for name, *_ in watchdog} == {"CircuitBreakerOpen", "DLQDepthCritical",
+                                               "ServiceDown"}
     assert {name for name, *_ in stack} >= {"CircuitBreakerOpen", "DLQDepthCritical",
                                             "ServiceDown"}
     assert all("alertname" in group for group in log.groups), log.groups

@@ -327,6 +327,23 @@ async def test_a_hanging_server_gives_an_error_after_the_timeout(
 
 
 @pytest.mark.asyncio
+async def test_round_trip_is_the_seconds_any_answer_took_and_unknown_without_one(
+    stub: StubServer, client: httpx.AsyncClient
+) -> None:
+    """The P2 latency row's signal: a slow 503 is still a time; no answer is no value."""
+    stub.json("/health", {"status": "degraded"}, status=503, hang=0.3)
+    probe = http_probe(client, stub.url, round_trip=True, unit="seconds")
+    gone = http_probe(client, f"http://{HOST}:{free_port()}", round_trip=True, unit="seconds")
+
+    seen, none = await observe_one(probe), await observe_one(gone)
+
+    assert seen.error is None and seen.value is not None
+    assert seen.value >= 0.3 and seen.value == seen.duration_seconds  # it waited the hang
+    assert seen.detail == "HTTP 503"
+    assert none.value is None and none.error is not None and "cannot connect" in none.error
+
+
+@pytest.mark.asyncio
 async def test_non_json_body_is_an_error_observation(
     stub: StubServer, client: httpx.AsyncClient
 ) -> None:

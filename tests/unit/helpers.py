@@ -45,6 +45,11 @@ HEALTHY: dict[str, float | dict[str, float]] = {
     "container_healthy": {"dlq-manager": 1.0, "rest-api": 1.0},
     "container_crash_loop": {"dlq-manager": 0.0, "rest-api": 0.0},
     "memory_used": 0.50,
+    "api_gateway_detailed_health": 1.0,
+    "api_gateway_response_seconds": 0.04,
+    "rest_api_response_seconds": 0.02,
+    "graph_api_response_seconds": 0.03,
+    "enrichment_response_seconds": 0.05,
 }
 
 

@@ -23,10 +23,15 @@ from watchdog.policy.rules import RuleState
 CONFIG = "metadata_enrichment_config"
 PROVIDERS = "enrichment_providers"
 
-CONFIGURATION_RULES = {"configuration-invalid", "configuration-corruption-sql"}
+CONFIGURATION_RULES = {
+    "configuration-invalid",
+    "configuration-corruption-sql",
+    "alert-config-reload-failed",
+}
 DATABASE_RULES = {
     "database-unavailable",
     "database-unavailable-sql",
+    "corruption-growing",
     "corruption-in-progress",
     "migration-failure",
     "data-inconsistency",
@@ -70,8 +75,9 @@ def test_an_unrelated_breach_and_an_unrelated_open_incident_do_not_hold_a_snapsh
     verdict = assess_snapshot(table_guard(songnodes(), CONFIG), facts)
     assert verdict.take, verdict.reason
     assert verdict.reason == (
-        f"{CONFIG}: its rows validate, its rules are clear (configuration-corruption-sql, "
-        "configuration-invalid, corruption-in-progress, data-inconsistency, "
+        f"{CONFIG}: its rows validate, its rules are clear (alert-config-reload-failed, "
+        "configuration-corruption-sql, configuration-invalid, corruption-growing, "
+        "corruption-in-progress, data-inconsistency, "
         "database-unavailable, database-unavailable-sql, migration-failure); "
         "not its concern: disk-filling, scraper-mixesdb-down"
     )

@@ -21,6 +21,7 @@ import structlog
 from watchdog.actions.database_dumps import DEFAULT_PATTERN
 from watchdog.actions.database_words import taken_at_from_name
 from watchdog.model import Finding, Plan, Severity
+from watchdog.policy.contacts import paged_contacts
 from watchdog.policy.impact import ImpactFacts, Unknown, affected_services
 from watchdog.policy.planner import with_assessment
 from watchdog.policy.prechecks import PrecheckFacts, summary
@@ -94,6 +95,11 @@ class FactSource:
             past_durations=self._past_runs(plan.scenario),
             last_change=self._last_change(plan),
             holders=self._holders(),
+            contacts=tuple(
+                c
+                for c in paged_contacts(self.policy.notify, severity, plan.scenario)
+                if not self.policy.notify.contacts[c].notice
+            ),
         )
         spec = self.policy.scenarios.get(plan.scenario)
         named = {p.signal for p in (spec.prechecks if spec is not None else []) if p.signal}

@@ -107,9 +107,8 @@ class Outbox:
             lambda incident: replace(incident, state=to_state),
             lambda incident, triggered: decide_pages(
                 self.spec,
-                severity=incident.severity,
-                from_state=from_state,
-                to_state=to_state,
+                severity=incident.severity, scenario=incident.scenario,
+                from_state=from_state, to_state=to_state,
                 move_reason=reason,
                 triggered=triggered,
             ),
@@ -130,7 +129,7 @@ class Outbox:
             lambda incident, triggered: decide_escalation_page(
                 self.spec,
                 from_severity=from_severity,
-                to_severity=incident.severity,
+                to_severity=incident.severity, scenario=incident.scenario,
                 triggered=triggered,
             ),
         )
@@ -187,6 +186,7 @@ class Outbox:
             # Every page of one incident folds under the key it was first paged with.
             dedup_key=deliveries[0].dedup_key if deliveries else None,
             approval_expires=self.approval_expires,
+            contacts=decision.contacts, responders=decision.responders,
         )
         bodies = {c.name: body for c in channels if (body := c.body(page)) is not None}
         if not bodies:

@@ -18,6 +18,7 @@ from typing import Any
 
 from watchdog.model import Finding, Plan, Severity
 from watchdog.policy.glance import glance
+from watchdog.policy.schema import Responder
 from watchdog.store.glancefacts import glance_facts
 from watchdog.store.records import ApprovalRecord, EventRecord, IncidentRecord, StepRecord
 
@@ -81,6 +82,10 @@ class Page:
     prechecks: tuple[str, ...] = field(default=())
     #: A by-hand plan prepared with this one: its command, then its steps.
     prepared: tuple[str, ...] = field(default=())
+    #: The runbook's emergency contacts this page goes to (`notify.contacts`), and
+    #: their Opsgenie responders, named besides the policy's own.
+    contacts: tuple[str, ...] = field(default=())
+    responders: tuple[Responder, ...] = field(default=())
 
     def sections(self) -> list[tuple[str, str]]:
         """The page as titled sections of plain text, in reading order."""
@@ -101,6 +106,8 @@ class Page:
             sections.append(("Pre-rollback checklist", _lines(self.prechecks)))
         if self.approvals:
             sections.append(("Approvals so far", _lines(self.approvals)))
+        if self.contacts:
+            sections.append(("Contacts paged", ", ".join(self.contacts)))
         sections.append(("How to approve", how))
         return sections
 
@@ -131,6 +138,7 @@ class Page:
             "prechecks": list(self.prechecks),
             "prepared": list(self.prepared),
             "approvals": list(self.approvals),
+            "contacts": list(self.contacts),
             "link": self.link,
             "approve": self.approve_command,
             "reject": self.reject_command,
@@ -153,6 +161,8 @@ def compose_page(
     at: float,
     dedup_key: str | None = None,
     approval_expires: float | None = None,
+    contacts: tuple[str, ...] = (),
+    responders: tuple[Responder, ...] = (),
 ) -> Page:
     """The page for `event` (trigger, acknowledge or resolve) about `incident` as journaled.
 
@@ -207,6 +217,8 @@ def compose_page(
             for a in approvals
         ),
         recent=tuple(f"{iso_utc(e.at)} {e.kind}: {e.summary}" for e in timeline[-RECENT_EVENTS:]),
+        contacts=contacts,
+        responders=responders,
     )
 
 

@@ -86,7 +86,10 @@ def opsgenie_body(page: Page, responders: list[Responder]) -> dict[str, Any] | N
         "message": clip(page.headline, OPSGENIE_MESSAGE_MAX),
         "alias": page.dedup_key,  # the same key as PagerDuty's, within both limits
         "description": clip(page.text(), OPSGENIE_DESCRIPTION_MAX),
-        "responders": [{"type": r.type, "name": r.name} for r in responders],
+        "responders": [
+            {"type": r.type, "name": r.name}
+            for r in dict.fromkeys((*responders, *page.responders))
+        ],
         "tags": list(dict.fromkeys(tags))[:OPSGENIE_TAGS_MAX],
         "details": {
             "incident": str(page.incident_id),

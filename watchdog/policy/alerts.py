@@ -30,6 +30,8 @@ def matches_labels(signal: AlertSignal, labels: Mapping[str, str]) -> bool:
     name = labels.get("alertname", "")
     if signal.alertname is not None and name != signal.alertname:
         return False
+    if signal.alertnames and name not in signal.alertnames:
+        return False
     if name in signal.except_alertnames:
         return False
     if signal.by and not labels.get(signal.by):

@@ -17,6 +17,7 @@ import jmespath.exceptions
 
 from watchdog.policy.byhand import by_hand_problems, resource_check_problems
 from watchdog.policy.catalogue import ACTIONS
+from watchdog.policy.contacts import contact_problems
 from watchdog.policy.identifiers import EXPECTED as IDENTIFIER_EXPECTED
 from watchdog.policy.identifiers import is_table_name
 from watchdog.policy.powers import power_problems
@@ -47,6 +48,7 @@ def find_problems(policy: Policy) -> list[Problem]:
         *_rule_problems(policy),
         *_scenario_problems(policy),
         *_authority_problems(policy),
+        *contact_problems(policy),
         *_assessment_problems(policy),
         *by_hand_problems(policy),
         *resource_check_problems(policy),

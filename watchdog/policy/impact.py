@@ -49,6 +49,8 @@ class ImpactFacts:
     holders: Mapping[str, Sequence[str]] | Unknown = field(
         default_factory=lambda: Unknown("no people file")
     )
+    #: The emergency contacts the incident pages (`notify.contacts`: roles, or a notice).
+    contacts: Sequence[str] = ()
 
 
 def affected_services(plan: Plan) -> list[str]:
@@ -155,12 +157,20 @@ def _fix_forward(note: str, facts: ImpactFacts, now: float) -> str:
 
 def _people(plan: Plan, facts: ImpactFacts) -> str:
     if isinstance(facts.holders, Unknown):
-        return f"people: unknown: {facts.holders.why}"
-    oncall = ", ".join(facts.holders.get("oncall", ())) or "nobody holds oncall"
+        named = f"; contacts paged: {', '.join(facts.contacts)}" if facts.contacts else ""
+        return f"people: unknown: {facts.holders.why}{named}"
+    holders = facts.holders
+    oncall = ", ".join(holders.get("oncall", ())) or "nobody holds oncall"
     auth = plan.authorization
     if auth.mode is not AuthMode.APPROVAL or not auth.role:
         approve = "no approval needed" if auth.mode is AuthMode.AUTO else "nobody: never runs"
     else:
-        who = ", ".join(facts.holders.get(auth.role, ())) or f"nobody holds {auth.role}"
+        who = ", ".join(holders.get(auth.role, ())) or f"nobody holds {auth.role}"
         approve = f"{auth.role} (quorum {max(1, auth.quorum)}): {who}"
-    return f"on call: {oncall}; can approve now: {approve}"
+    # The runbook's emergency contacts, by role: who the page reaches besides the on-call.
+    paged = "; ".join(
+        f"{role}: {', '.join(holders.get(role, ())) or f'nobody holds {role}'}"
+        for role in facts.contacts
+    )
+    contacts = f"; contacts paged: {paged}" if paged else ""
+    return f"on call: {oncall}; can approve now: {approve}{contacts}"

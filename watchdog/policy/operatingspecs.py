@@ -69,6 +69,22 @@ def _all_channels() -> dict[Severity, list[Channel]]:
     }
 
 
+class ContactSpec(Strict):
+    """A contact of the runbook's "Emergency Contacts": a role's own route, and when.
+
+    The key in `notify.contacts` is a role of the policy (the people file says who holds
+    it), or, with `notice: true`, a channel nobody holds (the status page). A page of an
+    incident at one of `severities` or of one of `scenarios` also goes to `channels`,
+    and an Opsgenie page names `opsgenie_responders` besides the policy's own.
+    """
+
+    channels: list[Channel] = Field(min_length=1)
+    opsgenie_responders: list[Responder] = Field(default_factory=list)
+    severities: list[Severity] = Field(default_factory=list)
+    scenarios: list[str] = Field(default_factory=list)
+    notice: bool = Field(False, description="not a role: a notice nobody holds (status page)")
+
+
 class NotifySpec(Strict):
     """When to page people and where, per severity.
 
@@ -85,6 +101,7 @@ class NotifySpec(Strict):
     resolve_on_close: bool = True
     routes: dict[Severity, list[Channel]] = Field(default_factory=_all_channels)
     opsgenie_responders: list[Responder] = Field(default_factory=list)
+    contacts: dict[str, ContactSpec] = Field(default_factory=dict)
 
 
 class StackSpec(Strict):

@@ -23,6 +23,7 @@ from watchdog.model import Severity
 from watchdog.policy.impactspecs import PrecheckSpec
 from watchdog.policy.operatingspecs import (
     Channel,
+    ContactSpec,
     FollowupSpec,
     GuardSpec,
     LastGoodSpec,
@@ -70,6 +71,7 @@ __all__ = [
     "Channel",
     "CheckSpec",
     "Condition",
+    "ContactSpec",
     "DerivedSignal",
     "DockerSignal",
     "FollowupSpec",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from watchdog.policy.durations import Duration
 from watchdog.policy.identifiers import table_name
@@ -83,6 +83,23 @@ class HttpSignal(SignalBase):
     states: dict[str, float] = Field(
         default_factory=dict, description="words to numbers, e.g. OPEN: 2"
     )
+    round_trip: bool = Field(
+        False,
+        description="the value is the seconds the answer took (any HTTP status), not the body: "
+        "the only latency the stack shows (its services export no latency histogram)",
+    )
+
+    @model_validator(mode="after")
+    def _round_trip_reads_no_body(self) -> HttpSignal:
+        if self.round_trip:
+            mixed = [k for k in ("value", "series", "healthy_when") if getattr(self, k)]
+            if mixed or self.unit != "seconds":
+                raise ValueError(
+                    f"round_trip: true with unit {self.unit}{''.join(', ' + k for k in mixed)}: "
+                    "expected unit: seconds and no value, series or healthy_when (the time "
+                    "the answer took is the value; its body is not read)"
+                )
+        return self
 
 
 class PrometheusSignal(SignalBase):
@@ -186,6 +203,9 @@ class AlertSignal(SignalBase):
 
     kind: Literal["alert"]
     alertname: str | None = Field(None, description="any alert name when absent")
+    alertnames: list[str] = Field(
+        default_factory=list, description="any one of these names (several alerts, one meaning)"
+    )
     match: dict[str, str] = Field(default_factory=dict)
     except_alertnames: list[str] = Field(
         default_factory=list, description="alerts another signal maps, so one fault is one finding"

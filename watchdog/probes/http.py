@@ -9,6 +9,8 @@ is down on any failure (value 0.0); numbers are unknown on any failure (value
 None). An answer that is not the expected kind (status, JSON, field, type) sets
 `error`; a well-formed answer that says "unhealthy" is value 0.0 with the
 reason in `detail`.
+With `round_trip`, the value is the seconds any HTTP answer took (a transport
+failure is unknown, None: the health signals already say "down").
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class HttpProbe:
         self._checks = [compile_expression(text, signal=name) for text in signal.healthy_when]
         self._value = compile_expression(signal.value, signal=name) if signal.value else None
         self._series = compile_expression(signal.series, signal=name) if signal.series else None
-        self._health = self._value is None and self._series is None
+        self._health = self._value is None and self._series is None and not signal.round_trip
 
     async def observe(self) -> list[Observation]:
         watch = Stopwatch(self.signal.name)
@@ -58,6 +60,8 @@ class HttpProbe:
         down = 0.0 if self._health else None
         if isinstance(response, Failure):
             return [stamp.failure(response.error, value=down, detail=response.detail)]
+        if self.signal.round_trip:  # the latency row: how long any answer took, body unread
+            return [stamp.reading(stamp.duration_seconds, detail=f"HTTP {response.status_code}")]
         if response.status_code not in self.signal.expect_status:
             failure = self._endpoint.unexpected_status(response, self.signal.expect_status)
             return [stamp.failure(failure.error, value=down, detail=failure.detail)]
