@@ -172,7 +172,8 @@ def test_every_decision_is_in_the_journal_with_its_reason(stage: Stage) -> None:
     journal = stage.journal()
     try:
         records = journal.list_incidents(limit=20)
-        assert len(records) >= len(FAULTS)
+        # Every demo fault but the bad deploy (it needs the demo's Docker signals: test_demo).
+        assert len(records) >= len([f for f in FAULTS if f.kind != "deploy"])
         for record in records:
             kinds = {e.kind for e in journal.timeline(record.id)}
             assert {"opened", "authorization", "state"} <= kinds

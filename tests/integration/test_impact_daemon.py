@@ -53,13 +53,12 @@ def test_the_plans_impact_and_pre_checklist_are_journaled_and_shown(
     verdicts = {c.item: c.verdict for c in plan.prechecks}
     assert verdicts == {
         "Verify service logs (last 100 lines)": "not_satisfied",
-        "Check dependent services status": "not_satisfied",  # the sandbox has no Compose graph
+        "Check dependent services status": "satisfied",  # the sandbox's graph (catalog.py)
         "Confirm backup availability": "not_applicable",
         "Notify team in #incidents": "satisfied",
     }
     wanted = [
-        "services affected: dlq-manager; their dependents: unknown: the orchestrator "
-        "reads no Compose graph (not Docker)",
+        "services affected: dlq-manager; their dependents: none in the Compose graph",
         "data loss: none (the plan touches no data)",
         "on call: olga; can approve now: no approval needed",
     ]

@@ -167,7 +167,7 @@ def test_database_down_is_a_p0_that_waits_for_the_on_call_and_touches_nothing(
             page = pagers.pagerduty.events("trigger")[0]
             assert page["dedup_key"] == f"songnodes/{incident['id']}"  # the incident's own
             assert page["payload"]["severity"] == "critical"
-            assert "database" in page["payload"]["summary"].lower()
+            assert "postgresql reachable: failing" in page["payload"]["summary"].lower()
             assert f"watchdog approve {incident['id']}" in str(page["payload"]["custom_details"])
 
 
