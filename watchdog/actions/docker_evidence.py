@@ -19,7 +19,7 @@ from watchdog.actions.base import ActionOutcome, services_param
 from watchdog.actions.docker_engine import Engine, connect
 from watchdog.actions.docker_spec import (
     dependency_graph,
-    dependents,
+    dependents_of_all,
     is_replica,
     name,
     service_of,
@@ -73,14 +73,8 @@ def _dependents_status(
     graph: dict[str, dict[str, str]], containers: Sequence[Any], services: Sequence[str]
 ) -> dict[str, str]:
     """Each dependent service (in the order to stop them) and its replicas' states."""
-    found: list[str] = []
-    for service in services:
-        try:
-            found += dependents(graph, service)
-        except ValueError:  # a dependency cycle: evidence is still worth keeping
-            continue
     status = {}
-    for service in dict.fromkeys(s for s in found if s not in services):
+    for service in dependents_of_all(graph, services):
         states = [
             f"{name(c.attrs)} {state_words(c.attrs)}"
             for c in containers

@@ -185,6 +185,20 @@ def dependents(graph: Mapping[str, Mapping[str, str]], target: str) -> list[str]
     return order(graph, found, dependents_first=True)
 
 
+def dependents_of_all(
+    graph: Mapping[str, Mapping[str, str]], services: Sequence[str]
+) -> list[str]:
+    """The services that depend on any of `services` (not themselves), in stop order;
+    a dependency cycle is skipped, not raised: evidence is still worth keeping."""
+    found: list[str] = []
+    for service in services:
+        try:
+            found += dependents(graph, service)
+        except ValueError:
+            continue
+    return list(dict.fromkeys(s for s in found if s not in services))
+
+
 # Last known good -------------------------------------------------------------
 
 

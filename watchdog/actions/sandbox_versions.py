@@ -22,7 +22,7 @@ import httpx
 
 from watchdog.actions.base import ActionFailed, ActionOutcome, services_param
 from watchdog.actions.docker import LAST_GOOD_TABLE, SnapshotStore
-from watchdog.actions.docker_spec import dependents
+from watchdog.actions.docker_spec import dependents, dependents_of_all
 from watchdog.actions.schemaguard import SchemaGuard
 from watchdog.model import Step
 from watchdog.scrub import scrub_text
@@ -186,14 +186,8 @@ def _dependents_status(
     graph: dict[str, dict[str, str]], known: dict[str, Any], services: Sequence[str]
 ) -> dict[str, str]:
     """Each dependent service (in the order to stop them) and its processes' states."""
-    found: list[str] = []
-    for service in services:
-        try:
-            found += dependents(graph, service)
-        except ValueError:  # a dependency cycle: evidence is still worth keeping
-            continue
     status = {}
-    for service in dict.fromkeys(s for s in found if s not in services):
+    for service in dependents_of_all(graph, services):
         states = [
             f"{name} {_state(entry)}"
             for name, entry in sorted(known.items())

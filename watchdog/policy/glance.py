@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from watchdog.policy.durations import format_duration
+from watchdog.policy.statusview import hhmm
 
 AWAITING = "awaiting_approval"
 RUNNING = ("triaged", "approved", "executing")
@@ -91,7 +92,7 @@ def _did(facts: GlanceFacts) -> str:
 def _needs(facts: GlanceFacts, now: float) -> tuple[str, bool]:
     number = facts.incident_id
     if facts.closed_at is not None:
-        return f"nothing: {facts.state.replace('_', ' ')} at {_clock(facts.closed_at)}", False
+        return f"nothing: {facts.state.replace('_', ' ')} at {hhmm(facts.closed_at)}", False
     if facts.state == AWAITING:
         role, quorum = facts.role or "an approver", max(1, facts.quorum)
         have = len(facts.approvers)
@@ -105,8 +106,8 @@ def _needs(facts: GlanceFacts, now: float) -> tuple[str, bool]:
             ends = facts.waiting_since + facts.approval_expires
             left = ends - now
             deadline = (
-                f" by {_clock(ends)} (in {format_duration(left)})"
-                if left > 0 else f"; the approval window ended at {_clock(ends)}"
+                f" by {hhmm(ends)} (in {format_duration(left)})"
+                if left > 0 else f"; the approval window ended at {hhmm(ends)}"
             )
         return (
             f"approval by {who}{deadline}{got}: Approve on the incident page, or "
@@ -132,10 +133,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-def _clock(at: float) -> str:
-    """The time of day in UTC (an epoch second's, by arithmetic: the core reads no clock)."""
-    minutes = int(at // 60)
-    return f"{minutes // 60 % 24:02d}:{minutes % 60:02d} UTC"
+
 
 
 def latest_steps(steps: Sequence[tuple[int, str, str]]) -> tuple[tuple[str, str], ...]:
