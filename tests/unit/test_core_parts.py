@@ -398,3 +398,16 @@ def test_generic_policy_climbs_from_restart_to_revert() -> None:
     assert plan.authorization.mode is AuthMode.AUTO
     assert plan.steps[0].param_map() == {"service": "web"}
     assert plan.checklist[0].series == "web"
+
+
+def test_step_evidence_on_the_timeline_says_what_was_kept() -> None:
+    from watchdog.engine.executor import evidence_words
+
+    said = evidence_words(
+        {"logs": {"dlq-manager": ["a", "b"]}, "dependents": {}, "lines": 100,
+         "inspect": {"web-1": {}, "web-2": {}, "api-1": {}, "db-1": {}}}
+    )
+    assert said == (
+        "logs of dlq-manager; dependents: none; lines: 100; "
+        "inspect of web-1, web-2, api-1 and 1 more"
+    )

@@ -24,6 +24,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import structlog
 
@@ -255,7 +256,7 @@ class Executor:
                 incident_id,
                 at=self._clock(),
                 kind="step_evidence",
-                summary=f"what {step.name!r} saw before acting",
+                summary=f"what {step.name!r} saw before acting: {evidence_words(outcome.data)}",
                 data=outcome.data,
             )
         status = "succeeded" if outcome.ok else "failed"
@@ -363,3 +364,20 @@ async def _guarded(handler: Handler, step: Step, calls: list[BlockingCall]) -> A
     except Exception as error:  # an adapter bug must fail the step, not the daemon
         log.exception("action_crashed", action=step.action)
         return ActionOutcome(False, f"{step.action} raised {type(error).__name__}: {error}")
+
+
+def evidence_words(data: Mapping[str, Any], limit: int = 3) -> str:
+    """What a step kept, in a few words for the timeline (the whole of it is in the
+    event's data, the report and the API): "logs of dlq-manager (100 lines); dependents: none"."""
+    said = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            names = ", ".join(str(k) for k in list(value)[:limit])
+            more = f" and {len(value) - limit} more" if len(value) > limit else ""
+            said.append(f"{key} of {names}{more}" if value else f"{key}: none")
+        elif isinstance(value, list | tuple):
+            said.append(f"{key}: {len(value)} item{'' if len(value) == 1 else 's'}")
+        else:
+            text = str(value)
+            said.append(f"{key}: {text if len(text) <= 60 else text[:59] + '…'}")
+    return "; ".join(said) or "nothing"
