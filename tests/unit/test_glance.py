@@ -70,3 +70,25 @@ def test_notify_only_running_and_dry_run() -> None:
     assert running.needs == "nothing yet: the watchdog is acting"
     dry = glance(facts(state="verifying", steps=(("restart", "skipped"),), plan_steps=1), NOW)
     assert dry.did == "dry run: would have run 1 step"
+
+
+def test_an_escalated_service_plan_offers_the_rollback_by_hand() -> None:
+    from tests.unit.helpers import songnodes
+    from watchdog.model import Severity
+    from watchdog.policy.planner import plan_for
+    from watchdog.store.glancefacts import glance_facts
+    from watchdog.store.records import EventRecord, IncidentRecord
+
+    params = {"service": "redis", "health_signal": "redis_reachable"}
+    plan = plan_for(songnodes(), scenario="stateful_service_failure", severity=Severity.P2,
+                    subject="redis", params=params, why="redis down")
+    record = IncidentRecord(3, "stateful/redis", Severity.P2, "stateful_service_failure", "redis",
+                            "escalated", "redis down", NOW - 300, NOW - 60, None)
+    moved = EventRecord(9, 3, NOW - 60, "state", "approval expired: paging again",
+                        {"to": "escalated"})
+    told = glance(glance_facts(record, [], plan, [], [], [moved]), NOW)
+    assert told.needs == (
+        "take over: approval expired: paging again; runbook: P2: single service failure of a "
+        "stateful service; by hand: `watchdog rollback --service redis --policy POLICY`; "
+        "when done, `watchdog incidents close 3 --as NAME`"
+    )

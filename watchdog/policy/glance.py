@@ -116,7 +116,7 @@ def _needs(facts: GlanceFacts, now: float) -> tuple[str, bool]:
     if facts.state == "escalated":
         why = facts.escalation or "the watchdog stopped acting"
         where = f"; runbook: {facts.runbook}" if facts.runbook else ""
-        where += f"; prepared: {facts.prepared}" if facts.prepared else ""
+        where += f"; by hand: {facts.prepared}" if facts.prepared else ""
         return (
             f"take over: {why}{where}; when done, `watchdog incidents close {number} --as NAME`"
         ), True

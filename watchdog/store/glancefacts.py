@@ -47,8 +47,25 @@ def glance_facts(
         approval_expires=approval_expires,
         escalation=escalated[-1] if escalated else "",
         runbook=plan.runbook if plan is not None else "",
-        prepared=_command(plan.prepared[0]) if plan is not None and plan.prepared else "",
+        prepared=_by_hand(record, plan),
     )
+
+
+#: The actions `watchdog rollback --service` runs by hand (commands/manual.py).
+SERVICE_ACTIONS = ("service.restart", "service.start", "service.recover", "service.revert")
+
+
+def _by_hand(record: IncidentRecord, plan: Plan | None) -> str:
+    """The command a person taking over runs: the prepared plan's, or for a plan on one
+    service, the runbook's rollback of that service by hand."""
+    if plan is None:
+        return ""
+    if plan.prepared:
+        return _command(plan.prepared[0])
+    if record.subject and any(s.action in SERVICE_ACTIONS for s in plan.steps):
+        to_good = " --to-last-good" if any(s.action == "service.revert" for s in plan.steps) else ""
+        return f"`watchdog rollback --service {record.subject}{to_good} --policy POLICY`"
+    return ""
 
 
 def _command(prepared: str) -> str:
