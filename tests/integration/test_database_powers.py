@@ -134,8 +134,9 @@ async def test_a_backup_holding_a_psql_meta_command_is_refused_naming_the_line(
     psql = PgTools.locate(db.bin_dir).psql
     target = PgTarget.from_dsn(db.dsn)
     argv = [psql, "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", *target.args()]
-    # The threat is real: the very psql invocation of a restore runs it.
-    subprocess.run(argv, input=f"SELECT 1;\n{evil}\n", text=True, env=target.env(), check=True)
+    # The threat is real: the very psql invocation of a restore runs it. (Its exit code is
+    # not the point: `\o |touch` may close the pipe before psql writes to it, exit 3.)
+    subprocess.run(argv, input=f"SELECT 1;\n{evil}\n", text=True, env=target.env(), check=False)
     assert marker.exists()
     marker.unlink()
 
