@@ -1,9 +1,9 @@
 """The journal contract, run against real files over every backend.
 
-Each test takes the `journal` fixture (or `journal_url` to open more handles on
-the same store), parametrised by backend: "sqlite" now; a PostgreSQL param is
-added to `BACKENDS` and `journal_url` when that backend lands, and the same
-contract must hold. Tests that are about SQLite itself (WAL, URL forms) say so.
+Each test takes the `journal` fixture (or `journal_url` / `open_more` to open more
+handles on the same store), parametrised by backend in tests/integration/conftest.py:
+SQLite and PostgreSQL (a fresh schema per test on the worker's one server), and the same
+contract must hold. Tests that are about one backend (WAL, URL forms) say so.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,32 +41,10 @@ from watchdog.store.codec import finding_from_dict, finding_to_dict, plan_from_d
 from watchdog.store.render import NO_INCIDENTS, TABLE_COLUMNS, incident_report, incidents_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BACKENDS = ["sqlite"]
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
 
 # Fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=BACKENDS)
-def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    assert request.param == "sqlite"
-    return f"sqlite:///{tmp_path / 'state' / 'journal.db'}"
-
-
-@pytest.fixture
-def open_more(journal_url: str) -> Iterator[Callable[[], Journal]]:
-    """Open further handles on the same store; all are closed after the test."""
-    opened: list[Journal] = []
-
-    def _open() -> Journal:
-        journal = open_journal(journal_url)
-        opened.append(journal)
-        return journal
-
-    yield _open
-    for journal in opened:
-        journal.close()
 
 
 @pytest.fixture
@@ -686,7 +664,6 @@ def test_sqlite_url_forms_name_the_same_file(
 @pytest.mark.parametrize(
     "url",
     [
-        "postgresql://watchdog@db/journal",
         "mysql://h/db",
         "sqlite://",
         "sqlite:///",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,14 @@ import pytest
 from tests.integration.notify_stage import open_p1
 from watchdog.store.journal import Journal, open_journal
 from watchdog.store.records import PageRows
-from watchdog.store.sqlite import SqliteJournal, insert_page_rows
+from watchdog.store.sqlite import insert_page_rows
+from watchdog.store.sqlite_base import SqliteBase
 
+
+@pytest.fixture
+def journal(open_more: Callable[[], Journal]) -> Journal:
+    """These tests are the store contract: over every backend (conftest's `BACKENDS`)."""
+    return open_more()
 
 def enqueue(journal: Journal, incident: int, channel: str, event: str, at: float) -> int:
     rows = PageRows(event, "songnodes/1", {channel: {"event": event}}, "test", "pending")
@@ -92,7 +99,7 @@ def test_pending_rows_survive_closing_and_reopening_the_journal(tmp_path: Path) 
 def test_page_rows_commit_with_the_callers_transaction_or_not_at_all(
     journal: Journal,
 ) -> None:
-    assert isinstance(journal, SqliteJournal)
+    assert isinstance(journal, SqliteBase)  # SqliteJournal or PgJournal: both take _transaction()
     incident = open_p1(journal)
     rows = PageRows("trigger", "songnodes/1", {"slack": {"b": 2}}, "P1 opened", "pending")
     with pytest.raises(RuntimeError, match="the move failed"), journal._transaction() as conn:

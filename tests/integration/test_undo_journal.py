@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,12 @@ from watchdog.store.journal import Journal, open_journal
 BEFORE = [{"metadata_field": "bpm", "priority_1_provider": "spotify"}]
 AFTER = [{"metadata_field": "bpm", "priority_1_provider": None}]
 
+
+
+@pytest.fixture
+def journal(open_more: Callable[[], Journal]) -> Journal:
+    """These tests are the store contract: over every backend (conftest's `BACKENDS`)."""
+    return open_more()
 
 def incident(journal: Journal) -> int:
     return journal.open_incident(

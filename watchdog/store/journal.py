@@ -5,9 +5,10 @@ write committed before the method returns, so a crash loses nothing and a
 restart rebuilds every open incident from what is stored. Times are passed in
 by the caller: the journal never reads the clock.
 
-Backends: SQLite now (`SqliteJournal`, the embedded default); a PostgreSQL
-backend for high availability comes later behind this same Protocol, and the
-contract tests in `tests/integration/test_journal.py` run over every backend.
+Backends: SQLite (`SqliteJournal`, the embedded default) and PostgreSQL
+(`watchdog.store.pg.PgJournal`, imported only when a `postgresql://` URL is opened,
+so a daemon on SQLite never loads psycopg), behind this same Protocol; the contract
+tests in `tests/integration/test_journal.py` run over both.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from watchdog.policy.followups import FollowupDue
 from watchdog.policy.statusview import DaemonRow, StatusFacts
 from watchdog.store.alerts import AlertDelivery, AlertReceipt, FiringStarts
 from watchdog.store.followups import FollowupRecord
+from watchdog.store.pg_base import is_pg_url, masked
 from watchdog.store.records import (
     ApprovalRecord,
     DeliveryRecord,
@@ -34,7 +36,10 @@ from watchdog.store.sqlite import SqliteJournal
 from watchdog.store.undo import UndoRecord
 
 SQLITE_SCHEME = "sqlite:///"
-ACCEPTED_FORMS = "a file path, or sqlite:///relative/path.db, or sqlite:////absolute/path.db"
+ACCEPTED_FORMS = (
+    "a file path, or sqlite:///relative/path.db, or sqlite:////absolute/path.db, "
+    "or postgresql://user:password@host:port/dbname[?schema=watchdog]"
+)
 
 
 class Journal(Protocol):
@@ -372,15 +377,18 @@ def open_journal(url_or_path: str) -> Journal:
     """Open (creating if needed) the journal named by a path or a `sqlite:///` URL.
 
     As in SQLAlchemy, `sqlite:///state/journal.db` is relative to the working
-    directory and `sqlite:////var/lib/watchdog/journal.db` is absolute.
+    directory and `sqlite:////var/lib/watchdog/journal.db` is absolute. A
+    `postgresql://` URL opens the journal in that database, in the schema its
+    `?schema=` names (default `watchdog`); errors name it with its password as `***`.
     """
+    if is_pg_url(url_or_path):
+        from watchdog.store.pg import PgJournal  # lazy: psycopg only for PostgreSQL
+
+        return PgJournal(url_or_path)
     if url_or_path.startswith(SQLITE_SCHEME):
         path = url_or_path[len(SQLITE_SCHEME) :]
         if path:
             return SqliteJournal(path)
     elif url_or_path and "://" not in url_or_path and not url_or_path.startswith("sqlite:"):
         return SqliteJournal(url_or_path)
-    raise ValueError(
-        f"cannot open a journal at {url_or_path!r}: expected {ACCEPTED_FORMS} "
-        "(only SQLite is supported for now)"
-    )
+    raise ValueError(f"cannot open a journal at {masked(url_or_path)!r}: expected {ACCEPTED_FORMS}")

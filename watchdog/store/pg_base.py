@@ -1,0 +1,299 @@
+"""The PostgreSQL journal's core: one connection, its transactions, and a thin SQL adapter.
+
+The journal's jobs (incidents, steps, guards, snapshots, alerts, the outbox, ...) are
+written once, as the SQLite mixins, in SQL that is nearly portable. `PgBase` takes the
+place of `SqliteBase` under those same mixins (`watchdog.store.pg.PgJournal`), so the
+store contract has one implementation of each job, and `_Connection` translates the few
+SQLite-isms on the way: `?` placeholders become `%s` (a literal `%` is doubled),
+`INSERT OR IGNORE` becomes `INSERT … ON CONFLICT DO NOTHING`, an INSERT into a table
+with an identity id gains `RETURNING id` so `cursor.lastrowid` works, and rows answer
+to index and column name like `sqlite3.Row`.
+
+Transactions. SQLite's `BEGIN IMMEDIATE` makes each write transaction the only writer
+of the file, and the mixins rely on it: the from-state of a move, the attempt number
+of a step and the budget's count are read and then written in one transaction. Here
+each write transaction (READ COMMITTED) first takes `pg_advisory_xact_lock` on a key
+derived from the journal's schema: one writer per journal at a time, across processes
+(the daemon and `watchdog approve` beside it), released by COMMIT or ROLLBACK. Chosen
+over SERIALIZABLE, which would need a retry loop around every method for the
+serialization failures it raises, and over row locks (`SELECT … FOR UPDATE`), which
+would fork each mixin's SQL per backend; readers never wait. Leadership and fencing
+tokens (issue 17 points 2-4) go in the same `_transaction()`, the one place a write
+commits. The crash matrix (`watchdog.store.crashpoints`) is SQLite's only.
+
+psycopg is imported when a PostgreSQL journal is opened, never before: a daemon on
+SQLite loads none of it (tests/unit/test_startup_weight.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from watchdog.store import pg_schema
+from watchdog.store.sqlite_base import JournalLocked, SqliteBase
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    import psycopg
+
+PG_SCHEMES = ("postgresql://", "postgres://")
+DEFAULT_SCHEMA = "watchdog"
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
+CONNECT_TIMEOUT_S = 10
+
+
+def is_pg_url(url: str) -> bool:
+    return url.startswith(PG_SCHEMES)
+
+
+def masked(url: str) -> str:
+    """The URL with its password as `***`: how every message names a PostgreSQL journal."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """The libpq URL without our `schema=` parameter, and the schema it names."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for key, value in query if key == "schema"]
+    schema = schemas[-1] if schemas else DEFAULT_SCHEMA
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ValueError(
+            f"journal {masked(url)}: schema {schema!r} is not a plain lower-case name "
+            "(letters, digits, _)"
+        )
+    rest = urlencode([(key, value) for key, value in query if key != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def lock_key(*names: str) -> int:
+    """A signed 64-bit advisory-lock key, stable across processes and Python versions."""
+    digest = hashlib.sha256("\0".join(names).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def translate(sql: str) -> str:
+    """`?` → `%s` outside string literals, a literal `%` doubled for psycopg."""
+    out: list[str] = []
+    quoted = False
+    for char in sql:
+        if char == "'":
+            quoted = not quoted
+        if char == "%":
+            out.append("%%")
+        elif char == "?" and not quoted:
+            out.append("%s")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+class PgRow(tuple[Any, ...]):
+    """A row read by index or by column name, and `keys()`, as `sqlite3.Row` is."""
+
+    _names: dict[str, int]
+
+    def __new__(cls, values: Sequence[Any], names: dict[str, int]) -> PgRow:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return super().__getitem__(self._names[key])
+        return super().__getitem__(key)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
+    names = {column.name: index for index, column in enumerate(cursor.description or ())}
+    return lambda values: PgRow(values, names)
+
+
+class _Cursor:
+    """What the mixins use of a cursor: fetches, `rowcount`, and `lastrowid`."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any], returning: bool) -> None:
+        self._cursor = cursor
+        self.rowcount = cursor.rowcount
+        self.lastrowid: int | None = None
+        if returning:
+            row = cursor.fetchone()
+            self.lastrowid = None if row is None else int(row[0])
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone() if self._cursor.description else None
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall() if self._cursor.description else []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class _Connection:
+    """The slice of `sqlite3.Connection` the mixins call, over one psycopg connection."""
+
+    def __init__(self, conn: psycopg.Connection[Any], id_tables: frozenset[str]) -> None:
+        self._conn = conn
+        self._id_tables = id_tables
+
+    def _prepare(self, sql: str, *, many: bool) -> tuple[str, bool]:
+        text = sql.strip()
+        match = _INSERT.match(text)
+        returning = False
+        if match is not None:
+            if match.group(1):  # INSERT OR IGNORE INTO t ... -> INSERT INTO t ... ON CONFLICT
+                text = f"INSERT INTO {match.group(2)}{text[match.end():]} ON CONFLICT DO NOTHING"
+            if not many and match.group(2) in self._id_tables and "RETURNING" not in text.upper():
+                text += " RETURNING id"
+                returning = True
+        return translate(text), returning
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        text, returning = self._prepare(sql, many=False)
+        cursor = self._conn.cursor()
+        cursor.execute(text, tuple(params) if params else None)
+        return _Cursor(cursor, returning)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> _Cursor:
+        text, _ = self._prepare(sql, many=True)
+        cursor = self._conn.cursor()
+        cursor.executemany(text, [tuple(row) for row in rows])
+        return _Cursor(cursor, False)
+
+
+class PgBase(SqliteBase):
+    """One PostgreSQL schema, opened with its tables: what `SqliteBase` is for a file."""
+
+    def __init__(self, url: str) -> None:  # not SqliteBase's: there is no file here
+        self.url = url
+        self.where = masked(url)
+        self._dsn, self.schema = split_url(url)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._crash = None
+        self._write_key = lock_key("watchdog journal", self.schema)
+        self._id_tables = pg_schema.ID_TABLES
+        self._pg = self._connect()
+        try:
+            with self._transaction() as conn:
+                pg_schema.ensure_schema(conn, schema=self.schema, where=self.where)
+        except BaseException:
+            self._pg.close()
+            raise
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+
+        try:
+            conn = psycopg.connect(
+                self._dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                row_factory=_row_factory,
+            )
+        except psycopg.Error as error:
+            raise RuntimeError(
+                f"cannot open the journal {self.where}: {str(error).strip()}"
+            ) from None
+        try:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            conn.execute(f'SET search_path TO "{self.schema}"')
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError(f"journal {self.where} is closed")
+        if self._pg.closed or self._pg.broken:  # a restarted server: connect again
+            self._pg = self._connect()
+        return cast("sqlite3.Connection", _Connection(self._pg, self._id_tables))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, the only writer of this journal while it runs."""
+        with self._lock:
+            conn = self._connection()
+            self._pg.execute("BEGIN")
+            try:
+                self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_key,))
+                yield conn
+                self._pg.execute("COMMIT")
+            except BaseException:
+                if not self._pg.closed and not self._pg.broken:
+                    self._pg.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            rows: list[sqlite3.Row] = self._connection().execute(sql, params).fetchall()
+            return rows
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._pg.close()
+
+
+class PgDaemonLock:
+    """What `DaemonLock` is for a file: one daemon per stack on a PostgreSQL journal.
+
+    A session advisory lock on (schema, stack name), held by a connection of its own
+    for the daemon's life; the server releases it when that session ends, a killed
+    daemon's included. Not leadership (issue 17 point 2): a daemon that loses its
+    connection loses the lock without knowing it.
+    """
+
+    def __init__(self, url: str, stack: str) -> None:
+        self.url = url
+        self.stack = stack
+        self._dsn, self.schema = split_url(url)
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def acquire(self) -> None:
+        import psycopg
+
+        key = lock_key("watchdog daemon", self.schema, self.stack)
+        try:
+            conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.Error as error:
+            raise RuntimeError(
+                f"cannot open the journal {masked(self.url)}: {str(error).strip()}"
+            ) from None
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        if not (row and row[0]):
+            conn.close()
+            raise JournalLocked(
+                f"another watchdog is already running stack {self.stack!r} on the journal "
+                f"{masked(self.url)}; stop it first, or give this one its own ?schema="
+            )
+        self._conn = conn
+
+    def release(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> PgDaemonLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
