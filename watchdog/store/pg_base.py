@@ -7,7 +7,10 @@ store contract has one implementation of each job, and `_Connection` translates 
 SQLite-isms on the way: `?` placeholders become `%s` (a literal `%` is doubled),
 `INSERT OR IGNORE` becomes `INSERT … ON CONFLICT DO NOTHING`, an INSERT into a table
 with an identity id gains `RETURNING id` so `cursor.lastrowid` works, and rows answer
-to index and column name like `sqlite3.Row`.
+to index and column name like `sqlite3.Row`. PostgreSQL text cannot hold a NUL byte,
+which SQLite stores: one in a text parameter is written as U+FFFD. JSON columns never
+meet it (`json.dumps` escapes it), so only display text (a summary naming a title that
+held one) differs.
 
 Transactions. SQLite's `BEGIN IMMEDIATE` makes each write transaction the only writer
 of the file, and the mixins rely on it: the from-state of a move, the attempt number
@@ -120,6 +123,14 @@ class PgRow(tuple[Any, ...]):
         return list(self._names)
 
 
+def _param(value: Any) -> Any:
+    return value.replace("\0", "\ufffd") if isinstance(value, str) and "\0" in value else value
+
+
+def _params(values: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(_param(value) for value in values)
+
+
 def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
     names = {column.name: index for index, column in enumerate(cursor.description or ())}
     return lambda values: PgRow(values, names)
@@ -168,13 +179,13 @@ class _Connection:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
         text, returning = self._prepare(sql, many=False)
         cursor = self._conn.cursor()
-        cursor.execute(text, tuple(params) if params else None)
+        cursor.execute(text, _params(params) if params else None)
         return _Cursor(cursor, returning)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> _Cursor:
         text, _ = self._prepare(sql, many=True)
         cursor = self._conn.cursor()
-        cursor.executemany(text, [tuple(row) for row in rows])
+        cursor.executemany(text, [_params(row) for row in rows])
         return _Cursor(cursor, False)
 
 
