@@ -33,7 +33,7 @@ from watchdog.actions.sandbox_versions import SandboxSchemaGuard
 from watchdog.actions.schemaguard import SchemaGuard
 from watchdog.api.app import create_app
 from watchdog.commands.daemonkeys import register_daemon_secrets
-from watchdog.commands.journalfile import journal_path
+from watchdog.commands.journalfile import journal_path, journal_place, state_folder
 from watchdog.commands.listener import listening_socket
 from watchdog.commands.systemactions import system_actions
 from watchdog.engine.daemon import Daemon
@@ -52,6 +52,7 @@ from watchdog.reporting import flush_sentry, init_sentry
 from watchdog.scrub import scrub_text
 from watchdog.settings import Settings
 from watchdog.store.journal import Journal, open_journal
+from watchdog.store.pg_base import PgDaemonLock, is_pg_url
 from watchdog.store.sqlite_base import DaemonLock
 
 log = structlog.get_logger("watchdog.runner")
@@ -224,7 +225,7 @@ def action_table(
         else sandbox.evidence if sandbox else None
     )
     system, system_checks = system_actions(
-        policy, journal_path(settings.state).absolute().parent, journal,
+        policy, state_folder(settings), journal,
         probes=lambda names: probes_for(policy, client, chosen, names),
         docker=chosen.docker, reverter=chosen.reverter,
     )
@@ -325,18 +326,25 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
 
     First, before anything is logged: the journal's lock (a second daemon on the same
     journal is refused, naming the first one's pid) and the API's port (a busy one is
-    refused); both end `watchdog run` in one line with exit 2.
+    refused); both end `watchdog run` in one line with exit 2. On PostgreSQL the lock is
+    a session advisory lock per schema and stack (not leadership: see the README).
     """
-    journal_file = journal_path(settings.state).absolute()
-    with DaemonLock(journal_file), listening_socket(settings) as listener:
-        return await _serve(policy, settings, listener, journal_file, dry_run=dry_run)
+    lock = (
+        PgDaemonLock(settings.state, policy.stack.name)
+        if is_pg_url(settings.state)
+        else DaemonLock(journal_path(settings.state).absolute())
+    )
+    with lock, listening_socket(settings) as listener:
+        return await _serve(
+            policy, settings, listener, journal_place(settings.state), dry_run=dry_run
+        )
 
 
 async def _serve(
     policy: Policy,
     settings: Settings,
     listener: socket.socket,
-    journal_file: os.PathLike[str],
+    journal_at: str,
     *,
     dry_run: bool,
 ) -> int:
@@ -358,7 +366,7 @@ async def _serve(
         client = await stack.enter_async_context(httpx.AsyncClient())
         daemon = build_daemon(policy, settings, journal, client, dry_run=dry_run)
         daemon.facts.holders = people.holders if people is not None else None
-        daemon.beat.located(scrub_text(str(journal_file)), settings.listen)
+        daemon.beat.located(scrub_text(journal_at), settings.listen)
         app = create_app(
             journal, daemon.metrics, daemon.health, time.time, alerts=daemon.alerts,
             people=people, close_roles=policy.close_roles, followup_items=policy.followups,
@@ -377,8 +385,7 @@ async def _serve(
         )
         settle_heap()  # everything long-lived exists now
         api = asyncio.create_task(server.serve(sockets=[listener]), name="api")
-        journal_at = scrub_text(str(journal_file))
-        log.info("listening", url=f"http://{settings.listen}", journal=journal_at)
+        log.info("listening", url=f"http://{settings.listen}", journal=scrub_text(journal_at))
         try:
             await daemon.run(stop)
         finally:

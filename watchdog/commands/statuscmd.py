@@ -13,7 +13,7 @@ import dataclasses
 import json
 import time
 
-from watchdog.commands.journalfile import journal_path
+from watchdog.commands.journalfile import journal_place
 from watchdog.policy.statusview import judge_status
 from watchdog.store.journal import open_journal
 
@@ -25,7 +25,7 @@ def status_command(state: str, *, as_json: bool = False, stale_after: float | No
         facts = journal.status_facts()
     finally:
         journal.close()
-    where = str(journal_path(state).absolute())
+    where = journal_place(state)
     verdict = judge_status(facts, time.time(), stale_after=stale_after, journal=where)
     if as_json:
         print(json.dumps({**verdict.as_dict(), "facts": dataclasses.asdict(facts)}, indent=2))
