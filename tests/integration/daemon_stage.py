@@ -18,16 +18,17 @@ from watchdog.store.journal import Journal, open_journal
 class DaemonView:
     """A running daemon seen from outside: its API and its journal."""
 
-    def __init__(self, folder: Path, daemon: DaemonProcess) -> None:
+    def __init__(self, folder: Path, daemon: DaemonProcess, state: str | None = None) -> None:
         self.folder = folder
         self.daemon = daemon
+        self.state = state or str(folder / "journal.db")  # the journal's path or URL
 
     @property
     def url(self) -> str:
         return self.daemon.url
 
     def journal(self) -> Journal:
-        return open_journal(str(self.folder / "journal.db"))
+        return open_journal(self.state)
 
     def incidents(self) -> list[dict[str, Any]]:
         return self.daemon.incidents()
@@ -59,12 +60,23 @@ class DaemonView:
 
 
 class Stage(DaemonView):
-    def __init__(self, folder: Path, stack: SandboxStack, daemon: DaemonProcess) -> None:
-        super().__init__(folder, daemon)
+    def __init__(
+        self, folder: Path, stack: SandboxStack, daemon: DaemonProcess, state: str | None = None
+    ) -> None:
+        super().__init__(folder, daemon, state)
         self.stack = stack
 
     def wait_for_baseline(self) -> None:
-        wait_for(lambda: has_last_good(self.folder), 30, "a last known good configuration")
+        wait_for(self._has_last_good, 30, "a last known good configuration")
+
+    def _has_last_good(self) -> bool:
+        if self.state == str(self.folder / "journal.db"):
+            return has_last_good(self.folder)
+        journal = self.journal()
+        try:
+            return journal.latest_snapshot("metadata_enrichment_config") is not None
+        finally:
+            journal.close()
 
     def inject(self, kind: str, **body: Any) -> set[int]:
         """Inject a fault once nothing is open; the incident ids known before it."""
@@ -87,13 +99,18 @@ class Stage(DaemonView):
 
 
 @contextmanager
-def staged_daemon(folder: Path, policy: Path = POLICY, **options: Any) -> Iterator[Stage]:
+def staged_daemon(
+    folder: Path, policy: Path = POLICY, *, state: str | None = None, **options: Any
+) -> Iterator[Stage]:
     """A sandbox and `watchdog run` on `policy` (`options` as DaemonProcess takes them),
-    started, with a last known good baseline; stopped on exit."""
+    started, with a last known good baseline; stopped on exit. `state` is the journal's
+    path or URL (default: journal.db in `folder`)."""
+    if state is not None:
+        options["environment"] = {**options.get("environment", {}), "WATCHDOG_STATE": state}
     with SandboxStack(folder / "sandbox") as stack:
         daemon = DaemonProcess(stack, folder, policy=policy, **options).start()
         try:
-            stage = Stage(folder, stack, daemon)
+            stage = Stage(folder, stack, daemon, state)
             stage.wait_for_baseline()
             yield stage
         finally:
