@@ -29,6 +29,7 @@ from watchdog.policyfile import PolicyError
 from watchdog.scrub import register_startup_secrets, scrub_text
 from watchdog.scrubstream import scrubbed_output
 from watchdog.settings import Settings, settings_problem
+from watchdog.store.pg_base import JournalUnavailable
 from watchdog.store.sqlite_base import JournalLocked
 
 #: Files the process writes (the journal, its WAL, backups, CSVs) are its owner's only.
@@ -67,7 +68,7 @@ def _handled(args: argparse.Namespace) -> int:
     except KeyError as error:
         _say(args, str(error.args[0]) if error.args else "not found")
         return 2
-    except (ValueError, JournalLocked) as error:
+    except (ValueError, JournalLocked, JournalUnavailable) as error:
         _say(args, str(error))
         return 2
     return code

@@ -53,6 +53,10 @@ _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECAS
 CONNECT_TIMEOUT_S = 10
 
 
+class JournalUnavailable(RuntimeError):
+    """The PostgreSQL journal cannot be reached or logged into; the URL is masked."""
+
+
 def is_pg_url(url: str) -> bool:
     return url.startswith(PG_SCHEMES)
 
@@ -218,11 +222,15 @@ class PgBase(SqliteBase):
                 row_factory=_row_factory,
             )
         except psycopg.Error as error:
-            raise RuntimeError(
+            raise JournalUnavailable(
                 f"cannot open the journal {self.where}: {str(error).strip()}"
             ) from None
         try:
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            # Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database
+            # even when the schema exists, and an operator may have made it for us.
+            found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
+            if found.fetchone() is None:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             conn.execute(f'SET search_path TO "{self.schema}"')
         except BaseException:
             conn.close()
@@ -285,7 +293,7 @@ class PgDaemonLock:
         try:
             conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         except psycopg.Error as error:
-            raise RuntimeError(
+            raise JournalUnavailable(
                 f"cannot open the journal {masked(self.url)}: {str(error).strip()}"
             ) from None
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
