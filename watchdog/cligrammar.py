@@ -26,8 +26,8 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("set up", ("run", "validate", "people", "token", "demo", "sandbox")),
 )
 
-STATE = "the journal: a path or sqlite:/// URL (WATCHDOG_STATE; default: journal.db in " \
-    "WATCHDOG_STATE_DIR, ~/.local/state/watchdog)"
+STATE = "the journal: a path, sqlite:/// or postgresql:// URL (WATCHDOG_STATE; default: " \
+    "journal.db in WATCHDOG_STATE_DIR, ~/.local/state/watchdog)"
 PEOPLE = "the people file of names, roles and hashed tokens (WATCHDOG_PEOPLE)"
 POLICY = "the policy file (YAML), e.g. policies/compose-generic.yaml"
 FULL = (

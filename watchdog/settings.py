@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         description="where the journal and backups go unless WATCHDOG_STATE or "
         "WATCHDOG_BACKUP_DIR say otherwise (default ~/.local/state/watchdog)",
     )
-    state: str = Field("", description="journal: a path or sqlite:/// URL (default: "
+    state: str = Field("", description="journal: a path, sqlite:/// or postgresql:// URL (default: "
                        "journal.db in the state directory)")
     listen: str = Field("127.0.0.1:9095", description="host:port of the HTTP API")
     status_heartbeat: float = Field(

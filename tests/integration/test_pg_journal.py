@@ -111,6 +111,14 @@ def test_the_daemon_on_a_pg_journal_handles_a_crash_and_refuses_a_second_daemon(
     assert "another watchdog is already running stack" in second.stderr
     assert str(urlsplit(pg_url).password) not in second.stdout + second.stderr
     assert not (tmp_path / "journal.db").exists()  # the whole journal is in PostgreSQL
+    listed = subprocess.run(
+        [sys.executable, "-m", "watchdog.cli", "incidents", "--state", pg_url],
+        env=env, capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    [row] = [line.split() for line in listed.stdout.splitlines() if line.startswith(
+        f"{incident['id']} ")]
+    assert row[1:5] == ["P2", "service_failure", "dlq-manager", "resolved"]
     journal = open_journal(pg_url)
     try:
         stored = journal.incident(incident["id"])
