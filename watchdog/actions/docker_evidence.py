@@ -49,15 +49,27 @@ class DockerEvidence:
                     logs[name(container.attrs)] = await tail_logs(engine, container, lines)
         graph = dependency_graph(c.attrs for c in containers)
         status = _dependents_status(graph, containers, services)
-        said = [
-            f"{who}: {len(text)} log line(s) kept" + (f", last {text[-1]!r}" if text else "")
-            for who, text in sorted(logs.items())
-        ] or [f"no container of {', '.join(services)} to read logs from"]
-        deps = "; ".join(f"{s} {w}" for s, w in status.items()) or "no service depends on it"
-        output = "; ".join(said) + f"; dependents: {deps}"
-        return ActionOutcome(
-            True, scrub_text(output), {"logs": logs, "dependents": status, "lines": lines}
-        )
+        return evidence_outcome(logs, status, lines, services, unit="container")
+
+
+def evidence_outcome(
+    logs: dict[str, list[str]],
+    status: dict[str, str],
+    lines: int,
+    services: list[str],
+    *,
+    unit: str,
+) -> ActionOutcome:
+    """The evidence step's outcome, the same on any backend: what was kept, scrubbed."""
+    said = [
+        f"{who}: {len(text)} log line(s) kept" + (f", last {text[-1]!r}" if text else "")
+        for who, text in sorted(logs.items())
+    ] or [f"no {unit} of {', '.join(services)} to read logs from"]
+    deps = "; ".join(f"{s} {w}" for s, w in status.items()) or "no service depends on it"
+    output = "; ".join(said) + f"; dependents: {deps}"
+    return ActionOutcome(
+        True, scrub_text(output), {"logs": logs, "dependents": status, "lines": lines}
+    )
 
 
 async def tail_logs(engine: Engine, container: Any, lines: int) -> list[str]:

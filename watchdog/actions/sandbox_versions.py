@@ -22,12 +22,11 @@ import httpx
 
 from watchdog.actions.base import ActionFailed, ActionOutcome, services_param
 from watchdog.actions.docker import LAST_GOOD_TABLE, SnapshotStore
+from watchdog.actions.docker_evidence import LOG_LINES, evidence_outcome
 from watchdog.actions.docker_spec import dependents, dependents_of_all
 from watchdog.actions.schemaguard import SchemaGuard
 from watchdog.model import Step
 from watchdog.scrub import scrub_text
-
-LOG_LINES = 100
 
 
 class SandboxControl:
@@ -158,15 +157,7 @@ class SandboxControl:
                 text = body.get("lines", []) if isinstance(body, dict) else []
                 logs[name] = [scrub_text(str(line)) for line in text][-lines:]
         status = _dependents_status(self._graph(known), known, services)
-        said = [
-            f"{who}: {len(text)} log line(s) kept" + (f", last {text[-1]!r}" if text else "")
-            for who, text in sorted(logs.items())
-        ] or [f"no process of {', '.join(services)} to read logs from"]
-        deps = "; ".join(f"{s} {w}" for s, w in status.items()) or "no service depends on it"
-        output = "; ".join(said) + f"; dependents: {deps}"
-        return ActionOutcome(
-            True, scrub_text(output), {"logs": logs, "dependents": status, "lines": lines}
-        )
+        return evidence_outcome(logs, status, lines, services, unit="process")
 
 
 class SandboxSchemaGuard(SchemaGuard):
