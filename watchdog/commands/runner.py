@@ -124,7 +124,6 @@ def probes_for(
 
 
 POSTGRES = "postgres"
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def config_store(
@@ -135,7 +134,7 @@ def config_store(
     value = settings.config_store or ""
     if not value:
         return None, database_url
-    if value.startswith(POSTGRES_SCHEMES):
+    if is_pg_url(value):
         return _postgres_store(value), database_url or value
     if value == POSTGRES:
         if not database_url:
