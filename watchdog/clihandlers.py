@@ -17,7 +17,6 @@ import time
 
 from watchdog.commands.journalfile import existing_journal
 from watchdog.logs import configure_logging
-from watchdog.model import Finding
 from watchdog.policy.scaling import compress_time
 from watchdog.policy.schema import Policy
 from watchdog.policy.statusview import judge_status
@@ -25,6 +24,7 @@ from watchdog.policyfile import PolicyError, load_policy
 from watchdog.scrub import register_startup_secrets
 from watchdog.settings import Settings
 from watchdog.store import render
+from watchdog.store.glancefacts import seen_of
 from watchdog.store.journal import open_journal
 
 
@@ -209,7 +209,7 @@ def incidents(args: argparse.Namespace) -> int:
         else:
             records = journal.list_incidents(limit=100, include_closed=not args.open)
             print(judge_status(journal.status_facts(), time.time()).short() + "\n")
-            seen = {r.id: said(journal.findings(r.id), r.reason) for r in records}
+            seen = {r.id: seen_of(journal.findings(r.id), r.reason) for r in records}
             print(render.incidents_table(records, time.time(), seen))
     finally:
         journal.close()
@@ -330,7 +330,3 @@ def people(args: argparse.Namespace) -> int:
     roles = load_registered(args.policy).roles if args.policy else None
     return people_command(args, people_path(args.people, Settings().people), roles)
 
-
-def said(findings: list[Finding], fallback: str) -> str:
-    """An incident's headline: its first finding's, or its reason for an old journal."""
-    return findings[0].said() if findings else fallback

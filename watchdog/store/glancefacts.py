@@ -18,6 +18,11 @@ if TYPE_CHECKING:  # the journal renders with this module: no import cycle at ru
     from watchdog.store.journal import Journal
 
 
+def seen_of(findings: Sequence[Finding], fallback: str) -> str:
+    """An incident's headline: its first finding's, or `fallback` (its reason) with none."""
+    return findings[0].said() if findings else fallback
+
+
 def glance_facts(
     record: IncidentRecord,
     findings: Sequence[Finding],
@@ -37,7 +42,7 @@ def glance_facts(
         incident_id=record.id,
         state=record.state,
         closed_at=record.closed_at,
-        seen=findings[0].said() if findings else record.reason,
+        seen=seen_of(findings, record.reason),
         steps=latest_steps([(s.index, s.name, s.status) for s in steps if s.rung == rung]),
         plan_steps=len(plan.steps) if plan is not None else 0,
         role=role,
