@@ -10,7 +10,7 @@ from typing import Any
 
 from watchdog.engine.approvals import AWAITING, find_incident
 from watchdog.policy.glance import Glance, glance
-from watchdog.store.glancefacts import read_glance_facts
+from watchdog.store.glancefacts import glance_facts, read_glance_facts
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord, StepRecord
 
@@ -65,16 +65,22 @@ def incident_values(
     # starts the plan on its next tick), but never under someone typing a comment.
     decided = pending is not None and len(pending["approvers"]) >= pending["quorum"]
     running = record.is_open and (record.state in RUNNING_STATES or decided)
+    findings = journal.findings(incident_id)
+    approvals = journal.approvals(incident_id)
+    events = journal.timeline(incident_id)
+    facts = glance_facts(
+        record, findings, plan, steps, approvals, events, approval_expires=approval_expires
+    )
     return {
         "record": record,
-        "findings": journal.findings(incident_id),
+        "findings": findings,
         "plan": plan,
         "runs": [latest.get(index) for index in range(len(plan.steps))] if plan else [],
         "steps": steps,
-        "approvals": journal.approvals(incident_id),
-        "events": journal.timeline(incident_id),
+        "approvals": approvals,
+        "events": events,
         "pending": pending,
         "refresh": REFRESH_SECONDS if running else 0,
         "rollback": rollback_summary(record, steps),
-        "glance": glance_of(journal, record, now, approval_expires),
+        "glance": glance(facts, now),
     }
