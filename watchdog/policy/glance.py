@@ -19,7 +19,7 @@ from watchdog.policy.durations import format_duration
 from watchdog.policy.statusview import hhmm
 
 AWAITING = "awaiting_approval"
-RUNNING = ("triaged", "approved", "executing")
+RUNNING = ("detected", "triaged", "approved", "executing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,7 @@ def _needs(facts: GlanceFacts, now: float) -> tuple[str, bool]:
         return "nothing to approve: read the finding, fix forward", False
     if facts.state == "verifying":
         return "nothing yet: the watchdog verifies its rollback", False
-    if facts.state in RUNNING or facts.state == "detected":
+    if facts.state in RUNNING:
         return "nothing yet: the watchdog is acting", False
     return f"nothing yet ({facts.state.replace('_', ' ')})", False
 

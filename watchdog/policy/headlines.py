@@ -44,12 +44,11 @@ def headline(
     per_minute: bool = False,
 ) -> str:
     """What the finding saw, in one sentence."""
-    who = service or series
     held = f" for {format_duration(lasted)}" if lasted >= 1 else ""
     if value is None:
         return f"{_subject(signal, series, service)}: no reading{held}"
     if signal.unit == "bool" and not per_minute:
-        return _yes_no(signal, who, series, service, failing=_failing(op, threshold), held=held)
+        return _yes_no(signal, series, service, failing=_failing(op, threshold), held=held)
     if signal.unit == "state" and not per_minute:
         names = dict(STATE_NAMES.findall(signal.description))
         shown = names.get(f"{value:g}", f"{value:g}")
@@ -74,7 +73,7 @@ def _failing(op: str, threshold: float) -> bool:
 
 
 def _yes_no(
-    signal: AnySignal, who: str, series: str, service: str, *, failing: bool, held: str
+    signal: AnySignal, series: str, service: str, *, failing: bool, held: str
 ) -> str:
     if isinstance(signal, AlertSignal):
         if signal.alertname:
@@ -83,7 +82,7 @@ def _yes_no(
             return f"Alertmanager fires {series}"
         return f"Alertmanager: {signal.description or signal.name}"
     if isinstance(signal, HttpSignal) and failing:
-        return f"{who or signal.name} has not answered {signal.path} as healthy{held}"
+        return f"{service or series or signal.name} has not answered {signal.path} as healthy{held}"
     if isinstance(signal, DockerSignal) and failing:
         if signal.metric == "engine_up":
             return f"the Docker engine has not answered{held}"
