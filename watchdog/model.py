@@ -177,6 +177,11 @@ class PreCheck:
     reason: str
     required: bool = False
 
+    def line(self) -> str:
+        """One line for a page or a terminal: "item: not satisfied: why (required)"."""
+        required = " (required)" if self.required else ""
+        return f"{self.item}: {self.verdict.replace('_', ' ')}: {self.reason}{required}"
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:

@@ -204,11 +204,7 @@ def compose_page(
         awaiting=told.needs if told.urgent else "",
         impact=plan.impact if plan is not None else (),
         prepared=plan.prepared if plan is not None else (),
-        prechecks=tuple(
-            f"{c.item}: {c.verdict.replace('_', ' ')}: {c.reason}"
-            + (" (required)" if c.required else "")
-            for c in (plan.prechecks if plan is not None else ())
-        ),
+        prechecks=tuple(c.line() for c in (plan.prechecks if plan is not None else ())),
         link=link,
         approve_command=f"watchdog approve {incident.id} --as NAME",
         reject_command=f"watchdog reject {incident.id} --as NAME",

@@ -182,11 +182,7 @@ def _plan(plan: Plan | None) -> list[str]:
         lines += [f"{_INDENT}- {line}" for line in plan.impact]
     if plan.prechecks:
         lines.append("  pre-rollback checklist:")
-        lines += [
-            f"{_INDENT}- {c.item}: {c.verdict.replace('_', ' ')}: {c.reason}"
-            + (" (required)" if c.required else "")
-            for c in plan.prechecks
-        ]
+        lines += [f"{_INDENT}- {c.line()}" for c in plan.prechecks]
     if plan.prepared:
         head, *steps = plan.prepared
         lines += [f"  prepared plan: {head}", *(f"{_INDENT}{line}" for line in steps)]
