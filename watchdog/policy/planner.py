@@ -139,10 +139,11 @@ def with_assessment(
 
 
 #: How a person runs a by-hand plan (commands/fullrollback.py).
+FULL_ROLLBACK = "watchdog rollback --full --policy POLICY"
 PREPARED_COMMAND = (
-    "by hand, if this plan does not recover the stack: `watchdog rollback --full --policy "
-    "POLICY` (type the stack's name; each risky step asks again), or `watchdog "
-    "emergency-stop --policy POLICY` for the snapshot and the stop alone"
+    f"by hand, if this plan does not recover the stack: `{FULL_ROLLBACK}` (type the "
+    "stack's name; each risky step asks again), or `watchdog emergency-stop --policy "
+    "POLICY` for the snapshot and the stop alone"
 )
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from watchdog.model import Finding, Plan
 from watchdog.policy.authorize import counted_approvers
 from watchdog.policy.glance import AWAITING, GlanceFacts, latest_steps
+from watchdog.policy.planner import FULL_ROLLBACK
 from watchdog.store.records import ApprovalRecord, EventRecord, IncidentRecord, StepRecord
 
 if TYPE_CHECKING:  # the journal renders with this module: no import cycle at run time
@@ -66,18 +67,11 @@ def _by_hand(record: IncidentRecord, plan: Plan | None) -> str:
     if plan is None:
         return ""
     if plan.prepared:
-        return _command(plan.prepared[0])
+        return f"`{FULL_ROLLBACK}`"
     if record.subject and any(s.action in SERVICE_ACTIONS for s in plan.steps):
         to_good = " --to-last-good" if any(s.action == "service.revert" for s in plan.steps) else ""
         return f"`watchdog rollback --service {record.subject}{to_good} --policy POLICY`"
     return ""
-
-
-def _command(prepared: str) -> str:
-    """The first command of a prepared plan's line ("by hand, if …: `watchdog …` (…)")."""
-    _, tick, rest = prepared.partition("`")
-    command, _, _ = rest.partition("`")
-    return f"`{command}`" if tick and command else prepared
 
 
 def read_glance_facts(
