@@ -51,10 +51,10 @@ class Tick:
     fired: list[Finding] = field(default_factory=list)
     cleared: list[Finding] = field(default_factory=list)
     active: list[Finding] = field(default_factory=list)
-    #: Groups a superseding rule will absorb once its `for` is met, with why: triage
-    #: opens nothing new in them meanwhile, so a complete outage opens one P0 and not
+    #: Groups a superseding rule will absorb once its `for` is met: triage opens
+    #: nothing new in them meanwhile, so a complete outage opens one P0 and not
     #: first a P2 for each service whose own `for` is shorter.
-    holding: dict[str, str] = field(default_factory=dict)
+    holding: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,37 +122,21 @@ class Evaluator:
                     tick.cleared.append(
                         self._finding(rule, series, before, now, latest, cleared=True)
                     )
-                else:
-                    self._hold(rule, series, latest, after, now, tick.holding)
+                elif self._holds(rule, latest, after, now):
+                    tick.holding.update(rule.spec.supersedes)
         return tick
 
     @staticmethod
-    def _hold(
-        rule: _CompiledRule,
-        series: str,
-        latest: Sample,
-        state: RuleState,
-        now: float,
-        holding: dict[str, str],
-    ) -> None:
+    def _holds(rule: _CompiledRule, latest: Sample, state: RuleState, now: float) -> bool:
         """A superseding rule breaching on fresh data, its `for` not yet met, holds its groups.
 
         Only for as long as its `for` (plus a reading's age) could still be met: a
         rule whose data went stale, or that waits on something else, holds nothing.
         """
-        spec = rule.spec
-        since = state.breach_since
+        spec, since = rule.spec, state.breach_since
         if not spec.supersedes or since is None or now - latest.at > rule.staleness:
-            return
-        if now - since > spec.for_ + rule.staleness:
-            return
-        who = f" {series}" if series else ""
-        why = (
-            f"{spec.name} ({spec.severity}){who} has breached for "
-            f"{format_duration(now - since)} of its {format_duration(spec.for_)}"
-        )
-        for group in spec.supersedes:
-            holding.setdefault(group, why)
+            return False
+        return now - since <= spec.for_ + rule.staleness
 
     def _step(
         self,

@@ -10,7 +10,7 @@ it is safe to call again and again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from watchdog.model import Finding, Severity
@@ -70,7 +70,7 @@ def rule_key(identity: str) -> tuple[str, str]:
 def triage(
     findings: Iterable[Finding],
     incidents: Sequence[OpenIncident],
-    holding: Mapping[str, str] | None = None,
+    holding: Collection[str] = frozenset(),
 ) -> list[TriageDecision]:
     """Decide, for every active finding not yet placed, where it belongs.
 
@@ -79,7 +79,6 @@ def triage(
     yet. It still joins an incident already open for it. The hold ends when the
     superseding rule fires (the finding joins its incident) or stops breaching.
     """
-    held = holding or {}
     ordered = sorted(findings, key=lambda f: (f.severity.rank, f.key, finding_id(f)))
     by_key = {incident.key: incident for incident in incidents}
     absorbers: list[tuple[str, frozenset[str]]] = [
@@ -106,7 +105,7 @@ def triage(
         if key in opening:
             opening[key].append(finding)
             continue
-        if finding.group in held and not finding.supersedes:
+        if finding.group in holding and not finding.supersedes:
             continue
         opening[key] = [finding]
         if finding.supersedes:
