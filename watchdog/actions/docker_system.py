@@ -31,12 +31,12 @@ from functools import partial
 from typing import Any, Protocol
 
 from watchdog.actions.base import ActionFailed, ActionOutcome, Reverter
+from watchdog.actions.docker import LAST_GOOD_TABLE
 from watchdog.actions.docker_engine import Engine, connect
 from watchdog.actions.docker_spec import is_replica, name, number, service_of
 from watchdog.model import Step
 
 STOP_TIMEOUT = 10
-LAST_GOOD_TABLE = "docker:last_good:{service}"
 
 
 class LastGoodRecords(Protocol):
