@@ -18,6 +18,7 @@ import pytest
 
 from tests.integration.daemon_stage import Stage, staged_daemon
 from tests.integration.notify_stage import Vendors
+from tests.integration.test_impact_daemon import first_page
 from watchdog.demo import wait_for
 
 pytestmark = pytest.mark.slow
@@ -68,15 +69,8 @@ def test_every_service_down_opens_one_p0_snapshots_starts_and_pages_the_prepared
     assert plan is not None and plan.prepared[0].startswith("by hand"), plan
 
     # Paged at once, with the plan, the snapshot's folder and the prepared full rollback.
-    def first_page() -> dict[str, object] | None:
-        pages = [
-            e["payload"]["custom_details"] for e in fakes.pagerduty.events("trigger")
-            if e["payload"]["custom_details"]["incident"] == outage["id"]
-        ]
-        return pages[0] if pages else None
-
-    wait_for(lambda: first_page() is not None, 20, "the P0 page at PagerDuty")
-    page = first_page()
+    wait_for(lambda: first_page(fakes, outage["id"]) is not None, 20, "the P0 page at PagerDuty")
+    page = first_page(fakes, outage["id"])
     assert page is not None
     prepared = page["prepared"]
     assert isinstance(prepared, list) and "`watchdog rollback --full" in prepared[0], page
