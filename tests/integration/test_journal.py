@@ -39,6 +39,7 @@ from watchdog.store import Journal, open_journal
 from watchdog.store.alerts import AlertDelivery
 from watchdog.store.codec import finding_from_dict, finding_to_dict, plan_from_dict, plan_to_dict
 from watchdog.store.render import NO_INCIDENTS, TABLE_COLUMNS, incident_report, incidents_table
+from watchdog.store.schema import SCHEMA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -591,12 +592,12 @@ def test_deliveries_in_one_commit_see_each_other(journal: Journal) -> None:
     assert journal.firing_alerts() == []
 
 
-def test_sqlite_file_is_in_wal_mode_with_schema_version_2(tmp_path: Path) -> None:
+def test_sqlite_file_is_in_wal_mode_with_the_current_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     open_journal(str(path)).close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     conn.close()
 
 
@@ -616,12 +617,14 @@ def test_a_version_1_file_is_migrated_in_place_and_keeps_its_rows(tmp_path: Path
     )
     journal.close()
     conn = sqlite3.connect(path)
-    with conn:  # back to the version 1 shape: drop what version 2 added
+    with conn:  # back to the version 1 shape: drop what versions 2 and 3 added
         for table, column in (
             ("incidents", "rung"),
             ("steps", "rung"),
             ("approvals", "plan_digest"),
             ("snapshots", "caveat"),
+            ("outbox", "claimed_by"),
+            ("outbox", "claimed_until"),
         ):
             conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         conn.execute("UPDATE schema_version SET version = 1")
@@ -632,8 +635,9 @@ def test_a_version_1_file_is_migrated_in_place_and_keeps_its_rows(tmp_path: Path
     finally:
         reopened.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         assert conn.execute("SELECT rung FROM incidents").fetchall() == [(0,)]
+        assert conn.execute("SELECT claimed_by, claimed_until FROM outbox").fetchall() == []
     conn.close()
 
 
@@ -642,9 +646,9 @@ def test_sqlite_file_from_a_newer_watchdog_is_refused(tmp_path: Path) -> None:
     open_journal(str(path)).close()
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute("UPDATE schema_version SET version = 3")
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
     conn.close()
-    with pytest.raises(RuntimeError, match="schema version 3"):
+    with pytest.raises(RuntimeError, match=f"schema version {SCHEMA_VERSION + 1}"):
         open_journal(str(path))
 
 

@@ -21,14 +21,13 @@ from watchdog.policy.followups import FollowupDue
 from watchdog.policy.statusview import DaemonRow, StatusFacts
 from watchdog.store.alerts import AlertDelivery, AlertReceipt, FiringStarts
 from watchdog.store.followups import FollowupRecord
+from watchdog.store.outbox_contract import OutboxJournal
 from watchdog.store.pg_base import is_pg_url, masked
 from watchdog.store.records import (
     ApprovalRecord,
-    DeliveryRecord,
     EventRecord,
     IncidentRecord,
     MoveRecord,
-    PageRows,
     SnapshotRecord,
     StepRecord,
 )
@@ -42,8 +41,11 @@ ACCEPTED_FORMS = (
 )
 
 
-class Journal(Protocol):
+class Journal(OutboxJournal, Protocol):
     """The write-ahead journal of incidents, steps, approvals, actions and snapshots.
+
+    Its outbox (pages journaled before they are sent, claimed by the one outbox that
+    sends each) is `watchdog.store.outbox_contract.OutboxJournal`.
 
     Unknown incident or row ids raise `KeyError` naming the id; a value outside
     its allowed set (a step status, an approval decision) raises `ValueError`.
@@ -283,58 +285,6 @@ class Journal(Protocol):
 
     def settle_alerts(self, keys: Sequence[tuple[str, float]], *, at: float, by: str) -> None:
         """Mark firings (fingerprint, startsAt) as handled by `by` (an incident)."""
-        ...
-
-    # Outbox: pages journaled before they are sent --------------------------
-
-    def enqueue_page(self, incident_id: int, rows: PageRows, *, at: float) -> list[int]:
-        """Write a page ahead of sending it, in one transaction: one row per channel (its
-        body), due at `at`, with `rows.status` ('pending', or 'dry_run': never sent), and one
-        timeline event with the reason ("would page ..." for a dry run).
-
-        The bodies must hold no secret; they are stored as they are. The same write runs
-        inside another transaction through `watchdog.store.sqlite.insert_page_rows`.
-        """
-        ...
-
-    def due_deliveries(self, now: float, *, limit: int = 20) -> list[DeliveryRecord]:
-        """Pending rows due by `now`, oldest first, each the oldest pending row of its
-        incident and channel, so a resolve never overtakes its trigger."""
-        ...
-
-    def delivery_sent(self, delivery_id: int, *, at: float, summary: str) -> None:
-        """Mark a row sent (only after the vendor accepted it) and put it on the timeline."""
-        ...
-
-    def delivery_retry(self, delivery_id: int, *, at: float, next_at: float, error: str) -> None:
-        """Count a failed attempt and make the row due again at `next_at`."""
-        ...
-
-    def delivery_rejected(
-        self,
-        delivery_id: int,
-        *,
-        at: float,
-        error: str,
-        fallback: PageRows | None = None,
-        fallback_of: int | None = None,
-        lost: str = "",
-    ) -> list[int]:
-        """Give a row up (refused, or tried too often) and put why on the incident's timeline.
-
-        In the same transaction, either the `fallback` page is written for other channels
-        (`fallback_of`: the page event it stands in for; its row ids are returned), or,
-        when `lost` is set, a 'page_lost' event with that summary: a page is never given
-        up without one of the two being journaled with it.
-        """
-        ...
-
-    def deliveries(self, incident_id: int) -> list[DeliveryRecord]:
-        """Every outbox row of the incident, in the order they were journaled."""
-        ...
-
-    def pending_deliveries(self) -> dict[str, int]:
-        """How many rows wait to be sent, by channel (channels with none are left out)."""
         ...
 
     # Follow-ups: owed after an incident that acted ----------------------------

@@ -4,7 +4,7 @@
 store contract, run by tests/integration/test_journal.py over both backends); `PgBase`
 comes first in the MRO, so its connection, `_transaction()` and `_read()` replace
 SQLite's under every job. What is not yet safe with two daemons on one PostgreSQL
-journal (leadership, fencing, outbox claims: issue 17 points 2-4) is in the README.
+journal (leadership, fencing: issue 17 points 2 and 4) is in the README.
 """
 
 from __future__ import annotations
@@ -32,3 +32,6 @@ class PgJournal(
     SqliteStatus,
 ):
     """The `Journal` in one PostgreSQL schema, created and migrated on open."""
+
+    # An outbox claim locks the rows it picks and skips rows another claim has locked.
+    _claim_lock = " FOR UPDATE OF o SKIP LOCKED"

@@ -123,6 +123,9 @@ class DeliveryRecord:
     """One page in the outbox: what to send to which channel, and how trying went.
 
     `body` is the vendor payload without its secrets (they are added at send time).
+    `claimed_by` names the outbox that claimed the row to send it, until `claimed_until`
+    (the caller's clock); a retry or rejection clears the claim, a sent row keeps its
+    sender's name.
     """
 
     id: int
@@ -137,6 +140,16 @@ class DeliveryRecord:
     next_at: float
     finished_at: float | None
     last_error: str
+    claimed_by: str | None = None
+    claimed_until: float | None = None
+
+
+class ClaimLost(ValueError):
+    """An outbox row's outcome written by another than the live holder of its claim.
+
+    A daemon whose claim ran out (paused, or too slow) and was taken by another gets
+    this, naming both; it must not write the row: the new holder sends it again.
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import sqlite3
 
 from watchdog.store import alerts, daemonstatus, followups, undo
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: What each version adds to the one before, run in order on an older file (and on
 #: a new one, after STATEMENTS create the version 1 tables), in the opening transaction.
@@ -26,6 +26,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # Why a last-known-good snapshot is less than clean (taken while the watchdog
         # had a provider disabled, say): a restore from it says so.
         "ALTER TABLE snapshots ADD COLUMN caveat TEXT NOT NULL DEFAULT ''",
+    ),
+    3: (
+        # Who claimed an outbox row to send it, and until when (the claimer's clock):
+        # two daemons on one journal never send one page twice (store/sqlite_outbox.py).
+        "ALTER TABLE outbox ADD COLUMN claimed_by TEXT",
+        "ALTER TABLE outbox ADD COLUMN claimed_until REAL",
     ),
 }
 

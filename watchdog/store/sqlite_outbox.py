@@ -4,15 +4,25 @@ A page is rows here (one per channel) before any notifier sends it, so a crash
 loses no page: a delivery is due while 'pending', once its `next_at` has come and
 no older pending row of its incident and channel waits before it; it ends 'sent'
 or 'rejected' (with, perhaps, a fallback page to another channel).
+
+Two daemons on one journal (PostgreSQL, issue 17) send a row only after claiming it:
+`claim_deliveries` picks due rows that nobody holds, or whose holder's lease has
+passed (it died or froze), and marks them with the holder's name and lease in one
+write transaction, so two claims never return the same row. An outcome written by
+another than the live holder is refused (`ClaimLost`, naming both): a daemon that
+woke up after its lease was taken over does not mark a row the new holder sends.
+Times are the callers' clocks, as everywhere in the journal: across hosts, the
+lease must also cover their clock skew.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from typing import Any
 
-from watchdog.store.records import PAGE_ROW_STATUSES, DeliveryRecord, PageRows
+from watchdog.store.records import PAGE_ROW_STATUSES, ClaimLost, DeliveryRecord, PageRows
 from watchdog.store.sqlite_base import (
     SqliteBase,
     dumps,
@@ -21,27 +31,56 @@ from watchdog.store.sqlite_base import (
     require_incident,
 )
 
+#: The due rule: pending, its time come, and no older pending row of its incident and
+#: channel before it (a resolve never overtakes its trigger).
+_DUE = (
+    "SELECT * FROM outbox AS o WHERE o.status = 'pending' AND o.next_at <= ?"
+    " AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.status = 'pending'"
+    " AND e.incident_id = o.incident_id AND e.channel = o.channel AND e.id < o.id)"
+)
+_OLDEST_FIRST = " ORDER BY o.next_at, o.id LIMIT ?"
+
 
 class SqliteOutbox(SqliteBase):
-    """Pages enqueued, the deliveries due, and each delivery's outcome."""
+    """Pages enqueued, the deliveries due, their claims, and each delivery's outcome."""
+
+    #: What a claim's SELECT adds to lock the rows it picks. Nothing here: BEGIN
+    #: IMMEDIATE already makes the claim the file's only writer. PgJournal sets
+    #: FOR UPDATE SKIP LOCKED, so its claims stay disjoint without the journal-wide
+    #: write lock too.
+    _claim_lock = ""
 
     def enqueue_page(self, incident_id: int, rows: PageRows, *, at: float) -> list[int]:
         with self._transaction() as conn:
             return insert_page_rows(conn, incident_id, rows, at)
 
     def due_deliveries(self, now: float, *, limit: int = 20) -> list[DeliveryRecord]:
-        rows = self._read(
-            "SELECT * FROM outbox AS o WHERE o.status = 'pending' AND o.next_at <= ?"
-            " AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.status = 'pending'"
-            " AND e.incident_id = o.incident_id AND e.channel = o.channel AND e.id < o.id)"
-            " ORDER BY o.next_at, o.id LIMIT ?",
-            (now, limit),
-        )
+        rows = self._read(_DUE + _OLDEST_FIRST, (now, limit))
         return [_delivery(row) for row in rows]
 
-    def delivery_sent(self, delivery_id: int, *, at: float, summary: str) -> None:
+    def claim_deliveries(
+        self, holder: str, now: float, *, lease: float, limit: int = 20
+    ) -> list[DeliveryRecord]:
+        if not holder or lease <= 0:
+            raise ValueError(f"a claim needs a holder and a lease > 0 (got {holder!r}, {lease})")
+        until = now + lease
         with self._transaction() as conn:
-            row = _require_pending(conn, delivery_id)
+            free = " AND (o.claimed_until IS NULL OR o.claimed_until <= ?)"
+            rows = conn.execute(
+                _DUE + free + _OLDEST_FIRST + self._claim_lock, (now, now, limit)
+            ).fetchall()
+            if rows:
+                conn.executemany(
+                    "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                    [(holder, until, row["id"]) for row in rows],
+                )
+        return [replace(_delivery(row), claimed_by=holder, claimed_until=until) for row in rows]
+
+    def delivery_sent(
+        self, delivery_id: int, *, at: float, summary: str, holder: str | None = None
+    ) -> None:
+        with self._transaction() as conn:
+            row = _require_pending(conn, delivery_id, holder, at)
             conn.execute(
                 "UPDATE outbox SET status = 'sent', attempts = attempts + 1, finished_at = ?"
                 " WHERE id = ?",
@@ -56,12 +95,15 @@ class SqliteOutbox(SqliteBase):
                 data=_delivery_data(row, attempts=row["attempts"] + 1),
             )
 
-    def delivery_retry(self, delivery_id: int, *, at: float, next_at: float, error: str) -> None:
+    def delivery_retry(
+        self, delivery_id: int, *, at: float, next_at: float, error: str,
+        holder: str | None = None,
+    ) -> None:
         with self._transaction() as conn:
-            _require_pending(conn, delivery_id)
+            _require_pending(conn, delivery_id, holder, at)
             conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ?"
-                " WHERE id = ?",
+                "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ?,"
+                " claimed_by = NULL, claimed_until = NULL WHERE id = ?",
                 (next_at, error, delivery_id),
             )
 
@@ -74,12 +116,14 @@ class SqliteOutbox(SqliteBase):
         fallback: PageRows | None = None,
         fallback_of: int | None = None,
         lost: str = "",
+        holder: str | None = None,
     ) -> list[int]:
         with self._transaction() as conn:
-            row = _require_pending(conn, delivery_id)
+            row = _require_pending(conn, delivery_id, holder, at)
             conn.execute(
                 "UPDATE outbox SET status = 'rejected', attempts = attempts + 1,"
-                " finished_at = ?, last_error = ? WHERE id = ?",
+                " finished_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL"
+                " WHERE id = ?",
                 (at, error, delivery_id),
             )
             data = _delivery_data(row, attempts=row["attempts"] + 1)
@@ -179,7 +223,10 @@ def insert_page_rows(
     return ids
 
 
-def _require_pending(conn: sqlite3.Connection, delivery_id: int) -> sqlite3.Row:
+def _require_pending(
+    conn: sqlite3.Connection, delivery_id: int, holder: str | None, at: float
+) -> sqlite3.Row:
+    """The row, pending, and not claimed by another whose claim is still live at `at`."""
     row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM outbox WHERE id = ?", (delivery_id,)
     ).fetchone()
@@ -187,6 +234,12 @@ def _require_pending(conn: sqlite3.Connection, delivery_id: int) -> sqlite3.Row:
         raise KeyError(f"no outbox row with id {delivery_id}")
     if row["status"] != "pending":
         raise ValueError(f"outbox row {delivery_id} is already {row['status']!r}, not pending")
+    owner, until = row["claimed_by"], row["claimed_until"]
+    if owner is not None and owner != holder and until is not None and until > at:
+        caller = repr(holder) if holder else "a caller holding no claim"
+        raise ClaimLost(
+            f"outbox row {delivery_id} is claimed by {owner!r} until {until}, not by {caller}"
+        )
     return row
 
 
@@ -213,4 +266,6 @@ def _delivery(row: sqlite3.Row) -> DeliveryRecord:
         next_at=row["next_at"],
         finished_at=row["finished_at"],
         last_error=row["last_error"],
+        claimed_by=row["claimed_by"],
+        claimed_until=row["claimed_until"],
     )
