@@ -71,6 +71,7 @@ def outbox_for(
     spec: NotifySpec | None = None,
     genie_key: str = GENIE_KEY,
     dry_run: bool = False,
+    holder: str | None = None,
 ) -> Outbox:
     """An outbox on the four fakes; `genie_key` other than the fake's makes Opsgenie answer 401."""
     import time
@@ -98,6 +99,7 @@ def outbox_for(
         or RetryPolicy(base_seconds=0.05, cap_seconds=0.2, timeout_seconds=5, max_attempts=50),
         poll_seconds=0.05,
         dry_run=dry_run,
+        holder=holder,
     )
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.integration.notify_stage import open_p1
+from tests.integration.notify_stage import Vendors, open_p1, outbox_for
+from watchdog.model import Severity
+from watchdog.policy.schema import NotifySpec
 from watchdog.store.journal import Journal, open_journal
 from watchdog.store.records import PageRows
 from watchdog.store.sqlite import insert_page_rows
@@ -157,3 +163,121 @@ def test_a_row_given_up_writes_its_fallback_or_its_loss_in_the_same_transaction(
         ("page_rejected", "slack trigger not delivered: HTTP 404"),
         ("page_lost", "slack lost"),
     ]
+
+
+# ---- claims: two daemons on one journal send each row once (issue 17 point 3) ------
+
+
+def enqueue_many(journal: Journal, incidents: int) -> set[int]:
+    """Rows due at 10.0: a trigger to two channels for each of `incidents` incidents."""
+    rows: set[int] = set()
+    for n in range(incidents):
+        incident = open_p1(journal, key=f"dlq-{n}")
+        bodies: dict[str, dict[str, object]] = {"pagerduty": {}, "slack": {}}
+        page = PageRows("trigger", f"songnodes/{incident}", bodies, "P1 opened", "pending")
+        rows.update(journal.enqueue_page(incident, page, at=10.0))
+    return rows
+
+
+def test_two_daemons_claiming_at_once_never_get_the_same_row(
+    journal: Journal, open_more: Callable[[], Journal]
+) -> None:
+    rows = enqueue_many(journal, 4)
+    handles = {"a": journal, "b": open_more()}
+    start = threading.Barrier(len(handles))
+    claimed: dict[str, list[int]] = {holder: [] for holder in handles}
+
+    def claim_all(holder: str) -> None:
+        start.wait()
+        while got := handles[holder].claim_deliveries(holder, 20.0, lease=30.0, limit=3):
+            claimed[holder] += [d.id for d in got]
+            assert {d.claimed_by for d in got} == {holder}
+
+    with ThreadPoolExecutor(len(handles)) as pool:
+        list(pool.map(claim_all, handles))
+    assert not set(claimed["a"]) & set(claimed["b"])
+    assert sorted(claimed["a"] + claimed["b"]) == sorted(rows)
+    # Claimed rows stay due to the plain read (views and tests), pending, and unsent.
+    assert {d.id for d in journal.due_deliveries(20.0)} == rows
+
+
+def test_a_claim_whose_holder_died_is_taken_after_its_lease_not_before(
+    journal: Journal, open_more: Callable[[], Journal]
+) -> None:
+    rows = enqueue_many(journal, 1)
+    other = open_more()
+    assert {d.id for d in journal.claim_deliveries("a", 10.0, lease=20.0)} == rows
+    assert other.claim_deliveries("b", 29.9, lease=20.0) == []  # a may still be sending
+    taken = other.claim_deliveries("b", 30.0, lease=20.0)  # a's lease has passed: a died
+    assert {(d.id, d.claimed_by, d.claimed_until) for d in taken} == {
+        (row, "b", 50.0) for row in rows
+    }
+    first = min(rows)
+    with pytest.raises(ValueError, match=r"claimed by 'b' until 50\.0, not by 'a'"):
+        journal.delivery_sent(first, at=31.0, summary="HTTP 202", holder="a")  # a woke up
+    other.delivery_sent(first, at=31.0, summary="HTTP 202", holder="b")
+    (sent,) = [d for d in journal.deliveries(journal.open_incidents()[0].id) if d.id == first]
+    assert (sent.status, sent.claimed_by) == ("sent", "b")
+
+
+def test_a_row_claimed_by_another_live_holder_is_refused_and_a_retry_frees_it(
+    journal: Journal,
+) -> None:
+    incident = open_p1(journal)
+    row = enqueue(journal, incident, "slack", "trigger", 10.0)
+    (claimed,) = journal.claim_deliveries("a", 10.0, lease=20.0)
+    assert claimed.id == row and journal.claim_deliveries("b", 11.0, lease=20.0) == []
+    refusals = [
+        lambda: journal.delivery_sent(row, at=12.0, summary="202", holder="b"),
+        lambda: journal.delivery_retry(row, at=12.0, next_at=13.0, error="x", holder="b"),
+        lambda: journal.delivery_rejected(row, at=12.0, error="HTTP 400", holder="b"),
+        lambda: journal.delivery_sent(row, at=12.0, summary="202"),  # no holder: a human
+    ]
+    for refused in refusals:
+        with pytest.raises(ValueError, match=r"claimed by 'a' until 30\.0, not by"):
+            refused()
+    journal.delivery_retry(row, at=12.0, next_at=14.0, error="HTTP 500", holder="a")
+    assert journal.claim_deliveries("b", 13.0, lease=20.0) == []  # not due yet
+    (again,) = journal.claim_deliveries("b", 14.0, lease=20.0)  # the retry freed the claim
+    assert (again.id, again.claimed_by, again.attempts) == (row, "b", 1)
+    journal.delivery_rejected(row, at=15.0, error="HTTP 400", holder="b")
+    (done,) = journal.deliveries(incident)
+    assert (done.status, done.claimed_by, done.claimed_until) == ("rejected", None, None)
+
+
+@pytest.mark.parametrize("journal_url", ["postgresql"], indirect=True)
+@pytest.mark.asyncio
+async def test_two_outboxes_on_one_postgresql_journal_send_each_page_once(
+    fakes: Vendors, open_more: Callable[[], Journal]
+) -> None:
+    first, second = open_more(), open_more()
+    spec = NotifySpec(routes={Severity.P1: ["slack"]})
+    async with httpx.AsyncClient() as client:
+        daemons = [
+            outbox_for(fakes, handle, client, spec=spec, holder=name)
+            for handle, name in ((first, "a"), (second, "b"))
+        ]
+        incidents = [open_p1(first, key=f"dlq-{n}") for n in range(3)]
+        for incident in incidents:
+            daemons[0].incident_moved(incident, "triaged", "awaiting_approval", "needs a lead")
+        stop = asyncio.Event()
+        running = [asyncio.create_task(daemon.run(stop)) for daemon in daemons]
+        try:
+            await drain_by_others(first)
+        finally:
+            stop.set()
+            await asyncio.gather(*running)
+    messages = [m["text"] for m in fakes.slack.messages()]
+    assert len(messages) == len(incidents), messages  # before claims: every page twice
+    rows = [d for incident in incidents for d in first.deliveries(incident)]
+    assert {(d.status, d.claimed_by in ("a", "b")) for d in rows} == {("sent", True)}
+
+
+async def drain_by_others(journal: Journal, seconds: float = 10.0) -> None:
+    """Wait (polling the journal) until the running outboxes have nothing pending."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while journal.pending_deliveries():
+        if loop.time() > deadline:
+            raise AssertionError(f"still pending after {seconds} s: {journal.pending_deliveries()}")
+        await asyncio.sleep(0.02)

@@ -12,6 +12,12 @@ channels not yet on it, or is journaled lost, in the same write. In dry-run,
 the pages this daemon decides are journaled as 'dry_run' and never sent; rows
 decided for real (by an earlier daemon, or about steps that really ran) are still
 delivered: a dry run must never silence a page about real damage.
+
+Several daemons may share one journal (PostgreSQL, issue 17): each pass claims the
+rows it sends (`Journal.claim_deliveries`) under the outbox's `holder` name, so two
+daemons never send one page; a daemon that dies holding a claim leaves its rows to
+the next claim after the claim lease: the send timeout plus a margin
+(`watchdog.notify.attempt.claim_lease`).
 """
 
 from __future__ import annotations
@@ -26,10 +32,11 @@ import structlog
 
 from watchdog.metrics import CHANNELS, Metrics
 from watchdog.model import Plan, Severity
+from watchdog.notify.attempt import claim_lease, default_holder, send_once
 from watchdog.notify.channels import Channel
 from watchdog.notify.fallback import PageOnTimeline, lost_summary, page_of
 from watchdog.notify.page import compose_page
-from watchdog.notify.retry import RetryPolicy, Verdict, backoff, classify, redact
+from watchdog.notify.retry import RetryPolicy, backoff, redact
 from watchdog.notify.routing import (
     PageDecision,
     decide_escalation_page,
@@ -38,7 +45,7 @@ from watchdog.notify.routing import (
 )
 from watchdog.policy.schema import NotifySpec
 from watchdog.store.journal import Journal
-from watchdog.store.records import DeliveryRecord, IncidentRecord, PageRows
+from watchdog.store.records import ClaimLost, DeliveryRecord, IncidentRecord, PageRows
 
 log = structlog.get_logger("watchdog.notify")
 LIVE = ("pending", "sent")
@@ -46,7 +53,11 @@ LIVE = ("pending", "sent")
 
 
 class Outbox:
-    """Journals pages for incident moves, and sends them with retries until delivered."""
+    """Journals pages for incident moves, and sends them with retries until delivered.
+
+    `holder` names this outbox on the rows it claims (default `host#pid`, unique per
+    process); each claim lasts `retry.timeout_seconds` + `CLAIM_MARGIN_S` (10 s).
+    """
 
     def __init__(
         self,
@@ -63,8 +74,10 @@ class Outbox:
         poll_seconds: float = 0.5,
         dry_run: bool = False,
         approval_expires: float | None = None,
+        holder: str | None = None,
     ) -> None:
         self.spec = spec
+        self.holder = holder or default_holder()
         self.approval_expires = approval_expires  # the page's "approve by" time
         self.stack = stack
         self.journal = journal
@@ -243,34 +256,47 @@ class Outbox:
                 task.cancel()
 
     async def deliver_due(self) -> int:
-        """One pass: every due row (the oldest pending one per incident and channel).
+        """One pass: every due row (the oldest pending one per incident and channel) that
+        this outbox could claim, no other daemon on the journal holding it.
 
         'dry_run' rows are never due; a pending row was decided for real and goes out.
         """
-        due = self.journal.due_deliveries(self.clock())
+        lease = claim_lease(self.retry)  # the send timeout + CLAIM_MARGIN_S: see notify.attempt
+        due = self.journal.claim_deliveries(self.holder, self.clock(), lease=lease)
         if due:
             await asyncio.gather(*(self._deliver(d) for d in due))
             self._count_pending()
         return len(due)
 
     async def _deliver(self, delivery: DeliveryRecord) -> None:
+        try:
+            await self._attempt(delivery)
+        except ClaimLost as lost:  # our lease ran out and another daemon took the row
+            log.warning("page_claim_lost", incident=delivery.incident_id,
+                        channel=delivery.channel, page_event=delivery.event, reason=str(lost))
+
+    async def _attempt(self, delivery: DeliveryRecord) -> None:
         channel = self.channels.get(delivery.channel)
         if channel is None:
             missing = f"no {delivery.channel} credential in this daemon's settings"
             self._give_up(delivery, missing, why=f"refused: {missing}")
             return
-        verdict = await self._send(channel, delivery)
+        verdict = await send_once(self.client, channel, delivery, self.retry, self.clock)
         reason = redact(verdict.reason, channel.secrets())
         now = self.clock()
         attempts = delivery.attempts + 1
         if verdict.outcome == "sent":
-            self.journal.delivery_sent(delivery.id, at=now, summary=f"{reason} on try {attempts}")
+            self.journal.delivery_sent(
+                delivery.id, at=now, summary=f"{reason} on try {attempts}", holder=self.holder
+            )
             self._record("sent", delivery, attempts=attempts)
         elif verdict.outcome == "retry" and attempts < self.retry.max_attempts:
             wait = verdict.delay
             if wait is None:
                 wait = backoff(attempts, base=self.retry.base_seconds, cap=self.retry.cap_seconds)
-            self.journal.delivery_retry(delivery.id, at=now, next_at=now + wait, error=reason)
+            self.journal.delivery_retry(
+                delivery.id, at=now, next_at=now + wait, error=reason, holder=self.holder
+            )
             self._record(
                 "retried", delivery, attempts=attempts, retry_in_seconds=wait, error=reason
             )
@@ -282,27 +308,6 @@ class Outbox:
                 f"gave up after {attempts} tries: {reason}",
                 why=f"gave up: {attempts} tries, the last: {reason}",
             )
-
-    async def _send(self, channel: Channel, delivery: DeliveryRecord) -> Verdict:
-        try:
-            request = channel.request(delivery)
-            response = await self.client.post(
-                request.url,
-                json=request.json,
-                headers=request.headers,
-                timeout=self.retry.timeout_seconds,
-            )
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
-            return Verdict("rejected", f"the {channel.name} URL is not usable: {error}")
-        except httpx.HTTPError as error:
-            return Verdict("retry", f"network error: {type(error).__name__}: {error}")
-        return classify(
-            response.status_code,
-            response.text,
-            retry_after=response.headers.get("Retry-After"),
-            now=self.clock(),
-            retry_after_max=self.retry.retry_after_max_seconds,
-        )
 
     def _give_up(self, delivery: DeliveryRecord, error: str, *, why: str) -> None:
         """Give a row up and, in the same write, hand its page to the routed channels not
@@ -352,6 +357,7 @@ class Outbox:
             fallback=fallback,
             fallback_of=page.event_id if page is not None and fallback is not None else None,
             lost=lost,
+            holder=self.holder,
         )
         self._record("rejected", delivery, error=error)
         if fallback is not None:
