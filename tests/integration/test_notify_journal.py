@@ -9,12 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
 
 from tests.integration.notify_stage import Vendors, open_p1, outbox_for
 from watchdog.model import Severity
 from watchdog.policy.schema import NotifySpec
 from watchdog.store.journal import Journal, open_journal
+from watchdog.store.pg_base import split_url
 from watchdog.store.records import PageRows
 from watchdog.store.sqlite import insert_page_rows
 from watchdog.store.sqlite_base import SqliteBase
@@ -243,6 +246,21 @@ def test_a_row_claimed_by_another_live_holder_is_refused_and_a_retry_frees_it(
     journal.delivery_rejected(row, at=15.0, error="HTTP 400", holder="b")
     (done,) = journal.deliveries(incident)
     assert (done.status, done.claimed_by, done.claimed_until) == ("rejected", None, None)
+
+
+@pytest.mark.parametrize("journal_url", ["postgresql"], indirect=True)
+def test_a_postgresql_claim_skips_the_rows_another_transaction_has_locked(
+    journal: Journal, journal_url: str
+) -> None:
+    """SKIP LOCKED, not the journal-wide write lock, keeps claims apart on PostgreSQL."""
+    rows = sorted(enqueue_many(journal, 2))
+    dsn, schema = split_url(journal_url)
+    outbox = sql.Identifier(schema, "outbox")
+    with ThreadPoolExecutor(1) as pool, psycopg.connect(dsn) as other:
+        other.execute(sql.SQL("SELECT id FROM {} WHERE id = %s FOR UPDATE").format(outbox),
+                      (rows[0],))  # held until `other` ends: a claim waiting on it would hang
+        claim = pool.submit(journal.claim_deliveries, "a", 20.0, lease=30.0)
+        assert sorted(d.id for d in claim.result(timeout=10)) == rows[1:]
 
 
 @pytest.mark.parametrize("journal_url", ["postgresql"], indirect=True)
