@@ -129,7 +129,9 @@ class Lease:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_key,))
         token = 1 if held is None else int(held[2]) + 1
         previous = None if held is None else str(held[1])
-        clean = held is None or bool(held[4])
+        # Its own lapsed lease (the journal was away a while) is no hand-over to page:
+        # the database's absence is an incident of its own.
+        clean = held is None or bool(held[4]) or held[0] == self.holder
         row = conn.execute(
             "INSERT INTO leadership (stack, holder, instance, token, acquired_at, renewed_at,"
             f" expires_at, released) VALUES (%s, %s, %s, %s, {_NOW}, {_NOW}, {_NOW} + %s, false)"
@@ -143,7 +145,8 @@ class Lease:
         since = float(row[0])
         reason = (
             "first leader of this journal" if held is None
-            else f"{previous} handed over" if clean
+            else f"{previous} handed over" if held[4]
+            else "its own lease lapsed while the journal was away" if clean
             else f"{previous}'s lease expired without a hand-over"
         )
         conn.execute(
