@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -246,6 +249,60 @@ def test_a_row_claimed_by_another_live_holder_is_refused_and_a_retry_frees_it(
     journal.delivery_rejected(row, at=15.0, error="HTTP 400", holder="b")
     (done,) = journal.deliveries(incident)
     assert (done.status, done.claimed_by, done.claimed_until) == ("rejected", None, None)
+
+
+def test_claims_of_holders_known_dead_are_released_at_once_and_no_others(
+    journal: Journal,
+) -> None:
+    first, second, third, fourth = sorted(enqueue_many(journal, 2))
+    for holder in ("gone#1", "alive#2", "gone#3"):  # one row each, oldest first
+        journal.claim_deliveries(holder, 10.0, lease=60.0, limit=1)
+    journal.delivery_sent(third, at=11.0, summary="202", holder="gone#3")  # settled: kept
+    asked: list[str] = []
+
+    def dead(holder: str) -> bool:
+        asked.append(holder)
+        return holder.startswith("gone")
+
+    assert journal.release_claims(dead) == ["gone#1"]
+    assert asked == ["alive#2", "gone#1"]  # holders of pending rows, each asked once
+    taken = journal.claim_deliveries("new#4", 12.0, lease=60.0)
+    assert [d.id for d in taken] == [first, fourth]
+    rows = [d for incident in journal.open_incidents() for d in journal.deliveries(incident.id)]
+    assert {d.id: d.claimed_by for d in rows} == {
+        first: "new#4", second: "alive#2", third: "gone#3", fourth: "new#4"
+    }
+
+
+@pytest.mark.asyncio
+async def test_a_restarted_outbox_takes_at_once_the_rows_its_hosts_exited_process_held(
+    fakes: Vendors, journal: Journal
+) -> None:
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    spec = NotifySpec(routes={Severity.P1: ["slack"]})
+    async with httpx.AsyncClient() as client:
+        outbox = outbox_for(fakes, journal, client, spec=spec, holder="restarted")
+        here, there = (open_p1(journal, key=f"dlq-{n}") for n in range(2))
+        for incident in (here, there):
+            outbox.incident_moved(incident, "triaged", "awaiting_approval", "needs a lead")
+        now = time.time()  # the outbox's clock (outbox_for)
+        journal.claim_deliveries(f"{socket.gethostname()}#{exited.pid}", now, lease=60, limit=1)
+        journal.claim_deliveries("another-host#1", now, lease=60.0)
+        stop = asyncio.Event()
+        running = asyncio.create_task(outbox.run(stop))
+        try:
+            deadline = time.monotonic() + 10  # far below the 60 s lease: not waited out
+            while journal.deliveries(here)[0].status == "pending":
+                assert time.monotonic() < deadline, "the exited process's row was not taken"
+                await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await running
+    (sent,), (held,) = journal.deliveries(here), journal.deliveries(there)
+    assert (sent.status, sent.claimed_by) == ("sent", "restarted")
+    assert (held.status, held.claimed_by) == ("pending", "another-host#1")  # lease waited
+    assert len(fakes.slack.messages()) == 1
 
 
 @pytest.mark.parametrize("journal_url", ["postgresql"], indirect=True)

@@ -30,6 +30,26 @@ def default_holder() -> str:
     return f"{socket.gethostname()}#{os.getpid()}"
 
 
+def exited_here(holder: str, me: str) -> bool:
+    """Whether `holder` named a process of this host that has exited, or this very name
+    (asked by a sender that has claimed nothing yet: the name's previous life, a daemon
+    restarted in its container as pid 1 again). Its claims need not wait out their
+    lease: nobody is sending those rows. Another host's holder is never judged here.
+    A recycled pid reads as alive (the lease is then waited: the safe side)."""
+    if holder == me:
+        return True
+    host, _, pid = holder.rpartition("#")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 def claim_lease(retry: RetryPolicy) -> float:
     """How long a pass's claim on its rows lasts: one attempt's whole time limit (the
     sends of a pass run at once, each cut at `retry.timeout_seconds`) plus the margin."""

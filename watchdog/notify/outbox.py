@@ -13,11 +13,9 @@ the pages this daemon decides are journaled as 'dry_run' and never sent; rows
 decided for real (by an earlier daemon, or about steps that really ran) are still
 delivered: a dry run must never silence a page about real damage.
 
-Several daemons may share one journal (PostgreSQL, issue 17): each pass claims the
-rows it sends (`Journal.claim_deliveries`) under the outbox's `holder` name, so two
-daemons never send one page; a daemon that dies holding a claim leaves its rows to
-the next claim after the claim lease: the send timeout plus a margin
-(`watchdog.notify.attempt.claim_lease`).
+Each pass claims the rows it sends (`Journal.claim_deliveries`) under the outbox's
+`holder` name, so daemons sharing a journal never send one page twice; claims and their
+lease are explained in `watchdog.notify.attempt`.
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ import structlog
 
 from watchdog.metrics import CHANNELS, Metrics
 from watchdog.model import Plan, Severity
-from watchdog.notify.attempt import claim_lease, default_holder, send_once
+from watchdog.notify.attempt import claim_lease, default_holder, exited_here, send_once
 from watchdog.notify.channels import Channel
 from watchdog.notify.fallback import PageOnTimeline, lost_summary, page_of
 from watchdog.notify.page import compose_page
@@ -55,8 +53,8 @@ LIVE = ("pending", "sent")
 class Outbox:
     """Journals pages for incident moves, and sends them with retries until delivered.
 
-    `holder` names this outbox on the rows it claims (default `host#pid`, unique per
-    process); each claim lasts `retry.timeout_seconds` + `CLAIM_MARGIN_S` (10 s).
+    `holder` names it on the rows it claims (default `host#pid`, unique per process); a
+    claim lasts `retry.timeout_seconds` + `CLAIM_MARGIN_S` (10 s): `attempt.claim_lease`.
     """
 
     def __init__(
@@ -229,8 +227,12 @@ class Outbox:
     # ---- the worker side: send, classify, record ----------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Send due pages until `stop`; a send in flight finishes first."""
+        """Send due pages until `stop`; a send in flight finishes first. Rows claimed by a
+        process of this host that exited (a crash, then this restart) are taken at once."""
         self._count_pending()
+        with contextlib.suppress(Exception):  # else their leases are waited out
+            if freed := self.journal.release_claims(lambda h: exited_here(h, self.holder)):
+                log.info("outbox_claims_released", holders=freed)
         if self.dry_run:
             log.info(
                 "outbox_dry_run",
@@ -263,8 +265,10 @@ class Outbox:
         """
         lease = claim_lease(self.retry)  # the send timeout + CLAIM_MARGIN_S: see notify.attempt
         due = self.journal.claim_deliveries(self.holder, self.clock(), lease=lease)
-        if due:
-            await asyncio.gather(*(self._deliver(d) for d in due))
+        if due:  # every send of the pass ends before the pass does, even when one fails
+            for failed in await asyncio.gather(*map(self._deliver, due), return_exceptions=True):
+                if isinstance(failed, BaseException):
+                    raise failed
             self._count_pending()
         return len(due)
 
@@ -272,8 +276,7 @@ class Outbox:
         try:
             await self._attempt(delivery)
         except ClaimLost as lost:  # our lease ran out and another daemon took the row
-            log.warning("page_claim_lost", incident=delivery.incident_id,
-                        channel=delivery.channel, page_event=delivery.event, reason=str(lost))
+            log.warning("page_claim_lost", incident=delivery.incident_id, reason=str(lost))
 
     async def _attempt(self, delivery: DeliveryRecord) -> None:
         channel = self.channels.get(delivery.channel)
@@ -385,13 +388,8 @@ class Outbox:
         """Count an attempt's outcome and log one line for it (an error when given up)."""
         self.metrics.pages.labels(delivery.channel, outcome).inc()
         level = {"sent": log.info, "retried": log.warning}.get(outcome, log.error)
-        level(
-            f"page_{outcome}",
-            incident=delivery.incident_id,
-            channel=delivery.channel,
-            page_event=delivery.event,
-            **fields,
-        )
+        level(f"page_{outcome}", incident=delivery.incident_id, channel=delivery.channel,
+              page_event=delivery.event, **fields)
 
     def _count_pending(self) -> None:
         pending = self.journal.pending_deliveries()

@@ -7,6 +7,7 @@ once, by `watchdog.store.sqlite_outbox.SqliteOutbox`, over SQLite and PostgreSQL
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from watchdog.store.records import DeliveryRecord, PageRows
@@ -39,6 +40,13 @@ class OutboxJournal(Protocol):
         journal, never return the same row. A claim not settled by then (its holder died
         or froze) is taken by the next claim at or after `now + lease`; the lease must
         outlast one send, and on several hosts their clocks' skew."""
+        ...
+
+    def release_claims(self, dead: Callable[[str], bool]) -> list[str]:
+        """Release, in one write, the claims on pending rows of every holder `dead` says
+        is dead (asked once per holder that has one); return those holders. For a sender
+        starting, which knows some holders dead (its own host's exited processes) and
+        need not wait out their leases."""
         ...
 
     def delivery_sent(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -75,6 +76,20 @@ class SqliteOutbox(SqliteBase):
                     [(holder, until, row["id"]) for row in rows],
                 )
         return [replace(_delivery(row), claimed_by=holder, claimed_until=until) for row in rows]
+
+    def release_claims(self, dead: Callable[[str], bool]) -> list[str]:
+        with self._transaction() as conn:
+            held = conn.execute(
+                "SELECT DISTINCT claimed_by FROM outbox WHERE status = 'pending'"
+                " AND claimed_by IS NOT NULL ORDER BY claimed_by"
+            ).fetchall()
+            gone = [row[0] for row in held if dead(row[0])]
+            conn.executemany(
+                "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL"
+                " WHERE status = 'pending' AND claimed_by = ?",
+                [(holder,) for holder in gone],
+            )
+        return gone
 
     def delivery_sent(
         self, delivery_id: int, *, at: float, summary: str, holder: str | None = None
