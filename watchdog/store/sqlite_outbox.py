@@ -65,8 +65,10 @@ class SqliteOutbox(SqliteBase):
         if not holder or lease <= 0:
             raise ValueError(f"a claim needs a holder and a lease > 0 (got {holder!r}, {lease})")
         until = now + lease
+        free = " AND (o.claimed_until IS NULL OR o.claimed_until <= ?)"
+        if not self._read(_DUE + free + " LIMIT 1", (now, now)):
+            return []  # the idle poll: a read, no write transaction (nor journal lock)
         with self._transaction() as conn:
-            free = " AND (o.claimed_until IS NULL OR o.claimed_until <= ?)"
             rows = conn.execute(
                 _DUE + free + _OLDEST_FIRST + self._claim_lock, (now, now, limit)
             ).fetchall()
