@@ -178,3 +178,33 @@ def test_the_daemon_on_a_pg_journal_handles_a_crash_and_a_second_one_follows(
         assert [s.status for s in journal.steps(incident["id"])] == ["succeeded"]
     finally:
         journal.close()
+
+
+def test_a_leader_frozen_inside_a_write_cannot_keep_the_journal_from_a_take_over(
+    pg_url: str,
+) -> None:
+    """SIGSTOP between two statements of a write holds the journal's write lock, which a
+    take-over must wait for; the server ends the idle transaction (3 s) and the lock with it."""
+    first, second = Lease(pg_url, "songnodes", "wd-a"), Lease(pg_url, "songnodes", "wd-b")
+    leader = open_journal(pg_url, fence=("songnodes", 1))
+    try:
+        assert first.claim().token == 1
+        frozen = leader._pg  # type: ignore[attr-defined]  # what a frozen leader left open
+        frozen.execute("BEGIN")
+        frozen.execute("SELECT pg_advisory_xact_lock(%s)", (leader._write_key,))  # type: ignore[attr-defined]
+        expire(pg_url, "songnodes")
+        taken = second.claim()  # waits for the lock until the server ends the frozen one
+        assert (taken.leading, taken.token, taken.clean) == (True, 2, False)
+        def write() -> int:
+            return leader.open_incident(
+                key="k/late", severity=Severity.P2, scenario="s", subject="late",
+                state="detected", reason="woken", at=3.0, findings=())
+
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            write()  # the server ended its session; the next write connects again ...
+        with pytest.raises(Fenced, match="wd-b leads it at token 2"):
+            write()  # ... and is refused
+    finally:
+        leader.close()
+        first.close()
+        second.close()

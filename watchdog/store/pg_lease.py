@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from watchdog.store.pg_base import (
     CONNECT_TIMEOUT_S,
+    IDLE_IN_TRANSACTION,
     TCP_SETTINGS,
     JournalUnavailable,
     lock_key,
@@ -86,6 +87,7 @@ class Lease:
                     f"cannot reach the journal {masked(self.url)}: {str(error).strip()}"
                 ) from None
             conn.execute(f'SET search_path TO "{self.schema}"')
+            conn.execute(IDLE_IN_TRANSACTION)
             self._conn = conn
         return self._conn
 
