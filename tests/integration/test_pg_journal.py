@@ -7,6 +7,7 @@ for, and one daemon end to end on a PostgreSQL journal.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -21,8 +22,10 @@ import pytest
 from psycopg import sql
 
 from tests.integration.daemon_stage import staged_daemon
-from watchdog.demo import DaemonProcess, free_port, wait_for
-from watchdog.model import Severity
+from watchdog.demo import POLICY, DaemonProcess, free_port, wait_for
+from watchdog.engine.alerts import AlertIntake
+from watchdog.model import Alert, Severity
+from watchdog.policyfile import load_policy
 from watchdog.store.journal import open_journal
 from watchdog.store.pg_base import Fenced
 from watchdog.store.pg_lease import Lease, Term
@@ -208,3 +211,23 @@ def test_a_leader_frozen_inside_a_write_cannot_keep_the_journal_from_a_take_over
         leader.close()
         first.close()
         second.close()
+
+
+def test_an_alert_a_follower_takes_in_is_seen_by_the_leader(pg_url: str) -> None:
+    """Alertmanager may send to any sidecar: the leader reads the shared journal's firings."""
+    policy = load_policy(POLICY)
+    follower_side, leader_side = open_journal(pg_url), open_journal(pg_url)
+    try:
+        follower = AlertIntake(policy, follower_side, lambda: 50.0)
+        leader = AlertIntake(policy, leader_side, lambda: 50.0)
+        breach = Alert(fingerprint="f1", status="firing", starts_at=40.0, ends_at=None,
+                       labels=(("alertname", "Intrusion"), ("category", "security")))
+        asyncio.run(follower.receive([breach], group_key="g", receiver="wd", truncated=0))
+        assert leader.active == []  # what the leader's intake held when it started
+        leader.reload()
+        assert leader.active == [breach]
+        [seen] = [o for o in leader.observations(50.0) if o.signal == "security_alert"]
+        assert (seen.series, seen.value) == ("Intrusion", 1.0)
+    finally:
+        follower_side.close()
+        leader_side.close()
