@@ -115,7 +115,9 @@ async def _serve(
         if is_pg_url(settings.state):
             run = _terms(policy, settings, journal, instance, engine, health, alerts, metrics)
         else:
-            run = _single(engine(journal, Shared(health, alerts, acting=True)), metrics)
+            run = _single(
+                engine(journal, Shared(health, alerts, acting=True, journal_shared=False)), metrics
+            )
         app = create_app(
             journal, metrics, health, time.time, alerts=alerts,
             people=people, close_roles=policy.close_roles, followup_items=policy.followups,
