@@ -92,13 +92,16 @@ def expire(url: str, stack: str) -> None:
 def test_one_leader_per_stack_and_a_stale_leader_s_writes_are_refused(pg_url: str) -> None:
     open_journal(pg_url).close()  # the schema, its lease tables and fence
     first, second = Lease(pg_url, "songnodes", "wd-a"), Lease(pg_url, "songnodes", "wd-b")
-    other = Lease(pg_url, "other-stack", "wd-c")  # another stack shares the journal's database
+    other = Lease(pg_url, "other-stack", "wd-c")
     try:
         term = first.claim()
         assert (term.leading, term.token, term.began, term.clean) == (True, 1, True, True)
         assert first.claim() == Term(True, 1, "wd-a", term.since)  # renewed: same term
         assert second.claim() == Term(False, 1, "wd-a", term.since)  # follows
-        assert other.claim().leading
+        first.refuse_other_stacks()
+        with pytest.raises(ValueError, match=r"holds stack 'songnodes'; stack 'other-stack' "
+                           r"needs a \?schema= of its own"):
+            other.refuse_other_stacks()  # a schema's incidents carry no stack
         leader = open_journal(pg_url, fence=("songnodes", 1))
         kept = leader.open_incident(
             key="k/1", severity=Severity.P2, scenario="s", subject="a", state="detected",

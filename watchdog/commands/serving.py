@@ -174,6 +174,12 @@ def _terms(
     # Token 0 is never issued (terms start at 1): a follower's engine can write nothing.
     watching = open_journal(settings.state, fence=(stack, 0))
     lease = Lease(settings.state, stack, instance, seconds=settings.lease_seconds)
+    try:
+        lease.refuse_other_stacks()
+    except BaseException:
+        lease.close()
+        watching.close()
+        raise
 
     def make(token: int | None, carried: Carried | None) -> Daemon:
         if token is None:
