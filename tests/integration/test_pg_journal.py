@@ -162,6 +162,10 @@ def test_the_daemon_on_a_pg_journal_handles_a_crash_and_a_second_one_follows(
             assert seen["leader"] == leader["instance"] and leader["token"] == 1
             metrics = httpx.get(second.url + "/metrics").text
             assert "\nwatchdog_leader 0.0\n" in metrics
+            page = httpx.get(second.url + "/ui/",
+                             headers={"Authorization": f"Bearer {second.read_token}"})
+            assert page.status_code == 200, page.text[:500]
+            assert f"leader: {leader['instance']} at token 1" in page.text  # from either one
         finally:
             second.stop()
         env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "WATCHDOG_STATE": pg_url,
