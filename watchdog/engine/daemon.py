@@ -247,7 +247,10 @@ class Daemon:
         while not self.queue.empty():
             self.record(self.queue.get_nowait())
         if self._shared_alerts:
-            self.alerts.reload()
+            try:
+                self.alerts.reload()
+            except Exception as error:  # the journal is away: the firings held still count
+                log.warning("alerts_not_reloaded", error=str(error))
         self.record(self.alerts.observations(now))
         self.record(self.evaluator.derive(self.windows, now))
         result = self.evaluator.evaluate(self.windows, self.states, now)
