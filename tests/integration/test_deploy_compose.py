@@ -1,11 +1,13 @@
 """The sidecar's Compose files and deploy/.env.example, read as data and by docker-compose.
 
 The base file is the generic sidecar (policies/compose-generic.yaml, no database);
-songnodes.override.yml adds the songnodes policy, its PostgreSQL store and backups.
+songnodes.override.yml adds the songnodes policy, its PostgreSQL store and backups;
+docker-compose.ha.yml is two of the base's sidecar on one PostgreSQL journal.
 `.env.example` names exactly the settings the Compose files interpolate and the
 daemon reads (its settings classes and the policies' `${...}`), each with a comment.
 Debian's docker-compose 1.29 (it needs no engine) resolves the base alone and
-base+overlay with a copy of the example as .env.
+base+overlay with a copy of the example as .env, and the HA file
+(test_sidecar_ha.py runs it).
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
-from tests.integration.test_deploy_configs import COMPOSE, DEPLOY, ROOT, SECRET
+from tests.integration.test_deploy_configs import (
+    COMPOSE,
+    COMPOSE_HA,
+    DEPLOY,
+    ROOT,
+    SECRET,
+    ha_addresses,
+)
 from watchdog.api.alertmanager import ReceiverSettings
 from watchdog.demo import POLICY
 from watchdog.keys import new_key
@@ -28,6 +37,10 @@ from watchdog.settings import Settings
 
 OVERLAY = DEPLOY / "songnodes.override.yml"
 GENERIC = ROOT / "policies" / "compose-generic.yaml"
+#: The only password in docker-compose.ha.yml: a reference to deploy/.env.
+HA_PASSWORD = "${WATCHDOG_DB_PASSWORD:?set WATCHDOG_DB_PASSWORD in deploy/.env}"
+#: What each HA sidecar sets for itself; everything else is the single sidecar's.
+HA_OWN = {"WATCHDOG_STATE", "WATCHDOG_LISTEN", "WATCHDOG_INSTANCE", "WATCHDOG_LEASE_SECONDS"}
 
 
 def _compose(path: Path = COMPOSE) -> dict[str, Any]:
@@ -152,7 +165,8 @@ def _daemon_settings() -> set[str]:
 def test_the_compose_files_and_the_env_example_name_the_same_settings() -> None:
     keys = _example_keys()
     read_by_compose = {
-        name for path in (COMPOSE, OVERLAY) for name, _ in _variables(path.read_text())
+        name for path in (COMPOSE, OVERLAY, COMPOSE_HA)
+        for name, _ in _variables(path.read_text())
     }
     missing = read_by_compose - keys.keys()
     assert not missing, f"read by the Compose files, not in .env.example: {sorted(missing)}"
@@ -259,16 +273,73 @@ def _with_defaults(text: str) -> str:
 
 
 def test_no_secret_is_written_in_the_compose_files() -> None:
-    for path in (COMPOSE, OVERLAY):
-        service = _compose_service(path)
+    services = [(path, _compose_service(path)) for path in (COMPOSE, OVERLAY)]
+    services += [(COMPOSE_HA, service) for service in _compose(COMPOSE_HA)["services"].values()]
+    for path, service in services:
         inline = {k: v for k, v in service["environment"].items() if SECRET.search(k)}
         assert not inline, f"{path.name}: secrets belong in deploy/.env: {sorted(inline)}"
+        assert "@" not in service["environment"].get("WATCHDOG_STATE", "").replace(
+            f"{HA_PASSWORD}@", ""), f"{path.name}: the journal's password from deploy/.env"
     assert _compose_service()["env_file"] == [".env"]
     example = (DEPLOY / ".env.example").read_text()
-    for name in ("WATCHDOG_DATABASE_URL", "WATCHDOG_RABBITMQ_PASSWORD", "WATCHDOG_REDIS_PASSWORD"):
+    for name in ("WATCHDOG_DATABASE_URL", "WATCHDOG_RABBITMQ_PASSWORD", "WATCHDOG_REDIS_PASSWORD",
+                 "WATCHDOG_DB_PASSWORD"):
         assert re.search(rf"^# {name}=\S*CHANGE-ME", example, re.M), name
     # The keys the daemon accepts hold no usable value: empty, and how to make one.
     for name in ("WATCHDOG_ALERTMANAGER_TOKEN", "WATCHDOG_READ_TOKEN"):
         assert re.search(rf"^{name}=$", example, re.M), name
     assert example.count("watchdog token new") >= 3
     assert ".env" in (DEPLOY / ".gitignore").read_text().split()
+
+
+
+def test_the_ha_file_is_two_single_sidecars_on_one_postgresql_journal(tmp_path: Path) -> None:
+    """Each its own instance name, port, published port and state volume; the same journal
+    (password from .env only) and lease; the rest exactly the single sidecar's (hardening,
+    healthcheck, policy, socket), so the two files cannot drift apart unseen."""
+    single, ha = _compose_service(), _compose(COMPOSE_HA)
+    assert list(ha["services"]) == ["watchdog-a", "watchdog-b"]
+    same = {k: v for k, v in single.items() if k not in ("environment", "volumes", "ports")}
+    journals, instances, ports = set(), set(), set()
+    for name, service in ha["services"].items():
+        assert {k: v for k, v in service.items()
+                if k not in ("environment", "volumes", "ports")} == same, name
+        environment = service["environment"]
+        assert {k: v for k, v in environment.items() if k not in HA_OWN} == {
+            k: v for k, v in single["environment"].items() if k not in HA_OWN}, name
+        journals.add((environment["WATCHDOG_STATE"], environment["WATCHDOG_LEASE_SECONDS"]))
+        instances.add(environment["WATCHDOG_INSTANCE"])
+        port = environment["WATCHDOG_LISTEN"].removeprefix("0.0.0.0:")
+        ports.add(port)
+        assert [_with_defaults(p) for p in service["ports"]] == [f"127.0.0.1:{port}:{port}"]
+        assert service["volumes"][:2] == single["volumes"][:2], "the socket and the policy"
+        (state,) = service["volumes"][2:]
+        assert state == f"{name}-state:/state" and f"{name}-state" in ha["volumes"]
+    ((journal, _),) = journals
+    assert journal.startswith(f"postgresql://watchdog:{HA_PASSWORD}@"), journal
+    assert _with_defaults(journal.replace(HA_PASSWORD, "pw")) == (
+        "postgresql://watchdog:pw@db:5432/watchdog?schema=watchdog")
+    assert len(instances) == len(ports) == 2
+    assert ha_addresses() == ["watchdog-a:9095", "watchdog-b:9096"]
+    assert ha["networks"] == _compose()["networks"]
+
+    # docker-compose 1.29 resolves it with the example's .env, and refuses no password.
+    compose_tool = shutil.which("docker-compose")
+    assert compose_tool, "apt-get install -y docker-compose (scripts/provision.sh does)"
+    for folder in ("deploy", "policies"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns(".env"))
+    example = (DEPLOY / ".env.example").read_text()
+    (tmp_path / "deploy" / ".env").write_text(example)
+    refused = _compose_config(compose_tool, tmp_path, COMPOSE_HA.name)
+    assert refused.returncode != 0 and "WATCHDOG_DB_PASSWORD" in refused.stderr
+    (tmp_path / "deploy" / ".env").write_text(example.replace(
+        "# WATCHDOG_DB_PASSWORD=CHANGE-ME\n", "WATCHDOG_DB_PASSWORD=s3cret\n"))
+    resolved = _compose_config(compose_tool, tmp_path, COMPOSE_HA.name)
+    assert resolved.returncode == 0, resolved.stderr
+    services = yaml.safe_load(resolved.stdout)["services"]
+    for name, port in (("watchdog-a", "9095"), ("watchdog-b", "9096")):
+        environment = services[name]["environment"]
+        assert environment["WATCHDOG_STATE"] == (
+            "postgresql://watchdog:s3cret@db:5432/watchdog?schema=watchdog")
+        assert environment["WATCHDOG_INSTANCE"] == name
+        assert services[name]["ports"] == [f"127.0.0.1:{port}:{port}/tcp"]

@@ -3,8 +3,9 @@
 Checked with the real tools where there is one: `amtool check-config`, `promtool
 check config|rules` and `promtool test rules`, and the receiver config run in a real
 Alertmanager, which must call the watchdog's webhook with the bearer token (and page
-the on-call directly for alerts about the watchdog itself). The Compose files and
-.env.example are tested in test_deploy_compose.py. No image build (no registry is
+the on-call directly for alerts about the watchdog itself); their `.ha.yml` variants
+for two sidecars (docker-compose.ha.yml) differ from them only in naming both. The
+Compose files and .env.example are tested in test_deploy_compose.py. No image build (no registry is
 reachable) and no Grafana: the Dockerfile and the dashboard are read as data and held
 to what a sidecar and a provisioned dashboard need; the dashboard's queries run in
 test_grafana_queries.
@@ -37,6 +38,10 @@ DEPLOY = ROOT / "deploy"
 GRAFANA = ROOT / "grafana"
 RECEIVER = DEPLOY / "alertmanager" / "watchdog-receiver.yml"
 PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
+#: Two sidecars on one PostgreSQL journal: the Compose file and what reaches both.
+COMPOSE_HA = DEPLOY / "docker-compose.ha.yml"
+RECEIVER_HA = DEPLOY / "alertmanager" / "watchdog-receiver.ha.yml"
+PROMETHEUS_HA = DEPLOY / "prometheus" / "prometheus.ha.yml"
 RULES = DEPLOY / "prometheus" / "watchdog-rules.yml"
 RULE_TESTS = DEPLOY / "prometheus" / "watchdog-rules.test.yml"
 COMPOSE = DEPLOY / "docker-compose.watchdog.yml"
@@ -148,6 +153,31 @@ def test_a_real_alertmanager_routes_with_the_shipped_receiver(tmp_path: Path) ->
     assert hooked.empty(), "the watchdog's own alert must not go to the watchdog"
 
 
+def ha_addresses() -> list[str]:
+    """name:port of each sidecar of docker-compose.ha.yml on the stack's network."""
+    services = yaml.safe_load(COMPOSE_HA.read_text())["services"]
+    return [f"{name}:{service['environment']['WATCHDOG_LISTEN'].rpartition(':')[2]}"
+            for name, service in services.items()]
+
+
+def test_the_ha_receiver_sends_to_both_sidecars_and_is_otherwise_the_single_one() -> None:
+    """Both webhooks, each as the single one (token from the file); nothing else differs,
+    so the routes test_alertmanager_merge checks against the policy hold for it too."""
+    done = _run(_tool("amtool", "prometheus-alertmanager"), "check-config", str(RECEIVER_HA))
+    assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
+    single, ha = yaml.safe_load(RECEIVER.read_text()), yaml.safe_load(RECEIVER_HA.read_text())
+    ours = next(r for r in ha["receivers"] if r["name"] == "watchdog")
+    (one,) = next(r for r in single["receivers"] if r["name"] == "watchdog")["webhook_configs"]
+    hooks = ours["webhook_configs"]
+    assert [h["url"] for h in hooks] == [f"http://{a}/api/alertmanager" for a in ha_addresses()]
+    assert len(hooks) == 2
+    for hook in hooks:
+        assert {**hook, "url": one["url"]} == one, "the same token file and settings"
+    ours["webhook_configs"] = [one]
+    assert ha == single
+    assert "credentials:" not in RECEIVER_HA.read_text(), "the token only from a file"
+
+
 # -------------------------------------------------------------------- Prometheus
 
 
@@ -162,6 +192,17 @@ def test_promtool_accepts_the_scrape_config_and_the_rules() -> None:
     (job,) = [j for j in scrape if j["job_name"] == "watchdog"]
     assert job["static_configs"][0]["targets"] == ["watchdog:9095"]
     assert job.get("metrics_path", "/metrics") == "/metrics"
+
+
+def test_prometheus_scrapes_both_ha_sidecars() -> None:
+    done = _run(_tool("promtool", "prometheus"), "check", "config", str(PROMETHEUS_HA))
+    assert done.returncode == 0, done.stdout + done.stderr
+    single, ha = yaml.safe_load(PROMETHEUS.read_text()), yaml.safe_load(PROMETHEUS_HA.read_text())
+    (job,) = [j for j in ha["scrape_configs"] if j["job_name"] == "watchdog"]
+    (static,) = job["static_configs"]
+    assert static["targets"] == ha_addresses()
+    static["targets"] = ["watchdog:9095"]
+    assert ha == single, "one job, two targets: each rule judges each instance"
 
 
 def test_the_rules_pass_their_unit_tests() -> None:

@@ -7,6 +7,7 @@ for, and one daemon end to end on a PostgreSQL journal.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -21,8 +22,10 @@ import pytest
 from psycopg import sql
 
 from tests.integration.daemon_stage import staged_daemon
-from watchdog.demo import DaemonProcess, free_port, wait_for
-from watchdog.model import Severity
+from watchdog.demo import POLICY, DaemonProcess, free_port, wait_for
+from watchdog.engine.alerts import AlertIntake
+from watchdog.model import Alert, Severity
+from watchdog.policyfile import load_policy
 from watchdog.store.journal import open_journal
 from watchdog.store.pg_base import Fenced
 from watchdog.store.pg_lease import Lease, Term
@@ -89,13 +92,16 @@ def expire(url: str, stack: str) -> None:
 def test_one_leader_per_stack_and_a_stale_leader_s_writes_are_refused(pg_url: str) -> None:
     open_journal(pg_url).close()  # the schema, its lease tables and fence
     first, second = Lease(pg_url, "songnodes", "wd-a"), Lease(pg_url, "songnodes", "wd-b")
-    other = Lease(pg_url, "other-stack", "wd-c")  # another stack shares the journal's database
+    other = Lease(pg_url, "other-stack", "wd-c")
     try:
         term = first.claim()
         assert (term.leading, term.token, term.began, term.clean) == (True, 1, True, True)
         assert first.claim() == Term(True, 1, "wd-a", term.since)  # renewed: same term
         assert second.claim() == Term(False, 1, "wd-a", term.since)  # follows
-        assert other.claim().leading
+        first.refuse_other_stacks()
+        with pytest.raises(ValueError, match=r"holds stack 'songnodes'; stack 'other-stack' "
+                           r"needs a \?schema= of its own"):
+            other.refuse_other_stacks()  # a schema's incidents carry no stack
         leader = open_journal(pg_url, fence=("songnodes", 1))
         kept = leader.open_incident(
             key="k/1", severity=Severity.P2, scenario="s", subject="a", state="detected",
@@ -156,6 +162,10 @@ def test_the_daemon_on_a_pg_journal_handles_a_crash_and_a_second_one_follows(
             assert seen["leader"] == leader["instance"] and leader["token"] == 1
             metrics = httpx.get(second.url + "/metrics").text
             assert "\nwatchdog_leader 0.0\n" in metrics
+            page = httpx.get(second.url + "/ui/",
+                             headers={"Authorization": f"Bearer {second.read_token}"})
+            assert page.status_code == 200, page.text[:500]
+            assert f"leader: {leader['instance']} at token 1" in page.text  # from either one
         finally:
             second.stop()
         env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "WATCHDOG_STATE": pg_url,
@@ -178,3 +188,53 @@ def test_the_daemon_on_a_pg_journal_handles_a_crash_and_a_second_one_follows(
         assert [s.status for s in journal.steps(incident["id"])] == ["succeeded"]
     finally:
         journal.close()
+
+
+def test_a_leader_frozen_inside_a_write_cannot_keep_the_journal_from_a_take_over(
+    pg_url: str,
+) -> None:
+    """SIGSTOP between two statements of a write holds the journal's write lock, which a
+    take-over must wait for; the server ends the idle transaction (3 s) and the lock with it."""
+    first, second = Lease(pg_url, "songnodes", "wd-a"), Lease(pg_url, "songnodes", "wd-b")
+    leader = open_journal(pg_url, fence=("songnodes", 1))
+    try:
+        assert first.claim().token == 1
+        frozen = leader._pg  # type: ignore[attr-defined]  # what a frozen leader left open
+        frozen.execute("BEGIN")
+        frozen.execute("SELECT pg_advisory_xact_lock(%s)", (leader._write_key,))  # type: ignore[attr-defined]
+        expire(pg_url, "songnodes")
+        taken = second.claim()  # waits for the lock until the server ends the frozen one
+        assert (taken.leading, taken.token, taken.clean) == (True, 2, False)
+        def write() -> int:
+            return leader.open_incident(
+                key="k/late", severity=Severity.P2, scenario="s", subject="late",
+                state="detected", reason="woken", at=3.0, findings=())
+
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            write()  # the server ended its session; the next write connects again ...
+        with pytest.raises(Fenced, match="wd-b leads it at token 2"):
+            write()  # ... and is refused
+    finally:
+        leader.close()
+        first.close()
+        second.close()
+
+
+def test_an_alert_a_follower_takes_in_is_seen_by_the_leader(pg_url: str) -> None:
+    """Alertmanager may send to any sidecar: the leader reads the shared journal's firings."""
+    policy = load_policy(POLICY)
+    follower_side, leader_side = open_journal(pg_url), open_journal(pg_url)
+    try:
+        follower = AlertIntake(policy, follower_side, lambda: 50.0)
+        leader = AlertIntake(policy, leader_side, lambda: 50.0)
+        breach = Alert(fingerprint="f1", status="firing", starts_at=40.0, ends_at=None,
+                       labels=(("alertname", "Intrusion"), ("category", "security")))
+        asyncio.run(follower.receive([breach], group_key="g", receiver="wd", truncated=0))
+        assert leader.active == []  # what the leader's intake held when it started
+        leader.reload()
+        assert leader.active == [breach]
+        [seen] = [o for o in leader.observations(50.0) if o.signal == "security_alert"]
+        assert (seen.series, seen.value) == ("Intrusion", 1.0)
+    finally:
+        follower_side.close()
+        leader_side.close()

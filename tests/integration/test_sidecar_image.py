@@ -111,12 +111,14 @@ def _env_file(example: str, values: dict[str, str]) -> str:
 
 def _on_host_network(compose: str) -> str:
     """The Compose file with host networking in place of the stack's network and the
-    published port: the one change made to it, in the copy (an override cannot drop the
-    base file's `networks` and `ports`, which host networking refuses)."""
+    published ports: the one change made to it, in the copy (an override cannot drop the
+    base file's `networks` and `ports`, which host networking refuses). Every service:
+    test_sidecar_ha.py runs the two of docker-compose.ha.yml."""
     data = yaml.safe_load(compose)
-    service = data["services"]["watchdog"]
-    del service["networks"], service["ports"], data["networks"]
-    service["network_mode"] = "host"
+    for service in data["services"].values():
+        del service["networks"], service["ports"]
+        service["network_mode"] = "host"
+    del data["networks"]
     return str(yaml.safe_dump(data, sort_keys=False))
 
 

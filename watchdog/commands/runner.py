@@ -271,6 +271,7 @@ def build_daemon(
         health=shared.health if shared else None,
         alerts=shared.alerts if shared else None,
         carried=shared.carried if shared else None,
+        shared_journal=shared.journal_shared if shared else False,
     )
 
 
@@ -283,6 +284,7 @@ class Shared:
     alerts: AlertIntake
     acting: bool = False
     carried: Carried | None = None
+    journal_shared: bool = True  # by several sidecars (PostgreSQL), not one's own file
 
 
 def build_outbox(

@@ -115,7 +115,9 @@ async def _serve(
         if is_pg_url(settings.state):
             run = _terms(policy, settings, journal, instance, engine, health, alerts, metrics)
         else:
-            run = _single(engine(journal, Shared(health, alerts, acting=True)), metrics)
+            run = _single(
+                engine(journal, Shared(health, alerts, acting=True, journal_shared=False)), metrics
+            )
         app = create_app(
             journal, metrics, health, time.time, alerts=alerts,
             people=people, close_roles=policy.close_roles, followup_items=policy.followups,
@@ -172,6 +174,12 @@ def _terms(
     # Token 0 is never issued (terms start at 1): a follower's engine can write nothing.
     watching = open_journal(settings.state, fence=(stack, 0))
     lease = Lease(settings.state, stack, instance, seconds=settings.lease_seconds)
+    try:
+        lease.refuse_other_stacks()
+    except BaseException:
+        lease.close()
+        watching.close()
+        raise
 
     def make(token: int | None, carried: Carried | None) -> Daemon:
         if token is None:

@@ -28,13 +28,14 @@ from watchdog.engine.impactfacts import FactSource
 from watchdog.engine.incidents import Incidents
 from watchdog.engine.lastgood import LastGood, ServiceLastGood
 from watchdog.engine.opening import apply_triage
+from watchdog.engine.paging import Pages
 from watchdog.engine.recovery import Recovery
 from watchdog.engine.reenable import Reenabler
 from watchdog.engine.statusbeat import DEFAULT_HEARTBEAT_SECONDS, StatusBeat
 from watchdog.engine.subjects import Subjects
 from watchdog.engine.watching import Watch
 from watchdog.metrics import Metrics
-from watchdog.model import Observation, Plan, Severity
+from watchdog.model import Observation
 from watchdog.notify.outbox import Outbox
 from watchdog.policy.rules import Evaluator, RuleState, Tick
 from watchdog.policy.schema import Policy
@@ -47,7 +48,7 @@ from watchdog.probes.docker_events import DockerEvents
 from watchdog.probes.scheduler import ProbeScheduler
 from watchdog.reporting import report_failed_rollback
 from watchdog.store.journal import Journal
-from watchdog.store.records import PAUSED_FLAG, PageRows
+from watchdog.store.records import PAUSED_FLAG
 
 log = structlog.get_logger("watchdog.daemon")
 
@@ -83,6 +84,7 @@ class Daemon:
         health: Health | None = None,
         alerts: AlertIntake | None = None,
         carried: Carried | None = None,
+        shared_journal: bool = False,
     ) -> None:
         self.policy = policy
         self.journal = journal
@@ -127,9 +129,9 @@ class Daemon:
         self.incidents = Incidents(policy, journal, executor, self.metrics, self.windows, clock)
         self.reenabler = Reenabler(policy, journal, self.incidents, self.windows, clock)
         self.alerts = alerts or AlertIntake(policy, journal, clock)
-        #: An intake shared by terms reads the journal anew each tick: another sidecar
-        #: on the same journal may have taken alerts in.
-        self._shared_alerts = alerts is not None
+        #: On a journal shared by sidecars the intake reads the journal anew each tick:
+        #: another sidecar may have taken alerts in.
+        self._shared_alerts = shared_journal
         self.subjects = Subjects(policy, config_store, self.windows, clock)
         self.incidents.known_subjects = self.subjects.known
         # The Docker orchestrator reverts too; its Compose graph feeds every plan's impact.
@@ -138,8 +140,10 @@ class Daemon:
         self.incidents.facts = self.facts
         self.outbox = outbox
         self.incidents.on_move = self._incident_moved
-        self.incidents.compose_page = self._compose_page
-        self.incidents.compose_escalation = self._compose_escalation
+        if outbox is not None:
+            composer = Pages(outbox)
+            self.incidents.compose_page = composer.for_move
+            self.incidents.compose_escalation = composer.for_escalation
         if outbox is not None:
             self.incidents.on_page = outbox.queued
             self.incidents.on_human_close = self._closed_by_human
@@ -214,7 +218,8 @@ class Daemon:
                 outbox.cancel()
             if self._own_client:
                 await self.client.aclose()
-            self.beat.stopped()
+            if not self.abandon:  # a lost term's writes are refused: nothing to mark
+                self.beat.stopped()
             log.info("daemon_stopped")
 
     async def _observe(self, stop: asyncio.Event) -> None:
@@ -242,7 +247,10 @@ class Daemon:
         while not self.queue.empty():
             self.record(self.queue.get_nowait())
         if self._shared_alerts:
-            self.alerts.reload()
+            try:
+                self.alerts.reload()
+            except Exception as error:  # the journal is away: the firings held still count
+                log.warning("alerts_not_reloaded", error=str(error))
         self.record(self.alerts.observations(now))
         self.record(self.evaluator.derive(self.windows, now))
         result = self.evaluator.evaluate(self.windows, self.states, now)
@@ -282,36 +290,6 @@ class Daemon:
         for incident_id, was in closes_to_resolve(self.incidents.journal):
             log.info("human_close_resolve_queued", incident=incident_id, was=was)
             self._closed_by_human(incident_id, was, "closed")
-
-    def _compose_escalation(
-        self, incident_id: int, was: Severity, now: Severity
-    ) -> PageRows | None:
-        """The page a rise in severity calls for, written with the rise."""
-        return self._composed(
-            incident_id, lambda o: o.pages_for_escalation(incident_id, was, to_severity=now)
-        )
-
-    def _compose_page(
-        self, incident_id: int, from_state: str, to_state: str, reason: str, plan: Plan | None
-    ) -> PageRows | None:
-        """The page a move calls for (with the plan it commits), written in its transaction."""
-        return self._composed(
-            incident_id,
-            lambda o: o.pages_for_move(incident_id, from_state, to_state, reason, plan),
-        )
-
-    def _composed(
-        self, incident_id: int, compose: Callable[[Outbox], PageRows | None]
-    ) -> PageRows | None:
-        """A bug in composing must not stall the incident: it is logged (and reported),
-        and the move stands without its page."""
-        if self.outbox is None:
-            return None
-        try:
-            return compose(self.outbox)
-        except Exception:
-            log.exception("page_not_composed", incident=incident_id)
-            return None
 
     def _follow_docker_events(self) -> None:
         """Container deaths and health changes are seen at once, not at the next poll."""

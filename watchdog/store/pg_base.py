@@ -64,6 +64,10 @@ class Fenced(RuntimeError):
 #: libpq's TCP settings for every journal connection: a database cut off without a word
 #: (a dead host, a dropped route) fails a query within seconds instead of the kernel's
 #: ~15 minutes of retransmissions, so a leader cut from its journal notices and steps down.
+#: A journal transaction runs its statements back to back in milliseconds. One left open
+#: by a client that froze (SIGSTOP) or vanished behind a silent network would hold the
+#: journal's write lock, and a take-over waits for that lock: the server ends it instead.
+IDLE_IN_TRANSACTION = "SET idle_in_transaction_session_timeout = '3s'"
 TCP_SETTINGS: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1,
                 "keepalives_count": 2, "tcp_user_timeout": 5000}
 
@@ -250,6 +254,7 @@ class PgBase(SqliteBase):
             if found.fetchone() is None:
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             conn.execute(f'SET search_path TO "{self.schema}"')
+            conn.execute(IDLE_IN_TRANSACTION)
         except BaseException:
             conn.close()
             raise

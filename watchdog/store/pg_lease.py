@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from watchdog.store.pg_base import (
     CONNECT_TIMEOUT_S,
+    IDLE_IN_TRANSACTION,
     TCP_SETTINGS,
     JournalUnavailable,
     lock_key,
@@ -86,8 +87,30 @@ class Lease:
                     f"cannot reach the journal {masked(self.url)}: {str(error).strip()}"
                 ) from None
             conn.execute(f'SET search_path TO "{self.schema}"')
+            conn.execute(IDLE_IN_TRANSACTION)
             self._conn = conn
         return self._conn
+
+    def refuse_other_stacks(self) -> None:
+        """A schema is one stack's journal: its incidents, steps and pages carry no stack.
+        Another stack already led from this schema is refused, naming it (ValueError)."""
+        import psycopg
+
+        try:
+            rows = self._connection().execute(
+                "SELECT DISTINCT stack FROM leadership WHERE stack <> %s ORDER BY stack",
+                (self.stack,),
+            ).fetchall()
+        except psycopg.Error as error:
+            raise JournalUnavailable(
+                f"cannot read the journal {masked(self.url)}: {str(error).strip()}"
+            ) from None
+        if rows:
+            others = ", ".join(repr(row[0]) for row in rows)
+            raise ValueError(
+                f"the journal {masked(self.url)} holds stack {others}; stack {self.stack!r} "
+                "needs a ?schema= of its own (stacks may share a database, never a schema)"
+            )
 
     def claim(self) -> Term:
         """Renew this instance's term, or take the lease if it is free; say who leads."""
