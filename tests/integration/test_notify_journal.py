@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import threading
@@ -282,7 +283,7 @@ async def test_a_restarted_outbox_takes_at_once_the_rows_its_hosts_exited_proces
     exited.wait()
     spec = NotifySpec(routes={Severity.P1: ["slack"]})
     async with httpx.AsyncClient() as client:
-        outbox = outbox_for(fakes, journal, client, spec=spec, holder="restarted")
+        outbox = outbox_for(fakes, journal, client, spec=spec)  # holder: host#pid
         here, there = (open_p1(journal, key=f"dlq-{n}") for n in range(2))
         for incident in (here, there):
             outbox.incident_moved(incident, "triaged", "awaiting_approval", "needs a lead")
@@ -300,7 +301,7 @@ async def test_a_restarted_outbox_takes_at_once_the_rows_its_hosts_exited_proces
             stop.set()
             await running
     (sent,), (held,) = journal.deliveries(here), journal.deliveries(there)
-    assert (sent.status, sent.claimed_by) == ("sent", "restarted")
+    assert (sent.status, sent.claimed_by) == ("sent", f"{socket.gethostname()}#{os.getpid()}")
     assert (held.status, held.claimed_by) == ("pending", "another-host#1")  # lease waited
     assert len(fakes.slack.messages()) == 1
 

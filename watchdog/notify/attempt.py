@@ -31,15 +31,17 @@ def default_holder() -> str:
 
 
 def exited_here(holder: str, me: str) -> bool:
-    """Whether `holder` named a process of this host that has exited, or this very name
-    (asked by a sender that has claimed nothing yet: the name's previous life, a daemon
-    restarted in its container as pid 1 again). Its claims need not wait out their
-    lease: nobody is sending those rows. Another host's holder is never judged here.
-    A recycled pid reads as alive (the lease is then waited: the safe side)."""
+    """Whether `holder` named an exited process of this sidecar (the name before '#', the
+    host's by default, is `me`'s), or is `me` itself, asked by a sender that has claimed
+    nothing yet: the name's previous life (a daemon restarted in its container as pid 1
+    again). Nobody is sending those rows: their claims need not wait out their lease.
+    Another sidecar's holder is never judged here; a recycled pid reads as alive (the
+    lease is then waited: the safe side). Names must differ between live senders."""
     if holder == me:
         return True
-    host, _, pid = holder.rpartition("#")
-    if host != socket.gethostname() or not pid.isdigit():
+    mine, _, _ = me.rpartition("#")
+    sidecar, _, pid = holder.rpartition("#")
+    if not mine or sidecar != mine or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
