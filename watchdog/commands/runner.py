@@ -318,4 +318,6 @@ def build_outbox(
         ),
         dry_run=dry_run,
         approval_expires=policy.guards.approval_expires,
+        # Sidecars on one host network share a host name, and each may be pid 1.
+        holder=f"{settings.instance}#{os.getpid()}" if settings.instance else None,
     )
