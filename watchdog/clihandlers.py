@@ -254,6 +254,15 @@ def followups(args: argparse.Namespace) -> int:
     )
 
 
+def explain(args: argparse.Namespace) -> int:
+    from watchdog.commands.explaincmd import explain_command
+
+    settings = settings_for(args)
+    return explain_command(
+        existing_journal(settings), args.id, args.policy, settings.time_scale
+    )
+
+
 def report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
