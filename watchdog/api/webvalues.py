@@ -9,7 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from watchdog.engine.approvals import AWAITING, find_incident
+from watchdog.policy.explainvalues import PolicyPlaces
 from watchdog.policy.glance import Glance, glance
+from watchdog.policy.schema import Policy
+from watchdog.store.explainfacts import read_explanation
 from watchdog.store.glancefacts import glance_facts, read_glance_facts
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord, StepRecord
@@ -54,8 +57,14 @@ def rollback_summary(record: IncidentRecord, steps: list[StepRecord]) -> dict[st
 
 
 def incident_values(
-    journal: Journal, incident_id: int, now: float, approval_expires: float | None = None
+    journal: Journal,
+    incident_id: int,
+    now: float,
+    approval_expires: float | None = None,
+    policy: Policy | None = None,
+    places: PolicyPlaces | None = None,
 ) -> dict[str, Any]:
+    """The incident page's values; `why` is `watchdog explain`'s explanation of it."""
     record = find_incident(journal, incident_id)
     steps = journal.steps(incident_id)
     plan = journal.plan(incident_id)
@@ -83,4 +92,5 @@ def incident_values(
         "refresh": REFRESH_SECONDS if running else 0,
         "rollback": rollback_summary(record, steps),
         "glance": glance(facts, now),
+        "why": read_explanation(journal, incident_id, policy, places),
     }
