@@ -21,6 +21,7 @@ from watchdog.model import Finding
 from watchdog.policy.durations import format_duration
 from watchdog.policy.explainvalues import ExplainFacts, Explanation, Link, Place, StepRun
 from watchdog.policy.nearmiss import near_misses
+from watchdog.policy.reenable import GROUP as REENABLE
 from watchdog.policy.schema import AuthorityRow, AuthRule, RuleSpec
 
 GUARD_KINDS = ("guards", "preflight", "prechecklist", "inflight")
@@ -63,7 +64,7 @@ def _notes(facts: ExplainFacts) -> Iterator[str]:
         return
     known = {rule.name for rule in facts.policy.rules}
     for rule in dict.fromkeys(f.rule for f in facts.findings):
-        if rule not in known:
+        if rule not in known and rule != REENABLE:
             yield f"the policy no longer has rule {rule!r}: its links are the journal's words"
     if facts.plan is not None and facts.plan.scenario not in facts.policy.scenarios:
         yield f"the policy no longer has scenario {facts.plan.scenario!r}"
@@ -108,7 +109,9 @@ def _finding_links(facts: ExplainFacts, finding: Finding) -> Iterator[Link]:
         _place(facts, "signals", finding.signal),
     )
     rule = _rule(facts, finding.rule)
-    if rule is not None:
+    if finding.rule == REENABLE:
+        yield _reenable(facts, finding)
+    elif rule is not None:
         condition = f"{rule.signal} {rule.measure.replace('_', ' ')} {rule.op} " \
             f"{rule.threshold:g} for {format_duration(rule.for_)}"
         said = [f"fires when {condition} (clears after {format_duration(rule.clear_for)})"]
@@ -118,14 +121,32 @@ def _finding_links(facts: ExplainFacts, finding: Finding) -> Iterator[Link]:
                         f"({route.signal}): scenario {route.scenario} instead")
     else:
         missing = "" if facts.policy is None else " (no longer in the policy)"
-        said = [f"as journaled{missing}: {finding.reason}"]
-    yield Link("rule", finding.rule, tuple(said), _place(facts, "rules", finding.rule))
+        yield Link("rule", finding.rule, (f"as journaled{missing}: {finding.reason}",))
+    if rule is not None:
+        yield Link("rule", finding.rule, tuple(said), _place(facts, "rules", finding.rule))
     yield Link(
         "finding",
         f"{finding.severity.value} {finding.scenario} in group {finding.group}"
         + (f", subject {finding.subject}" if finding.subject else ""),
-        (f"breaching since {_at(facts, finding.since)} (from the opening)",
+        (f"{'healthy' if finding.rule == REENABLE else 'breaching'} since "
+         f"{_at(facts, finding.since)} (from the opening)",
          f"said: {finding.said()}"),
+    )
+
+
+def _reenable(facts: ExplainFacts, finding: Finding) -> Link:
+    """Not a rule: the `reenable:` watch of the scenario whose change this one undoes."""
+    undoes = finding.param_map().get("undoes", "?")
+    owner = ""
+    if facts.policy is not None:
+        owner = next((name for name, spec in facts.policy.scenarios.items()
+                      if spec.reenable is not None and spec.reenable.scenario == finding.scenario),
+                     "")
+    where = f"scenario {owner}'s `reenable:`" if owner else "a scenario's `reenable:`"
+    return Link(
+        "rule", f"{REENABLE} (no rule: {where})",
+        (f"its checks held healthy after incident {undoes} resolved: put back what it changed",),
+        _place(facts, "scenarios", owner) if owner else None,
     )
 
 
@@ -135,7 +156,9 @@ def _severity(facts: ExplainFacts) -> Link:
     if lead is not None:
         rule = _rule(facts, lead.rule)
         row = rule.runbook if rule is not None and rule.runbook else _runbook_of(lead.reason)
-        lines.append(f"set by rule {lead.rule}" + (f": runbook row {row!r}" if row else ""))
+        setter = ("the re-enable watch: the severity of the change it undoes"
+                  if lead.rule == REENABLE else f"rule {lead.rule}")
+        lines.append(f"set by {setter}" + (f": runbook row {row!r}" if row else ""))
         if rule is not None and lead.scenario != rule.scenario:
             lines.append(f"routed to scenario {lead.scenario} instead of {rule.scenario}: "
                          "the service changed just before it failed (after_change)")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from watchdog.model import Finding
 from watchdog.policy.durations import format_duration
 from watchdog.policy.explainvalues import NearMiss, PolicyPlaces
+from watchdog.policy.reenable import GROUP as REENABLE
 from watchdog.policy.rules import COMPARE
 from watchdog.policy.schema import Policy, RuleSpec
 
@@ -34,6 +35,8 @@ def near_misses(
     enabled = {signal.name: signal.enabled for signal in policy.signals}
     seen: dict[tuple[str, str], list[Finding]] = {}
     for finding in findings:
+        if finding.rule == REENABLE:  # a re-enable watch's checks, not a rule's reading
+            continue
         seen.setdefault((finding.signal, finding.series), []).append(finding)
     misses: list[NearMiss] = []
     for (signal, series), witnesses in seen.items():
