@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from watchdog.engine.approvals import AWAITING, find_incident
+from watchdog.policy.explain import explain
 from watchdog.policy.explainvalues import PolicyPlaces
 from watchdog.policy.glance import Glance, glance
 from watchdog.policy.schema import Policy
-from watchdog.store.explainfacts import read_explanation
+from watchdog.store.explainfacts import explain_facts
 from watchdog.store.glancefacts import glance_facts, read_glance_facts
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord, StepRecord
@@ -92,5 +93,6 @@ def incident_values(
         "refresh": REFRESH_SECONDS if running else 0,
         "rollback": rollback_summary(record, steps),
         "glance": glance(facts, now),
-        "why": read_explanation(journal, incident_id, policy, places),
+        "why": explain(explain_facts(record, findings=findings, plan=plan, steps=steps,
+                                     events=events, policy=policy, places=places)),
     }

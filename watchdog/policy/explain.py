@@ -90,6 +90,12 @@ def _at(facts: ExplainFacts, at: float) -> str:
     return f"{'+' if at >= facts.opened_at else '-'}{abs(at - facts.opened_at):.1f} s"
 
 
+def _before(facts: ExplainFacts, at: float) -> str:
+    """A moment said against the opening: "2.4 s before it opened" / "1.0 s after"."""
+    gap = facts.opened_at - at
+    return f"{abs(gap):.1f} s {'before' if gap >= 0 else 'after'} the incident opened"
+
+
 def _observed_to_finding(facts: ExplainFacts) -> Iterator[Link]:
     if not facts.findings:
         yield Link("observed", "no finding: this incident was not opened by a rule",
@@ -101,14 +107,15 @@ def _observed_to_finding(facts: ExplainFacts) -> Iterator[Link]:
 
 def _finding_links(facts: ExplainFacts, finding: Finding) -> Iterator[Link]:
     series = f" [{finding.series}]" if finding.series else ""
-    value = "" if finding.value is None else f" (value {finding.value:g})"
+    rule = _rule(facts, finding.rule)
+    per = " per minute" if rule is not None and rule.measure == "change_per_minute" else ""
+    value = "" if finding.value is None else f" (value {finding.value:g}{per})"
     yield Link(
         "observed",
         f"{finding.signal}{series}{value}",
         tuple(f"seen: {item}" for item in finding.evidence) or ("seen: (no evidence kept)",),
         _place(facts, "signals", finding.signal),
     )
-    rule = _rule(facts, finding.rule)
     if finding.rule == REENABLE:
         yield _reenable(facts, finding)
     elif rule is not None:
@@ -129,7 +136,7 @@ def _finding_links(facts: ExplainFacts, finding: Finding) -> Iterator[Link]:
         f"{finding.severity.value} {finding.scenario} in group {finding.group}"
         + (f", subject {finding.subject}" if finding.subject else ""),
         (f"{'healthy' if finding.rule == REENABLE else 'breaching'} since "
-         f"{_at(facts, finding.since)} (from the opening)",
+         f"{_before(facts, finding.since)}",
          f"said: {finding.said()}"),
     )
 
@@ -216,7 +223,7 @@ def _guards(facts: ExplainFacts) -> Link:
         f"{_at(facts, e.at)} {e.kind}: {e.summary}" for e in facts.events if e.kind in GUARD_KINDS
     ]
     return Link("guards", "what the journal recorded before acting",
-                tuple(lines) or ("no guard verdict journaled: nothing was to run on its own",))
+                tuple(lines) or ("no guard verdict journaled: no plan has been put to the guards",))
 
 
 def _plan(facts: ExplainFacts) -> Link:
