@@ -57,6 +57,7 @@ def policy_places(path: str | Path, policy: Policy) -> PolicyPlaces:
             name: Place(source, line, f"authority.{name}")
             for name, line in _keys(sections.get("authority")).items()
         },
+        sections={name: Place(source, line, name) for name, line in _keys(root).items()},
     )
 
 

@@ -172,6 +172,7 @@ def test_the_chain_runs_from_what_was_seen_to_what_was_verified_citing_file_and_
     assert links["authority"].place.words() == f"{path}:{line_of(POLICY, '  P1:')} authority.P1"
     assert "risky approval by lead (quorum 1)" in " ".join(links["authority"].lines)
     assert links["guards"].lines == ("+0.5 s guards: guards pass: 0/20 actions this hour",)
+    assert links["guards"].place is None  # the file has no guards: section (the defaults)
     assert links["plan"].place is not None and links["plan"].place.path == "scenarios.dlq"
     assert links["step"].lines[0] == "service.restart [safe]: succeeded (attempt 1, 0.50 s)"
     assert "evidence: what 'restart the workers' saw before acting" in links["step"].lines

@@ -74,8 +74,8 @@ def _place(facts: ExplainFacts, section: str, name: str) -> Place | None:
     places = facts.places
     if places is None:
         return None
-    table = {"rules": places.rules, "signals": places.signals,
-             "scenarios": places.scenarios, "authority": places.authority}[section]
+    table = {"rules": places.rules, "signals": places.signals, "scenarios": places.scenarios,
+             "authority": places.authority, "sections": places.sections}[section]
     return table.get(name)
 
 
@@ -223,7 +223,8 @@ def _guards(facts: ExplainFacts) -> Link:
         f"{_at(facts, e.at)} {e.kind}: {e.summary}" for e in facts.events if e.kind in GUARD_KINDS
     ]
     return Link("guards", "what the journal recorded before acting",
-                tuple(lines) or ("no guard verdict journaled: no plan has been put to the guards",))
+                tuple(lines) or ("no guard verdict journaled: no plan has been put to the guards",),
+                _place(facts, "sections", "guards"))
 
 
 def _plan(facts: ExplainFacts) -> Link:

@@ -41,6 +41,8 @@ class PolicyPlaces:
     signals: Mapping[str, Place] = field(default_factory=dict)
     scenarios: Mapping[str, Place] = field(default_factory=dict)
     authority: Mapping[str, Place] = field(default_factory=dict)
+    #: Top-level sections (`guards`, `post_rollback`, ...) by their key.
+    sections: Mapping[str, Place] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
