@@ -20,7 +20,7 @@ SUMMARY = "watchdog: an ops runbook as code, beside a Docker Compose stack"
 #: (group, commands) in the order the top-level help shows them.
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("look (what is happening)",
-     ("status", "incidents", "followups", "report", "check", "config")),
+     ("status", "incidents", "explain", "followups", "report", "check", "config")),
     ("act (change what happens)", ("pause", "resume", "rollback", "emergency-stop")),
     ("approve (decide on a plan that waits)", ("approve", "reject")),
     ("set up", ("run", "validate", "people", "token", "demo", "sandbox")),
@@ -184,6 +184,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="person", metavar="NAME", help="done: who did it")
     p.add_argument("--state", help=STATE)
     p.add_argument("--people", help=PEOPLE + ": owners' names, --as")
+
+    p = command(
+        "explain",
+        "why an incident went as it did: observations, rule, finding, severity, authority, "
+        "guards, plan, each step and its verification, each policy link with its file and "
+        "line; then the rules on the same signals that did not fire, and why",
+        handle.explain,
+        "watchdog explain 3 --policy policies/songnodes.yaml",
+        "watchdog explain 3 --state /state/journal.db",
+    )
+    p.add_argument("id", type=int, metavar="ID", help="the incident's number")
+    p.add_argument("--policy", help=POLICY + " to cite and weigh near misses with "
+                   "(without it: the journal alone)")
+    p.add_argument("--state", help=STATE)
+    p.add_argument("--time-scale", type=float, help=SCALE + ": the daemon's, to weigh `for`s")
 
     p = command("report", "write an incident's report as Markdown (stdout, or --out FILE)",
                 handle.report, "watchdog report 3 --out incident-3.md")

@@ -98,8 +98,11 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     refuse_weak_keys(settings)
     configure_logging(settings.log_format, settings.log_level)
+    from watchdog.policymarks import policy_places
+
     policy = load_guarding(args.policy, settings.time_scale)
-    return asyncio.run(serve(policy, settings, dry_run=args.dry_run))
+    places = policy_places(args.policy, policy)
+    return asyncio.run(serve(policy, settings, dry_run=args.dry_run, places=places))
 
 
 def check(args: argparse.Namespace) -> int:
@@ -251,6 +254,15 @@ def followups(args: argparse.Namespace) -> int:
         )
     return list_command(
         state=existing_journal(settings), include_done=args.all, people_file=people_file
+    )
+
+
+def explain(args: argparse.Namespace) -> int:
+    from watchdog.commands.explaincmd import explain_command
+
+    settings = settings_for(args)
+    return explain_command(
+        existing_journal(settings), args.id, args.policy, settings.time_scale
     )
 
 

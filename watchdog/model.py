@@ -111,6 +111,10 @@ class Finding:
     supersedes: tuple[str, ...] = ()
     #: The reason in one plain sentence (watchdog.policy.headlines); "" in old journals.
     headline: str = ""
+    #: The measured value the rule compared with its threshold when it fired (None: no
+    #: value, or a journal older than this field); `watchdog explain` weighs the rules
+    #: on the same signal that did not fire against it.
+    value: float | None = None
 
     @property
     def key(self) -> str:

@@ -26,6 +26,7 @@ from watchdog.people import People, add_person, new_token
 from watchdog.policy.planner import plan_for
 from watchdog.policy.schema import Policy
 from watchdog.policyfile import load_policy
+from watchdog.policymarks import policy_places
 from watchdog.store.journal import Journal, open_journal
 
 ROLES = {
@@ -114,6 +115,8 @@ def api(tmp_path: Path, crew: Crew) -> Iterator[Api]:
         Health(started_at=time.time()),
         time.time,
         people=People(crew.path, policy.roles),
+        policy=policy,
+        places=policy_places(POLICY, policy),
     )
     with served(app) as base, httpx.Client(base_url=base, timeout=10) as client:
         yield Api(client, journal, policy, crew, app, metrics)

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.approvals_fixtures import Api, api, awaiting, crew
+from watchdog.demo import POLICY
 from watchdog.model import Risk, Step
 
 __all__ = ["api", "crew"]  # pytest fixtures, used by name
@@ -209,6 +210,31 @@ def test_unknown_incidents_are_a_404_page(api: Api) -> None:
         assert api.client.get(f"/ui/incidents/{incident}").status_code in (401, 422)
         found = api.client.get(f"/ui/incidents/{incident}", headers=api.bearer("tara"))
         assert found.status_code == 404
+
+
+def test_the_incident_page_folds_the_explanation_under_why(api: Api) -> None:
+    """The same explanation as `watchdog explain`, cited lines included, with no script."""
+    from watchdog.model import Finding, Severity
+
+    now = time.time()
+    finding = Finding(
+        rule="dlq-overflow", signal="dlq_depth", series="", severity=Severity.P1,
+        scenario="dlq_overflow", group="dlq", subject="", since=now - 40,
+        reason="P1: DLQ depth 8700 > 5000 for 40 s (rule dlq-overflow, for 30 s)",
+        evidence=("DLQ depth (messages) 8700 > 5000 for 40 s",), value=8700.0,
+    )
+    incident = api.journal.open_incident(
+        key="dlq", severity=Severity.P1, scenario="dlq_overflow", subject="",
+        state="detected", reason=finding.reason, at=now, findings=[finding],
+    )
+    page = api.client.get(f"/ui/incidents/{incident}", headers=api.bearer("tara")).text
+    why = page[page.index('<details id="why">') : page.index("</details>", page.index('id="why"'))]
+    lines = POLICY.read_text(encoding="utf-8").splitlines()
+    rule_line = next(n for n, line in enumerate(lines, 1) if line.endswith("name: dlq-overflow"))
+    assert f"{POLICY}:{rule_line} rules[" in why and "] dlq-overflow</code>" in why
+    assert "DLQ depth (messages) 8700 &gt; 5000 for 40 s" in why  # escaped, as everything
+    assert "<strong>dlq-filling</strong> on dlq_depth: no recorded value" in why
+    assert "<script" not in page
 
 
 TEXT = st.text(max_size=80)

@@ -48,6 +48,7 @@ READERS = (
     ("incidents", "show", "1"),
     ("followups",),
     ("report", "1"),
+    ("explain", "1"),
     ("pause",),
     ("resume",),
 )
@@ -95,6 +96,45 @@ def test_an_unknown_incident_is_named_plainly(tmp_path: Path) -> None:
     state = str(tmp_path / "j.db")
     line = one_line(cli("incidents", "show", "99", "--state", state, home=tmp_path))
     assert line == "watchdog incidents: no incident with id 99"
+
+
+def test_explain_names_an_unknown_id_and_a_policy_that_no_longer_has_the_rule(
+    tmp_path: Path,
+) -> None:
+    from watchdog.model import Finding, Severity
+
+    state = str(tmp_path / "j.db")
+    journal = open_journal(state)
+    try:
+        gone = Finding(
+            rule="retired-rule", signal="dlq_depth", series="", severity=Severity.P1,
+            scenario="dlq_overflow", group="dlq", subject="", since=time.time() - 5,
+            reason="P1: DLQ depth 9000 > 5000 for 5 s (rule retired-rule, for 5 s)",
+            evidence=("DLQ depth 9000 > 5000 for 5 s",), value=9000.0,
+        )
+        incident = journal.open_incident(
+            key="dlq", severity=Severity.P1, scenario="dlq_overflow", subject="",
+            state="detected", reason=gone.reason, at=time.time(), findings=[gone],
+        )
+    finally:
+        journal.close()
+    line = one_line(cli("explain", "99", "--state", state, home=tmp_path))
+    assert line == "watchdog explain: no incident with id 99"
+    done = cli("explain", str(incident), "--state", state, "--policy", str(POLICY),
+               home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "note: the policy no longer has rule 'retired-rule'" in done.stdout
+    assert "as journaled (no longer in the policy): P1: DLQ depth 9000" in done.stdout
+    # The other rule on dlq_depth is weighed against the value the finding recorded.
+    assert "dlq-filling on dlq_depth: no recorded value: it measures change per minute" \
+        in done.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\nrules: [\n", encoding="utf-8")
+    done = cli("explain", str(incident), "--state", state, "--policy", str(broken),
+               home=tmp_path)
+    assert done.returncode == 0 and f"the policy {broken} does not load" in done.stderr
+    assert "explaining from the journal alone" in done.stderr
+    assert done.stdout.startswith(f"Incident {incident}: P1 dlq_overflow, detected")
 
 
 def test_a_listen_address_without_a_host_names_the_setting(tmp_path: Path) -> None:

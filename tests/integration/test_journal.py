@@ -834,6 +834,7 @@ findings = st.builds(
     evidence=st.lists(_texts, max_size=3).map(tuple),
     params=st.lists(st.tuples(_texts, _texts), max_size=3).map(tuple),
     supersedes=st.lists(_texts, max_size=3).map(tuple),
+    value=st.none() | _numbers,
 )
 
 

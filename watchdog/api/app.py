@@ -29,7 +29,8 @@ from watchdog.engine.closing import DEFAULT_CLOSE_ROLES
 from watchdog.engine.health import Health
 from watchdog.metrics import Metrics
 from watchdog.people import People
-from watchdog.policy.schema import FollowupSpec
+from watchdog.policy.explainvalues import PolicyPlaces
+from watchdog.policy.schema import FollowupSpec, Policy
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord
 
@@ -49,10 +50,13 @@ def create_app(
     read_token: str | None = None,
     followup_items: Sequence[FollowupSpec] | None = None,
     approval_expires: float | None = None,
+    policy: Policy | None = None,
+    places: PolicyPlaces | None = None,
 ) -> FastAPI:
     """`close_roles` are the policy's: who may end an incident by hand (API and web page).
     `read_token` (WATCHDOG_READ_TOKEN) reads the incidents as a person would; None: people only.
-    `followup_items` (the policy's; None: the runbook's) are owed when a person closes one."""
+    `followup_items` (the policy's; None: the runbook's) are owed when a person closes one.
+    `policy` and `places` (its file's lines) make the incident page's "why" cite them."""
     # No /docs, /redoc nor /openapi.json: every route but /healthz and /metrics needs a key.
     app = FastAPI(title="watchdog", docs_url=None, redoc_url=None, openapi_url=None)
     access = ReadAccess(people, read_token, FailureLimiter(clock))
@@ -64,6 +68,7 @@ def create_app(
         web_router(
             journal, people, metrics, clock, close_roles=close_roles, access=access,
             followup_items=followup_items, approval_expires=approval_expires,
+            policy=policy, places=places,
         )
     )
 

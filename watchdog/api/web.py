@@ -37,7 +37,8 @@ from watchdog.engine.approvals import AWAITING, Refused, record_decision
 from watchdog.engine.closing import DEFAULT_CLOSE_ROLES, close_incident
 from watchdog.metrics import Metrics
 from watchdog.people import Busy, People, Person
-from watchdog.policy.schema import FollowupSpec
+from watchdog.policy.explainvalues import PolicyPlaces
+from watchdog.policy.schema import FollowupSpec, Policy
 from watchdog.store import render
 from watchdog.store.journal import Journal
 
@@ -81,8 +82,11 @@ def web_router(
     access: ReadAccess | None = None,
     followup_items: Sequence[FollowupSpec] | None = None,
     approval_expires: float | None = None,
+    policy: Policy | None = None,
+    places: PolicyPlaces | None = None,
 ) -> APIRouter:
-    """`access` is the API's read check (shared, so failures count once per client)."""
+    """`access` is the API's read check (shared, so failures count once per client);
+    `policy` and its `places` let the incident page's "why" cite file and line."""
     router = APIRouter(include_in_schema=False)
     sessions = Sessions(secret or secrets.token_bytes(32), clock)
     pages = templates()
@@ -170,7 +174,7 @@ def web_router(
             return refused
         try:
             values = await run_in_threadpool(
-                incident_values, journal, incident_id, clock(), approval_expires
+                incident_values, journal, incident_id, clock(), approval_expires, policy, places
             )
             if closing:  # someone is writing why they close it: no refresh under them
                 values["refresh"] = 0

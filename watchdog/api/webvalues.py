@@ -9,7 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from watchdog.engine.approvals import AWAITING, find_incident
+from watchdog.policy.explain import explain
+from watchdog.policy.explainvalues import PolicyPlaces
 from watchdog.policy.glance import Glance, glance
+from watchdog.policy.schema import Policy
+from watchdog.store.explainfacts import explain_facts
 from watchdog.store.glancefacts import glance_facts, read_glance_facts
 from watchdog.store.journal import Journal
 from watchdog.store.records import IncidentRecord, StepRecord
@@ -54,8 +58,14 @@ def rollback_summary(record: IncidentRecord, steps: list[StepRecord]) -> dict[st
 
 
 def incident_values(
-    journal: Journal, incident_id: int, now: float, approval_expires: float | None = None
+    journal: Journal,
+    incident_id: int,
+    now: float,
+    approval_expires: float | None = None,
+    policy: Policy | None = None,
+    places: PolicyPlaces | None = None,
 ) -> dict[str, Any]:
+    """The incident page's values; `why` is `watchdog explain`'s explanation of it."""
     record = find_incident(journal, incident_id)
     steps = journal.steps(incident_id)
     plan = journal.plan(incident_id)
@@ -83,4 +93,6 @@ def incident_values(
         "refresh": REFRESH_SECONDS if running else 0,
         "rollback": rollback_summary(record, steps),
         "glance": glance(facts, now),
+        "why": explain(explain_facts(record, findings=findings, plan=plan, steps=steps,
+                                     events=events, policy=policy, places=places)),
     }

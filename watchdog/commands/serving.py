@@ -34,6 +34,7 @@ from watchdog.engine.leadership import Terms, page_unclean_takeover
 from watchdog.heap import settle_heap
 from watchdog.metrics import Metrics
 from watchdog.people import People
+from watchdog.policy.explainvalues import PolicyPlaces
 from watchdog.policy.quorums import unmeetable_quorums
 from watchdog.policy.schema import Policy
 from watchdog.reporting import flush_sentry, init_sentry
@@ -55,13 +56,20 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) -> int:
+async def serve(
+    policy: Policy,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    places: PolicyPlaces | None = None,
+) -> int:
     """Run the daemon and its API until SIGTERM or SIGINT; 0 on a clean stop.
 
     First, before anything is logged: on SQLite the journal's lock (a second daemon on
     the same file is refused, naming the first one's pid) and the API's port (a busy one
     is refused); both end `watchdog run` in one line with exit 2. On PostgreSQL several
     sidecars share the journal and one leads (`watchdog.engine.leadership`).
+    `places` (the policy file's lines, `watchdog.policymarks`) are cited by the web page's why.
     """
     shared = is_pg_url(settings.state)
     lock = (
@@ -70,7 +78,8 @@ async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) ->
     )
     with lock, listening_socket(settings) as listener:
         return await _serve(
-            policy, settings, listener, journal_place(settings.state), dry_run=dry_run
+            policy, settings, listener, journal_place(settings.state), dry_run=dry_run,
+            places=places,
         )
 
 
@@ -81,6 +90,7 @@ async def _serve(
     journal_at: str,
     *,
     dry_run: bool,
+    places: PolicyPlaces | None = None,
 ) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -121,7 +131,7 @@ async def _serve(
         app = create_app(
             journal, metrics, health, time.time, alerts=alerts,
             people=people, close_roles=policy.close_roles, followup_items=policy.followups,
-            approval_expires=policy.guards.approval_expires,
+            approval_expires=policy.guards.approval_expires, policy=policy, places=places,
             read_token=settings.read_token.get_secret_value() if settings.read_token else None,
         )
         server = _QuietServer(

@@ -299,6 +299,7 @@ class Evaluator:
                 lasted=now - since,
                 per_minute=bool(per_minute),
             ),
+            value=state.value,
         )
 
 

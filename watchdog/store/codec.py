@@ -43,6 +43,8 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "params": [[name, value] for name, value in finding.params],
         "supersedes": list(finding.supersedes),
         "headline": finding.headline,
+        # Only when there is one: a finding without a value is stored as before.
+        **({"value": finding.value} if finding.value is not None else {}),
     }
 
 
@@ -61,7 +63,13 @@ def finding_from_dict(data: dict[str, Any]) -> Finding:
         params=tuple((name, value) for name, value in data.get("params", ())),
         supersedes=tuple(data.get("supersedes", ())),
         headline=str(data.get("headline", "")),
+        value=_number(data.get("value")),
     )
+
+
+def _number(value: Any) -> float | None:
+    """A stored finding's value; None for one journaled before values were kept."""
+    return float(value) if isinstance(value, int | float) else None
 
 
 def step_to_dict(step: Step) -> dict[str, Any]:
