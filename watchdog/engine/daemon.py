@@ -204,12 +204,9 @@ class Daemon:
                 except Exception:  # one bad tick is logged; the watchdog keeps watching
                     log.exception("tick_failed")
                 self.beat.beat()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.tick_seconds)
+                await self._until_next_tick(stop)
         finally:
-            self.scheduler.shutdown()
-            for events in self.docker_events:
-                await asyncio.to_thread(events.stop)
+            await self._stop_probes()
             grace = 0.0 if self.abandon else grace_seconds
             await self._finish_in_flight(grace)
             if outbox is not None:  # pages of the last moves go out before the client closes
@@ -235,12 +232,18 @@ class Daemon:
                     log.exception("observe_failed")
                 self.health.last_tick_at = self.clock()
                 self.health.ticks += 1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.tick_seconds)
+                await self._until_next_tick(stop)
         finally:
-            self.scheduler.shutdown()
-            for events in self.docker_events:
-                await asyncio.to_thread(events.stop)
+            await self._stop_probes()
+
+    async def _until_next_tick(self, stop: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), self.tick_seconds)
+
+    async def _stop_probes(self) -> None:
+        self.scheduler.shutdown()
+        for events in self.docker_events:
+            await asyncio.to_thread(events.stop)
 
     def observe(self, now: float) -> Tick:
         """Probes and alerts through the rules: the part of a tick that decides nothing."""
