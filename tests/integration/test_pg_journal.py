@@ -11,8 +11,10 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -238,3 +240,17 @@ def test_an_alert_a_follower_takes_in_is_seen_by_the_leader(pg_url: str) -> None
     finally:
         follower_side.close()
         leader_side.close()
+
+
+def test_sidecars_opening_a_new_journal_together_all_open_it(pg_url: str) -> None:
+    """Two or more sidecars started together create the schema, tables and fence once."""
+    gate = threading.Barrier(4)
+
+    def opened(_: int) -> str:
+        gate.wait()
+        journal = open_journal(pg_url)
+        journal.close()
+        return "ok"
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(opened, range(4))) == ["ok"] * 4

@@ -250,9 +250,13 @@ class PgBase(SqliteBase):
         try:
             # Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database
             # even when the schema exists, and an operator may have made it for us.
+            # Sidecars starting together would race in it (IF NOT EXISTS is no lock: one
+            # fails on pg_namespace's unique index): the write lock's key, in a transaction.
             found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
             if found.fetchone() is None:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_key,))
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             conn.execute(f'SET search_path TO "{self.schema}"')
             conn.execute(IDLE_IN_TRANSACTION)
         except BaseException:
