@@ -184,6 +184,7 @@ class Daemon:
         recovered = self.recovery.run()
         self._resolve_human_closes()
         self.reenabler.refresh()
+        self.recorder.start(self.policy, self.clock())
         log.info(
             "daemon_started",
             policy=self.policy.stack.name,

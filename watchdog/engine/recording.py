@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 import structlog
 
 from watchdog.model import Observation
+from watchdog.policy.schema import Policy
 from watchdog.store.journal import Journal
 
 log = structlog.get_logger("watchdog.recording")
@@ -27,6 +28,10 @@ log = structlog.get_logger("watchdog.recording")
 #: it; 0 turns recording off.
 DEFAULT_RETENTION_SECONDS = 2 * 86400.0
 PRUNE_EVERY_SECONDS = 600.0
+#: The policy as the daemon last ran it (its JSON, time scale applied): replay's baseline.
+POLICY_FLAG = "policy_as_run"
+#: When a watchdog that records observations first ran on this journal.
+RECORDING_SINCE_FLAG = "observations_since"
 
 
 class Recorder:
@@ -49,6 +54,17 @@ class Recorder:
         self._pruned_at: float | None = None
         self.kept = 0
         self.seen = 0
+
+    def start(self, policy: Policy, now: float) -> None:
+        """At the daemon's start: the policy it runs, and since when recording exists."""
+        if not self.enabled:
+            return
+        try:
+            if self.journal.get_flag(RECORDING_SINCE_FLAG) is None:
+                self.journal.set_flag(RECORDING_SINCE_FLAG, repr(now), at=now)
+            self.journal.set_flag(POLICY_FLAG, policy.model_dump_json(), at=now)
+        except Exception as error:
+            log.warning("policy_not_recorded", error=str(error))
 
     def add(self, observations: Iterable[Observation]) -> None:
         if not self.enabled:
