@@ -125,6 +125,8 @@ class ReplayDiff:
 
     def text(self, when: Render = _seconds) -> str:
         lines: list[str] = []
+        if self.differing():
+            lines.append("where the policies decide differently (baseline → new):")
         for pair in self.pairs:
             found = pair.differences(when)
             if not found:
