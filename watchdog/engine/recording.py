@@ -12,12 +12,15 @@ replay, it must never stop the daemon from watching.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import structlog
 
 from watchdog.model import Observation
 from watchdog.policy.schema import Policy
+from watchdog.scrub import scrub_text
 from watchdog.store.journal import Journal
 
 log = structlog.get_logger("watchdog.recording")
@@ -32,6 +35,28 @@ PRUNE_EVERY_SECONDS = 600.0
 POLICY_FLAG = "policy_as_run"
 #: When a watchdog that records observations first ran on this journal.
 RECORDING_SINCE_FLAG = "observations_since"
+
+
+def recorded_policy(policy: Policy) -> str:
+    """The policy's JSON with every secret it holds replaced (the journal keeps no secret:
+    tests/integration/test_no_secret_out.py), checked to load again as a policy.
+
+    Every string is scrubbed (the secrets registered at start, which include each value
+    the policy holds under a secret-like name, and credentials in URLs); the shape is
+    kept, so the baseline still validates (`scrub_value` would blank whole fields)."""
+    data = _scrubbed(policy.model_dump(mode="json"))
+    Policy.model_validate(data)  # a replay's baseline must load: refuse here, not then
+    return json.dumps(data, sort_keys=True)
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, dict):
+        return {key: _scrubbed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(item) for item in value]
+    return value
 
 
 class Recorder:
@@ -62,7 +87,7 @@ class Recorder:
         try:
             if self.journal.get_flag(RECORDING_SINCE_FLAG) is None:
                 self.journal.set_flag(RECORDING_SINCE_FLAG, repr(now), at=now)
-            self.journal.set_flag(POLICY_FLAG, policy.model_dump_json(), at=now)
+            self.journal.set_flag(POLICY_FLAG, recorded_policy(policy), at=now)
         except Exception as error:
             log.warning("policy_not_recorded", error=str(error))
 

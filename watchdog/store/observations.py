@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from watchdog.model import Observation
+from watchdog.scrub import scrub_text
 
 #: The version whose migration created the table: recording exists since it.
 RECORDING_SINCE_VERSION = 4
@@ -43,15 +44,21 @@ INSERT = (
 TEXT_LIMIT = 240
 
 
+def _said(text: str) -> str:
+    """A probe's words as the journal may keep them: scrubbed (an error can quote a URL
+    with its password), then cut."""
+    return scrub_text(text)[:TEXT_LIMIT] if text else text
+
+
 def row_values(observation: Observation) -> tuple[object, ...]:
-    error = observation.error[:TEXT_LIMIT] if observation.error is not None else None
+    error = _said(observation.error) if observation.error is not None else None
     return (
         observation.at,
         observation.signal,
         observation.series,
         observation.value,
         error,
-        observation.detail[:TEXT_LIMIT],
+        _said(observation.detail),
     )
 
 
