@@ -16,6 +16,7 @@ Figures, printed with their settings, never asserted. Run: .venv/bin/python benc
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -25,16 +26,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.replayhistory import Fault, history, stricter  # noqa: E402
-from tests.unit.helpers import SONGNODES, songnodes  # noqa: E402
-from watchdog.commands.replaycmd import replay  # noqa: E402
-from watchdog.engine.recording import DEFAULT_RETENTION_SECONDS, Recorder  # noqa: E402
-from watchdog.policy.replay import tick_seconds_for  # noqa: E402
-from watchdog.policy.rules import Evaluator, RuleState  # noqa: E402
-from watchdog.policy.triage import triage  # noqa: E402
-from watchdog.policy.windows import Windows  # noqa: E402
-from watchdog.store.journal import open_journal  # noqa: E402
-from watchdog.store.render import iso_utc  # noqa: E402
+from tests.replayhistory import Fault, history, stricter
+from tests.unit.helpers import SONGNODES, songnodes
+from watchdog.commands.replaycmd import replay
+from watchdog.engine.recording import DEFAULT_RETENTION_SECONDS, Recorder
+from watchdog.policy.replay import tick_seconds_for
+from watchdog.policy.rules import Evaluator, RuleState
+from watchdog.policy.triage import triage
+from watchdog.policy.windows import Windows
+from watchdog.store.journal import open_journal
+from watchdog.store.render import iso_utc
 
 DAY = 86400.0
 T0 = 1_800_000_000.0
@@ -122,6 +123,7 @@ def main() -> None:
           f"diff; goal under 60 s)")
     print(header)
     print(diff.text(iso_utc))
+    shutil.rmtree(folder)
 
 
 if __name__ == "__main__":
