@@ -92,6 +92,7 @@ bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python bench/crash_matrix.py
 	$(BIN)/python bench/api_fuzz.py
 	$(BIN)/python bench/sidecar_container.py
+	$(BIN)/python bench/replay.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

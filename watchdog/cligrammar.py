@@ -20,7 +20,7 @@ SUMMARY = "watchdog: an ops runbook as code, beside a Docker Compose stack"
 #: (group, commands) in the order the top-level help shows them.
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("look (what is happening)",
-     ("status", "incidents", "explain", "followups", "report", "check", "config")),
+     ("status", "incidents", "explain", "replay", "followups", "report", "check", "config")),
     ("act (change what happens)", ("pause", "resume", "rollback", "emergency-stop")),
     ("approve (decide on a plan that waits)", ("approve", "reject")),
     ("set up", ("run", "validate", "people", "token", "demo", "sandbox")),
@@ -199,6 +199,29 @@ def parser() -> argparse.ArgumentParser:
                    "(without it: the journal alone)")
     p.add_argument("--state", help=STATE)
     p.add_argument("--time-scale", type=float, help=SCALE + ": the daemon's, to weigh `for`s")
+
+    p = command(
+        "replay",
+        "run the journal's recorded observations through another policy in the decision core "
+        "(no I/O) and print, incident by incident, where it decides otherwise than the policy "
+        "the daemon ran: opened or not, severity, scenario, plan, authority, timing",
+        handle.replay,
+        "watchdog replay --journal /state/journal.db --policy stricter.yaml",
+        "watchdog replay --journal journal.db --policy new.yaml --from 2026-12-04T00:00Z "
+        "--to 2026-12-05T00:00Z",
+    )
+    p.add_argument("--journal", required=True, metavar="FILE|URL",
+                   help="the journal that recorded the history: a path, sqlite:/// or "
+                   "postgresql:// URL")
+    p.add_argument("--policy", required=True, help=POLICY + ": the new policy to try")
+    p.add_argument("--baseline", metavar="FILE", help="the policy to compare with (default: "
+                   "the one the journal's daemon last ran, recorded at its start)")
+    p.add_argument("--from", dest="since", metavar="T",
+                   help="start: ISO 8601 (UTC unless a zone is given) or Unix seconds "
+                   "(default: the first observation kept)")
+    p.add_argument("--to", dest="until", metavar="T", help="end, likewise (default: the last)")
+    p.add_argument("--time-scale", type=float, help=SCALE + ": applied to --policy and "
+                   "--baseline")
 
     p = command("report", "write an incident's report as Markdown (stdout, or --out FILE)",
                 handle.report, "watchdog report 3 --out incident-3.md")

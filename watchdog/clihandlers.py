@@ -266,6 +266,15 @@ def explain(args: argparse.Namespace) -> int:
     )
 
 
+def replay(args: argparse.Namespace) -> int:
+    from watchdog.commands.replaycmd import replay_command
+
+    return replay_command(
+        args.journal, args.policy, baseline_file=args.baseline, since=args.since,
+        until=args.until, time_scale=args.time_scale or 1.0,
+    )
+
+
 def report(args: argparse.Namespace) -> int:
     from pathlib import Path
 

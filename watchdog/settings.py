@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         5.0, gt=0, description="seconds between the daemon's status heartbeats in the journal "
         "(`watchdog status` calls one older than three of them stale)",
     )
+    observations_retention: float = Field(
+        172800.0, ge=0, description="seconds of observations kept in the journal for "
+        "`watchdog replay` (default two days: yesterday stays replayable all of today; "
+        "0: record none)",
+    )
     instance: str | None = Field(
         None, min_length=1, max_length=100,
         description="this sidecar's name among those sharing a PostgreSQL journal "

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from tests.integration.daemon_stage import Stage, staged_daemon
-from watchdog.demo import FAULTS
+from watchdog.commands.replaycmd import replay
+from watchdog.demo import FAULTS, POLICY, TIME_SCALE
 
 pytestmark = pytest.mark.slow
 
@@ -182,6 +183,14 @@ def test_every_decision_is_in_the_journal_with_its_reason(stage: Stage) -> None:
             assert all(s.status in ("succeeded", "skipped") for s in journal.steps(record.id))
     finally:
         journal.close()
+    # The observations behind those decisions were journaled (issue 18): replayed through
+    # the policy as the daemon ran it, the crash's minute opens the crashed service's
+    # incident again, and the policy file at the daemon's scale decides alike.
+    crash = next(r for r in records if r.key == "service_failure/dlq-manager")
+    diff, _ = replay(stage.state, str(POLICY), since=str(crash.opened_at - 30),
+                     until=str(crash.opened_at + 30), time_scale=TIME_SCALE)
+    assert crash.key in {i.key for i in diff.baseline.incidents}, diff.text()
+    assert not diff.differing(), diff.text()
     assert stage.metric("watchdog_incidents_open", severity="P2") == 0
     assert stage.metric("watchdog_time_to_recover_seconds_count", scenario="service_failure") >= 1
     health = httpx.get(stage.url + "/healthz", timeout=5).json()

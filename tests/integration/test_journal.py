@@ -30,6 +30,7 @@ from watchdog.model import (
     Authorization,
     Check,
     Finding,
+    Observation,
     Plan,
     Risk,
     Severity,
@@ -590,6 +591,23 @@ def test_deliveries_in_one_commit_see_each_other(journal: Journal) -> None:
     assert (third.accepted, third.ended) == (1, (("00000000000000aa", 300.0),))
     assert view == {"00000000000000aa": set()}
     assert journal.firing_alerts() == []
+
+
+def test_observations_are_kept_read_by_time_and_pruned(journal: Journal) -> None:
+    """Replay's history (schema version 4): one batch, ranged reads oldest first, pruning."""
+    assert journal.observation_span() == (0, None, None)
+    journal.record_observations([
+        Observation("dlq_depth", 10.0, 12.0),
+        Observation("breaker_state", 10.0, 1.0, series="spotify"),
+        Observation("api_health", 20.0, 0.0, error="connection refused", detail="GET /health"),
+    ])
+    assert journal.observation_span() == (3, 10.0, 20.0)
+    assert journal.observations(since=15.0) == [
+        Observation("api_health", 20.0, 0.0, error="connection refused", detail="GET /health")
+    ]
+    assert [o.series for o in journal.observations(until=10.0)] == ["", "spotify"]
+    assert journal.prune_observations(15.0) == 2
+    assert journal.observation_span() == (1, 20.0, 20.0)
 
 
 def test_sqlite_file_is_in_wal_mode_with_the_current_schema_version(tmp_path: Path) -> None:

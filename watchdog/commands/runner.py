@@ -264,6 +264,7 @@ def build_daemon(
         dry_run=dry_run,
         metrics=metrics,
         heartbeat_seconds=settings.status_heartbeat,
+        observations_retention=settings.observations_retention,
         probes=probes_for(policy, client, chosen) if sandboxed else None,
         outbox=build_outbox(policy, settings, journal, client, metrics, dry_run=dry_run)
         if shared is None or shared.acting else None,

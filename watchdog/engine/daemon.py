@@ -29,6 +29,7 @@ from watchdog.engine.incidents import Incidents
 from watchdog.engine.lastgood import LastGood, ServiceLastGood
 from watchdog.engine.opening import apply_triage
 from watchdog.engine.paging import Pages
+from watchdog.engine.recording import DEFAULT_RETENTION_SECONDS, Recorder
 from watchdog.engine.recovery import Recovery
 from watchdog.engine.reenable import Reenabler
 from watchdog.engine.statusbeat import DEFAULT_HEARTBEAT_SECONDS, StatusBeat
@@ -85,6 +86,7 @@ class Daemon:
         alerts: AlertIntake | None = None,
         carried: Carried | None = None,
         shared_journal: bool = False,
+        observations_retention: float = DEFAULT_RETENTION_SECONDS,
     ) -> None:
         self.policy = policy
         self.journal = journal
@@ -106,6 +108,12 @@ class Daemon:
         self.windows = carried.windows if carried else Windows(horizon=horizon)
         self.evaluator = Evaluator(policy)
         self.states: dict[tuple[str, str], RuleState] = dict(carried.states) if carried else {}
+        #: The raw observations journaled for `watchdog replay` (an acting daemon's only).
+        self.recorder = Recorder(
+            journal,
+            {s.name: s.interval for s in policy.signals},
+            retention_seconds=observations_retention if acting else 0.0,
+        )
         self.queue: asyncio.Queue[list[Observation]] = asyncio.Queue()
         if probes is None:
             probes = build_probes(
@@ -176,6 +184,7 @@ class Daemon:
         recovered = self.recovery.run()
         self._resolve_human_closes()
         self.reenabler.refresh()
+        self.recorder.start(self.policy, self.clock())
         log.info(
             "daemon_started",
             policy=self.policy.stack.name,
@@ -248,13 +257,17 @@ class Daemon:
     def observe(self, now: float) -> Tick:
         """Probes and alerts through the rules: the part of a tick that decides nothing."""
         while not self.queue.empty():
-            self.record(self.queue.get_nowait())
+            observed = self.queue.get_nowait()
+            self.record(observed)
+            self.recorder.add(observed)
         if self._shared_alerts:
             try:
                 self.alerts.reload()
             except Exception as error:  # the journal is away: the firings held still count
                 log.warning("alerts_not_reloaded", error=str(error))
-        self.record(self.alerts.observations(now))
+        firing = self.alerts.observations(now)
+        self.record(firing)
+        self.recorder.add(firing)
         self.record(self.evaluator.derive(self.windows, now))
         result = self.evaluator.evaluate(self.windows, self.states, now)
         self.states = result.states
@@ -380,6 +393,7 @@ class Daemon:
             result.active, self.states, views, self.reenabler.pending.values()
         )
         await self.service_last_good.tick(self.healthy_services(now), views)
+        self.recorder.flush(now)
         self.health.last_tick_at = now
         self.health.ticks += 1
         self.health.paused = paused

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from watchdog.model import Alert, Finding, Plan, Severity, Step
+from watchdog.model import Alert, Finding, Observation, Plan, Severity, Step
 from watchdog.policy.followups import FollowupDue
 from watchdog.policy.statusview import DaemonRow, StatusFacts
 from watchdog.store.alerts import AlertDelivery, AlertReceipt, FiringStarts
@@ -318,6 +318,26 @@ class Journal(OutboxJournal, Protocol):
 
     def status_facts(self) -> StatusFacts:
         """What the status strip is judged from: row, pause and who, last deliveries."""
+        ...
+
+    # Observations kept for replay (watchdog.store.observations) ----------------
+
+    def record_observations(self, observations: Sequence[Observation]) -> None:
+        """Append a tick's kept samples in one transaction."""
+        ...
+
+    def observations(
+        self, *, since: float | None = None, until: float | None = None
+    ) -> list[Observation]:
+        """The kept samples in [since, until], oldest first."""
+        ...
+
+    def observation_span(self) -> tuple[int, float | None, float | None]:
+        """How many samples are kept, and the first and last time among them."""
+        ...
+
+    def prune_observations(self, before: float) -> int:
+        """Forget samples older than `before`; return how many went."""
         ...
 
     def close(self) -> None: ...

@@ -14,6 +14,7 @@ from watchdog.store.sqlite_alerts import SqliteAlerts
 from watchdog.store.sqlite_followups import SqliteFollowups
 from watchdog.store.sqlite_guards import SqliteGuards
 from watchdog.store.sqlite_incidents import SqliteIncidents
+from watchdog.store.sqlite_observations import SqliteObservations
 from watchdog.store.sqlite_outbox import SqliteOutbox
 from watchdog.store.sqlite_snapshots import SqliteSnapshots
 from watchdog.store.sqlite_status import SqliteStatus
@@ -30,6 +31,7 @@ class PgJournal(
     SqliteOutbox,
     SqliteFollowups,
     SqliteStatus,
+    SqliteObservations,
 ):
     """The `Journal` in one PostgreSQL schema, created and migrated on open."""
 

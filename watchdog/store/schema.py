@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from watchdog.store import alerts, daemonstatus, followups, undo
+from watchdog.store import alerts, daemonstatus, followups, observations, undo
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: What each version adds to the one before, run in order on an older file (and on
 #: a new one, after STATEMENTS create the version 1 tables), in the opening transaction.
@@ -33,6 +33,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE outbox ADD COLUMN claimed_by TEXT",
         "ALTER TABLE outbox ADD COLUMN claimed_until REAL",
     ),
+    # The observations that fed decisions, kept compactly for `watchdog replay`
+    # (store/observations.py); a new file gains the table here too (it starts at 1).
+    4: observations.STATEMENTS,
 }
 
 STATEMENTS = (

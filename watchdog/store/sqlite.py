@@ -6,8 +6,8 @@ its own module over the shared connection of `watchdog.store.sqlite_base`
 (`sqlite_incidents`), plans and steps (`sqlite_steps`), approvals, actions and
 flags (`sqlite_guards`), snapshots and undo records (`sqlite_snapshots`),
 Alertmanager's alerts (`sqlite_alerts`), the outbox (`sqlite_outbox`) and the
-follow-ups owed after an incident (`sqlite_followups`), and the daemon's status row
-(`sqlite_status`).
+follow-ups owed after an incident (`sqlite_followups`), the daemon's status row
+(`sqlite_status`), and the observations kept for replay (`sqlite_observations`).
 
 Rows hold primitives and JSON (`json.dumps(..., sort_keys=True, default=str)`:
 anything not JSON-able is stored as its string); they are converted to records
@@ -24,6 +24,7 @@ from watchdog.store.sqlite_base import BUSY_TIMEOUT_MS, JOURNAL_MODE, dumps
 from watchdog.store.sqlite_followups import SqliteFollowups
 from watchdog.store.sqlite_guards import SqliteGuards
 from watchdog.store.sqlite_incidents import SqliteIncidents
+from watchdog.store.sqlite_observations import SqliteObservations
 from watchdog.store.sqlite_outbox import SqliteOutbox, insert_page_rows
 from watchdog.store.sqlite_snapshots import SqliteSnapshots, rows_checksum
 from watchdog.store.sqlite_status import SqliteStatus
@@ -48,5 +49,6 @@ class SqliteJournal(
     SqliteOutbox,
     SqliteFollowups,
     SqliteStatus,
+    SqliteObservations,
 ):
     """The `Journal` over one SQLite file, created with its schema on first open."""
