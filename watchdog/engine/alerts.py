@@ -154,9 +154,14 @@ class AlertIntake:
         took in, and without those it settled (a leader reads this every tick)."""
         if self._queue:  # a write of ours is under way: its firings land next tick
             return
+        try:
+            firing = self.journal.firing_alerts()
+        except Exception as error:  # the journal is away: the firings held still count
+            log.warning("alerts_not_reloaded", error=str(error))
+            return
         self._firing = FiringView()
         self.held_series = {s.name: {} for s in self._by_signals}
-        for alert in self.journal.firing_alerts():
+        for alert in firing:
             self._hold(alert)
 
     def _hold(self, alert: Alert) -> None:

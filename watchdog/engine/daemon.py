@@ -261,10 +261,7 @@ class Daemon:
             self.record(observed)
             self.recorder.add(observed)
         if self._shared_alerts:
-            try:
-                self.alerts.reload()
-            except Exception as error:  # the journal is away: the firings held still count
-                log.warning("alerts_not_reloaded", error=str(error))
+            self.alerts.reload()
         firing = self.alerts.observations(now)
         self.record(firing)
         self.recorder.add(firing)
