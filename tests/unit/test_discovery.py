@@ -1,0 +1,163 @@
+"""What labels and images say of a Compose service (watchdog.policy.discovery), the generic
+policy read without targets, and `watchdog init`'s text: pure, no engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from watchdog.commands.initcmd import starting_policy
+from watchdog.policy.discovery import (
+    DiscoverySpec,
+    container_facts,
+    image_name,
+    service_facts,
+    stateful_image,
+)
+from watchdog.policy.schema import DerivedSignal
+from watchdog.policyfile import PolicyError, load_policy, parse_policy
+
+GENERIC = Path(__file__).resolve().parents[2] / "policies" / "compose-generic.yaml"
+SPEC = DiscoverySpec()
+
+
+@pytest.mark.parametrize(
+    ("image", "name", "stateful"),
+    [
+        ("postgres:16", "postgres", "postgres"),
+        ("docker.io/library/postgres:16-alpine@sha256:abc", "postgres", "postgres"),
+        ("bitnami/postgresql:15", "postgresql", "postgres"),
+        ("confluentinc/cp-kafka:7.5.0", "cp-kafka", "kafka"),
+        ("redis/redis-stack-server", "redis-stack-server", "redis"),
+        ("registry.local:5000/team/mariadb", "mariadb", "mariadb"),
+        ("ghcr.io/acme/api:1.2", "api", ""),
+        ("nginx", "nginx", ""),
+        ("acme/postgres-exporter-ui", "postgres-exporter-ui", "postgres"),  # safe side
+    ],
+)
+def test_the_image_name_says_whether_a_service_is_stateful(
+    image: str, name: str, stateful: str
+) -> None:
+    assert image_name(image) == name
+    assert stateful_image(image, SPEC.protected_images) == stateful
+
+
+def test_labels_opt_out_protect_unprotect_and_name_a_health_url() -> None:
+    plain = service_facts("api", {}, "acme/api:1", SPEC)
+    assert plain.enabled and not plain.protected and plain.health_url == ""
+    assert not service_facts("api", {"watchdog.enable": "false"}, "acme/api", SPEC).enabled
+    assert service_facts("api", {"watchdog.enable": "TRUE"}, "acme/api", SPEC).enabled
+    marked = service_facts("cache", {"watchdog.protected": "true"}, "acme/cache", SPEC)
+    assert marked.protected and marked.why_protected == "label watchdog.protected=true"
+    db = service_facts("db", {}, "postgres:16", SPEC)
+    assert db.protected and db.why_protected == "postgres image"
+    # A label says no: a throwaway Redis used as a cache may be restarted.
+    assert not service_facts("cache", {"watchdog.protected": "false"}, "redis:7", SPEC).protected
+    url = service_facts("web", {"watchdog.health.url": "http://127.0.0.1:8080/ready"}, "w", SPEC)
+    assert url.health_url == "http://127.0.0.1:8080/ready" and not url.problem
+    bad = service_facts("web", {"watchdog.health.url": "127.0.0.1:8080"}, "w", SPEC)
+    assert bad.health_url == "" and "not an http(s) URL" in bad.problem
+
+
+def inspect(service: str, image: str, **labels: str) -> dict[str, Any]:
+    return {"Config": {"Image": image, "Labels": {
+        "com.docker.compose.service": service, **labels}}}
+
+
+def test_replicas_merge_to_one_service_opted_out_or_protected_if_any_replica_is() -> None:
+    facts = container_facts(
+        [
+            inspect("web", "acme/web"),
+            inspect("web", "acme/web", **{"watchdog.enable": "false"}),
+            inspect("db", "mysql:8"),
+            inspect("db", "mysql:8"),
+            {"Config": {"Image": "x", "Labels": {}}},  # not a Compose container
+        ],
+        SPEC,
+    )
+    assert sorted(facts) == ["db", "web"]
+    assert not facts["web"].enabled and facts["db"].protected
+    assert facts["db"].words() == "db, image mysql:8, protected (mysql image)"
+
+
+def test_the_discovery_section_is_validated() -> None:
+    with pytest.raises(ValueError, match="plain lower-case image names"):
+        DiscoverySpec(protected_images=["library/postgres:16"])
+    text = GENERIC.read_text().replace("enable_label:", "enabled_label:")
+    with pytest.raises(PolicyError, match=r"discovery\.enabled_label"):
+        parse_policy(text, "generic", {})
+
+
+def share(policy_text: str, environ: dict[str, str]) -> DerivedSignal:
+    found = parse_policy(policy_text, "generic", environ).signal("services_down_share")
+    assert isinstance(found, DerivedSignal)
+    return found
+
+
+def test_the_generic_policy_unedited_shares_the_docker_health_and_with_targets_theirs() -> None:
+    text = GENERIC.read_text()
+    assert "\ntargets:" not in text  # nothing to write by hand
+    policy = load_policy(GENERIC, environ={})
+    assert policy.targets == {} and policy.discovery is not None
+    assert share(text, {}).of == ["container_healthy"]
+    assert not [s for s in policy.signals if s.kind == "http"]
+    with_targets = text.replace(
+        "\ndiscovery:\n", '\ntargets:\n  web: {url: "http://127.0.0.1:8000", service: web}\n'
+        "discovery:\n"
+    )
+    assert share(with_targets, {}).of == ["web_health"]
+
+
+def test_init_pins_the_stack_and_says_what_it_found() -> None:
+    facts = container_facts(
+        [inspect("db", "postgres:16"), inspect("web", "acme/web"),
+         inspect("tool", "acme/tool", **{"watchdog.enable": "false"}),
+         inspect("queue", "acme/q", **{"watchdog.protected": "true"})],
+        SPEC,
+    )
+    text = starting_policy(GENERIC.read_text(), 'sh"op', facts)
+    policy = parse_policy(text, "init", {"WATCHDOG_COMPOSE_PROJECT": "other"})
+    assert policy.stack.compose_project == 'sh"op' and policy.stack.name == 'sh"op'
+    assert policy.stack.protected_services == ["db", "queue"]
+    assert "#   tool, image acme/tool, opted out\n" in text
+    assert text.count("\nstack:\n") == 1 and "\nsignals:\n" in text
+
+
+class Recovering:
+    """An orchestrator that only records what `service.recover` asked of it."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[list[str], list[str]]] = []
+
+    async def recover(self, services: list[str], *, failing: list[str], stop_timeout: float) -> str:
+        self.asked.append((list(services), list(failing)))
+        return "recovered"
+
+
+def test_a_recover_step_naming_no_services_recovers_the_failing_ones_protected_refused() -> None:
+    import asyncio
+
+    import httpx
+
+    from watchdog.actions.base import ActionFailed
+    from watchdog.actions.http import HttpActions
+    from watchdog.actions.registry import build_handlers
+    from watchdog.model import Risk, Step
+
+    policy = load_policy(GENERIC, environ={})
+    fake = Recovering()
+
+    async def run(failing: str) -> str:
+        async with httpx.AsyncClient() as client:
+            handlers = build_handlers(http=HttpActions(policy, client), orchestrator=fake,  # type: ignore[arg-type]
+                                      config=None, protected=["postgres"])
+            step = Step("recover", "service.recover", Risk.SAFE,
+                        (("services", []), ("failing", failing)))
+            return (await handlers["service.recover"](step)).output
+
+    assert asyncio.run(run("api,web")) == "recovered"
+    assert fake.asked == [(["api", "web"], ["api", "web"])]
+    with pytest.raises(ActionFailed, match="protected"):
+        asyncio.run(run("postgres,web"))
