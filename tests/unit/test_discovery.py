@@ -3,6 +3,7 @@ policy read without targets, and `watchdog init`'s text: pure, no engine."""
 
 from __future__ import annotations
 
+import http.server
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,53 @@ def test_a_recover_step_naming_no_services_recovers_the_failing_ones_protected_r
     assert fake.asked == [(["api", "web"], ["api", "web"])]
     with pytest.raises(ActionFailed, match="protected"):
         asyncio.run(run("postgres,web"))
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/ok" else 503)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_a_labelled_probe_leaves_out_the_opted_out_and_reads_health_urls_too() -> None:
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    from watchdog.policy.schema import DockerSignal
+    from watchdog.probes.docker_labels import LabelledProbe
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def container(service: str, image: str, **labels: str) -> SimpleNamespace:
+        attrs = inspect(service, image, **{"com.docker.compose.project": "p", **labels})
+        attrs.update(Id=f"id-{service}", Name=f"/p-{service}-1",
+                     State={"Status": "running", "Health": {"Status": "healthy"}})
+        return SimpleNamespace(id=attrs["Id"], attrs=attrs)
+
+    found = [
+        container("web", "acme/web", **{"watchdog.health.url": base + "/down"}),
+        container("api", "acme/api", **{"watchdog.health.url": base + "/ok"}),
+        container("tool", "acme/tool", **{"watchdog.enable": "false"}),
+        container("db", "postgres:16"),
+    ]
+    client = SimpleNamespace(api=SimpleNamespace(timeout=5), close=lambda: None,
+                             containers=SimpleNamespace(list=lambda **_: found))
+    signal = DockerSignal(name="container_healthy", kind="docker", project="p", metric="healthy")
+    probe = LabelledProbe(signal, lambda: client, SPEC)
+    try:
+        readings = {o.series: o for o in asyncio.run(probe.observe())}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(readings) == ["api", "db", "web"]  # tool is never read
+    assert readings["web"].value == 0 and f"health url {base}/down: 503" in readings["web"].detail
+    assert readings["api"].value == 1 and readings["db"].value == 1
+    assert probe.protected_services() == ["db"]
+    found.pop(1)  # api removed from the stack: forgotten, not read as down
+    assert "api" not in {o.series for o in asyncio.run(probe.observe())}

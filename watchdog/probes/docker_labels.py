@@ -46,8 +46,9 @@ def url_health(url: str, timeout: float) -> tuple[bool, str]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:
             status = int(answer.status)
-    except urllib.error.HTTPError as error:
+    except urllib.error.HTTPError as error:  # a 4xx/5xx answer: its body left unread
         status = int(error.code)
+        error.close()
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         return False, f"health url {url}: {type(error).__name__}: {reason}"
