@@ -36,6 +36,8 @@ SPEC = DiscoverySpec()
         ("ghcr.io/acme/api:1.2", "api", ""),
         ("nginx", "nginx", ""),
         ("acme/postgres-exporter-ui", "postgres-exporter-ui", "postgres"),  # safe side
+        ("bitnami/mongodb:7", "mongodb", "mongo"),
+        ("acme/consultant-api", "consultant-api", ""),  # a word, not a prefix
     ],
 )
 def test_the_image_name_says_whether_a_service_is_stateful(

@@ -16,6 +16,7 @@ module only decides, from labels and an image name handed to it (no engine, no I
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,11 +102,12 @@ def image_name(image: str) -> str:
 
 
 def stateful_image(image: str, names: list[str] | tuple[str, ...]) -> str:
-    """The well-known stateful name the image is (or starts with, or ends with after
-    a dash: "postgresql", "cp-kafka", "redis-stack"); "" for any other image."""
-    own = image_name(image)
+    """The well-known stateful name one word of the image's name is ("cp-kafka",
+    "redis-stack-server"), or is with "ql" or "db" after it ("postgresql", "mongodb");
+    "" for any other image. Whole words only: "consultant-api" is not consul."""
+    words = set(re.split(r"[-_.]", image_name(image)))
     for name in names:
-        if own == name or own.startswith(name) or own.endswith("-" + name):
+        if words & {name, name + "ql", name + "db"}:
             return name
     return ""
 
