@@ -214,3 +214,18 @@ def test_a_labelled_probe_leaves_out_the_opted_out_and_reads_health_urls_too() -
     assert probe.protected_services() == ["db"]
     found.pop(1)  # api removed from the stack: forgotten, not read as down
     assert "api" not in {o.series for o in asyncio.run(probe.observe())}
+
+
+def test_scenario_five_by_hand_counts_services_stateful_by_label_or_image_as_stateful() -> None:
+    from types import SimpleNamespace
+
+    from watchdog.actions.docker_system import DockerSystem
+
+    groups = {s: [SimpleNamespace(attrs=inspect(s, image, **labels))] for s, image, labels in (
+        ("db", "postgres:16", {}), ("web", "acme/web", {}),
+        ("queue", "acme/q", {"watchdog.protected": "true"}), ("cache", "acme/cache", {}))}
+    named = DockerSystem(lambda: None, "p", protected=["cache"], reverter=None, records=None)  # type: ignore[arg-type]
+    assert named._stateful(groups) == {"cache"}  # no discovery: the policy's names alone
+    found = DockerSystem(lambda: None, "p", protected=["cache"], reverter=None, records=None,  # type: ignore[arg-type]
+                         spec=SPEC)
+    assert found._stateful(groups) == {"cache", "db", "queue"}
