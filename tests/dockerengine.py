@@ -221,14 +221,18 @@ def run_service(
     restart: str = "no",
     healthcheck: bool = True,
     volumes: dict[str, dict[str, str]] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> docker.models.containers.Container:
     """A container as Compose would label it, serving `www` on 127.0.0.1:`port`.
 
     `healthcheck=False` leaves out the Docker healthcheck (the image has none), as in
     the many stacks where only an HTTP probe sees a running service's health fail.
-    `volumes` are mounted besides `www` (a named volume: {name: {"bind": path}}).
+    `volumes` are mounted besides `www` (a named volume: {name: {"bind": path}}); `labels`
+    are added to Compose's (`watchdog.enable`, ...). Any image but BROKEN serves `www`
+    (a tag of GOOD such as "watchdog-test/postgres:16" too).
     """
     labels = {
+        **(labels or {}),
         "com.docker.compose.project": project,
         "com.docker.compose.service": service,
         "com.docker.compose.container-number": str(number),
@@ -239,7 +243,7 @@ def run_service(
     return client.containers.run(
         image,
         command=None
-        if image != GOOD
+        if image == BROKEN
         else ["/bin/httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"],
         name=f"{project}-{service}-{number}",
         labels=labels,

@@ -23,7 +23,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
      ("status", "incidents", "explain", "replay", "followups", "report", "check", "config")),
     ("act (change what happens)", ("pause", "resume", "rollback", "emergency-stop")),
     ("approve (decide on a plan that waits)", ("approve", "reject")),
-    ("set up", ("run", "validate", "people", "token", "demo", "sandbox")),
+    ("set up", ("run", "validate", "init", "people", "token", "demo", "sandbox")),
 )
 
 STATE = "the journal: a path, sqlite:/// or postgresql:// URL (WATCHDOG_STATE; default: " \
@@ -74,6 +74,15 @@ def parser() -> argparse.ArgumentParser:
                 "watchdog validate policies/songnodes.yaml --people /state/people.yaml")
     p.add_argument("files", nargs="+", metavar="FILE", help="policy files to check")
     p.add_argument("--people", help=PEOPLE + ": warn of quorums its people cannot meet")
+
+    p = command("init", "print a starting policy for a Compose stack from what its containers' "
+                "labels and images say (the generic policy, pinned to that project)", handle.init,
+                "watchdog init --compose-project shop > policies/shop.yaml",
+                "DOCKER_HOST=unix:///run/docker.sock watchdog init --compose-project shop")
+    p.add_argument("--compose-project", required=True, metavar="NAME",
+                   help="the Compose project (its com.docker.compose.project label)")
+    p.add_argument("--from", dest="template", metavar="FILE",
+                   help="the policy to start from (default: policies/compose-generic.yaml)")
 
     p = command("run", "run the daemon until SIGTERM (creates the journal)", handle.run,
                 "watchdog run --policy policies/compose-generic.yaml",

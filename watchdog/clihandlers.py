@@ -257,6 +257,14 @@ def followups(args: argparse.Namespace) -> int:
     )
 
 
+def init(args: argparse.Namespace) -> int:
+    from watchdog.commands.initcmd import run_init
+    from watchdog.commands.runner import docker_factory, docker_host
+
+    print(run_init(docker_factory(docker_host()), args.compose_project, args.template), end="")
+    return 0
+
+
 def explain(args: argparse.Namespace) -> int:
     from watchdog.commands.explaincmd import explain_command
 

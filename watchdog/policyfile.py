@@ -76,7 +76,9 @@ def expand_targets(raw: dict[str, Any]) -> dict[str, Any]:
     This is what lets one generic policy guard any Compose stack: list the
     services under `targets`, and every per-service signal, rule and list entry
     written with `{target}` is repeated for each. Elsewhere, a list item that
-    contains `{target}` becomes one item per target (`of: ["{target}_health"]`).
+    contains `{target}` becomes one item per target (`of: ["{target}_health"]`), and
+    an item `{unless_targets: X}` becomes X only in a policy without targets (what a
+    generic policy reads instead when services are discovered from labels).
     """
     targets = (
         list((raw.get("targets") or {}).keys()) if isinstance(raw.get("targets"), dict) else []
@@ -100,6 +102,8 @@ def expand_targets(raw: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(item, dict) and item.get("for_each") == "target":
                     body = {k: v for k, v in item.items() if k != "for_each"}
                     items += [fill(body, t) for t in targets]
+                elif isinstance(item, dict) and list(item) == ["unless_targets"]:
+                    items += [] if targets else [spread(item["unless_targets"])]
                 elif isinstance(item, str) and "{target}" in item:
                     items += [item.replace("{target}", t) for t in targets]
                 else:

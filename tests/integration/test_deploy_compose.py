@@ -100,16 +100,10 @@ def test_the_default_is_the_generic_policy_and_no_database() -> None:
     assert not [v for v in base["volumes"] if "backups" in v], "no host directory for backups"
     text = COMPOSE.read_text()
     assert "songnodes.yaml" not in text and "DATABASE_URL" not in text
-    generic_targets = {
-        name: _with_defaults(str(target["url"]))
-        for name, target in yaml.safe_load(GENERIC.read_text())["targets"].items()
-    }
-    for name in generic_targets:
-        url = _with_defaults(environment[f"WATCHDOG_URL_{name.upper()}"])
-        assert "127.0.0.1" not in url and "localhost" not in url, (
-            f"{name}: on the stack's network 127.0.0.1 is the sidecar itself"
-        )
-        assert url.startswith(f"http://{name}:"), f"{name} by its service name: {url}"
+    # The generic policy names no targets (services are found by their labels), so the
+    # sidecar is given no URLs to guess at.
+    assert "targets" not in yaml.safe_load(GENERIC.read_text())
+    assert not [name for name in environment if name.startswith("WATCHDOG_URL_")]
 
 
 def test_the_songnodes_overlay_adds_its_policy_store_and_backups() -> None:
@@ -172,8 +166,9 @@ def test_the_compose_files_and_the_env_example_name_the_same_settings() -> None:
     assert not missing, f"read by the Compose files, not in .env.example: {sorted(missing)}"
     unread = keys.keys() - read_by_compose - _daemon_settings() - COMPOSE_OWN
     assert not unread, f"in .env.example, read by nothing: {sorted(unread)}"
-    # The issue's three: the project, the services' URLs, the stack's name.
-    assert {"WATCHDOG_COMPOSE_PROJECT", "WATCHDOG_STACK_NAME", "WATCHDOG_URL_WEB",
+    # The issue's three: the project, the services' URLs (songnodes': the generic policy
+    # finds its services by their labels), the stack's name.
+    assert {"WATCHDOG_COMPOSE_PROJECT", "WATCHDOG_STACK_NAME",
             "WATCHDOG_URL_METADATA_ENRICHMENT"} <= keys.keys()
     lines = (DEPLOY / ".env.example").read_text().splitlines()
     for name, index in keys.items():
@@ -231,7 +226,7 @@ def test_docker_compose_reads_base_and_overlay_with_the_example_env(tmp_path: Pa
     assert generic.returncode == 0, generic.stderr
     resolved = yaml.safe_load(generic.stdout)["services"]["watchdog"]
     assert resolved["environment"]["WATCHDOG_ALERTMANAGER_TOKEN"] == key
-    assert resolved["environment"]["WATCHDOG_URL_WEB"] == "http://web:8000"
+    assert not [k for k in resolved["environment"] if k.startswith("WATCHDOG_URL_")]
     assert "WATCHDOG_CONFIG_STORE" not in resolved["environment"]
     assert "WATCHDOG_DATABASE_URL" not in resolved["environment"]
     assert resolved["volumes"] == [

@@ -19,13 +19,14 @@ GENERIC = Path(__file__).resolve().parents[2] / "policies" / "compose-generic.ya
 
 
 def share_findings(health: dict[str, float]) -> dict[str, dict[str, str]]:
-    """Feed each target's health for 40 s; the share rules' findings by rule, their params."""
+    """Feed each discovered service's Docker health for 40 s (the generic policy has no
+    targets: its share is of `container_healthy`'s series); the share rules' findings."""
     policy = load_policy(GENERIC, environ={})
     evaluator, windows, states = Evaluator(policy), Windows(), {}
     found: dict[str, dict[str, str]] = {}
     for at in range(0, 41, 5):
         for target, value in health.items():
-            windows.record(Observation(f"{target}_health", float(at), value))
+            windows.record(Observation("container_healthy", float(at), value, series=target))
         evaluator.derive(windows, float(at))
         tick = evaluator.evaluate(windows, states, float(at))
         states = tick.states
@@ -53,7 +54,8 @@ def test_the_share_plan_recovers_the_failing_and_gives_up_when_nothing_moves() -
     )
     (step,) = plan.steps
     assert step.action == "service.recover" and step.idempotent
-    assert step.param_map() == {"services": ["web", "api", "worker"], "failing": "web"}
+    # No targets: no services named; the registry recovers the failing ones it is given.
+    assert step.param_map() == {"services": [], "failing": "web"}
     assert plan.title == "Recover every failing service (web)"
     assert plan.verify_timeout_seconds == 120 and plan.give_up_seconds == 30
 

@@ -35,6 +35,7 @@ from watchdog.actions.docker import LAST_GOOD_TABLE
 from watchdog.actions.docker_engine import Engine, connect
 from watchdog.actions.docker_spec import is_replica, name, number, service_of
 from watchdog.model import Step
+from watchdog.policy.discovery import DiscoverySpec, container_facts
 
 STOP_TIMEOUT = 10
 
@@ -90,8 +91,10 @@ class DockerSystem:
         protected: Sequence[str],
         reverter: Reverter | None,
         records: LastGoodRecords,
+        spec: DiscoverySpec | None = None,
     ) -> None:
         self._factory = client_factory
+        self._spec = spec
         self.project = project
         self._protected = frozenset(protected)
         self._reverter = reverter
@@ -103,7 +106,8 @@ class DockerSystem:
         timeout = int(params.get("stop_timeout", STOP_TIMEOUT))
         async with connect(self._factory, self.project) as engine:
             groups = _groups(await engine.project_containers())
-            ordered, stateful = assign_tiers(list(groups), tiers_param(step), self._protected)
+            stateful_now = self._stateful(groups)
+            ordered, stateful = assign_tiers(list(groups), tiers_param(step), stateful_now)
             if force and stateful:
                 ordered.append(("stateful (--force)", stateful))
             lines: list[str] = []
@@ -123,7 +127,7 @@ class DockerSystem:
             raise ActionFailed("this orchestrator cannot recreate a service from its last good")
         async with connect(self._factory, self.project) as engine:
             groups = _groups(await engine.project_containers())
-        ordered, stateful = self.plan_rebuild(step, list(groups))
+        ordered, stateful = self.plan_rebuild(step, list(groups), self._stateful(groups))
         lines: list[str] = []
         stopped = [s for s in stateful if not all(_running(c) for c in groups[s])]
         if stopped:
@@ -143,8 +147,16 @@ class DockerSystem:
             {"recreated": [s for _, group in ordered for s in group]},
         )
 
+    def _stateful(self, groups: dict[str, list[Any]]) -> frozenset[str]:
+        """The policy's protected services and, with `discovery:`, those whose labels or
+        image say they are stateful (watchdog.policy.discovery)."""
+        if self._spec is None:
+            return self._protected
+        found = container_facts([dict(c.attrs) for cs in groups.values() for c in cs], self._spec)
+        return self._protected | {s for s, f in found.items() if f.protected}
+
     def plan_rebuild(
-        self, step: Step, services: Sequence[str]
+        self, step: Step, services: Sequence[str], protected: frozenset[str] | None = None
     ) -> tuple[list[tuple[str, list[str]]], list[str]]:
         """The tiers in the order to recreate them and the stateful services; refuses a
         service without a last known good record before anything is touched."""
@@ -152,7 +164,8 @@ class DockerSystem:
         if named:
             services = [s for s in services if s in {str(n) for n in named}]
         ordered, stateful = assign_tiers(
-            services, tiers_param(step), self._protected, unlisted_first=True
+            services, tiers_param(step), self._protected if protected is None else protected,
+            unlisted_first=True,
         )
         missing = [
             s
@@ -171,7 +184,7 @@ class DockerSystem:
         """Read-only: every service to recreate has its last known good record."""
         async with connect(self._factory, self.project) as engine:
             groups = _groups(await engine.project_containers())
-        ordered, _ = self.plan_rebuild(step, list(groups))
+        ordered, _ = self.plan_rebuild(step, list(groups), self._stateful(groups))
         count = sum(len(group) for _, group in ordered)
         return [f"rebuild: {count} service(s) recreated from their last known good records"]
 

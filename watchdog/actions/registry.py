@@ -86,7 +86,9 @@ def build_handlers(
 def _service_handlers(orchestrator: Orchestrator, protected: set[str]) -> dict[str, Handler]:
     def guarded(run: Callable[[Step, list[str]], Awaitable[str]]) -> Handler:
         async def handler(step: Step) -> ActionOutcome:
-            services = services_param(step)
+            # No services named (a policy whose services are discovered, not listed):
+            # the failing ones the rule's evidence names (`failing`, for service.recover).
+            services = services_param(step) or failing_param(step.param_map().get("failing"))
             touched = sorted(set(services) & protected)
             if touched and step.risk is Risk.SAFE:
                 raise ActionFailed(

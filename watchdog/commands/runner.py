@@ -21,6 +21,7 @@ from watchdog.actions.base import ConfigStore, Handler, Orchestrator, Reverter
 from watchdog.actions.config import ConfigActions
 from watchdog.actions.docker import DockerOrchestrator
 from watchdog.actions.docker_evidence import DockerEvidence
+from watchdog.actions.docker_labels import LabelledOrchestrator
 from watchdog.actions.http import HttpActions
 from watchdog.actions.registry import build_handlers, build_preflights, build_previews
 from watchdog.actions.sandbox import SandboxConfigStore, SandboxOrchestrator
@@ -75,11 +76,16 @@ def backends(
         factory = docker_factory(url)
         if policy is None or journal is None:
             return Backends(store=store, docker=factory, database_url=database_url)
-        docker_orchestrator = DockerOrchestrator(
-            factory,
-            policy.stack.compose_project or policy.stack.name,
-            snapshots=journal,
-            protected=policy.stack.protected_services,
+        project = policy.stack.compose_project or policy.stack.name
+        docker_orchestrator = (
+            DockerOrchestrator(
+                factory, project, snapshots=journal, protected=policy.stack.protected_services
+            )
+            if policy.discovery is None  # else labels and images protect services too
+            else LabelledOrchestrator(
+                factory, project, snapshots=journal, spec=policy.discovery,
+                protected=policy.stack.protected_services,
+            )
         )
         return Backends(docker_orchestrator, docker_orchestrator, store, factory, database_url)
     if value:

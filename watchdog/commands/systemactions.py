@@ -53,7 +53,7 @@ def system_actions(
         return handlers, {}
     system = DockerSystem(
         docker, project, protected=policy.stack.protected_services, reverter=reverter,
-        records=journal,
+        records=journal, spec=policy.discovery,
     )
     handlers |= {
         "system.emergency_stop": system.emergency_stop,

@@ -46,6 +46,7 @@ from watchdog.probes.base import Probe, build_probes
 from watchdog.probes.composeproject import report_empty_projects
 from watchdog.probes.docker import DockerProbe, env_client_factory
 from watchdog.probes.docker_events import DockerEvents
+from watchdog.probes.docker_labels import LabelledProbe
 from watchdog.probes.scheduler import ProbeScheduler
 from watchdog.reporting import report_failed_rollback
 from watchdog.store.journal import Journal
@@ -163,6 +164,9 @@ class Daemon:
         )
         self._healthy_signals = policy.docker_health_signals()
         self._docker_probes = [p for p in probes if isinstance(p, DockerProbe)]
+        labelled = [p for p in probes if isinstance(p, LabelledProbe)]
+        self.incidents.found_protected = lambda: sorted(  # stateful by label or image
+            {s for p in labelled for s in p.protected_services()})
         self._docker_factory = docker_factory
         self.docker_events: list[DockerEvents] = []
         self.health = health or Health(started_at=clock(), pid=os.getpid())

@@ -125,6 +125,8 @@ class Incidents:
         #: The providers and services known: plans made from an alert act on no other.
         self.known_subjects: Callable[[], KnownSubjects] | None = None
         self.facts: FactSource | None = None  #: what the impact and pre-checklist rest on
+        #: Services found stateful by their labels or image (a policy with `discovery:`).
+        self.found_protected: Callable[[], list[str]] = list
 
     # ---- bookkeeping -------------------------------------------------------
 
@@ -244,9 +246,9 @@ class Incidents:
             rung=view.rung,
             next_rung=rung.next if rung is not None else None,
             entered_at=view.entered_at,
-            protected=tuple(protected_in(plan, self.policy.stack.protected_services))
-            if plan is not None
-            else (),
+            protected=tuple(protected_in(
+                plan, [*self.policy.stack.protected_services, *self.found_protected()]
+            )) if plan is not None else (),
         )
         switches = moves.Switches(
             guards=self.policy.guards,

@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import Field
 
 from watchdog.model import Severity
+from watchdog.policy.discovery import DiscoverySpec
 from watchdog.policy.impactspecs import PrecheckSpec
 from watchdog.policy.operatingspecs import (
     Channel,
@@ -123,6 +124,9 @@ class Policy(Strict):
     #: The runbook's Post-Rollback "Immediate" checks, verified after every plan with
     #: steps besides the scenario's own checklist (its own item on a signal wins).
     post_rollback: list[CheckSpec] = Field(default_factory=list)
+    #: Services found by the Compose project's labels (watchdog.policy.discovery): with
+    #: it, Docker signals skip opted-out services and protection follows labels and images.
+    discovery: DiscoverySpec | None = None
 
     def probed_signals(self) -> list[AnySignal]:
         """The enabled signals a probe reads (not derived, not fed by alerts)."""

@@ -30,6 +30,7 @@ from watchdog.policy.schema import (
 )
 from watchdog.probes.docker import DockerProbe, env_client_factory
 from watchdog.probes.docker_changes import ChangeProbe, LastGoodRows
+from watchdog.probes.docker_labels import LabelledProbe
 from watchdog.probes.host import HostProbe
 from watchdog.probes.http import HttpProbe
 from watchdog.probes.postgres import PostgresProbe
@@ -97,6 +98,8 @@ def build_probe(
         factory = docker_client_factory or env_client_factory(signal.timeout)
         if signal.metric == "changed":
             return ChangeProbe(signal, factory, last_good)
+        if policy.discovery is not None and signal.metric != "engine_up":
+            return LabelledProbe(signal, factory, policy.discovery)  # services by their labels
         return DockerProbe(signal, factory)
     return None
 

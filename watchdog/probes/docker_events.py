@@ -25,7 +25,8 @@ from watchdog.probes.docker import ClientFactory, DockerProbe
 
 log = structlog.get_logger("watchdog.docker")
 
-RELEVANT = frozenset({"die", "oom", "start", "health_status", "kill", "stop"})
+#: `destroy`: a service removed at run time stops being read at once (with discovery).
+RELEVANT = frozenset({"die", "oom", "start", "health_status", "kill", "stop", "destroy"})
 RETRY_SECONDS = 1.0
 JOIN_SECONDS = 2.0
 
