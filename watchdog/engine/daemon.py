@@ -26,7 +26,7 @@ from watchdog.engine.executor import Executor, Preflight
 from watchdog.engine.health import Carried, Health
 from watchdog.engine.impactfacts import FactSource
 from watchdog.engine.incidents import Incidents
-from watchdog.engine.lastgood import LastGood, ServiceLastGood
+from watchdog.engine.lastgood import LastGood, ServiceLastGood, healthy_services
 from watchdog.engine.opening import apply_triage
 from watchdog.engine.paging import Pages
 from watchdog.engine.recording import DEFAULT_RETENTION_SECONDS, Recorder
@@ -162,7 +162,6 @@ class Daemon:
         self.service_last_good = ServiceLastGood(
             policy.last_good, reverter.record_last_good if reverter else None, clock
         )
-        self._healthy_signals = policy.docker_health_signals()
         self._docker_probes = [p for p in probes if isinstance(p, DockerProbe)]
         labelled = [p for p in probes if isinstance(p, LabelledProbe)]
         self.incidents.found_protected = lambda: sorted(  # stateful by label or image
@@ -325,16 +324,6 @@ class Daemon:
         found = self.journal.latest_snapshot(LAST_GOOD_TABLE.format(service=service))
         return None if found is None else list(found.rows)
 
-    def healthy_services(self, now: float) -> dict[str, bool]:
-        """Each Compose service's latest Docker health, if fresh."""
-        healthy: dict[str, bool] = {}
-        for name in self._healthy_signals:
-            limit = self.policy.signal(name).staleness_limit()
-            for series, sample in self.windows.latest_all(name):
-                if series and now - sample.at <= limit:
-                    healthy[series] = healthy.get(series, True) and sample.value == 1
-        return healthy
-
     async def _finish_in_flight(self, grace_seconds: float) -> None:
         tasks = list(self.incidents.tasks.values())
         if not tasks:
@@ -393,7 +382,7 @@ class Daemon:
         await self.last_good.tick(
             result.active, self.states, views, self.reenabler.pending.values()
         )
-        await self.service_last_good.tick(self.healthy_services(now), views)
+        await self.service_last_good.tick(healthy_services(self.policy, self.windows, now), views)
         self.recorder.flush(now)
         self.health.last_tick_at = now
         self.health.ticks += 1

@@ -256,3 +256,15 @@ class ServiceLastGood:
                 continue
             if stored:
                 log.info("last_good_service_saved", service=service)
+
+
+def healthy_services(policy: Policy, windows: Windows, now: float) -> dict[str, bool]:
+    """Each Compose service's latest Docker health, if fresh: what a service's last known
+    good record is taken on."""
+    healthy: dict[str, bool] = {}
+    for name in policy.docker_health_signals():
+        limit = policy.signal(name).staleness_limit()
+        for series, sample in windows.latest_all(name):
+            if series and now - sample.at <= limit:
+                healthy[series] = healthy.get(series, True) and sample.value == 1
+    return healthy
