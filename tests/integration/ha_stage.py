@@ -192,6 +192,20 @@ class HaStage:
         return self.rows("SELECT * FROM steps WHERE incident_id = %s ORDER BY idx, attempt",
                          incident)
 
+    def step_in_flight(self, known: set[int], action: str = "wait") -> dict[str, Any]:
+        """The step row of `action` started, not finished, in an incident newer than `known`."""
+        found: list[dict[str, Any]] = []
+
+        def started() -> bool:
+            found[:] = self.rows(
+                "SELECT s.* FROM steps s JOIN incidents i ON i.id = s.incident_id "
+                "WHERE i.scenario = %s AND s.action = %s AND s.status = 'started' "
+                "AND i.id > %s", SCENARIO, action, max(known, default=0))
+            return bool(found)
+
+        wait_for(started, 30, f"a {action} step in flight")
+        return found[0]
+
     def tokened(self, below: int) -> dict[str, set[tuple[Any, ...]]]:
         """Per fenced table, the rows (id, token) stamped with a token older than `below`."""
         return {
