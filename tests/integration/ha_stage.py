@@ -21,6 +21,7 @@ quickest fault, dlq-manager killed, is a P2) and a `wait` step before the restar
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 import uuid
@@ -270,8 +271,8 @@ class HaStage:
 
     def slack_for(self, incident: int) -> list[dict[str, Any]]:
         """Slack messages received that link to one incident."""
-        link = f"/ui/incidents/{incident}"
-        return [m for m in self.fakes.slack.messages() if link in str(m)]
+        link = re.compile(rf"/ui/incidents/{incident}(?!\d)")
+        return [m for m in self.fakes.slack.messages() if link.search(str(m))]
 
 
 def _member(

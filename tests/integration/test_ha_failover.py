@@ -201,6 +201,6 @@ def test_a_clean_stop_hands_over_at_once_without_a_page(ha: HaStage) -> None:
         new.instance, old.instance, True)
     taken = ha.lease()
     assert taken is not None and taken["token"] == lease["token"] + 1
-    # A clean hand-over is journaled as such and pages no one (an unclean one pages P2).
-    assert ha.rows("SELECT channel, body FROM outbox WHERE created_at > %s", stopped) == []
+    # A clean hand-over is journaled as such and opens nothing (an unclean one pages P2).
+    assert ha.rows("SELECT id, key FROM incidents WHERE opened_at > %s", stopped) == []
 
