@@ -93,7 +93,7 @@ def quorum_warnings(policy: Policy, people_file: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from watchdog.commands.daemonkeys import refuse_weak_keys
-    from watchdog.commands.runner import serve
+    from watchdog.commands.serving import serve
 
     settings = settings_for(args)
     refuse_weak_keys(settings)

@@ -103,6 +103,16 @@ class Metrics:
             "1 while automatic actions are paused by the kill switch.",
             registry=r,
         )
+        self.leader = Gauge(
+            "watchdog_leader",
+            "1 while this sidecar leads its stack (decides, acts, pages); 0 while it follows.",
+            registry=r,
+        )
+        self.leadership_changes = Counter(
+            "watchdog_leadership_changes_total",
+            "Times this sidecar began or ended a term as leader.",
+            registry=r,
+        )
         self.tick_duration = Histogram(
             "watchdog_tick_duration_seconds",
             "Time one decision tick took.",

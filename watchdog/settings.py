@@ -49,6 +49,17 @@ class Settings(BaseSettings):
         5.0, gt=0, description="seconds between the daemon's status heartbeats in the journal "
         "(`watchdog status` calls one older than three of them stale)",
     )
+    instance: str | None = Field(
+        None, min_length=1, max_length=100,
+        description="this sidecar's name among those sharing a PostgreSQL journal "
+        "(default: the host name); /healthz and the web page say which one leads",
+    )
+    lease_seconds: float = Field(
+        4.0, ge=1.0, le=60.0,
+        description="the leadership lease on a PostgreSQL journal: renewed every quarter of "
+        "it; a follower takes over within it after the leader dies, freezes or loses the "
+        "database",
+    )
     orchestrator: str | None = Field(
         None,
         description="docker, docker+unix:///PATH, or sandbox+http://127.0.0.1:PORT (the sandbox)",

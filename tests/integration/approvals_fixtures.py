@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from tests.served import served
 from watchdog.api.app import create_app
 from watchdog.demo import POLICY
-from watchdog.engine.daemon import Health
+from watchdog.engine.health import Health
 from watchdog.metrics import Metrics
 from watchdog.model import Severity
 from watchdog.people import People, add_person, new_token

@@ -26,7 +26,7 @@ from tests.served import served
 from watchdog.api.alertmanager import ReceiverSettings
 from watchdog.api.app import create_app
 from watchdog.engine.alerts import AlertIntake
-from watchdog.engine.daemon import Health
+from watchdog.engine.health import Health
 from watchdog.metrics import Metrics
 from watchdog.policyfile import load_policy
 from watchdog.store.journal import Journal, open_journal

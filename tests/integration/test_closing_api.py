@@ -23,7 +23,7 @@ from tests.served import served
 from watchdog.api.app import create_app
 from watchdog.demo import POLICY
 from watchdog.engine.approvals import COMMENT_LIMIT
-from watchdog.engine.daemon import Health
+from watchdog.engine.health import Health
 from watchdog.metrics import Metrics
 from watchdog.people import People
 from watchdog.policyfile import load_policy

@@ -186,3 +186,8 @@ def test_every_decision_is_in_the_journal_with_its_reason(stage: Stage) -> None:
     assert stage.metric("watchdog_time_to_recover_seconds_count", scenario="service_failure") >= 1
     health = httpx.get(stage.url + "/healthz", timeout=5).json()
     assert health["status"] == "ok" and health["ticks"] > 0
+    # One sidecar on its SQLite file always leads; it has no term to fence (issue 17).
+    assert (health["role"], health["token"], health["leader"]) == (
+        "leader", None, health["instance"])
+    assert health["stack"] == "songnodes" and health["since"] == health["started_at"]
+    assert stage.metric("watchdog_leader") == 1

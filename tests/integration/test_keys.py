@@ -29,7 +29,7 @@ from watchdog.api.alertmanager import ReceiverSettings
 from watchdog.api.app import create_app
 from watchdog.demo import POLICY, DaemonProcess, free_port, wait_for
 from watchdog.engine.alerts import AlertIntake
-from watchdog.engine.daemon import Health
+from watchdog.engine.health import Health
 from watchdog.keys import new_key
 from watchdog.metrics import Metrics
 from watchdog.people import HASH_WORKERS, People

@@ -43,7 +43,7 @@ from watchdog.actions.pgstore import PostgresConfigStore
 from watchdog.actions.registry import build_handlers
 from watchdog.api.app import create_app
 from watchdog.commands.daemonkeys import register_daemon_secrets
-from watchdog.engine.daemon import Health
+from watchdog.engine.health import Health
 from watchdog.keys import new_key
 from watchdog.logs import configure_logging
 from watchdog.metrics import Metrics

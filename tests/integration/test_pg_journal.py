@@ -7,6 +7,7 @@ for, and one daemon end to end on a PostgreSQL journal.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -15,16 +16,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import psycopg
 import pytest
 from psycopg import sql
 
 from tests.integration.daemon_stage import staged_daemon
-from watchdog.demo import POLICY, free_port
+from watchdog.demo import POLICY, DaemonProcess, free_port, wait_for
+from watchdog.engine.alerts import AlertIntake
+from watchdog.model import Alert, Severity
+from watchdog.policyfile import load_policy
 from watchdog.store.journal import open_journal
-from watchdog.store.pg_base import PgDaemonLock
+from watchdog.store.pg_base import Fenced
+from watchdog.store.pg_lease import Lease, Term
 from watchdog.store.schema import SCHEMA_VERSION
-from watchdog.store.sqlite_base import JournalLocked
 
 
 @pytest.fixture
@@ -76,40 +81,97 @@ def test_a_refused_connection_names_the_url_with_its_password_masked(pg_url: str
         open_journal(pg_url.split("?", maxsplit=1)[0] + "?schema=Bad-Name")
 
 
-def test_one_daemon_per_stack_and_schema_holds_the_session_lock(pg_url: str) -> None:
-    with PgDaemonLock(pg_url, "songnodes"):
-        with pytest.raises(JournalLocked) as caught:
-            PgDaemonLock(pg_url, "songnodes").acquire()
-        assert str(caught.value) == (
-            f"another watchdog is already running stack 'songnodes' on the journal "
-            f"{masked_form(pg_url)}?schema={schema_of(pg_url)}; stop it first, or give this "
-            "one its own ?schema="
-        )
-        with PgDaemonLock(pg_url, "other-stack"):  # another stack shares the database
-            pass
-    with PgDaemonLock(pg_url, "songnodes"):  # released with its session
-        pass
+def expire(url: str, stack: str) -> None:
+    """What a kill -9 or a SIGSTOP leaves behind, without waiting: the lease runs out."""
+    with psycopg.connect(url.split("?", maxsplit=1)[0], autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("UPDATE {}.leadership SET expires_at = 0 WHERE stack = %s").format(
+                sql.Identifier(schema_of(url))), (stack,))
+
+
+def test_one_leader_per_stack_and_a_stale_leader_s_writes_are_refused(pg_url: str) -> None:
+    open_journal(pg_url).close()  # the schema, its lease tables and fence
+    first, second = Lease(pg_url, "songnodes", "wd-a"), Lease(pg_url, "songnodes", "wd-b")
+    other = Lease(pg_url, "other-stack", "wd-c")
+    try:
+        term = first.claim()
+        assert (term.leading, term.token, term.began, term.clean) == (True, 1, True, True)
+        assert first.claim() == Term(True, 1, "wd-a", term.since)  # renewed: same term
+        assert second.claim() == Term(False, 1, "wd-a", term.since)  # follows
+        first.refuse_other_stacks()
+        with pytest.raises(ValueError, match=r"holds stack 'songnodes'; stack 'other-stack' "
+                           r"needs a \?schema= of its own"):
+            other.refuse_other_stacks()  # a schema's incidents carry no stack
+        leader = open_journal(pg_url, fence=("songnodes", 1))
+        kept = leader.open_incident(
+            key="k/1", severity=Severity.P2, scenario="s", subject="a", state="detected",
+            reason="before the take-over", at=1.0, findings=())
+        expire(pg_url, "songnodes")  # the leader froze past its lease
+        taken = second.claim()
+        assert (taken.leading, taken.token, taken.began) == (True, 2, True)
+        assert (taken.clean, taken.previous) == (False, "wd-a")
+        with pytest.raises(Fenced, match=r"^fenced: a write for stack songnodes at token 1 is "
+                           r"refused: wd-b leads it at token 2$"):
+            leader.open_incident(
+                key="k/2", severity=Severity.P2, scenario="s", subject="b", state="detected",
+                reason="after the take-over", at=2.0, findings=())
+        assert leader.fenced is not None and leader.fenced.startswith("fenced:")
+        assert not first.claim().leading  # and it knows it at its next claim
+        reader = open_journal(pg_url)
+        assert [i.key for i in reader.list_incidents(limit=5)] == ["k/1"]
+        reader.close()
+        with psycopg.connect(pg_url.split("?", maxsplit=1)[0], autocommit=True) as conn:
+            stamped = conn.execute(sql.SQL(
+                "SELECT DISTINCT fence_token FROM {}.events WHERE incident_id = %s").format(
+                    sql.Identifier(schema_of(pg_url))), (kept,)).fetchall()
+            log = conn.execute(sql.SQL(
+                "SELECT token, instance, previous_instance, clean FROM {}.leadership_log"
+                " WHERE stack = 'songnodes' ORDER BY id").format(
+                    sql.Identifier(schema_of(pg_url)))).fetchall()
+        assert stamped == [(1,)]
+        second.release()  # a clean stop hands over
+        again = first.claim()
+        assert (again.token, again.clean, again.previous) == (3, True, "wd-b")
+        assert log == [(1, "wd-a", None, True), (2, "wd-b", "wd-a", False)]
+        leader.close()
+    finally:
+        for lease in (first, second, other):
+            lease.close()
 
 
 @pytest.mark.slow
-def test_the_daemon_on_a_pg_journal_handles_a_crash_and_refuses_a_second_daemon(
+def test_the_daemon_on_a_pg_journal_handles_a_crash_and_a_second_one_follows(
     tmp_path: Path, pg_url: str
 ) -> None:
     with staged_daemon(tmp_path, state=pg_url) as stage:
+        assert httpx.get(stage.url + "/healthz").json()["role"] == "leader"
         incident = stage.inject_and_follow("crash", service="dlq-manager")
         assert incident["state"] == "resolved", incident["timeline"]
         assert [(s["name"], s["status"]) for s in incident["steps"]] == [
             ("restart the failed service", "succeeded")
         ]
+        (tmp_path / "second").mkdir()
+        second = DaemonProcess(stage.stack, tmp_path / "second", environment={
+            "WATCHDOG_STATE": pg_url, "WATCHDOG_INSTANCE": "second"}).start()
+        try:
+            wait_for(lambda: httpx.get(second.url + "/healthz").json()["leader"], 10,
+                     "the second daemon to see who leads")
+            seen = httpx.get(second.url + "/healthz").json()
+            assert (seen["role"], seen["token"], seen["instance"]) == ("follower", None, "second")
+            leader = httpx.get(stage.url + "/healthz").json()
+            assert seen["leader"] == leader["instance"] and leader["token"] == 1
+            metrics = httpx.get(second.url + "/metrics").text
+            assert "\nwatchdog_leader 0.0\n" in metrics
+            page = httpx.get(second.url + "/ui/",
+                             headers={"Authorization": f"Bearer {second.read_token}"})
+            assert page.status_code == 200, page.text[:500]
+            assert f"leader: {leader['instance']} at token 1" in page.text  # from either one
+        finally:
+            second.stop()
         env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "WATCHDOG_STATE": pg_url,
                "WATCHDOG_LISTEN": f"127.0.0.1:{free_port()}", "WATCHDOG_LOG_FORMAT": "json"}
-        second = subprocess.run(
-            [sys.executable, "-m", "watchdog.cli", "run", "--policy", str(POLICY)],
-            env=env, capture_output=True, text=True, timeout=30, check=False,
-        )
-    assert second.returncode == 2, second.stderr[-2000:]
-    assert "another watchdog is already running stack" in second.stderr
-    assert str(urlsplit(pg_url).password) not in second.stdout + second.stderr
+        logged = (tmp_path / "second" / "daemon.log").read_text()
+        assert str(urlsplit(pg_url).password) not in logged
     assert not (tmp_path / "journal.db").exists()  # the whole journal is in PostgreSQL
     listed = subprocess.run(
         [sys.executable, "-m", "watchdog.cli", "incidents", "--state", pg_url],
@@ -126,3 +188,53 @@ def test_the_daemon_on_a_pg_journal_handles_a_crash_and_refuses_a_second_daemon(
         assert [s.status for s in journal.steps(incident["id"])] == ["succeeded"]
     finally:
         journal.close()
+
+
+def test_a_leader_frozen_inside_a_write_cannot_keep_the_journal_from_a_take_over(
+    pg_url: str,
+) -> None:
+    """SIGSTOP between two statements of a write holds the journal's write lock, which a
+    take-over must wait for; the server ends the idle transaction (3 s) and the lock with it."""
+    first, second = Lease(pg_url, "songnodes", "wd-a"), Lease(pg_url, "songnodes", "wd-b")
+    leader = open_journal(pg_url, fence=("songnodes", 1))
+    try:
+        assert first.claim().token == 1
+        frozen = leader._pg  # type: ignore[attr-defined]  # what a frozen leader left open
+        frozen.execute("BEGIN")
+        frozen.execute("SELECT pg_advisory_xact_lock(%s)", (leader._write_key,))  # type: ignore[attr-defined]
+        expire(pg_url, "songnodes")
+        taken = second.claim()  # waits for the lock until the server ends the frozen one
+        assert (taken.leading, taken.token, taken.clean) == (True, 2, False)
+        def write() -> int:
+            return leader.open_incident(
+                key="k/late", severity=Severity.P2, scenario="s", subject="late",
+                state="detected", reason="woken", at=3.0, findings=())
+
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            write()  # the server ended its session; the next write connects again ...
+        with pytest.raises(Fenced, match="wd-b leads it at token 2"):
+            write()  # ... and is refused
+    finally:
+        leader.close()
+        first.close()
+        second.close()
+
+
+def test_an_alert_a_follower_takes_in_is_seen_by_the_leader(pg_url: str) -> None:
+    """Alertmanager may send to any sidecar: the leader reads the shared journal's firings."""
+    policy = load_policy(POLICY)
+    follower_side, leader_side = open_journal(pg_url), open_journal(pg_url)
+    try:
+        follower = AlertIntake(policy, follower_side, lambda: 50.0)
+        leader = AlertIntake(policy, leader_side, lambda: 50.0)
+        breach = Alert(fingerprint="f1", status="firing", starts_at=40.0, ends_at=None,
+                       labels=(("alertname", "Intrusion"), ("category", "security")))
+        asyncio.run(follower.receive([breach], group_key="g", receiver="wd", truncated=0))
+        assert leader.active == []  # what the leader's intake held when it started
+        leader.reload()
+        assert leader.active == [breach]
+        [seen] = [o for o in leader.observations(50.0) if o.signal == "security_alert"]
+        assert (seen.series, seen.value) == ("Intrusion", 1.0)
+    finally:
+        follower_side.close()
+        leader_side.close()

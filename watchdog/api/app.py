@@ -26,7 +26,7 @@ from watchdog.api.closing import closing_router
 from watchdog.api.web import web_router
 from watchdog.engine.approvals import find_incident
 from watchdog.engine.closing import DEFAULT_CLOSE_ROLES
-from watchdog.engine.daemon import Health
+from watchdog.engine.health import Health
 from watchdog.metrics import Metrics
 from watchdog.people import People
 from watchdog.policy.schema import FollowupSpec

@@ -1,25 +1,20 @@
-"""Assembling a daemon from settings and a policy, and running it until SIGTERM.
+"""Assembling a daemon from settings and a policy: backends, actions, pager, engine.
 
-`watchdog run` and `watchdog demo` both come through here, so the demo runs the
-very wiring production runs: the same journal, backends, API and signal handling.
+`watchdog run` (watchdog.commands.serving) and the commands that act by hand
+(`check`, `rollback`, `config`) build their parts here, so each acts through the
+very backends the daemon uses.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import signal
-import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AsyncExitStack
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import structlog
-import uvicorn
 
 from watchdog.actions.backup_confirm import BackupConfirm
 from watchdog.actions.base import ConfigStore, Handler, Orchestrator, Reverter
@@ -31,29 +26,22 @@ from watchdog.actions.registry import build_handlers, build_preflights, build_pr
 from watchdog.actions.sandbox import SandboxConfigStore, SandboxOrchestrator
 from watchdog.actions.sandbox_versions import SandboxSchemaGuard
 from watchdog.actions.schemaguard import SchemaGuard
-from watchdog.api.app import create_app
-from watchdog.commands.daemonkeys import register_daemon_secrets
-from watchdog.commands.journalfile import journal_path, journal_place, state_folder
-from watchdog.commands.listener import listening_socket
+from watchdog.commands.journalfile import state_folder
 from watchdog.commands.systemactions import system_actions
+from watchdog.engine.alerts import AlertIntake
 from watchdog.engine.daemon import Daemon
 from watchdog.engine.executor import Preflight
-from watchdog.heap import settle_heap
+from watchdog.engine.health import Carried, Health
 from watchdog.metrics import Metrics
 from watchdog.notify.channels import build_channels
 from watchdog.notify.outbox import Outbox
 from watchdog.notify.retry import RetryPolicy
-from watchdog.people import People
-from watchdog.policy.quorums import unmeetable_quorums
 from watchdog.policy.schema import Policy, TableSignal
 from watchdog.probes.base import Probe, build_probes
 from watchdog.probes.sandbox import sandbox_docker_probes
-from watchdog.reporting import flush_sentry, init_sentry
-from watchdog.scrub import scrub_text
 from watchdog.settings import Settings
-from watchdog.store.journal import Journal, open_journal
-from watchdog.store.pg_base import PgDaemonLock, is_pg_url
-from watchdog.store.sqlite_base import DaemonLock
+from watchdog.store.journal import Journal
+from watchdog.store.pg_base import is_pg_url
 
 log = structlog.get_logger("watchdog.runner")
 
@@ -254,10 +242,13 @@ def build_daemon(
     client: httpx.AsyncClient,
     *,
     dry_run: bool,
+    metrics: Metrics | None = None,
+    shared: Shared | None = None,
 ) -> Daemon:
+    """One engine: the only one of a single sidecar, or one term's on a shared journal."""
     chosen = backends(settings, client, policy, journal)
     table = action_table(policy, settings, journal, client, chosen)
-    metrics = Metrics.for_policy(policy)
+    metrics = metrics or Metrics.for_policy(policy)
     sandboxed = isinstance(chosen.orchestrator, SandboxOrchestrator)  # its own Docker probes
     return Daemon(
         policy,
@@ -274,8 +265,26 @@ def build_daemon(
         metrics=metrics,
         heartbeat_seconds=settings.status_heartbeat,
         probes=probes_for(policy, client, chosen) if sandboxed else None,
-        outbox=build_outbox(policy, settings, journal, client, metrics, dry_run=dry_run),
+        outbox=build_outbox(policy, settings, journal, client, metrics, dry_run=dry_run)
+        if shared is None or shared.acting else None,
+        acting=shared is None or shared.acting,
+        health=shared.health if shared else None,
+        alerts=shared.alerts if shared else None,
+        carried=shared.carried if shared else None,
+        shared_journal=shared.journal_shared if shared else False,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What every engine of a sidecar on a shared journal holds in common (the API serves
+    the same health and alert intake through every term), and whether this one acts."""
+
+    health: Health
+    alerts: AlertIntake
+    acting: bool = False
+    carried: Carried | None = None
+    journal_shared: bool = True  # by several sidecars (PostgreSQL), not one's own file
 
 
 def build_outbox(
@@ -310,86 +319,3 @@ def build_outbox(
         dry_run=dry_run,
         approval_expires=policy.guards.approval_expires,
     )
-
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the daemon decides when to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def serve(policy: Policy, settings: Settings, *, dry_run: bool = False) -> int:
-    """Run the daemon and its API until SIGTERM or SIGINT; 0 on a clean stop.
-
-    First, before anything is logged: the journal's lock (a second daemon on the same
-    journal is refused, naming the first one's pid) and the API's port (a busy one is
-    refused); both end `watchdog run` in one line with exit 2. On PostgreSQL the lock is
-    a session advisory lock per schema and stack (not leadership: see the README).
-    """
-    lock = (
-        PgDaemonLock(settings.state, policy.stack.name)
-        if is_pg_url(settings.state)
-        else DaemonLock(journal_path(settings.state).absolute())
-    )
-    with lock, listening_socket(settings) as listener:
-        return await _serve(
-            policy, settings, listener, journal_place(settings.state), dry_run=dry_run
-        )
-
-
-async def _serve(
-    policy: Policy,
-    settings: Settings,
-    listener: socket.socket,
-    journal_at: str,
-    *,
-    dry_run: bool,
-) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    register_daemon_secrets(settings, policy)
-    if settings.sentry_dsn is not None:
-        init_sentry(settings.sentry_dsn.get_secret_value())
-    people = People(settings.people, policy.roles) if settings.people else None
-    if people is not None and (hint := people.hint()) is not None:
-        log.warning("no_approvers", hint=hint)
-    elif people is not None:
-        for warning in unmeetable_quorums(policy.authority, people.holders()):
-            log.warning("quorum_unmeetable", problem=warning)
-    journal = open_journal(settings.state)
-    async with AsyncExitStack() as stack:
-        client = await stack.enter_async_context(httpx.AsyncClient())
-        daemon = build_daemon(policy, settings, journal, client, dry_run=dry_run)
-        daemon.facts.holders = people.holders if people is not None else None
-        daemon.beat.located(scrub_text(journal_at), settings.listen)
-        app = create_app(
-            journal, daemon.metrics, daemon.health, time.time, alerts=daemon.alerts,
-            people=people, close_roles=policy.close_roles, followup_items=policy.followups,
-            approval_expires=policy.guards.approval_expires,
-            read_token=settings.read_token.get_secret_value() if settings.read_token else None,
-        )
-        server = _QuietServer(
-            uvicorn.Config(
-                app,
-                host=settings.listen_host,
-                port=settings.listen_port,
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-            )
-        )
-        settle_heap()  # everything long-lived exists now
-        api = asyncio.create_task(server.serve(sockets=[listener]), name="api")
-        log.info("listening", url=f"http://{settings.listen}", journal=scrub_text(journal_at))
-        try:
-            await daemon.run(stop)
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(api, timeout=5)
-            journal.close()
-            flush_sentry()
-    return 0

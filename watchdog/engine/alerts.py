@@ -149,6 +149,16 @@ class AlertIntake:
             kept.append((delivery, waiting))
         return kept
 
+    def reload(self) -> None:
+        """Hold the journal's firing alerts anew: those another sidecar on the same journal
+        took in, and without those it settled (a leader reads this every tick)."""
+        if self._queue:  # a write of ours is under way: its firings land next tick
+            return
+        self._firing = FiringView()
+        self.held_series = {s.name: {} for s in self._by_signals}
+        for alert in self.journal.firing_alerts():
+            self._hold(alert)
+
     def _hold(self, alert: Alert) -> None:
         if self._firing.hold(alert):
             self._count(alert, 1)

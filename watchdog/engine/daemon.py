@@ -13,7 +13,6 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -24,19 +23,21 @@ from watchdog.actions.docker import LAST_GOOD_TABLE
 from watchdog.engine.alerts import AlertIntake
 from watchdog.engine.closing import closes_to_resolve
 from watchdog.engine.executor import Executor, Preflight
+from watchdog.engine.health import Carried, Health
 from watchdog.engine.impactfacts import FactSource
 from watchdog.engine.incidents import Incidents
 from watchdog.engine.lastgood import LastGood, ServiceLastGood
 from watchdog.engine.opening import apply_triage
+from watchdog.engine.paging import Pages
 from watchdog.engine.recovery import Recovery
 from watchdog.engine.reenable import Reenabler
 from watchdog.engine.statusbeat import DEFAULT_HEARTBEAT_SECONDS, StatusBeat
 from watchdog.engine.subjects import Subjects
 from watchdog.engine.watching import Watch
 from watchdog.metrics import Metrics
-from watchdog.model import Observation, Plan, Severity
+from watchdog.model import Observation
 from watchdog.notify.outbox import Outbox
-from watchdog.policy.rules import Evaluator, RuleState
+from watchdog.policy.rules import Evaluator, RuleState, Tick
 from watchdog.policy.schema import Policy
 from watchdog.policy.triage import rule_key, triage
 from watchdog.policy.windows import Windows
@@ -47,23 +48,9 @@ from watchdog.probes.docker_events import DockerEvents
 from watchdog.probes.scheduler import ProbeScheduler
 from watchdog.reporting import report_failed_rollback
 from watchdog.store.journal import Journal
-from watchdog.store.records import PAUSED_FLAG, PageRows
+from watchdog.store.records import PAUSED_FLAG
 
 log = structlog.get_logger("watchdog.daemon")
-
-
-@dataclass(slots=True)
-class Health:
-    """What /healthz reports: the loop is alive and how far behind it is."""
-
-    started_at: float
-    pid: int = 0
-    last_tick_at: float = 0.0
-    ticks: int = 0
-    paused: bool = False
-    dry_run: bool = False
-    observations: int = 0
-    open_incidents: int = 0
 
 
 class Daemon:
@@ -93,6 +80,11 @@ class Daemon:
         probes: list[Probe] | None = None,
         outbox: Outbox | None = None,
         heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
+        acting: bool = True,
+        health: Health | None = None,
+        alerts: AlertIntake | None = None,
+        carried: Carried | None = None,
+        shared_journal: bool = False,
     ) -> None:
         self.policy = policy
         self.journal = journal
@@ -107,9 +99,13 @@ class Daemon:
             + [getattr(s, "window", 0.0) * 2 for s in policy.signals]
             + [r.window * 2 for r in policy.rules]
         )
-        self.windows = Windows(horizon=horizon)
+        #: False: a follower's engine, which probes and evaluates but never decides or writes.
+        self.acting = acting
+        #: Set when leadership is lost: steps in flight are abandoned, not waited for.
+        self.abandon = False
+        self.windows = carried.windows if carried else Windows(horizon=horizon)
         self.evaluator = Evaluator(policy)
-        self.states: dict[tuple[str, str], RuleState] = {}
+        self.states: dict[tuple[str, str], RuleState] = dict(carried.states) if carried else {}
         self.queue: asyncio.Queue[list[Observation]] = asyncio.Queue()
         if probes is None:
             probes = build_probes(
@@ -132,7 +128,10 @@ class Daemon:
         )
         self.incidents = Incidents(policy, journal, executor, self.metrics, self.windows, clock)
         self.reenabler = Reenabler(policy, journal, self.incidents, self.windows, clock)
-        self.alerts = AlertIntake(policy, journal, clock)
+        self.alerts = alerts or AlertIntake(policy, journal, clock)
+        #: On a journal shared by sidecars the intake reads the journal anew each tick:
+        #: another sidecar may have taken alerts in.
+        self._shared_alerts = shared_journal
         self.subjects = Subjects(policy, config_store, self.windows, clock)
         self.incidents.known_subjects = self.subjects.known
         # The Docker orchestrator reverts too; its Compose graph feeds every plan's impact.
@@ -141,8 +140,10 @@ class Daemon:
         self.incidents.facts = self.facts
         self.outbox = outbox
         self.incidents.on_move = self._incident_moved
-        self.incidents.compose_page = self._compose_page
-        self.incidents.compose_escalation = self._compose_escalation
+        if outbox is not None:
+            composer = Pages(outbox)
+            self.incidents.compose_page = composer.for_move
+            self.incidents.compose_escalation = composer.for_escalation
         if outbox is not None:
             self.incidents.on_page = outbox.queued
             self.incidents.on_human_close = self._closed_by_human
@@ -156,14 +157,22 @@ class Daemon:
         self._docker_probes = [p for p in probes if isinstance(p, DockerProbe)]
         self._docker_factory = docker_factory
         self.docker_events: list[DockerEvents] = []
-        self.health = Health(started_at=clock(), pid=os.getpid(), dry_run=dry_run)
+        self.health = health or Health(started_at=clock(), pid=os.getpid())
+        self.health.dry_run = dry_run
+        if health is None:
+            self.health.stack = policy.stack.name
+            self.health.since = self.health.started_at
         self.beat = StatusBeat(  # the status row `watchdog status` reads, with a heartbeat
             policy, journal, clock, dry_run=dry_run, heartbeat_seconds=heartbeat_seconds,
             channels=outbox.channels if outbox is not None else (),
         )
 
     async def run(self, stop: asyncio.Event, *, grace_seconds: float = 20.0) -> None:
-        """Until `stop` is set; then let steps in flight finish for `grace_seconds`."""
+        """Until `stop` is set; then let steps in flight finish for `grace_seconds`
+        (none when leadership was lost: `abandon`)."""
+        if not self.acting:
+            await self._observe(stop)
+            return
         recovered = self.recovery.run()
         self._resolve_human_closes()
         self.reenabler.refresh()
@@ -201,14 +210,56 @@ class Daemon:
             self.scheduler.shutdown()
             for events in self.docker_events:
                 await asyncio.to_thread(events.stop)
-            await self._finish_in_flight(grace_seconds)
+            grace = 0.0 if self.abandon else grace_seconds
+            await self._finish_in_flight(grace)
             if outbox is not None:  # pages of the last moves go out before the client closes
                 outbox_stop.set()
-                await asyncio.wait([outbox], timeout=grace_seconds)
+                await asyncio.wait([outbox], timeout=grace)
+                outbox.cancel()
             if self._own_client:
                 await self.client.aclose()
-            self.beat.stopped()
+            if not self.abandon:  # a lost term's writes are refused: nothing to mark
+                self.beat.stopped()
             log.info("daemon_stopped")
+
+    async def _observe(self, stop: asyncio.Event) -> None:
+        """A follower's watch: probes and rules run, so a take-over starts with warm
+        windows and the metrics show the stack; nothing is decided or written."""
+        self.scheduler.start()
+        self._follow_docker_events()
+        try:
+            while not stop.is_set():
+                try:
+                    self.observe(self.clock())
+                except Exception:
+                    log.exception("observe_failed")
+                self.health.last_tick_at = self.clock()
+                self.health.ticks += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.tick_seconds)
+        finally:
+            self.scheduler.shutdown()
+            for events in self.docker_events:
+                await asyncio.to_thread(events.stop)
+
+    def observe(self, now: float) -> Tick:
+        """Probes and alerts through the rules: the part of a tick that decides nothing."""
+        while not self.queue.empty():
+            self.record(self.queue.get_nowait())
+        if self._shared_alerts:
+            try:
+                self.alerts.reload()
+            except Exception as error:  # the journal is away: the firings held still count
+                log.warning("alerts_not_reloaded", error=str(error))
+        self.record(self.alerts.observations(now))
+        self.record(self.evaluator.derive(self.windows, now))
+        result = self.evaluator.evaluate(self.windows, self.states, now)
+        self.states = result.states
+        return result
+
+    def carried(self) -> Carried:
+        """What the next term's engine inherits: the signal windows and the rules' clocks."""
+        return Carried(self.windows, dict(self.states))
 
     def _incident_moved(
         self, incident_id: int, from_state: str, to_state: str, reason: str
@@ -239,36 +290,6 @@ class Daemon:
         for incident_id, was in closes_to_resolve(self.incidents.journal):
             log.info("human_close_resolve_queued", incident=incident_id, was=was)
             self._closed_by_human(incident_id, was, "closed")
-
-    def _compose_escalation(
-        self, incident_id: int, was: Severity, now: Severity
-    ) -> PageRows | None:
-        """The page a rise in severity calls for, written with the rise."""
-        return self._composed(
-            incident_id, lambda o: o.pages_for_escalation(incident_id, was, to_severity=now)
-        )
-
-    def _compose_page(
-        self, incident_id: int, from_state: str, to_state: str, reason: str, plan: Plan | None
-    ) -> PageRows | None:
-        """The page a move calls for (with the plan it commits), written in its transaction."""
-        return self._composed(
-            incident_id,
-            lambda o: o.pages_for_move(incident_id, from_state, to_state, reason, plan),
-        )
-
-    def _composed(
-        self, incident_id: int, compose: Callable[[Outbox], PageRows | None]
-    ) -> PageRows | None:
-        """A bug in composing must not stall the incident: it is logged (and reported),
-        and the move stands without its page."""
-        if self.outbox is None:
-            return None
-        try:
-            return compose(self.outbox)
-        except Exception:
-            log.exception("page_not_composed", incident=incident_id)
-            return None
 
     def _follow_docker_events(self) -> None:
         """Container deaths and health changes are seen at once, not at the next poll."""
@@ -325,13 +346,8 @@ class Daemon:
 
     async def tick(self) -> None:
         began = time.perf_counter()
-        while not self.queue.empty():
-            self.record(self.queue.get_nowait())
         now = self.clock()
-        self.record(self.alerts.observations(now))
-        self.record(self.evaluator.derive(self.windows, now))
-        result = self.evaluator.evaluate(self.windows, self.states, now)
-        self.states = result.states
+        result = self.observe(now)
         for finding in result.fired:
             log.warning(
                 "finding_fired", rule=finding.rule, series=finding.series, reason=finding.reason

@@ -73,6 +73,12 @@ class StatusBeat:
         """Where the journal file and the API are, as `watchdog run` resolved them."""
         self.row = replace(self.row, journal=journal, listen=listen)
 
+    def leads(self, instance: str, token: int, lease_seconds: float) -> None:
+        """This engine is a leader's on a shared journal: the status row says which."""
+        role = (f"leader: {instance} at token {token}, on a shared journal (a follower takes "
+                f"over within {lease_seconds:g} s)")
+        self.row = replace(self.row, role=role)
+
     def beat(self, now: float | None = None) -> None:
         now = self.clock() if now is None else now
         if now < self._next_at:

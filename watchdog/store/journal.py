@@ -373,18 +373,22 @@ class Journal(Protocol):
     def close(self) -> None: ...
 
 
-def open_journal(url_or_path: str) -> Journal:
+def open_journal(url_or_path: str, *, fence: tuple[str, int] | None = None) -> Journal:
     """Open (creating if needed) the journal named by a path or a `sqlite:///` URL.
 
     As in SQLAlchemy, `sqlite:///state/journal.db` is relative to the working
     directory and `sqlite:////var/lib/watchdog/journal.db` is absolute. A
     `postgresql://` URL opens the journal in that database, in the schema its
     `?schema=` names (default `watchdog`); errors name it with its password as `***`.
+    `fence` (stack, token): a leader's handle on a shared PostgreSQL journal, whose every
+    write the database refuses once that term is over (`watchdog.store.pg_fence`).
     """
     if is_pg_url(url_or_path):
         from watchdog.store.pg import PgJournal  # lazy: psycopg only for PostgreSQL
 
-        return PgJournal(url_or_path)
+        return PgJournal(url_or_path, fence=fence)
+    if fence is not None:
+        raise ValueError("only a PostgreSQL journal is shared by leaders and followers")
     if url_or_path.startswith(SQLITE_SCHEME):
         path = url_or_path[len(SQLITE_SCHEME) :]
         if path:

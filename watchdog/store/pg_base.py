@@ -20,9 +20,9 @@ derived from the journal's schema: one writer per journal at a time, across proc
 (the daemon and `watchdog approve` beside it), released by COMMIT or ROLLBACK. Chosen
 over SERIALIZABLE, which would need a retry loop around every method for the
 serialization failures it raises, and over row locks (`SELECT … FOR UPDATE`), which
-would fork each mixin's SQL per backend; readers never wait. Leadership and fencing
-tokens (issue 17 points 2-4) go in the same `_transaction()`, the one place a write
-commits. The crash matrix (`watchdog.store.crashpoints`) is SQLite's only.
+would fork each mixin's SQL per backend; readers never wait. A leader's handle (`fence`)
+begins each write transaction with the database's fence check (`watchdog.store.pg_fence`),
+under the same lock. The crash matrix (`watchdog.store.crashpoints`) is SQLite's only.
 
 psycopg is imported when a PostgreSQL journal is opened, never before: a daemon on
 SQLite loads none of it (tests/unit/test_startup_weight.py).
@@ -38,8 +38,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from watchdog.store import pg_schema
-from watchdog.store.sqlite_base import JournalLocked, SqliteBase
+from watchdog.store import pg_fence, pg_schema
+from watchdog.store.sqlite_base import SqliteBase
 
 if TYPE_CHECKING:
     import sqlite3
@@ -55,6 +55,21 @@ CONNECT_TIMEOUT_S = 10
 
 class JournalUnavailable(RuntimeError):
     """The PostgreSQL journal cannot be reached or logged into; the URL is masked."""
+
+
+class Fenced(RuntimeError):
+    """A write of a leader whose term has ended, refused by the database (pg_fence)."""
+
+
+#: libpq's TCP settings for every journal connection: a database cut off without a word
+#: (a dead host, a dropped route) fails a query within seconds instead of the kernel's
+#: ~15 minutes of retransmissions, so a leader cut from its journal notices and steps down.
+#: A journal transaction runs its statements back to back in milliseconds. One left open
+#: by a client that froze (SIGSTOP) or vanished behind a silent network would hold the
+#: journal's write lock, and a take-over waits for that lock: the server ends it instead.
+IDLE_IN_TRANSACTION = "SET idle_in_transaction_session_timeout = '3s'"
+TCP_SETTINGS: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1,
+                "keepalives_count": 2, "tcp_user_timeout": 5000}
 
 
 def is_pg_url(url: str) -> bool:
@@ -196,8 +211,12 @@ class _Connection:
 class PgBase(SqliteBase):
     """One PostgreSQL schema, opened with its tables: what `SqliteBase` is for a file."""
 
-    def __init__(self, url: str) -> None:  # not SqliteBase's: there is no file here
+    def __init__(self, url: str, *, fence: tuple[str, int] | None = None) -> None:
+        # not SqliteBase's: there is no file here
         self.url = url
+        self.fence: tuple[str, int] | None = None  # opening the schema is never fenced
+        #: Why the database last refused this handle's write ("fenced: ..."), if it did.
+        self.fenced: str | None = None
         self.where = masked(url)
         self._dsn, self.schema = split_url(url)
         self._lock = threading.Lock()
@@ -209,9 +228,12 @@ class PgBase(SqliteBase):
         try:
             with self._transaction() as conn:
                 pg_schema.ensure_schema(conn, schema=self.schema, where=self.where)
+                pg_fence.ensure_fencing(self._pg, self.schema)
         except BaseException:
             self._pg.close()
             raise
+        #: (stack, token) on a leader's handle: every write transaction is fenced by it.
+        self.fence = fence
 
     def _connect(self) -> psycopg.Connection[Any]:
         import psycopg
@@ -219,7 +241,7 @@ class PgBase(SqliteBase):
         try:
             conn = psycopg.connect(
                 self._dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                row_factory=_row_factory,
+                row_factory=_row_factory, **TCP_SETTINGS,
             )
         except psycopg.Error as error:
             raise JournalUnavailable(
@@ -232,6 +254,7 @@ class PgBase(SqliteBase):
             if found.fetchone() is None:
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             conn.execute(f'SET search_path TO "{self.schema}"')
+            conn.execute(IDLE_IN_TRANSACTION)
         except BaseException:
             conn.close()
             raise
@@ -252,12 +275,26 @@ class PgBase(SqliteBase):
             self._pg.execute("BEGIN")
             try:
                 self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_key,))
+                if self.fence is not None:
+                    self._check_fence()
                 yield conn
                 self._pg.execute("COMMIT")
             except BaseException:
                 if not self._pg.closed and not self._pg.broken:
                     self._pg.execute("ROLLBACK")
                 raise
+
+    def _check_fence(self) -> None:
+        import psycopg
+
+        assert self.fence is not None
+        try:
+            self._pg.execute("SELECT fence_check(%s, %s)", self.fence)
+        except psycopg.Error as error:
+            if error.sqlstate != pg_fence.FENCED_SQLSTATE:
+                raise
+            self.fenced = error.diag.message_primary or str(error).strip()
+            raise Fenced(self.fenced) from None
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -269,50 +306,3 @@ class PgBase(SqliteBase):
             if not self._closed:
                 self._closed = True
                 self._pg.close()
-
-
-class PgDaemonLock:
-    """What `DaemonLock` is for a file: one daemon per stack on a PostgreSQL journal.
-
-    A session advisory lock on (schema, stack name), held by a connection of its own
-    for the daemon's life; the server releases it when that session ends, a killed
-    daemon's included. Not leadership (issue 17 point 2): a daemon that loses its
-    connection loses the lock without knowing it.
-    """
-
-    def __init__(self, url: str, stack: str) -> None:
-        self.url = url
-        self.stack = stack
-        self._dsn, self.schema = split_url(url)
-        self._conn: psycopg.Connection[Any] | None = None
-
-    def acquire(self) -> None:
-        import psycopg
-
-        key = lock_key("watchdog daemon", self.schema, self.stack)
-        try:
-            conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
-        except psycopg.Error as error:
-            raise JournalUnavailable(
-                f"cannot open the journal {masked(self.url)}: {str(error).strip()}"
-            ) from None
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-        if not (row and row[0]):
-            conn.close()
-            raise JournalLocked(
-                f"another watchdog is already running stack {self.stack!r} on the journal "
-                f"{masked(self.url)}; stop it first, or give this one its own ?schema="
-            )
-        self._conn = conn
-
-    def release(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def __enter__(self) -> PgDaemonLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
