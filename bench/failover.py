@@ -63,7 +63,7 @@ def one_failover(stage: HaStage) -> tuple[float, float]:
 
     def new_step() -> bool:
         acted[:] = [s["started_at"] for s in stage.steps(step["incident_id"])
-                    if s["token"] is not None and s["token"] > lease["token"]]
+                    if (s["fence_token"] or 0) > lease["token"]]
         return bool(acted)
 
     wait_for(new_step, 60, "the new leader's first step")

@@ -47,8 +47,6 @@ from watchdog.sandbox.stack import SandboxStack
 LEASE_SECONDS = 2.0
 STACK = "songnodes"
 SCENARIO = "service_failure"
-#: Tables whose rows carry the writer's fencing token (NULL for unfenced writes).
-FENCED_TABLES = ("incidents", "steps", "events", "outbox", "undo")
 
 
 def ha_policy(folder: Path, slow_seconds: float) -> Path:
@@ -207,12 +205,20 @@ class HaStage:
         wait_for(started, 30, f"a {action} step in flight")
         return found[0]
 
-    def tokened(self, below: int) -> dict[str, set[tuple[Any, ...]]]:
-        """Per fenced table, the rows (id, token) stamped with a token older than `below`."""
+    def tokened(self, below: int) -> set[tuple[str, str, int]]:
+        """Every row stamped with a fencing token older than `below`: (table, ctid, token).
+
+        A later snapshot must be a subset of an earlier one: the new leader may overwrite
+        an old term's row (it leaves the set) but nobody may write one with an old token
+        (a new ctid would join it)."""
+        tables = [r["table_name"] for r in self.rows(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = %s "
+            "AND column_name = 'fence_token' ORDER BY table_name", self.schema)]
         return {
-            table: {(r["id"], r["token"]) for r in self.rows(
-                f"SELECT id, token FROM {table} WHERE token < %s", below)}
-            for table in FENCED_TABLES
+            (table, r["ctid"], r["fence_token"])
+            for table in tables
+            for r in self.rows(f'SELECT ctid::text AS ctid, fence_token FROM "{table}" '
+                               "WHERE fence_token < %s", below)
         }
 
     def db_now(self) -> float:

@@ -71,7 +71,7 @@ def test_one_of_three_leads_and_a_fault_is_handled_once(ha: HaStage) -> None:
     incident = ha.follow(known, ("resolved",))
 
     assert shape(ha, incident["id"]) == [(WAIT, 1, "succeeded"), (RESTART, 1, "succeeded")]
-    assert {s["token"] for s in ha.steps(incident["id"])} == {lease["token"]}
+    assert {s["fence_token"] for s in ha.steps(incident["id"])} == {lease["token"]}
     assert restarts(ha) == before + 1
     paged_once(ha, incident["id"])
 
@@ -97,7 +97,7 @@ def test_kill_9_mid_plan_a_follower_finishes_it_and_no_step_runs_twice(ha: HaSta
     # The wait was in flight: unknown, run again (it is idempotent); the restart ran once.
     assert shape(ha, incident["id"]) == [
         (WAIT, 1, "unknown"), (WAIT, 2, "succeeded"), (RESTART, 1, "succeeded")]
-    tokens = [s["token"] for s in ha.steps(incident["id"])]
+    tokens = [s["fence_token"] for s in ha.steps(incident["id"])]
     assert tokens[1:] == [taken["token"]] * 2
     assert restarts(ha) == before + 1
     paged_once(ha, incident["id"])
@@ -114,7 +114,7 @@ def test_a_frozen_leader_that_wakes_changes_nothing_and_steps_down(ha: HaStage) 
     taken = ha.lease()
     assert taken is not None
     # The new leader acts on the open plan before the old one wakes.
-    wait_for(lambda: any(s["token"] == taken["token"] for s in ha.steps(step["incident_id"])),
+    wait_for(lambda: any(s["fence_token"] == taken["token"] for s in ha.steps(step["incident_id"])),
              20, "a step written under the new token")
     stale = ha.tokened(taken["token"])
 
@@ -124,7 +124,7 @@ def test_a_frozen_leader_that_wakes_changes_nothing_and_steps_down(ha: HaStage) 
 
     health = old.health()
     assert health is not None and health["leader"] == new.instance, health
-    assert ha.tokened(taken["token"]) == stale, "a row written with the old token"
+    assert ha.tokened(taken["token"]) <= stale, "a row written with an old token"
     assert shape(ha, incident["id"]) == [
         (WAIT, 1, "unknown"), (WAIT, 2, "succeeded"), (RESTART, 1, "succeeded")]
     assert restarts(ha) == before + 1
@@ -151,7 +151,7 @@ def test_a_leader_cut_from_the_database_stops_acting_and_another_leads(ha: HaSta
     assert taken is not None and taken["instance"] == new.instance
     assert taken["token"] > lease["token"]
     assert shape(ha, incident["id"]) == [(WAIT, 1, "succeeded"), (RESTART, 1, "succeeded")]
-    assert {s["token"] for s in ha.steps(incident["id"])} == {taken["token"]}
+    assert {s["fence_token"] for s in ha.steps(incident["id"])} == {taken["token"]}
     assert restarts(ha) == before + 1
     paged_once(ha, incident["id"])
     # Healed, the old leader stays a follower of the new one.
