@@ -14,8 +14,9 @@ land (the fake PagerDuty and Slack), not only in the outbox. So:
   `LEASE_SECONDS` to keep the tests short.
 
 The policy is songnodes.yaml with P2 paged on open to PagerDuty and Slack (the
-quickest fault, dlq-manager killed, is a P2) and a `wait` step before the restart
-(`slow_seconds`), so a test can stop the leader while a step is in flight.
+quickest fault, dlq-manager killed, is a P2), a `wait` step before the restart
+(`slow_seconds`), so a test can stop the leader while a step is in flight, and a
+cooldown short enough for the same service to crash in test after test.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def ha_policy(folder: Path, slow_seconds: float) -> Path:
         wait = {"name": "let connections drain", "action": "wait",
                 "params": {"seconds": slow_seconds}}
         steps.insert(0, wait)
+        # The tests crash one service again every few seconds: the guards' cooldown
+        # (restart loops) would rightly escalate instead; they are not what is tested here.
+        data["guards"]["cooldown"] = "1s"
+        data["guards"]["actions_per_hour"] = 1000
 
     return songnodes_variant(folder, change)
 
@@ -204,6 +209,16 @@ class HaStage:
 
         wait_for(started, 30, f"a {action} step in flight")
         return found[0]
+
+    def wait_for_pages(self, incident: int, event: str = "trigger") -> None:
+        """Until the outbox rows of `event` for the incident are journaled as delivered."""
+
+        def delivered() -> bool:
+            found = self.rows("SELECT status FROM outbox WHERE incident_id = %s AND event = %s",
+                              incident, event)
+            return bool(found) and all(r["status"] != "pending" for r in found)
+
+        wait_for(delivered, 20, f"the {event} pages of incident {incident} journaled as sent")
 
     def tokened(self, below: int) -> set[tuple[str, str, int]]:
         """Every row stamped with a fencing token older than `below`: (table, ctid, token).
