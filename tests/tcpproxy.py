@@ -70,6 +70,8 @@ class TcpProxy:
         with self._lock:
             self._closed = True
             every = set(self._open)
+        with contextlib.suppress(OSError):  # wakes the accept() (close alone does not)
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         for sock in every:
             self._drop(sock)

@@ -324,6 +324,12 @@ def ha_stage(
         stack = cleanup.enter_context(SandboxStack(folder / "sandbox"))
         fakes = cleanup.enter_context(vendors())
         schema = f"ha_{uuid.uuid4().hex[:12]}"
+        # Made here, not by the first daemon: sidecars started together on a missing schema
+        # race in CREATE SCHEMA IF NOT EXISTS (not atomic in PostgreSQL: the loser dies
+        # with UniqueViolation on pg_namespace), a start-up defect reported apart; these
+        # tests are about failover.
+        with psycopg.connect(server.dsn, autocommit=True) as db:
+            db.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         stage = HaStage(folder, server, stack, fakes, schema)
         settings = {
             **fakes.environment(),
