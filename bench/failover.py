@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -77,14 +78,22 @@ def one_failover(stage: HaStage) -> tuple[float, float]:
 def failover(lease: float, runs: int) -> None:
     takes: list[float] = []
     firsts: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="watchdog-bench-failover-") as folder, \
-            ha_stage(Path(folder), 2, lease_seconds=lease) as stage:
+    folder = Path(tempfile.mkdtemp(prefix="watchdog-bench-failover-"))
+    with ha_stage(folder, 2, lease_seconds=lease) as stage:
         for run in range(runs):
-            take, first = one_failover(stage)
+            try:
+                take, first = one_failover(stage)
+            except TimeoutError:
+                for incident in stage.incidents()[:3]:
+                    print(f"  incident {incident['id']} {incident['scenario']} "
+                          f"{incident['state']}: {incident['timeline'][-1]['summary']}")
+                print(f"  logs kept in {folder}")
+                raise
             takes.append(take)
             firsts.append(first)
             print(f"  run {run + 1:>2}: take-over {take:5.2f} s, first action {first:5.2f} s",
                   flush=True)
+    shutil.rmtree(folder, ignore_errors=True)
     print(f"lease {lease:g} s (renewed every {lease / 4:g} s), {runs} runs, 2 sidecars: "
           f"take-over median {statistics.median(takes):.2f} s max {max(takes):.2f} s; "
           f"first action median {statistics.median(firsts):.2f} s max {max(firsts):.2f} s "

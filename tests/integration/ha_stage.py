@@ -64,6 +64,7 @@ def ha_policy(folder: Path, slow_seconds: float) -> Path:
         # (restart loops) would rightly escalate instead; they are not what is tested here.
         data["guards"]["cooldown"] = "1s"
         data["guards"]["actions_per_hour"] = 1000
+        data["guards"]["backoff_factor"] = 1.0  # nor its doubling (bench/failover.py: 10 runs)
 
     return songnodes_variant(folder, change)
 
