@@ -73,7 +73,7 @@ else:
 
     configure_logging("json")  # as the daemon logs each delivery (to /dev/null here)
     policy = load_policy("policies/songnodes.yaml", environ={})
-    journal = open_journal(folder + "/journal.db")
+    journal = open_journal(folder if "://" in folder else folder + "/journal.db")
     app = create_app(
         journal, Metrics.for_policy(policy), Health(started_at=time.time()), time.time,
         alerts=AlertIntake(policy, journal, time.time),

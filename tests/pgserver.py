@@ -202,6 +202,22 @@ class PgServer:
         if done.returncode != 0 and (self.data / "postmaster.pid").exists():
             raise RuntimeError(f"pg_ctl stop failed: {done.stdout}{done.stderr}")
 
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def start_again(self) -> None:
+        """Start a server that stop() stopped, on the same data folder and port: a
+        database restart under its clients (tests/integration/ha_stage.py)."""
+        if self._running:
+            return
+        self._running = True
+        done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path),
+                         "-w", "-t", "30", "start")
+        if done.returncode != 0:
+            raise RuntimeError(f"postgres did not start again: {done.stdout}{done.stderr}\n"
+                               f"{self._log_tail()}")
+
     # ------------------------------------------------------------ test helpers
 
     def reset_musicdb(self, extra_config_rows: int = 0) -> None:
