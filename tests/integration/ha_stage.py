@@ -252,9 +252,18 @@ class HaStage:
     # ------------------------------------------------------------ incidents and pages
 
     def incidents(self, **params: Any) -> list[dict[str, Any]]:
-        """GET /incidents from any live member (followers serve the read API too)."""
-        member = self.live()[0]
-        return read_incidents(member.url, member.daemon.read_token, **params)
+        """GET /incidents from a live member that reaches the journal (followers serve the
+        read API too). A member whose journal connection is being made again answers 503
+        (Retry-After) for about a second after the database comes back: the next is asked."""
+        deadline = time.monotonic() + 10
+        while True:
+            for member in [m for m in self.live() if not m.proxy.is_cut]:
+                try:
+                    return read_incidents(member.url, member.daemon.read_token, **params)
+                except httpx.HTTPStatusError as error:
+                    if error.response.status_code != 503 or time.monotonic() > deadline:
+                        raise
+            time.sleep(0.2)
 
     def inject(self, kind: str, scenario: str = SCENARIO, **body: Any) -> set[int]:
         """Inject a fault once no incident of `scenario` is open; the ids known before."""

@@ -32,6 +32,7 @@ from watchdog.people import People
 from watchdog.policy.explainvalues import PolicyPlaces
 from watchdog.policy.schema import FollowupSpec, Policy
 from watchdog.store.journal import Journal
+from watchdog.store.pg_base import JournalUnavailable
 from watchdog.store.records import IncidentRecord
 
 LIST_LIMIT = 1000  # incidents in one answer of GET /incidents
@@ -59,6 +60,15 @@ def create_app(
     `policy` and `places` (its file's lines) make the incident page's "why" cite them."""
     # No /docs, /redoc nor /openapi.json: every route but /healthz and /metrics needs a key.
     app = FastAPI(title="watchdog", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(JournalUnavailable)
+    def journal_away(request: Request, error: JournalUnavailable) -> JSONResponse:
+        """The journal's database is away (a sidecar cut from it, a restart): say so, and
+        that another sidecar may answer, rather than a bare 500."""
+        return JSONResponse(
+            {"detail": f"the journal is unavailable: {error}; retry, or ask another sidecar"},
+            status_code=503, headers={"Retry-After": "2"},
+        )
     access = ReadAccess(people, read_token, FailureLimiter(clock))
     if alerts is not None:
         app.include_router(alertmanager_router(alerts, receiver or ReceiverSettings(), metrics))

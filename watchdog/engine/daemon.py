@@ -274,8 +274,13 @@ class Daemon:
         return result
 
     def carried(self) -> Carried:
-        """What the next term's engine inherits: the signal windows and the rules' clocks."""
-        return Carried(self.windows, dict(self.states))
+        """What the next term's engine inherits: the signal windows, and the clocks of the
+        breaches still counting their `for`. A rule that already fired starts afresh, as
+        after a restart: a follower never saw the leader close its incident (which resets
+        it), so carried as fired it would reopen what was just resolved."""
+        states = {key: RuleState(value=s.value) if s.active else s
+                  for key, s in self.states.items()}
+        return Carried(self.windows, states)
 
     def _incident_moved(
         self, incident_id: int, from_state: str, to_state: str, reason: str

@@ -33,12 +33,14 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from watchdog.store import pg_fence, pg_schema
+from watchdog.store.pg_stall import WATCH
 from watchdog.store.sqlite_base import SqliteBase
 
 if TYPE_CHECKING:
@@ -50,7 +52,9 @@ PG_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_SCHEMA = "watchdog"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 5
+#: Between attempts to connect again, in the background, to a journal that went away.
+RETRY_AFTER_S = 1.0
 
 
 class JournalUnavailable(RuntimeError):
@@ -223,6 +227,11 @@ class PgBase(SqliteBase):
         self._closed = False
         self._crash = None
         self._write_key = lock_key("watchdog journal", self.schema)
+        self._unreachable = ""
+        self._fresh: psycopg.Connection[Any] | None = None
+        self._reconnecting: threading.Thread | None = None
+        self._swap = threading.Lock()
+        self._member = WATCH.join(self._dsn, self._fileno)
         self._id_tables = pg_schema.ID_TABLES
         self._pg = self._connect()
         try:
@@ -267,14 +276,20 @@ class PgBase(SqliteBase):
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
             raise RuntimeError(f"journal {self.where} is closed")
-        if self._pg.closed or self._pg.broken:  # a restarted server: connect again
-            self._pg = self._connect()
+        if self._pg.closed or self._pg.broken:  # a restarted server, a cut call
+            with self._swap:
+                fresh, self._fresh = self._fresh, None
+            if fresh is None:
+                self._reconnect_in_background()
+                raise JournalUnavailable(
+                    self._unreachable or f"the journal {self.where} is being reconnected")
+            self._pg = fresh
         return cast("sqlite3.Connection", _Connection(self._pg, self._id_tables))
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, the only writer of this journal while it runs."""
-        with self._lock:
+        with self._lock, WATCH.call(self._member, self.where):
             conn = self._connection()
             self._pg.execute("BEGIN")
             try:
@@ -300,8 +315,35 @@ class PgBase(SqliteBase):
             self.fenced = error.diag.message_primary or str(error).strip()
             raise Fenced(self.fenced) from None
 
+    def _reconnect_in_background(self) -> None:
+        """Connect again off the caller's thread: a database that does not answer would
+        hold the daemon's event loop for a whole connect timeout on every call. Calls fail
+        at once meanwhile; the first one after a connection is made uses it."""
+        if self._reconnecting is not None and self._reconnecting.is_alive():
+            return
+
+        def attempt() -> None:
+            while not self._closed:
+                try:
+                    made = self._connect()
+                except Exception as error:
+                    self._unreachable = str(error)
+                    time.sleep(RETRY_AFTER_S)
+                    continue
+                with self._swap:
+                    self._fresh = made
+                    self._unreachable = ""
+                return
+
+        self._reconnecting = threading.Thread(
+            target=attempt, name="journal-reconnect", daemon=True)
+        self._reconnecting.start()
+
+    def _fileno(self) -> int:
+        return self._pg.fileno()
+
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, WATCH.call(self._member, self.where):
             rows: list[sqlite3.Row] = self._connection().execute(sql, params).fetchall()
             return rows
 
@@ -309,4 +351,7 @@ class PgBase(SqliteBase):
         with self._lock:
             if not self._closed:
                 self._closed = True
+                WATCH.leave(self._member)
                 self._pg.close()
+                if self._fresh is not None:
+                    self._fresh.close()

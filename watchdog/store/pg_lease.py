@@ -31,6 +31,7 @@ from watchdog.store.pg_base import (
     masked,
     split_url,
 )
+from watchdog.store.pg_stall import WATCH
 
 if TYPE_CHECKING:
     import psycopg
@@ -72,6 +73,12 @@ class Lease:
         self._write_key = lock_key("watchdog journal", self.schema)
         self._conn: psycopg.Connection[Any] | None = None
         self.token: int | None = None
+        self._member = WATCH.join(self._dsn, self._fileno)
+
+    def _fileno(self) -> int:
+        if self._conn is None:
+            raise ValueError("no connection")
+        return self._conn.fileno()
 
     def _connection(self) -> psycopg.Connection[Any]:
         import psycopg
@@ -118,11 +125,12 @@ class Lease:
 
         conn = self._connection()
         try:
-            if self.token is not None and (term := self._renew(conn)) is not None:
-                return term
-            self.token = None
-            with conn.transaction():
-                return self._take_or_follow(conn)
+            with WATCH.call(self._member, f"lease of {self.stack}"):
+                if self.token is not None and (term := self._renew(conn)) is not None:
+                    return term
+                self.token = None
+                with conn.transaction():
+                    return self._take_or_follow(conn)
         except psycopg.Error as error:
             conn.close()
             raise JournalUnavailable(
@@ -185,15 +193,18 @@ class Lease:
         if self.token is None:
             return
         try:
-            self._connection().execute(
-                f"UPDATE leadership SET released = true, expires_at = {_NOW}"
-                " WHERE stack = %s AND holder = %s AND token = %s",
-                (self.stack, self.holder, self.token),
-            )
+            conn = self._connection()
+            with WATCH.call(self._member, f"lease of {self.stack}"):
+                conn.execute(
+                    f"UPDATE leadership SET released = true, expires_at = {_NOW}"
+                    " WHERE stack = %s AND holder = %s AND token = %s",
+                    (self.stack, self.holder, self.token),
+                )
         finally:
             self.token = None
 
     def close(self) -> None:
+        WATCH.leave(self._member)
         if self._conn is not None:
             self._conn.close()
             self._conn = None
