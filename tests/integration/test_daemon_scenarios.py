@@ -244,7 +244,10 @@ def test_a_stricter_shadow_policy_beside_live_acted_on_nothing(stage: Stage) -> 
     for agreement in ("agree", "differs", "shadow-only", "live-only"):
         counted = stage.metric("watchdog_shadow_decisions_total", agreement=agreement)
         assert counted == sum(1 for r in rows if r.agreement == agreement), agreement
-    page = httpx.get(stage.url + "/ui/", headers=read_headers(stage.daemon.read_token),
-                     timeout=5).text
+    reader = read_headers(stage.daemon.read_token)
+    page = httpx.get(stage.url + "/ui/", headers=reader, timeout=5).text
     assert 'id="shadow-decisions"' in page and "It acted on nothing" in page
     assert "shadow-only" in page and "P1 partial_outage" in page
+    crash = next(i for i in incidents if i.key == "service_failure/dlq-manager")
+    beside = httpx.get(f"{stage.url}/ui/incidents/{crash.id}", headers=reader, timeout=5).text
+    assert "Shadow policy on this key (1)" in beside and "live-only" in beside
