@@ -86,13 +86,17 @@ def parser() -> argparse.ArgumentParser:
 
     p = command("run", "run the daemon until SIGTERM (creates the journal)", handle.run,
                 "watchdog run --policy policies/compose-generic.yaml",
-                "watchdog run --policy policies/songnodes.yaml --dry-run --listen 127.0.0.1:9095")
+                "watchdog run --policy policies/songnodes.yaml --dry-run --listen 127.0.0.1:9095",
+                "watchdog run --policy policies/songnodes.yaml --shadow-policy stricter.yaml")
     p.add_argument("--policy", required=True, help=POLICY)
     p.add_argument("--state", help=STATE)
     p.add_argument("--listen", help="host:port of the API and web page (WATCHDOG_LISTEN; "
                    "default 127.0.0.1:9095)")
     p.add_argument("--dry-run", action="store_true", help="journal and print steps, touch nothing")
     p.add_argument("--time-scale", type=float, help=SCALE)
+    p.add_argument("--shadow-policy", metavar="FILE", help="a second policy evaluated beside "
+                   "the live one on the same observations, acting on nothing and paging no "
+                   "one; its would-be decisions are journaled as shadow, with their agreement")
 
     p = command("check", "probe every target once; exit 0 when all healthy, 1 otherwise",
                 handle.check, "watchdog check --policy policies/compose-generic.yaml")

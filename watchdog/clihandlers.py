@@ -102,7 +102,13 @@ def run(args: argparse.Namespace) -> int:
 
     policy = load_guarding(args.policy, settings.time_scale)
     places = policy_places(args.policy, policy)
-    return asyncio.run(serve(policy, settings, dry_run=args.dry_run, places=places))
+    shadow = (  # validated as the live one is: a bad file ends the start, naming it
+        (args.shadow_policy, load_guarding(args.shadow_policy, settings.time_scale))
+        if getattr(args, "shadow_policy", None) else None
+    )
+    return asyncio.run(
+        serve(policy, settings, dry_run=args.dry_run, places=places, shadow=shadow)
+    )
 
 
 def check(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from watchdog.model import Severity
 from watchdog.policy.schema import Policy
+from watchdog.policy.shadow import AGREEMENTS
 
 _DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 _PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
@@ -178,6 +179,13 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.shadow_decisions = Counter(
+            "watchdog_shadow_decisions_total",
+            "A shadow policy's would-be decisions (`run --shadow-policy`), by agreement with "
+            "the live policy's: agree, differs, shadow-only, live-only.",
+            ["agreement"],
+            registry=r,
+        )
         self.alert_intake = Histogram(
             "watchdog_alert_intake_seconds",
             "Time from an Alertmanager webhook arriving to its alerts being journaled.",
@@ -221,6 +229,11 @@ class Metrics:
         for kind in ("provider", "service"):
             metrics.unknown_subjects.labels(kind)
         return metrics
+
+    def shadowing(self) -> None:
+        """A shadow policy runs: its agreements show 0, not "no data", before its first."""
+        for agreement in AGREEMENTS:
+            self.shadow_decisions.labels(agreement)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

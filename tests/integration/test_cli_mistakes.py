@@ -244,3 +244,17 @@ def test_the_timeline_numbers_steps_from_1_as_the_plan_does(tmp_path: Path) -> N
     finally:
         journal.close()
     assert any(s.startswith("step 1 restart") for s in summaries), summaries
+
+
+def test_a_bad_shadow_policy_ends_the_start_naming_its_file(tmp_path: Path) -> None:
+    """`run --shadow-policy` validates the shadow like the live policy (issue 18): one line
+    naming the file and the problem, exit 2, and no journal created for a daemon that never ran."""
+    data = yaml.safe_load(POLICY.read_text())
+    data["rules"][0]["severity"] = "P9"
+    shadow = tmp_path / "stricter.yaml"
+    shadow.write_text(yaml.safe_dump(data, sort_keys=False))
+    journal = tmp_path / "journal.db"
+    line = one_line(cli("run", "--policy", str(POLICY), "--shadow-policy", str(shadow),
+                        home=tmp_path, WATCHDOG_STATE=str(journal)))
+    assert line.startswith(f"{shadow}: rules[0]") and "P9" in line, line
+    assert not journal.exists()

@@ -15,19 +15,29 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.daemon_stage import Stage, staged_daemon
+from tests.integration.daemon_stage import Stage, songnodes_variant, staged_daemon
 from watchdog.commands.replaycmd import replay
-from watchdog.demo import FAULTS, POLICY, TIME_SCALE
+from watchdog.demo import FAULTS, POLICY, TIME_SCALE, read_headers
 
 pytestmark = pytest.mark.slow
 
 CONFIG = "metadata_enrichment_config"
 
 
+def stricter_outage(data: dict[str, Any]) -> None:
+    """songnodes made stricter about partial outages: a P1 as soon as more than a tenth of
+    the services (one of nine) fail their health check for 5 s, not more than half for 1 m."""
+    rule = next(r for r in data["rules"] if r["name"] == "most-services-down")
+    rule.update(threshold=0.1, **{"for": "5s"})
+
+
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
+    """The daemon runs the stricter variant in shadow beside songnodes (issue 18): the
+    scenarios below see only the live policy act; the last test reads the shadow's rows."""
     folder = tmp_path_factory.mktemp("scenarios")
-    with staged_daemon(folder) as stage:
+    shadow = songnodes_variant(folder, stricter_outage)
+    with staged_daemon(folder, extra_args=["--shadow-policy", str(shadow)]) as stage:
         yield stage
 
 
@@ -200,3 +210,44 @@ def test_every_decision_is_in_the_journal_with_its_reason(stage: Stage) -> None:
         "leader", None, health["instance"])
     assert health["stack"] == "songnodes" and health["since"] == health["started_at"]
     assert stage.metric("watchdog_leader") == 1
+
+
+def test_a_stricter_shadow_policy_beside_live_acted_on_nothing(stage: Stage) -> None:
+    """Shadow beside live on the sandbox (issue 18): the stricter variant saw the crashed
+    dlq-manager as a P1 partial outage where the live policy opened its P2, agreed on
+    the faults it decides alike, and acted on nothing: no incident, step, page or
+    sandbox restart of its own; its rows are on /metrics and the web page."""
+    journal = stage.journal()
+    try:
+        rows = journal.shadow_decisions(limit=500)
+        incidents = journal.list_incidents(limit=100, include_closed=True)
+        acted = {i.key for i in incidents if journal.steps(i.id) or journal.deliveries(i.id)}
+        restarts_by_live = sum(
+            1 for i in incidents if i.key == "service_failure/dlq-manager"
+            for s in journal.steps(i.id)
+            if s.name == "restart the failed service" and s.status == "succeeded"
+        )
+    finally:
+        journal.close()
+    judged = {(r.key, r.agreement) for r in rows}
+    assert ("service_failure/dlq-manager", "live-only") in judged, rows
+    shadow_only = [r for r in rows if r.agreement == "shadow-only"]
+    assert shadow_only and all(r.live == "" for r in shadow_only), rows
+    assert any(r.shadow.startswith("P1 partial_outage") for r in shadow_only), shadow_only
+    assert ("configuration", "agree") in judged, rows  # same rules, same tick, same plan
+    assert all(r.policy.endswith("policy.yaml") for r in rows)
+    # It acted on nothing: its incidents are nowhere in the journal, no step or page is
+    # theirs, and the sandbox's dlq-manager was restarted only by the live policy's steps.
+    assert "partial_outage" not in {i.scenario for i in incidents}
+    assert not acted & {r.key for r in shadow_only}
+    assert stage.stack.service("dlq-manager")["restarts"] == restarts_by_live == 1
+    for agreement in ("agree", "differs", "shadow-only", "live-only"):
+        counted = stage.metric("watchdog_shadow_decisions_total", agreement=agreement)
+        assert counted == sum(1 for r in rows if r.agreement == agreement), agreement
+    reader = read_headers(stage.daemon.read_token)
+    page = httpx.get(stage.url + "/ui/", headers=reader, timeout=5).text
+    assert 'id="shadow-decisions"' in page and "It acted on nothing" in page
+    assert "shadow-only" in page and "P1 partial_outage" in page
+    crash = next(i for i in incidents if i.key == "service_failure/dlq-manager")
+    beside = httpx.get(f"{stage.url}/ui/incidents/{crash.id}", headers=reader, timeout=5).text
+    assert "Shadow policy on this key (1)" in beside and "live-only" in beside

@@ -41,6 +41,7 @@ from watchdog.store.alerts import AlertDelivery
 from watchdog.store.codec import finding_from_dict, finding_to_dict, plan_from_dict, plan_to_dict
 from watchdog.store.render import NO_INCIDENTS, TABLE_COLUMNS, incident_report, incidents_table
 from watchdog.store.schema import SCHEMA_VERSION
+from watchdog.store.shadow import ShadowDecision
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -608,6 +609,26 @@ def test_observations_are_kept_read_by_time_and_pruned(journal: Journal) -> None
     assert [o.series for o in journal.observations(until=10.0)] == ["", "spotify"]
     assert journal.prune_observations(15.0) == 2
     assert journal.observation_span() == (1, 20.0, 20.0)
+
+
+def test_shadow_decisions_are_kept_newest_first(journal: Journal) -> None:
+    """A shadow policy's judgements (schema version 5): one batch, newest first, checked."""
+    assert journal.shadow_decisions() == []
+    live = "P1 dlq_overflow on dlq (auto): 'drain': restart workers (safe)"
+    journal.record_shadow_decisions([
+        ShadowDecision(10.0, "strict.yaml", "dlq", "live opened", "", live, "live-only",
+                       "the shadow policy would have no incident on this key"),
+        ShadowDecision(30.0, "strict.yaml", "dlq", "shadow opened", live.replace("P1", "P2"),
+                       live, "differs", "severity: P1 → P2"),
+    ])
+    journal.record_shadow_decisions([])
+    newest, oldest = journal.shadow_decisions()
+    assert (newest.agreement, newest.how) == ("differs", "severity: P1 → P2")
+    assert newest.shadow.startswith("P2 dlq_overflow")
+    assert (oldest.at, oldest.shadow, oldest.live) == (10.0, "", live)
+    assert journal.shadow_decisions(limit=1) == [newest]
+    with pytest.raises(ValueError, match="shadow agreement 'maybe'"):
+        ShadowDecision(1.0, "s.yaml", "k", "shadow opened", "", "", "maybe")
 
 
 def test_sqlite_file_is_in_wal_mode_with_the_current_schema_version(tmp_path: Path) -> None:

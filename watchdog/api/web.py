@@ -132,7 +132,7 @@ def web_router(
         plans = {r.id: journal.plan(r.id) for r in opened}
         glances = {r.id: glance_of(journal, r, clock(), approval_expires) for r in opened}
         return {"opened": opened, "plans": plans, "glances": glances, "pending": pending,
-                "rollbacks": rollbacks,
+                "rollbacks": rollbacks, "shadow": journal.shadow_decisions(limit=20),
                 "followups": open_followups(journal, people, clock())}
 
     @router.get("/")

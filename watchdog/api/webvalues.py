@@ -57,6 +57,11 @@ def rollback_summary(record: IncidentRecord, steps: list[StepRecord]) -> dict[st
     }
 
 
+#: A shadow policy's decision on an incident's key is shown on its page from this long
+#: before it opened (a shadow that would have opened earlier) until it closed.
+SHADOW_LEAD_SECONDS = 60.0
+
+
 def incident_values(
     journal: Journal,
     incident_id: int,
@@ -95,4 +100,9 @@ def incident_values(
         "glance": glance(facts, now),
         "why": explain(explain_facts(record, findings=findings, plan=plan, steps=steps,
                                      events=events, policy=policy, places=places)),
+        "shadow": [
+            d for d in journal.shadow_decisions(limit=200)
+            if d.key == record.key
+            and record.opened_at - SHADOW_LEAD_SECONDS <= d.at <= (record.closed_at or now)
+        ],
     }

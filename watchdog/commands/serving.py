@@ -31,6 +31,7 @@ from watchdog.engine.alerts import AlertIntake
 from watchdog.engine.daemon import Daemon
 from watchdog.engine.health import Carried, Health
 from watchdog.engine.leadership import Terms, page_unclean_takeover
+from watchdog.engine.shadow import Shadow, announce
 from watchdog.heap import settle_heap
 from watchdog.metrics import Metrics
 from watchdog.people import People
@@ -47,6 +48,9 @@ from watchdog.store.sqlite_base import DaemonLock
 
 log = structlog.get_logger("watchdog.serve")
 
+#: `--shadow-policy`: the file as given (named in the journal and logs) and its policy.
+ShadowPolicy = tuple[str, Policy]
+
 
 class _QuietServer(uvicorn.Server):
     """uvicorn without its own signal handling: the daemon decides when to stop."""
@@ -62,6 +66,7 @@ async def serve(
     *,
     dry_run: bool = False,
     places: PolicyPlaces | None = None,
+    shadow: ShadowPolicy | None = None,
 ) -> int:
     """Run the daemon and its API until SIGTERM or SIGINT; 0 on a clean stop.
 
@@ -70,6 +75,7 @@ async def serve(
     is refused); both end `watchdog run` in one line with exit 2. On PostgreSQL several
     sidecars share the journal and one leads (`watchdog.engine.leadership`).
     `places` (the policy file's lines, `watchdog.policymarks`) are cited by the web page's why.
+    `shadow` (its file, its policy): `--shadow-policy`, beside the engine that acts.
     """
     shared = is_pg_url(settings.state)
     lock = (
@@ -79,7 +85,7 @@ async def serve(
     with lock, listening_socket(settings) as listener:
         return await _serve(
             policy, settings, listener, journal_place(settings.state), dry_run=dry_run,
-            places=places,
+            places=places, shadow=shadow,
         )
 
 
@@ -91,12 +97,15 @@ async def _serve(
     *,
     dry_run: bool,
     places: PolicyPlaces | None = None,
+    shadow: ShadowPolicy | None = None,
 ) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     register_daemon_secrets(settings, policy)
+    if shadow is not None:
+        announce(policy, shadow[1], shadow[0])
     if settings.sentry_dsn is not None:
         init_sentry(settings.sentry_dsn.get_secret_value())
     people = People(settings.people, policy.roles) if settings.people else None
@@ -120,6 +129,8 @@ async def _serve(
             )
             daemon.facts.holders = people.holders if people is not None else None
             daemon.beat.located(scrub_text(journal_at), settings.listen)
+            if shadow is not None and daemon.acting:  # the shadow runs where the engine acts
+                daemon.shadow = Shadow(policy, shadow[1], shadow[0], handle, metrics)
             return daemon
 
         if is_pg_url(settings.state):

@@ -32,12 +32,14 @@ from watchdog.engine.paging import Pages
 from watchdog.engine.recording import DEFAULT_RETENTION_SECONDS, Recorder
 from watchdog.engine.recovery import Recovery
 from watchdog.engine.reenable import Reenabler
+from watchdog.engine.shadow import Shadow
 from watchdog.engine.statusbeat import DEFAULT_HEARTBEAT_SECONDS, StatusBeat
 from watchdog.engine.subjects import Subjects
 from watchdog.engine.watching import Watch
 from watchdog.metrics import Metrics
 from watchdog.model import Observation
 from watchdog.notify.outbox import Outbox
+from watchdog.policy.replay import horizon_for, tick_seconds_for
 from watchdog.policy.rules import Evaluator, RuleState, Tick
 from watchdog.policy.schema import Policy
 from watchdog.policy.triage import rule_key, triage
@@ -95,13 +97,8 @@ class Daemon:
         self.clock = clock
         self.client = client or httpx.AsyncClient()
         self._own_client = client is None
-        shortest = min((s.interval for s in policy.signals), default=1.0)
-        self.tick_seconds = tick_seconds or min(1.0, max(0.05, shortest / 4))
-        horizon = max(
-            [600.0]
-            + [getattr(s, "window", 0.0) * 2 for s in policy.signals]
-            + [r.window * 2 for r in policy.rules]
-        )
+        self.tick_seconds = tick_seconds or tick_seconds_for(policy)
+        horizon = horizon_for(policy)
         #: False: a follower's engine, which probes and evaluates but never decides or writes.
         self.acting = acting
         #: Set when leadership is lost: steps in flight are abandoned, not waited for.
@@ -116,6 +113,8 @@ class Daemon:
             retention_seconds=observations_retention if acting else 0.0,
         )
         self.queue: asyncio.Queue[list[Observation]] = asyncio.Queue()
+        #: `run --shadow-policy`: fed what this engine records; acts on nothing.
+        self.shadow: Shadow | None = None
         if probes is None:
             probes = build_probes(
                 policy,
@@ -259,15 +258,16 @@ class Daemon:
 
     def observe(self, now: float) -> Tick:
         """Probes and alerts through the rules: the part of a tick that decides nothing."""
+        observed: list[Observation] = []
         while not self.queue.empty():
-            observed = self.queue.get_nowait()
-            self.record(observed)
-            self.recorder.add(observed)
+            observed.extend(self.queue.get_nowait())
         if self._shared_alerts:
             self.alerts.reload()
-        firing = self.alerts.observations(now)
-        self.record(firing)
-        self.recorder.add(firing)
+        observed.extend(self.alerts.observations(now))
+        self.record(observed)
+        self.recorder.add(observed)
+        if self.shadow is not None:
+            self.shadow.feed(observed)
         self.record(self.evaluator.derive(self.windows, now))
         result = self.evaluator.evaluate(self.windows, self.states, now)
         self.states = result.states
@@ -370,6 +370,8 @@ class Daemon:
         await self.subjects.before_triage(result.active, self.incidents.views)
         decisions = triage(result.active, self.incidents.open_views(), result.holding)
         apply_triage(self.incidents, decisions)
+        if self.shadow is not None:  # beside the live decisions, before anything acts on them
+            self.shadow.tick(now, decisions, self.incidents.views)
         self.watch.tick(result.active, self.states)
         self.recovery.tick()
         closed_findings = self.incidents.take_closed_findings()

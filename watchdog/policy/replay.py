@@ -25,7 +25,15 @@ from watchdog.model import AuthMode, Finding, Observation, Severity
 from watchdog.policy.planner import plan_for
 from watchdog.policy.rules import Evaluator, RuleState
 from watchdog.policy.schema import Policy
-from watchdog.policy.triage import Attach, Escalate, Open, OpenIncident, finding_id, rule_key
+from watchdog.policy.triage import (
+    Attach,
+    Escalate,
+    Open,
+    OpenIncident,
+    TriageDecision,
+    finding_id,
+    rule_key,
+)
 from watchdog.policy.triage import triage as triage_findings
 from watchdog.policy.windows import Windows
 
@@ -89,6 +97,67 @@ class Run:
     tick_seconds: float
 
 
+class Simulation:
+    """The daemon's decision tick, stepwise: what `simulate` runs over a recorded span and
+    what a shadow policy (`watchdog.engine.shadow`) runs beside the live one, tick by tick.
+
+    `feed` records raw observations (derived ones are derived again at each `step`);
+    `step(now)` runs derive, evaluate and triage, opens, escalates and ends incidents,
+    and says which it opened, escalated and ended at that tick.
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.windows = Windows(horizon=horizon_for(policy))
+        self.evaluator = Evaluator(policy)
+        self.states: dict[tuple[str, str], RuleState] = {}
+        self.open_now: dict[str, Replayed] = {}
+        self.done: list[Replayed] = []
+        self.number = 0
+
+    def feed(self, observations: Sequence[Observation]) -> None:
+        for observation in observations:
+            self.windows.record(observation)
+
+    def step(self, now: float) -> Stepped:
+        stepped = Stepped()
+        self.windows.record_all(self.evaluator.derive(self.windows, now))
+        result = self.evaluator.evaluate(self.windows, self.states, now)
+        self.states = result.states
+        views = [incident.for_triage() for incident in self.open_now.values()]
+        stepped.decisions = triage_findings(result.active, views, result.holding)
+        for decision in stepped.decisions:
+            if isinstance(decision, Open):
+                self.number += 1
+                incident = opened(self.policy, decision, self.number, now)
+                self.open_now[decision.key] = incident
+                stepped.opened.append(incident)
+            elif isinstance(decision, Escalate):
+                escalated(self.policy, self.open_now[decision.key], decision, now)
+                stepped.escalated.append(self.open_now[decision.key])
+            elif isinstance(decision, Attach):
+                self.open_now[decision.key].finding_ids.add(finding_id(decision.finding))
+        active = {finding_id(f) for f in result.active}
+        for key, incident in list(self.open_now.items()):
+            if not incident.finding_ids & active:
+                incident.closed_at = now
+                self.done.append(self.open_now.pop(key))
+                stepped.ended.append(incident)
+                for identity in incident.finding_ids:  # as the daemon: a return fires anew
+                    self.states[rule_key(identity)] = RuleState()
+        return stepped
+
+
+@dataclass(slots=True)
+class Stepped:
+    """What one tick of a `Simulation` decided: triage's decisions, and their incidents."""
+
+    decisions: list[TriageDecision] = field(default_factory=list)
+    opened: list[Replayed] = field(default_factory=list)
+    escalated: list[Replayed] = field(default_factory=list)
+    ended: list[Replayed] = field(default_factory=list)
+
+
 def simulate(
     policy: Policy,
     observations: Sequence[Observation],
@@ -103,46 +172,23 @@ def simulate(
     policy's horizon of history before it for rules with windows to read as they did).
     """
     step = tick_seconds or tick_seconds_for(policy)
-    windows = Windows(horizon=horizon_for(policy))
-    evaluator = Evaluator(policy)
-    states: dict[tuple[str, str], RuleState] = {}
-    open_now: dict[str, Replayed] = {}
-    done: list[Replayed] = []
+    simulation = Simulation(policy)
     index, total, ticks = 0, len(observations), 0
     while index < total and observations[index].at < start:  # warm-up, decides nothing
-        windows.record(observations[index])
+        simulation.windows.record(observations[index])
         index += 1
     fed = index
-    number = 0
     tick = 0
     now = start
     while now <= end:
         while index < total and observations[index].at <= now:
-            windows.record(observations[index])
+            simulation.windows.record(observations[index])
             index += 1
-        windows.record_all(evaluator.derive(windows, now))
-        result = evaluator.evaluate(windows, states, now)
-        states = result.states
-        views = [incident.for_triage() for incident in open_now.values()]
-        for decision in triage_findings(result.active, views, result.holding):
-            if isinstance(decision, Open):
-                number += 1
-                open_now[decision.key] = _opened(policy, decision, number, now)
-            elif isinstance(decision, Escalate):
-                _escalated(policy, open_now[decision.key], decision, now)
-            elif isinstance(decision, Attach):
-                open_now[decision.key].finding_ids.add(finding_id(decision.finding))
-        active = {finding_id(f) for f in result.active}
-        for key, incident in list(open_now.items()):
-            if not incident.finding_ids & active:
-                incident.closed_at = now
-                done.append(open_now.pop(key))
-                for identity in incident.finding_ids:  # as the daemon: a return fires anew
-                    states[rule_key(identity)] = RuleState()
+        simulation.step(now)
         ticks += 1
         tick += 1
         now = start + tick * step  # no drift over a day of additions
-    done.extend(open_now.values())
+    done = [*simulation.done, *simulation.open_now.values()]
     done.sort(key=lambda incident: incident.number)
     return Run(tuple(done), ticks, index - fed, start, end, step)
 
@@ -163,7 +209,9 @@ def _plan(
     return plan.title, steps, auth.mode, auth.reason
 
 
-def _opened(policy: Policy, decision: Open, number: int, now: float) -> Replayed:
+def opened(policy: Policy, decision: Open, number: int, now: float) -> Replayed:
+    """An incident as `policy` opens it on `decision`: its plan and authority from the
+    pure planner, as the daemon's `apply_triage` plans it."""
     lead = decision.findings[0]
     title, steps, mode, why = _plan(
         policy, decision.scenario, decision.severity, decision.subject, lead, number
@@ -185,7 +233,7 @@ def _opened(policy: Policy, decision: Open, number: int, now: float) -> Replayed
     )
 
 
-def _escalated(policy: Policy, incident: Replayed, decision: Escalate, now: float) -> None:
+def escalated(policy: Policy, incident: Replayed, decision: Escalate, now: float) -> None:
     """A rise in severity re-plans, as the daemon's `retriage` does."""
     incident.escalations.append((now, incident.severity, decision.severity))
     incident.severity = decision.severity

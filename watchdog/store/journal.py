@@ -31,6 +31,7 @@ from watchdog.store.records import (
     SnapshotRecord,
     StepRecord,
 )
+from watchdog.store.shadow import ShadowDecision
 from watchdog.store.sqlite import SqliteJournal
 from watchdog.store.undo import UndoRecord
 
@@ -338,6 +339,16 @@ class Journal(OutboxJournal, Protocol):
 
     def prune_observations(self, before: float) -> int:
         """Forget samples older than `before`; return how many went."""
+        ...
+
+    # A shadow policy's decisions (watchdog.store.shadow) --------------------------
+
+    def record_shadow_decisions(self, decisions: Sequence[ShadowDecision]) -> None:
+        """Append a tick's shadow decisions in one transaction."""
+        ...
+
+    def shadow_decisions(self, *, limit: int = 50) -> list[ShadowDecision]:
+        """The latest `limit` shadow decisions, newest first."""
         ...
 
     def close(self) -> None: ...

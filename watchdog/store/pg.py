@@ -16,6 +16,7 @@ from watchdog.store.sqlite_guards import SqliteGuards
 from watchdog.store.sqlite_incidents import SqliteIncidents
 from watchdog.store.sqlite_observations import SqliteObservations
 from watchdog.store.sqlite_outbox import SqliteOutbox
+from watchdog.store.sqlite_shadow import SqliteShadow
 from watchdog.store.sqlite_snapshots import SqliteSnapshots
 from watchdog.store.sqlite_status import SqliteStatus
 from watchdog.store.sqlite_steps import SqliteSteps
@@ -32,6 +33,7 @@ class PgJournal(
     SqliteFollowups,
     SqliteStatus,
     SqliteObservations,
+    SqliteShadow,
 ):
     """The `Journal` in one PostgreSQL schema, created and migrated on open."""
 

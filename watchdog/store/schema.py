@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from watchdog.store import alerts, daemonstatus, followups, observations, undo
+from watchdog.store import alerts, daemonstatus, followups, observations, shadow, undo
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: What each version adds to the one before, run in order on an older file (and on
 #: a new one, after STATEMENTS create the version 1 tables), in the opening transaction.
@@ -36,6 +36,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # The observations that fed decisions, kept compactly for `watchdog replay`
     # (store/observations.py); a new file gains the table here too (it starts at 1).
     4: observations.STATEMENTS,
+    # A shadow policy's would-be decisions beside the live ones (store/shadow.py).
+    5: shadow.STATEMENTS,
 }
 
 STATEMENTS = (

@@ -7,7 +7,8 @@ its own module over the shared connection of `watchdog.store.sqlite_base`
 flags (`sqlite_guards`), snapshots and undo records (`sqlite_snapshots`),
 Alertmanager's alerts (`sqlite_alerts`), the outbox (`sqlite_outbox`) and the
 follow-ups owed after an incident (`sqlite_followups`), the daemon's status row
-(`sqlite_status`), and the observations kept for replay (`sqlite_observations`).
+(`sqlite_status`), the observations kept for replay (`sqlite_observations`) and a
+shadow policy's decisions (`sqlite_shadow`).
 
 Rows hold primitives and JSON (`json.dumps(..., sort_keys=True, default=str)`:
 anything not JSON-able is stored as its string); they are converted to records
@@ -26,6 +27,7 @@ from watchdog.store.sqlite_guards import SqliteGuards
 from watchdog.store.sqlite_incidents import SqliteIncidents
 from watchdog.store.sqlite_observations import SqliteObservations
 from watchdog.store.sqlite_outbox import SqliteOutbox, insert_page_rows
+from watchdog.store.sqlite_shadow import SqliteShadow
 from watchdog.store.sqlite_snapshots import SqliteSnapshots, rows_checksum
 from watchdog.store.sqlite_status import SqliteStatus
 from watchdog.store.sqlite_steps import SqliteSteps
@@ -50,5 +52,6 @@ class SqliteJournal(
     SqliteFollowups,
     SqliteStatus,
     SqliteObservations,
+    SqliteShadow,
 ):
     """The `Journal` over one SQLite file, created with its schema on first open."""
