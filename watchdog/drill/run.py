@@ -30,6 +30,7 @@ from watchdog.store.journal import Journal
 FLAG = "drill:"
 FAILED_SCENARIO = "drill_failed"
 FINAL = ("resolved", "closed", "escalated", "failed")
+PROGRESS_EVERY = 5.0  # seconds between "waiting" lines while nothing else happens
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ def run_drill(
     progress(f"  +  0.0 s  injected: {injected}")
     deadline = started + timeout
     seen: dict[int, int] = {}
+    said = started
     result = DrillResult(name, target, spec.fault, injected, started)
     while True:
         ours = [i for i in journal.list_incidents(limit=20)
@@ -104,10 +106,13 @@ def run_drill(
             )
             if closed:
                 break
-        if clock() >= deadline:
+        now = clock()
+        if now >= deadline:
             break
-        progress(f"  +{clock() - started:5.1f} s  waiting ({result.state})")
-        sleep(0.5)
+        if now >= said + PROGRESS_EVERY:
+            said = now
+            progress(f"  +{now - started:5.1f} s  waiting ({result.state})")
+        sleep(0.25)
     return _with_reason(result, timeout)
 
 
