@@ -15,15 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import psycopg
 import pytest
 import yaml
 
+from tests.dockerengine import BROKEN, GOOD
 from tests.integration.notify_stage import WEBHOOK_TOKEN, Vendors
 from tests.integration.test_docker_daemon import compose_project, start_daemon, write_policy
+from tests.pgserver import PgServer
 from watchdog.cli import main
 from watchdog.demo import has_last_good, quiet, running_daemon, wait_for
 from watchdog.demosetup import demo_policy
+from watchdog.drill.faults import docker_injector, postgres_injector
 from watchdog.drill.run import last_result
+from watchdog.policy.drillspecs import DrillSpec
 from watchdog.sandbox.stack import SandboxStack
 from watchdog.store.journal import open_journal
 
@@ -140,3 +145,31 @@ def test_a_drill_on_a_real_engines_drill_project_kills_a_service_the_daemon_rest
             if project.process is not None:
                 project.process.terminate()
                 project.process.wait(30)
+
+
+def test_the_engine_injectors_pause_a_service_and_deploy_a_wrong_tag_and_the_database_one_corrupts(
+    tmp_path: Path, docker_client: docker.DockerClient, docker_url: str, musicdb: PgServer,
+) -> None:
+    with compose_project(docker_client, tmp_path, prefix="wdinject", services=("web", "api")) as (
+        project
+    ):
+        inject = docker_injector(lambda: docker.DockerClient(base_url=docker_url), project.name)
+        said = inject(DrillSpec(fault="pause", service="web"))
+        assert said == f"paused {project.name}-web-1"
+        assert project.container("web").status == "paused"
+
+        before = project.container("api").attrs
+        said = inject(DrillSpec(fault="wrong_image", service="api", image=BROKEN))
+        assert said == f"recreated {project.name}-api-1 from {BROKEN} (was {GOOD})"
+        after = project.container("api").attrs
+        assert after["Id"] != before["Id"] and after["Config"]["Image"] == BROKEN
+        assert after["Config"]["Labels"] == before["Config"]["Labels"]  # still the service
+
+    corrupt = postgres_injector(musicdb.dsn)
+    said = corrupt(DrillSpec(fault="corrupt_config",
+                             sql="UPDATE metadata_enrichment_config SET enabled = false"))
+    with psycopg.connect(musicdb.dsn) as connection:
+        rows, enabled = connection.execute(
+            "SELECT count(*), count(*) FILTER (WHERE enabled) FROM metadata_enrichment_config"
+        ).fetchone() or (0, 0)
+    assert said == f"ran the corrupting statement ({rows} rows)" and rows > 0 and enabled == 0

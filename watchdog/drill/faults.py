@@ -72,7 +72,7 @@ def _wrong_image(client: Any, project: str, container: Any, image: str) -> str:
     attrs = container.attrs
     siblings = [c.attrs for c in client.containers.list(
         all=True, filters={"label": f"com.docker.compose.project={project}"})]
-    row = {**good_row(attrs, siblings), "image": image}
+    row = {**good_row(attrs, siblings), "image": image, "image_id": image}  # the tag, resolved now
     body, _networks = create_config(
         row, network_mode=str(attrs["HostConfig"].get("NetworkMode") or "default"), current=attrs
     )
