@@ -87,7 +87,8 @@ def drill_once(
     spec = policy.drills.scenarios[name]
     where, inject = target
     timeout = spec.timeout / time_scale
-    progress(f"drill {name}: {spec.fault} on {where}, up to {timeout:g} s to recover")
+    fault = f"{spec.fault} {spec.kind}" if spec.kind else f"{spec.fault} {spec.service or ''}"
+    progress(f"drill {name}: {fault.strip()} on {where}, up to {timeout:g} s to recover")
     result = run_drill(name, spec, inject, journal, target=where, timeout=timeout,
                        clock=time.time, sleep=time.sleep, progress=progress)
     now = time.time()
@@ -123,17 +124,22 @@ def drill_command(
         print(error, file=sys.stderr)
         return 2
     journal = open_journal(existing_journal(settings))
-    client = httpx.AsyncClient()
     metrics = Metrics.for_policy(policy)
     try:
-        outbox = build_outbox(policy, settings, journal, client, metrics)
         result, paged = drill_once(
-            policy, name, target, journal, outbox=outbox, metrics=metrics,
+            policy, name, target, journal, outbox=None, metrics=metrics,
             time_scale=settings.time_scale, progress=lambda line: print(line, flush=True),
         )
+        if paged is not None:  # journaled here, delivered by the daemon's outbox worker
+            client = httpx.AsyncClient()
+            try:
+                build_outbox(policy, settings, journal, client, metrics).incident_moved(
+                    paged, "detected", "escalated", f"drill {name} failed: {result.reason}"
+                )
+            finally:
+                asyncio.run(client.aclose())
     finally:
         journal.close()
-        asyncio.run(client.aclose())
     page = report(result, paged)
     if out is not None:
         out.write_text(page)
