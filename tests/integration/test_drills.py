@@ -166,10 +166,11 @@ def test_the_engine_injectors_pause_a_service_and_deploy_a_wrong_tag_and_the_dat
         assert after["Config"]["Labels"] == before["Config"]["Labels"]  # still the service
 
     corrupt = postgres_injector(musicdb.dsn)
-    said = corrupt(DrillSpec(fault="corrupt_config",
-                             sql="UPDATE metadata_enrichment_config SET enabled = false"))
+    said = corrupt(DrillSpec(fault="corrupt_config", table="metadata_enrichment_config",
+                             column="priority_1_provider"))
     with psycopg.connect(musicdb.dsn) as connection:
-        rows, enabled = connection.execute(
-            "SELECT count(*), count(*) FILTER (WHERE enabled) FROM metadata_enrichment_config"
+        rows, named = connection.execute(
+            "SELECT count(*), count(priority_1_provider) FROM metadata_enrichment_config"
         ).fetchone() or (0, 0)
-    assert said == f"ran the corrupting statement ({rows} rows)" and rows > 0 and enabled == 0
+    assert said == f"set metadata_enrichment_config.priority_1_provider to NULL in {rows} rows"
+    assert rows > 0 and named == 0

@@ -14,9 +14,11 @@ from typing import Any
 
 from watchdog.actions.docker_spec import create_config, good_row
 from watchdog.policy.drillspecs import DrillSpec
+from watchdog.policy.identifiers import split_table
 from watchdog.sandbox.control import SandboxControl
 
 Injector = Callable[[DrillSpec], str]
+FREEZE = ("kill", "-STOP", "-1")  # the watchdog's own argv, never the policy's
 
 
 def sandbox_injector(control_url: str) -> Injector:
@@ -46,8 +48,10 @@ def docker_injector(connect: Callable[[], Any], project: str) -> Injector:
                 container.pause()
                 return f"paused {name}"
             if spec.fault == "unhealthy":
-                result = container.exec_run(spec.command)
-                return f"ran {' '.join(spec.command)} in {name} (exit {result.exit_code})"
+                # SIGSTOP to every process but PID 1 (an init) and kill itself: the container
+                # stays running, its service answers nothing, its healthcheck fails.
+                result = container.exec_run(list(FREEZE))
+                return f"froze the processes of {name} (exit {result.exit_code})"
             if spec.fault == "wrong_image":
                 return _wrong_image(client, project, container, spec.image or "")
             raise ValueError(f"a Docker drill target takes kill, pause, unhealthy or "
@@ -84,15 +88,19 @@ def _wrong_image(client: Any, project: str, container: Any, image: str) -> str:
 
 
 def postgres_injector(database_url: str) -> Injector:
-    """Runs the drill's corrupting statement in the drill database."""
+    """Sets the drill's column of its configuration table to NULL in every row."""
 
     def inject(spec: DrillSpec) -> str:
-        if spec.fault != "corrupt_config" or not spec.sql:
+        if spec.fault != "corrupt_config" or not spec.table or not spec.column:
             raise ValueError(f"a drill database takes corrupt_config only, not {spec.fault}")
         import psycopg  # loaded by a drill that uses it: 9 MB a Docker drill never needs
+        from psycopg import sql
 
+        statement = sql.SQL("UPDATE {} SET {} = NULL").format(
+            sql.Identifier(*split_table(spec.table)), sql.Identifier(spec.column)
+        )
         with psycopg.connect(database_url, autocommit=True) as connection:
-            cursor = connection.execute(spec.sql.encode())
-            return f"ran the corrupting statement ({cursor.rowcount} rows)"
+            cursor = connection.execute(statement)
+            return f"set {spec.table}.{spec.column} to NULL in {cursor.rowcount} rows"
 
     return inject

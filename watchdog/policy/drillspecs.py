@@ -7,8 +7,11 @@ runbook tests one procedure per quarter (Q1 service, Q2 database, Q3
 configuration, Q4 complete system), so a drill's `schedule` is either a quarter
 (`Q1`..`Q4`: once a year, on `day` of that quarter's first month at `at` UTC) or
 a five-field crontab line; `watchdog.drill.schedule` turns either into triggers.
-Field checks only here: the cron line is parsed where APScheduler is (not in the
-pure core), when the daemon starts and in `watchdog validate`'s unit test.
+No field is a command or a statement (tests/unit/test_policy_powers.py): `unhealthy`
+freezes the service's processes and `corrupt_config` sets a named column to NULL, each
+with what the watchdog builds itself. Only the shape of a crontab line is checked here
+(the pure core imports no scheduler); APScheduler parses it when `watchdog run` schedules
+it, and a bad one stops the start with exit 2 naming the line.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pydantic import Field, model_validator
 
 from watchdog.model import Severity
 from watchdog.policy.durations import Duration
+from watchdog.policy.identifiers import table_name
 from watchdog.policy.specbase import Strict
 
 #: The faults a drill can inject: four on a real engine's container, one on a drill
@@ -40,13 +44,12 @@ class DrillSpec(Strict):
     kind: str | None = Field(None, description="sandbox: the sandbox fault (crash, ...)")
     body: dict[str, Any] = Field(default_factory=dict, description="sandbox: its arguments")
     image: str | None = Field(None, description="wrong_image: the image:tag deployed instead")
-    command: list[str] = Field(
-        default_factory=list,
-        description="unhealthy: run in the container to fail its healthcheck",
+    table: str | None = Field(
+        None, description="corrupt_config: the configuration table in the drill database "
+        "(WATCHDOG_DATABASE_URL)"
     )
-    sql: str | None = Field(
-        None, description="corrupt_config: the statement that corrupts the configuration "
-        "table in the drill database (WATCHDOG_DATABASE_URL)"
+    column: str | None = Field(
+        None, description="corrupt_config: the column of `table` set to NULL in every row"
     )
     timeout: Duration = Field(300.0, gt=0, description="detect, act and verify within this")
     schedule: str | None = Field(
@@ -60,15 +63,18 @@ class DrillSpec(Strict):
         needs: dict[str, tuple[str, object]] = {
             "kill": ("service", self.service),
             "pause": ("service", self.service),
-            "unhealthy": ("command", self.command and self.service),
+            "unhealthy": ("service", self.service),
             "wrong_image": ("image", self.image and self.service),
-            "corrupt_config": ("sql", self.sql),
+            "corrupt_config": ("table and column", self.table and self.column),
             "sandbox": ("kind", self.kind),
         }
         field, value = needs[self.fault]
         if not value:
-            also = " and service" if self.fault in ("unhealthy", "wrong_image") else ""
+            also = " and service" if self.fault == "wrong_image" else ""
             raise ValueError(f"fault {self.fault} needs {field}{also}")
+        for name in (self.table, self.column):
+            if name is not None:
+                table_name(name)  # an identifier (schema.table), never a statement
         if not _AT.match(self.at):
             raise ValueError(f"at: expected HH:MM (UTC), found {self.at!r}")
         if self.schedule is not None and self.schedule not in QUARTERS and (

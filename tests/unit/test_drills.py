@@ -13,7 +13,7 @@ from watchdog.cli import main
 from watchdog.drill.schedule import next_runs
 from watchdog.policyfile import PolicyError, load_policy
 
-GENERIC = Path(__file__).resolve().parents[1] / "policies" / "compose-generic.yaml"
+GENERIC = Path(__file__).resolve().parents[2] / "policies" / "compose-generic.yaml"
 
 
 def policy_file(folder: Path, drills: dict[str, Any], *, drill: bool | None = None) -> Path:
@@ -81,7 +81,9 @@ def test_the_schedule_runs_each_quarterly_test_in_its_quarter_and_a_crontab_as_w
     [
         ({"fault": "kill"}, "fault kill needs service"),
         ({"fault": "wrong_image", "service": "web"}, "fault wrong_image needs image"),
-        ({"fault": "unhealthy", "service": "web"}, "fault unhealthy needs command"),
+        ({"fault": "unhealthy"}, "fault unhealthy needs service"),
+        ({"fault": "corrupt_config", "table": "config"}, "needs table and column"),
+        ({"fault": "corrupt_config", "table": "c; DROP TABLE x", "column": "a"}, "table"),
         ({"fault": "sandbox"}, "fault sandbox needs kind"),
         ({**KILL_WEB, "schedule": "Q5"}, "expected Q1..Q4 or a five-field crontab"),
         ({**KILL_WEB, "at": "25:00"}, "expected HH:MM"),
