@@ -95,3 +95,10 @@ def test_a_drill_missing_what_its_fault_needs_is_a_policy_error(
     with pytest.raises(PolicyError, match="drills") as error:
         load_policy(policy_file(tmp_path, {"broken": drill}, drill=True))
     assert says in str(error.value)
+
+
+def test_a_crontab_line_apscheduler_cannot_read_is_named(tmp_path: Path) -> None:
+    policy = load_policy(policy_file(tmp_path, {"bad": {**KILL_WEB, "schedule": "99 * * * *"}},
+                                     drill=True))
+    with pytest.raises(ValueError, match="drill schedule '99 \\* \\* \\* \\*'"):
+        next_runs(policy, datetime(2026, 12, 5, tzinfo=UTC))

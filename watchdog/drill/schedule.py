@@ -29,7 +29,10 @@ def trigger(spec: DrillSpec) -> CronTrigger | None:
         return CronTrigger(
             month=month, day=spec.day, hour=int(hour), minute=int(minute), timezone=UTC
         )
-    return CronTrigger.from_crontab(spec.schedule, timezone=UTC)
+    try:
+        return CronTrigger.from_crontab(spec.schedule, timezone=UTC)
+    except ValueError as error:
+        raise ValueError(f"drill schedule {spec.schedule!r}: {error}") from error
 
 
 def next_runs(policy: Policy, now: datetime, count: int = 1) -> dict[str, list[datetime]]:
