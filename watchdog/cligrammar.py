@@ -21,7 +21,8 @@ SUMMARY = "watchdog: an ops runbook as code, beside a Docker Compose stack"
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("look (what is happening)",
      ("status", "incidents", "explain", "replay", "followups", "report", "check", "config")),
-    ("act (change what happens)", ("pause", "resume", "rollback", "emergency-stop")),
+    ("act (change what happens)",
+     ("pause", "resume", "rollback", "emergency-stop", "drill")),
     ("approve (decide on a plan that waits)", ("approve", "reject")),
     ("set up", ("run", "validate", "init", "people", "token", "demo", "sandbox")),
 )
@@ -269,6 +270,23 @@ def parser() -> argparse.ArgumentParser:
         "watchdog token new",
     )
     p.add_argument("action", choices=["new"], help="new: print a fresh key")
+
+    p = command(
+        "drill",
+        "rehearse one of the policy's drills: inject its fault into the sandbox or a stack "
+        "marked stack.drill: true (never a live one: exit 2), follow the daemon through the "
+        "journal, record and report the result (exit 0 passed, 1 failed and paged)",
+        handle.drill,
+        "watchdog drill q1-service --policy policies/staging.yaml",
+        "watchdog drill q3-config --policy policies/staging.yaml --out drill.md",
+    )
+    p.add_argument("scenario", metavar="NAME", help="the drill (a key of drills.scenarios)")
+    p.add_argument("--policy", required=True, help=POLICY)
+    p.add_argument("--state", help=STATE + "; the daemon guarding the target writes it")
+    p.add_argument("--time-scale", type=float, help=SCALE + ": the drill's timeout too")
+    p.add_argument("--out", metavar="FILE", help="write the Markdown report here")
+    p.add_argument("--metrics-file", metavar="FILE",
+                   help="write the drill's metrics here (Prometheus textfile collector)")
 
     p = command("demo", "run the daemon on the sandbox and inject five faults", handle.demo,
                 "watchdog demo", "watchdog demo --keep")

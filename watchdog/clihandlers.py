@@ -332,6 +332,18 @@ def token(args: argparse.Namespace) -> int:
     return 0
 
 
+def drill(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from watchdog.commands.drillcmd import drill_command
+
+    return drill_command(
+        settings_for(args), load_registered(args.policy), args.policy, args.scenario,
+        out=Path(args.out) if args.out else None,
+        metrics_file=Path(args.metrics_file) if args.metrics_file else None,
+    )
+
+
 def demo(args: argparse.Namespace) -> int:
     from watchdog.demo import run_demo
 

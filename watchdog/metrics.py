@@ -20,6 +20,7 @@ _PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
 OUTCOMES = ("succeeded", "failed", "skipped", "unknown", "dry_run")
 CHANNELS = ("pagerduty", "opsgenie", "slack", "webhook")
 PAGE_OUTCOMES = ("sent", "retried", "rejected")
+DRILL_OUTCOMES = ("passed", "failed")
 ALERT_OUTCOMES = ("accepted", "duplicate", "unauthorized", "malformed", "too_large")
 #: Why a webhook body over a cap (or with a zero or future startsAt) was refused.
 ALERT_REFUSALS = (
@@ -192,6 +193,19 @@ class Metrics:
             buckets=_PROBE_BUCKETS,
             registry=r,
         )
+        self.drills = Counter(
+            "watchdog_drills_total",
+            "Drills run (watchdog drill, or scheduled in the policy), by drill and outcome.",
+            ["scenario", "outcome"],
+            registry=r,
+        )
+        self.drill_recovery = Histogram(
+            "watchdog_drill_recovery_seconds",
+            "Time from a drill's fault to the daemon's verified recovery, by drill.",
+            ["scenario"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
 
     @classmethod
     def for_policy(cls, policy: Policy, registry: CollectorRegistry | None = None) -> Metrics:
@@ -228,6 +242,10 @@ class Metrics:
             metrics.alert_webhooks_refused.labels(reason)
         for kind in ("provider", "service"):
             metrics.unknown_subjects.labels(kind)
+        for drill in policy.drills.scenarios:
+            metrics.drill_recovery.labels(drill)
+            for outcome in DRILL_OUTCOMES:
+                metrics.drills.labels(drill, outcome)
         return metrics
 
     def shadowing(self) -> None:

@@ -27,6 +27,7 @@ from watchdog.commands.daemonkeys import register_daemon_secrets
 from watchdog.commands.journalfile import journal_path, journal_place
 from watchdog.commands.listener import listening_socket
 from watchdog.commands.runner import Shared, build_daemon
+from watchdog.drill.scheduled import start_drills
 from watchdog.engine.alerts import AlertIntake
 from watchdog.engine.daemon import Daemon
 from watchdog.engine.health import Carried, Health
@@ -155,6 +156,7 @@ async def _serve(
                 lifespan="off",
             )
         )
+        drills = start_drills(policy, settings, journal, client, metrics, journal_at)
         settle_heap()  # everything long-lived exists now
         api = asyncio.create_task(server.serve(sockets=[listener]), name="api")
         log.info("listening", url=f"http://{settings.listen}", journal=scrub_text(journal_at),
@@ -163,6 +165,8 @@ async def _serve(
             await run(stop)
         finally:
             server.should_exit = True
+            if drills is not None:
+                drills.shutdown(wait=False)
             await asyncio.wait_for(api, timeout=5)
             journal.close()
             flush_sentry()

@@ -107,6 +107,11 @@ class NotifySpec(Strict):
 class StackSpec(Strict):
     name: str
     compose_project: str | None = None
+    drill: bool = Field(
+        False,
+        description="a staging stack drills may inject faults into (`watchdog drill`); "
+        "a live one (false) is refused",
+    )
     protected_services: list[str] = Field(default_factory=list)
     schema_coupled_services: list[str] = Field(
         default_factory=list,

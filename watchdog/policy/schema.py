@@ -21,6 +21,7 @@ from pydantic import Field
 
 from watchdog.model import Severity
 from watchdog.policy.discovery import DiscoverySpec
+from watchdog.policy.drillspecs import DrillSpec, DrillsSpec
 from watchdog.policy.impactspecs import PrecheckSpec
 from watchdog.policy.operatingspecs import (
     Channel,
@@ -75,6 +76,8 @@ __all__ = [
     "ContactSpec",
     "DerivedSignal",
     "DockerSignal",
+    "DrillSpec",
+    "DrillsSpec",
     "FollowupSpec",
     "GuardSpec",
     "HostSignal",
@@ -127,6 +130,9 @@ class Policy(Strict):
     #: Services found by the Compose project's labels (watchdog.policy.discovery): with
     #: it, Docker signals skip opted-out services and protection follows labels and images.
     discovery: DiscoverySpec | None = None
+    #: Rehearsals of the runbook's faults on a drill target (`watchdog drill`, scheduled
+    #: inside `watchdog run`); see `watchdog.policy.drillspecs`.
+    drills: DrillsSpec = Field(default_factory=DrillsSpec)
 
     def probed_signals(self) -> list[AnySignal]:
         """The enabled signals a probe reads (not derived, not fed by alerts)."""

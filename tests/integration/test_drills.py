@@ -1,0 +1,176 @@
+"""`watchdog drill` against a real daemon: on the sandbox (one drill passes, one fails and
+pages at P2 through the daemon's outbox) and on a real engine's drill project.
+
+The daemon runs as `watchdog demo` runs it (songnodes, clock compressed tenfold) or as
+test_docker_daemon runs it (the generic policy on a throwaway Compose project, marked
+`stack.drill: true`); the drill is the real command line in this process, sharing the
+daemon's journal. Every wait is on a condition, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import psycopg
+import pytest
+import yaml
+
+from tests.dockerengine import BROKEN, GOOD
+from tests.integration.notify_stage import WEBHOOK_TOKEN, Vendors
+from tests.integration.test_docker_daemon import compose_project, start_daemon, write_policy
+from tests.pgserver import PgServer
+from watchdog.cli import main
+from watchdog.demo import has_last_good, quiet, running_daemon, wait_for
+from watchdog.demosetup import demo_policy
+from watchdog.drill.faults import docker_injector, postgres_injector
+from watchdog.drill.run import last_result
+from watchdog.policy.drillspecs import DrillSpec
+from watchdog.sandbox.stack import SandboxStack
+from watchdog.store.journal import open_journal
+
+pytestmark = pytest.mark.slow
+
+SONGNODES = Path(__file__).resolve().parents[2] / "policies" / "songnodes.yaml"
+CRASH = {"fault": "sandbox", "kind": "crash", "body": {"service": "dlq-manager"}}
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """The drill reads its settings from the environment, as the daemon does."""
+    for name in [n for n in os.environ if n.startswith("WATCHDOG_")]:
+        monkeypatch.delenv(name)
+    yield monkeypatch
+
+
+def test_a_sandbox_drill_passes_and_one_too_strict_fails_and_pages_at_p2(
+    tmp_path: Path, sandbox_stack: SandboxStack, fakes: Vendors, settings_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    policy = demo_policy(SONGNODES, tmp_path, 10, lambda _line: None)
+    data = yaml.safe_load(policy.read_text())
+    data["drills"] = {"scenarios": {
+        "q1-service": {**CRASH, "timeout": "450s", "schedule": "Q1"},  # 45 s at 10x
+        "too-strict": {**CRASH, "timeout": "2s"},  # 0.2 s: no daemon verifies that fast
+    }}
+    policy.write_text(yaml.safe_dump(data, sort_keys=False))
+    pager = {"WATCHDOG_WEBHOOK_URL": fakes.webhook.hook_url,
+             "WATCHDOG_WEBHOOK_TOKEN": WEBHOOK_TOKEN}
+    with running_daemon(sandbox_stack, tmp_path, policy=policy, environment=pager) as daemon:
+        for name, value in {**pager, "WATCHDOG_STATE": str(tmp_path / "journal.db"),
+                            "WATCHDOG_ORCHESTRATOR": f"sandbox+{sandbox_stack.control_url}",
+                            "WATCHDOG_TIME_SCALE": "10"}.items():
+            settings_env.setenv(name, value)
+        wait_for(lambda: has_last_good(tmp_path), 30, "a last known good configuration")
+        metrics = tmp_path / "drills.prom"
+        passed = main(["drill", "q1-service", "--policy", str(policy),
+                       "--out", str(tmp_path / "q1.md"), "--metrics-file", str(metrics)])
+        printed = capsys.readouterr().out
+        assert passed == 0, printed
+        assert "injected: sandbox fault crash" in printed and "detected: incident" in printed
+        report = (tmp_path / "q1.md").read_text()
+        assert report.startswith("# Drill q1-service: PASSED")
+        assert "| yes | yes | yes |" in report
+        assert 'watchdog_drills_total{outcome="passed",scenario="q1-service"} 1.0' in (
+            metrics.read_text())
+
+        wait_for(lambda: quiet(daemon.url, daemon.read_token), 30, "the stack quiet again")
+        failed = main(["drill", "too-strict", "--policy", str(policy)])
+        printed = capsys.readouterr().out
+        assert failed == 1, printed
+        assert "# Drill too-strict: FAILED" in printed
+        # 0.2 s: the daemon has not yet seen the crash, or not yet restarted and verified it.
+        assert "no incident within 0.2 s" in printed or "incident" in printed.split(
+            "Verdict:")[1], printed
+
+        def drill_paged() -> list[dict[str, Any]]:
+            return [e for e in fakes.webhook.events() if e["event"] == "trigger"
+                    and e["incident"]["scenario"] == "drill_failed"]
+
+        wait_for(lambda: bool(drill_paged()), 20, "the failed drill's page")
+        (page,) = drill_paged()
+        assert page["incident"]["severity"] == "P2" and page["incident"]["state"] == "escalated"
+        assert "drill too-strict failed" in page["incident"]["why_now"]
+
+    journal = open_journal(str(tmp_path / "journal.db"))
+    try:
+        passed_result = last_result(journal, "q1-service")
+        assert passed_result is not None and passed_result["outcome"] == "passed"
+        assert passed_result["detect_seconds"] < passed_result["recover_seconds"]
+        drilled = journal.timeline(passed_result["incident"])
+        assert [e.data["outcome"] for e in drilled if e.kind == "drill"] == ["passed"]
+        failed_result = last_result(journal, "too-strict")
+        assert failed_result is not None and failed_result["outcome"] == "failed"
+        paged = journal.find_open("drill/too-strict")
+        assert paged is not None and paged.severity.value == "P2"
+        assert paged.state == "escalated" and paged.scenario == "drill_failed"
+    finally:
+        journal.close()
+
+
+def test_a_drill_on_a_real_engines_drill_project_kills_a_service_the_daemon_restarts(
+    tmp_path: Path, docker_client: docker.DockerClient, docker_url: str,
+    settings_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    with compose_project(docker_client, tmp_path, prefix="wddrill") as project:
+        try:
+            path = write_policy(project)
+            data = yaml.safe_load(path.read_text())
+            data["stack"]["drill"] = True
+            data["drills"] = {"scenarios": {
+                "q1-service": {"fault": "kill", "service": "web", "timeout": "600s"}}}
+            path.write_text(yaml.safe_dump(data, sort_keys=False))
+            start_daemon(project, docker_url, policy=path)
+            wait_for(lambda: project.last_good_recorded("web"), 30, "web's last known good")
+            before = project.container("web").id
+            for name, value in {
+                "DOCKER_HOST": docker_url, "WATCHDOG_COMPOSE_PROJECT": project.name,
+                "WATCHDOG_ORCHESTRATOR": f"docker+{docker_url}", "WATCHDOG_TIME_SCALE": "10",
+                "WATCHDOG_STATE": str(project.folder / "journal.db"),
+            }.items():
+                settings_env.setenv(name, value)
+            code = main(["drill", "q1-service", "--policy", str(path)])
+            printed = capsys.readouterr().out
+            assert code == 0, printed
+            assert f"killed {project.name}-web-1" in printed
+            assert "# Drill q1-service: PASSED" in printed
+            after = project.container("web")
+            assert after.id == before and after.attrs["State"]["Running"]
+            (incident,) = project.incidents()
+            assert incident["state"] == "resolved" and incident["key"] == "service_failure/web"
+        finally:
+            if project.process is not None:
+                project.process.terminate()
+                project.process.wait(30)
+
+
+def test_the_engine_injectors_pause_a_service_and_deploy_a_wrong_tag_and_the_database_one_corrupts(
+    tmp_path: Path, docker_client: docker.DockerClient, docker_url: str, musicdb: PgServer,
+) -> None:
+    with compose_project(docker_client, tmp_path, prefix="wdinject", services=("web", "api")) as (
+        project
+    ):
+        inject = docker_injector(lambda: docker.DockerClient(base_url=docker_url), project.name)
+        said = inject(DrillSpec(fault="pause", service="web"))
+        assert said == f"paused {project.name}-web-1"
+        assert project.container("web").status == "paused"
+
+        before = project.container("api").attrs
+        said = inject(DrillSpec(fault="wrong_image", service="api", image=BROKEN))
+        assert said == f"recreated {project.name}-api-1 from {BROKEN} (was {GOOD})"
+        after = project.container("api").attrs
+        assert after["Id"] != before["Id"] and after["Config"]["Image"] == BROKEN
+        assert after["Config"]["Labels"] == before["Config"]["Labels"]  # still the service
+
+    corrupt = postgres_injector(musicdb.dsn)
+    said = corrupt(DrillSpec(fault="corrupt_config", table="metadata_enrichment_config",
+                             column="priority_1_provider"))
+    with psycopg.connect(musicdb.dsn) as connection:
+        rows, named = connection.execute(
+            "SELECT count(*), count(priority_1_provider) FROM metadata_enrichment_config"
+        ).fetchone() or (0, 0)
+    assert said == f"set metadata_enrichment_config.priority_1_provider to NULL in {rows} rows"
+    assert rows > 0 and named == 0

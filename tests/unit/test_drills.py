@@ -1,0 +1,104 @@
+"""Drills without a daemon: refusing a live stack, the schedule from the policy, the checks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from watchdog.cli import main
+from watchdog.drill.schedule import next_runs
+from watchdog.policyfile import PolicyError, load_policy
+
+GENERIC = Path(__file__).resolve().parents[2] / "policies" / "compose-generic.yaml"
+
+
+def policy_file(folder: Path, drills: dict[str, Any], *, drill: bool | None = None) -> Path:
+    data = yaml.safe_load(GENERIC.read_text())
+    data["stack"] = {"name": "shop", "compose_project": "shop"}
+    if drill is not None:
+        data["stack"]["drill"] = drill
+    data["drills"] = {"scenarios": drills}
+    path = folder / "policy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+KILL_WEB = {"fault": "kill", "service": "web", "timeout": "2m"}
+
+
+@pytest.mark.parametrize("marked", [None, False])
+def test_a_drill_on_a_live_project_is_refused_naming_the_setting_and_touching_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    marked: bool | None,
+) -> None:
+    path = policy_file(tmp_path, {"q1-service": KILL_WEB}, drill=marked)
+    # No engine answers on this socket and no journal exists: a refusal must need neither.
+    monkeypatch.setenv("WATCHDOG_ORCHESTRATOR", f"docker+unix://{tmp_path}/no-engine.sock")
+    monkeypatch.setenv("WATCHDOG_STATE", str(tmp_path / "no-journal.db"))
+    assert main(["drill", "q1-service", "--policy", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "refused" in error and "stack.drill: true" in error and "'shop' is live" in error
+    assert not (tmp_path / "no-journal.db").exists()
+
+
+def test_an_unknown_drill_is_bad_input_naming_the_ones_there_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = policy_file(tmp_path, {"q1-service": KILL_WEB}, drill=True)
+    monkeypatch.setenv("WATCHDOG_ORCHESTRATOR", "sandbox+http://127.0.0.1:9")
+    assert main(["drill", "q9", "--policy", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "no drill 'q9'" in error and "(it has: q1-service)" in error
+
+
+def test_the_schedule_runs_each_quarterly_test_in_its_quarter_and_a_crontab_as_written(
+    tmp_path: Path,
+) -> None:
+    drills = {
+        "q1-service": {**KILL_WEB, "schedule": "Q1"},
+        "q3-config": {"fault": "sandbox", "kind": "corrupt_config", "schedule": "Q3",
+                      "day": 1, "at": "09:30"},
+        "weekly": {**KILL_WEB, "schedule": "0 3 * * mon"},
+        "by-hand": KILL_WEB,
+    }
+    policy = load_policy(policy_file(tmp_path, drills, drill=True))
+    runs = next_runs(policy, datetime(2026, 12, 5, 6, 0, tzinfo=UTC), count=2)
+    assert set(runs) == {"q1-service", "q3-config", "weekly"}  # by-hand is never scheduled
+    assert [t.isoformat() for t in runs["q1-service"]] == [
+        "2027-01-15T10:00:00+00:00", "2028-01-15T10:00:00+00:00"]
+    assert [t.isoformat() for t in runs["q3-config"]] == [
+        "2027-07-01T09:30:00+00:00", "2028-07-01T09:30:00+00:00"]
+    assert [t.isoformat() for t in runs["weekly"]] == [
+        "2026-12-07T03:00:00+00:00", "2026-12-14T03:00:00+00:00"]
+
+
+@pytest.mark.parametrize(
+    ("drill", "says"),
+    [
+        ({"fault": "kill"}, "fault kill needs service"),
+        ({"fault": "wrong_image", "service": "web"}, "fault wrong_image needs image"),
+        ({"fault": "unhealthy"}, "fault unhealthy needs service"),
+        ({"fault": "corrupt_config", "table": "config"}, "needs table and column"),
+        ({"fault": "corrupt_config", "table": "c; DROP TABLE x", "column": "a"}, "table"),
+        ({"fault": "sandbox"}, "fault sandbox needs kind"),
+        ({**KILL_WEB, "schedule": "Q5"}, "expected Q1..Q4 or a five-field crontab"),
+        ({**KILL_WEB, "at": "25:00"}, "expected HH:MM"),
+    ],
+)
+def test_a_drill_missing_what_its_fault_needs_is_a_policy_error(
+    tmp_path: Path, drill: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(PolicyError, match="drills") as error:
+        load_policy(policy_file(tmp_path, {"broken": drill}, drill=True))
+    assert says in str(error.value)
+
+
+def test_a_crontab_line_apscheduler_cannot_read_is_named(tmp_path: Path) -> None:
+    policy = load_policy(policy_file(tmp_path, {"bad": {**KILL_WEB, "schedule": "99 * * * *"}},
+                                     drill=True))
+    with pytest.raises(ValueError, match="drill schedule '99 \\* \\* \\* \\*'"):
+        next_runs(policy, datetime(2026, 12, 5, tzinfo=UTC))

@@ -1,0 +1,73 @@
+"""The policy's scheduled drills inside `watchdog run`, on APScheduler.
+
+A drill waits on the daemon for minutes (that is the point), so each runs in a
+worker thread with its own journal handle, never on the event loop that runs the
+daemon. A failed drill's page is composed on the loop afterwards, by an outbox
+that only journals (the daemon's outbox worker delivers it, as every page). A
+policy whose drills would hit a live target is not scheduled at all: the refusal
+is logged once at start, as `watchdog drill` would print it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC
+
+import httpx
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from watchdog.commands.drillcmd import DrillRefused, drill_once, drill_target
+from watchdog.commands.runner import build_outbox
+from watchdog.drill.schedule import schedule_drills, trigger
+from watchdog.metrics import Metrics
+from watchdog.policy.schema import Policy
+from watchdog.settings import Settings
+from watchdog.store.journal import Journal, open_journal
+
+log = structlog.get_logger("watchdog.drill")
+
+
+def start_drills(
+    policy: Policy, settings: Settings, journal: Journal, client: httpx.AsyncClient,
+    metrics: Metrics, source: str,
+) -> AsyncIOScheduler | None:
+    """A started scheduler of the policy's scheduled drills, or None if none may run."""
+    names = [n for n, spec in policy.drills.scenarios.items() if trigger(spec) is not None]
+    if not names:
+        return None
+    try:
+        for name in names:
+            drill_target(policy, settings, name, source)
+    except DrillRefused as error:
+        log.error("drills_refused", reason=str(error), drills=names)
+        return None
+    outbox = build_outbox(policy, settings, journal, client, metrics)
+
+    def in_thread(name: str) -> tuple[int | None, str]:
+        handle = open_journal(settings.state)
+        try:
+            result, paged = drill_once(
+                policy, name, drill_target(policy, settings, name, source), handle,
+                outbox=None, metrics=metrics, time_scale=settings.time_scale,
+                progress=lambda line: log.info("drill_progress", drill=name, line=line.strip()),
+            )
+        finally:
+            handle.close()
+        return paged, result.reason
+
+    async def job(name: str) -> None:
+        try:
+            paged, reason = await asyncio.to_thread(in_thread, name)
+        except Exception as error:  # a drill that cannot run is itself a failed drill
+            log.error("drill_error", drill=name, error=str(error))
+            return
+        if paged is not None:
+            outbox.incident_moved(paged, "detected", "escalated", f"drill {name} failed: {reason}")
+
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    schedule_drills(scheduler, policy, job)
+    scheduler.start()
+    for found in scheduler.get_jobs():
+        log.info("drill_scheduled", drill=found.name, next_run=str(found.next_run_time))
+    return scheduler
