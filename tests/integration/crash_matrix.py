@@ -578,16 +578,20 @@ ALSO: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def each_site_once() -> Callable[[str, list[str]], list[KillPoint]]:
-    """A chooser over scenarios in order: the first write of every site, before and after,
-    that no earlier scenario killed yet, plus the scenario's ALSO points. Every write site
-    the scenarios reach is covered once each way, in the cheapest scenario that reaches it
-    (order them cheap first)."""
+def each_site_once(
+    skip: frozenset[str] = frozenset(),
+) -> Callable[[str, list[str]], list[KillPoint]]:
+    """A chooser over scenarios in order: the first write of every site (but `skip`'s),
+    before and after, that no earlier scenario killed yet, plus the scenario's ALSO points.
+    Every write site the scenarios reach is covered once each way, in the cheapest scenario
+    that reaches it (order them cheap first)."""
     covered: set[tuple[str, str]] = set()
 
     def choose(scenario: str, sites: list[str]) -> list[KillPoint]:
         points = []
         for kill in first_of_each_site(scenario, sites):
+            if kill.planned_site in skip:
+                continue
             if (kill.planned_site, kill.when) not in covered:
                 covered.add((kill.planned_site, kill.when))
                 points.append(kill)

@@ -39,15 +39,22 @@ ORDER = ["service_crash", "config_corruption", "provider_disable_enable", "dlq_o
 #: its firings when an incident they opened resolves, a person's approval (the daemon's
 #: HTTP API runs in the daemon process, so this is the daemon's write too), a person's close.
 ACTION_SITES = {"record_alerts", "settle_alerts", "record_approval", "close_by_human"}
+#: Writes for `watchdog replay` only, best effort by design (a failed one is logged and
+#: dropped, never retried, never read by a decision): the recorded observations each tick
+#: and, at start, the policy as run and since when recording exists (set_flag, whose other
+#: writer is a person's `watchdog pause`, not the daemon). No invariant reads them; the
+#: full matrix (bench/crash_matrix.py) still kills every write of theirs.
+REPLAY_SITES = frozenset({"record_observations", "set_flag"})
 
 
 @pytest.mark.slow
 def test_every_write_site_killed_before_and_after_breaks_no_invariant() -> None:
     assert sorted(ORDER) == sorted(SCENARIOS)
     lines: list[str] = []
-    results = run_matrix(ORDER, each_site_once(), workers=WORKERS, out=lines.append)
+    results = run_matrix(ORDER, each_site_once(REPLAY_SITES), workers=WORKERS,
+                         out=lines.append)
     print("\n".join(lines))
-    reached = {site for r in results for site in r.clean.sites}
+    reached = {site for r in results for site in r.clean.sites} - REPLAY_SITES
     killed = {(r.kill.planned_site, r.kill.when) for result in results for r in result.runs}
     for result in results:
         assert not result.clean.violations, (result.scenario, result.clean.violations)
