@@ -331,6 +331,9 @@ class PgBase(SqliteBase):
                     time.sleep(RETRY_AFTER_S)
                     continue
                 with self._swap:
+                    if self._closed:  # closed meanwhile: nobody will use it
+                        made.close()
+                        return
                     self._fresh = made
                     self._unreachable = ""
                 return
@@ -353,5 +356,7 @@ class PgBase(SqliteBase):
                 self._closed = True
                 WATCH.leave(self._member)
                 self._pg.close()
-                if self._fresh is not None:
-                    self._fresh.close()
+                with self._swap:
+                    if self._fresh is not None:
+                        self._fresh.close()
+                        self._fresh = None
