@@ -63,7 +63,7 @@ demo: $(DEMO_STAMP)
 	$(BIN)/watchdog demo
 
 test: $(STAMP) lint typecheck contracts
-	$(BIN)/pytest -n 2 --dist loadscope --durations=15
+	$(BIN)/pytest -n 3 --dist loadscope --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
