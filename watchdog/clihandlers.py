@@ -285,7 +285,7 @@ def replay(args: argparse.Namespace) -> int:
 
     return replay_command(
         args.journal, args.policy, baseline_file=args.baseline, since=args.since,
-        until=args.until, time_scale=args.time_scale or 1.0,
+        until=args.until, time_scale=args.time_scale,
     )
 
 

@@ -7,6 +7,7 @@ it and runs both policies in the pure core. Cheap: 20 minutes of history, no dae
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from tests.replayhistory import Fault, history, stricter
 from tests.unit.helpers import SONGNODES, songnodes
 from watchdog.commands.replaycmd import ReplayInput, replay
-from watchdog.engine.recording import Recorder
+from watchdog.engine.recording import TIME_SCALE_FLAG, Recorder
 from watchdog.store.journal import open_journal
 
 T0 = 1_800_000_000.0
@@ -95,3 +96,21 @@ def test_retention_prunes_and_errors_name_the_bad_input(tmp_path: Path) -> None:
         replay(str(path), str(SONGNODES), since="yesterday")
     with pytest.raises(ReplayInput, match="none between"):
         replay(str(path), str(SONGNODES), since="2020-01-01", until="2020-01-02")
+
+
+def test_a_journal_recorded_at_a_time_scale_replays_the_new_policy_at_it(
+    recorded: Path, tmp_path: Path
+) -> None:
+    """A demo or drill journal (WATCHDOG_TIME_SCALE=10): an unscaled policy file is weighed
+    at the daemon's scale unless --time-scale says otherwise, and the header says so."""
+    copy = tmp_path / "scaled.db"
+    shutil.copy(recorded, copy)
+    journal = open_journal(str(copy))
+    journal.set_flag(TIME_SCALE_FLAG, "10.0", at=T0)
+    journal.close()
+    _, header = replay(str(copy), str(SONGNODES))
+    assert header.endswith("at time scale 10, as the journal's daemon ran (--time-scale 1 to "
+                           "weigh the new policy's durations as written)")
+    diff, header = replay(str(copy), str(SONGNODES), time_scale=1.0)
+    assert "time scale" not in header
+    assert diff.text().endswith("no difference")

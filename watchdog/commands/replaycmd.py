@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from watchdog.engine.recording import POLICY_FLAG, RECORDING_SINCE_FLAG
+from watchdog.engine.recording import POLICY_FLAG, RECORDING_SINCE_FLAG, TIME_SCALE_FLAG
 from watchdog.model import Observation
 from watchdog.policy.replay import horizon_for, simulate
 from watchdog.policy.replaydiff import ReplayDiff, compare
@@ -66,9 +66,7 @@ def read_recorded(
 ) -> Recorded:
     """The policy as run, and the observations of [since, until] with the history before
     it that the policies' windows read (the longest horizon among them)."""
-    place = masked(journal_url) if is_pg_url(journal_url) else journal_url
-    if not is_pg_url(journal_url) and not Path(journal_url.removeprefix("sqlite:///")).is_file():
-        raise ReplayInput(f"--journal {place}: no such journal file")
+    place = require_journal(journal_url)
     start_at = parse_time(since, "--from") if since is not None else None
     end_at = parse_time(until, "--to") if until is not None else None
     if start_at is not None and end_at is not None and end_at <= start_at:
@@ -109,11 +107,16 @@ def replay(
     baseline_file: str | None = None,
     since: str | None = None,
     until: str | None = None,
-    time_scale: float = 1.0,
+    time_scale: float | None = None,
 ) -> tuple[ReplayDiff, str]:
-    """The two runs compared, and the header line that says what was replayed."""
-    new = compress_time(load_policy(policy_file), time_scale)
-    given = compress_time(load_policy(baseline_file), time_scale) if baseline_file else None
+    """The two runs compared, and the header line that says what was replayed.
+
+    Without `time_scale`, the policies run at the scale the journal's daemon ran its own
+    (a drill or demo journal recorded at WATCHDOG_TIME_SCALE=10 weighs each `for` a
+    tenth), so a new policy is not judged on durations ten times its baseline's."""
+    scale = recorded_time_scale(journal_url) if time_scale is None else time_scale
+    new = compress_time(load_policy(policy_file), scale)
+    given = compress_time(load_policy(baseline_file), scale) if baseline_file else None
     recorded = read_recorded(journal_url, since, until, [new, *([given] if given else [])])
     baseline = given or recorded.baseline
     if baseline is None:
@@ -131,7 +134,32 @@ def replay(
         f"{new_run.fed} observations, {new_run.ticks} ticks of {new_run.tick_seconds:g} s, "
         f"in {took:.1f} s\nbaseline: {named}; new: {policy_file}"
     )
+    if time_scale is None and scale != 1.0:
+        header += (f"\nat time scale {scale:g}, as the journal's daemon ran "
+                   "(--time-scale 1 to weigh the new policy's durations as written)")
     return compare(old_run, new_run), header
+
+
+def require_journal(journal_url: str) -> str:
+    """How to name the journal; a SQLite file that is not there is refused, not made."""
+    place = masked(journal_url) if is_pg_url(journal_url) else journal_url
+    if not is_pg_url(journal_url) and not Path(journal_url.removeprefix("sqlite:///")).is_file():
+        raise ReplayInput(f"--journal {place}: no such journal file")
+    return place
+
+
+def recorded_time_scale(journal_url: str) -> float:
+    """The time scale the journal's daemon last ran at (1 when it did not say)."""
+    require_journal(journal_url)
+    journal = open_journal(journal_url)
+    try:
+        flag = journal.get_flag(TIME_SCALE_FLAG)
+    finally:
+        journal.close()
+    try:
+        return float(flag) if flag else 1.0
+    except ValueError:
+        return 1.0
 
 
 def replay_command(
@@ -141,7 +169,7 @@ def replay_command(
     baseline_file: str | None = None,
     since: str | None = None,
     until: str | None = None,
-    time_scale: float = 1.0,
+    time_scale: float | None = None,
 ) -> int:
     """Print the differences, incident by incident, and the summary; 0 once replayed."""
     diff, header = replay(

@@ -271,6 +271,7 @@ def build_daemon(
         metrics=metrics,
         heartbeat_seconds=settings.status_heartbeat,
         observations_retention=settings.observations_retention,
+        time_scale=settings.time_scale,
         probes=probes_for(policy, client, chosen) if sandboxed else None,
         outbox=build_outbox(policy, settings, journal, client, metrics, dry_run=dry_run)
         if shared is None or shared.acting else None,

@@ -90,6 +90,7 @@ class Daemon:
         carried: Carried | None = None,
         shared_journal: bool = False,
         observations_retention: float = DEFAULT_RETENTION_SECONDS,
+        time_scale: float = 1.0,
     ) -> None:
         self.policy = policy
         self.journal = journal
@@ -101,6 +102,7 @@ class Daemon:
         horizon = horizon_for(policy)
         #: False: a follower's engine, which probes and evaluates but never decides or writes.
         self.acting = acting
+        self.time_scale = time_scale  # the policy's, already applied: recorded for replay
         #: Set when leadership is lost: steps in flight are abandoned, not waited for.
         self.abandon = False
         self.windows = carried.windows if carried else Windows(horizon=horizon)
@@ -186,7 +188,7 @@ class Daemon:
         recovered = self.recovery.run()
         self._resolve_human_closes()
         self.reenabler.refresh()
-        self.recorder.start(self.policy, self.clock())
+        self.recorder.start(self.policy, self.clock(), self.time_scale)
         log.info(
             "daemon_started",
             policy=self.policy.stack.name,
@@ -278,8 +280,7 @@ class Daemon:
         breaches still counting their `for`. A rule that already fired starts afresh, as
         after a restart: a follower never saw the leader close its incident (which resets
         it), so carried as fired it would reopen what was just resolved."""
-        states = {key: RuleState(value=s.value) if s.active else s
-                  for key, s in self.states.items()}
+        states = {k: RuleState(value=s.value) if s.active else s for k, s in self.states.items()}
         return Carried(self.windows, states)
 
     def _incident_moved(

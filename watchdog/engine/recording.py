@@ -33,6 +33,9 @@ DEFAULT_RETENTION_SECONDS = 2 * 86400.0
 PRUNE_EVERY_SECONDS = 600.0
 #: The policy as the daemon last ran it (its JSON, time scale applied): replay's baseline.
 POLICY_FLAG = "policy_as_run"
+#: The time scale the daemon ran its policy at (WATCHDOG_TIME_SCALE; 1 in production):
+#: replay applies it to a new policy unless told otherwise.
+TIME_SCALE_FLAG = "policy_time_scale"
 #: When a watchdog that records observations first ran on this journal.
 RECORDING_SINCE_FLAG = "observations_since"
 
@@ -80,14 +83,16 @@ class Recorder:
         self.kept = 0
         self.seen = 0
 
-    def start(self, policy: Policy, now: float) -> None:
-        """At the daemon's start: the policy it runs, and since when recording exists."""
+    def start(self, policy: Policy, now: float, time_scale: float = 1.0) -> None:
+        """At the daemon's start: the policy it runs (at `time_scale`), and since when
+        recording exists."""
         if not self.enabled:
             return
         try:
             if self.journal.get_flag(RECORDING_SINCE_FLAG) is None:
                 self.journal.set_flag(RECORDING_SINCE_FLAG, repr(now), at=now)
             self.journal.set_flag(POLICY_FLAG, recorded_policy(policy), at=now)
+            self.journal.set_flag(TIME_SCALE_FLAG, repr(time_scale), at=now)
         except Exception as error:
             log.warning("policy_not_recorded", error=str(error))
 
