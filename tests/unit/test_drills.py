@@ -102,3 +102,51 @@ def test_a_crontab_line_apscheduler_cannot_read_is_named(tmp_path: Path) -> None
                                      drill=True))
     with pytest.raises(ValueError, match="drill schedule '99 \\* \\* \\* \\*'"):
         next_runs(policy, datetime(2026, 12, 5, tzinfo=UTC))
+
+
+def test_a_scheduled_drill_is_run_by_the_leading_sidecar_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sidecars sharing a journal all schedule the policy's drills; when one is due, the
+    followers skip it and the leader runs it: one fault injected, by the one that acts."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import httpx
+
+    from watchdog.drill import scheduled
+    from watchdog.metrics import Metrics
+    from watchdog.settings import Settings
+    from watchdog.store.journal import open_journal
+
+    path = policy_file(tmp_path, {"q1-service": {**KILL_WEB, "schedule": "Q1"}}, drill=True)
+    policy = load_policy(path)
+    settings = Settings(orchestrator=f"docker+unix://{tmp_path}/no-engine.sock",
+                        state=str(tmp_path / "journal.db"))
+    ran: list[str] = []
+
+    def drill_once(_policy: Any, name: str, *_: Any, **__: Any) -> tuple[Any, None]:
+        ran.append(name)
+        return SimpleNamespace(reason="passed"), None
+
+    monkeypatch.setattr(scheduled, "drill_once", drill_once)
+    journal = open_journal(settings.state)
+
+    async def due(leading: bool) -> None:
+        async with httpx.AsyncClient() as client:
+            drills = scheduled.start_drills(policy, settings, journal, client, Metrics(),
+                                            str(path), leading=lambda: leading)
+            assert drills is not None
+            try:
+                [job] = drills.get_jobs()
+                await job.func(*job.args)
+            finally:
+                drills.shutdown(wait=False)
+
+    try:
+        asyncio.run(due(leading=False))
+        assert ran == []
+        asyncio.run(due(leading=True))
+        assert ran == ["q1-service"]
+    finally:
+        journal.close()

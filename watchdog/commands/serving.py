@@ -156,7 +156,8 @@ async def _serve(
                 lifespan="off",
             )
         )
-        drills = start_drills(policy, settings, journal, client, metrics, journal_at)
+        drills = start_drills(policy, settings, journal, client, metrics, journal_at,
+                              leading=lambda: health.role == "leader")
         settle_heap()  # everything long-lived exists now
         api = asyncio.create_task(server.serve(sockets=[listener]), name="api")
         log.info("listening", url=f"http://{settings.listen}", journal=scrub_text(journal_at),

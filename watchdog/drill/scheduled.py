@@ -11,6 +11,7 @@ is logged once at start, as `watchdog drill` would print it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC
 
 import httpx
@@ -30,9 +31,12 @@ log = structlog.get_logger("watchdog.drill")
 
 def start_drills(
     policy: Policy, settings: Settings, journal: Journal, client: httpx.AsyncClient,
-    metrics: Metrics, source: str,
+    metrics: Metrics, source: str, leading: Callable[[], bool] = lambda: True,
 ) -> AsyncIOScheduler | None:
-    """A started scheduler of the policy's scheduled drills, or None if none may run."""
+    """A started scheduler of the policy's scheduled drills, or None if none may run.
+
+    Every sidecar sharing a journal schedules them; only the one `leading` when a drill
+    is due runs it, so a fault is injected once, by the sidecar that will act on it."""
     names = [n for n, spec in policy.drills.scenarios.items() if trigger(spec) is not None]
     if not names:
         return None
@@ -57,6 +61,9 @@ def start_drills(
         return paged, result.reason
 
     async def job(name: str) -> None:
+        if not leading():
+            log.info("drill_skipped", drill=name, reason="this sidecar follows; the leader runs it")
+            return
         try:
             paged, reason = await asyncio.to_thread(in_thread, name)
         except Exception as error:  # a drill that cannot run is itself a failed drill
