@@ -35,6 +35,7 @@ from watchdog.store.sqlite_steps import SqliteSteps
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "JOURNAL_MODE",
+    "JournalJobs",
     "SqliteJournal",
     "dumps",
     "insert_page_rows",
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 
-class SqliteJournal(
+class JournalJobs(
     SqliteIncidents,
     SqliteSteps,
     SqliteGuards,
@@ -54,4 +55,10 @@ class SqliteJournal(
     SqliteObservations,
     SqliteShadow,
 ):
+    """Every job of the journal, over whichever base comes before it in the MRO: SQLite's
+    own here, PostgreSQL's in `watchdog.store.pg.PgJournal`. One list, so a new job
+    joins both backends at once."""
+
+
+class SqliteJournal(JournalJobs):
     """The `Journal` over one SQLite file, created with its schema on first open."""
