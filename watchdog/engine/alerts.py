@@ -38,6 +38,9 @@ from watchdog.store.journal import Journal
 
 log = structlog.get_logger("watchdog.alerts")
 
+#: How often a sidecar on a shared journal reads the firing alerts anew, at most.
+RELOAD_EVERY_SECONDS = 1.0
+
 
 class AlertIntake:
     def __init__(self, policy: Policy, journal: Journal, clock: Callable[[], float]) -> None:
@@ -55,6 +58,7 @@ class AlertIntake:
         self.known_series: dict[str, set[str]] = {}
         self._queue: list[tuple[AlertDelivery, int | None, asyncio.Future[AlertReceipt]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._reloaded_at = float("-inf")
 
     async def receive(
         self,
@@ -149,11 +153,16 @@ class AlertIntake:
             kept.append((delivery, waiting))
         return kept
 
-    def reload(self) -> None:
+    def reload(self, now: float | None = None) -> None:
         """Hold the journal's firing alerts anew: those another sidecar on the same journal
-        took in, and without those it settled (a leader reads this every tick)."""
+        took in, and without those it settled. A daemon asks every tick (`now`) and reads at
+        most once a `RELOAD_EVERY_SECONDS`: it is every firing row, and a tick can be 50 ms."""
         if self._queue:  # a write of ours is under way: its firings land next tick
             return
+        if now is not None:
+            if now - self._reloaded_at < RELOAD_EVERY_SECONDS:
+                return
+            self._reloaded_at = now
         try:
             firing = self.journal.firing_alerts()
         except Exception as error:  # the journal is away: the firings held still count

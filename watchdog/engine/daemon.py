@@ -264,7 +264,7 @@ class Daemon:
         while not self.queue.empty():
             observed.extend(self.queue.get_nowait())
         if self._shared_alerts:
-            self.alerts.reload()
+            self.alerts.reload(now)
         observed.extend(self.alerts.observations(now))
         self.record(observed)
         self.recorder.add(observed)
