@@ -63,11 +63,14 @@ def test_the_schedule_runs_each_quarterly_test_in_its_quarter_and_a_crontab_as_w
         "q3-config": {"fault": "sandbox", "kind": "corrupt_config", "schedule": "Q3",
                       "day": 1, "at": "09:30"},
         "weekly": {**KILL_WEB, "schedule": "0 3 * * mon"},
+        "staging": {**KILL_WEB, "schedule": "every 6h"},
         "by-hand": KILL_WEB,
     }
     policy = load_policy(policy_file(tmp_path, drills, drill=True))
     runs = next_runs(policy, datetime(2026, 12, 5, 6, 0, tzinfo=UTC), count=2)
-    assert set(runs) == {"q1-service", "q3-config", "weekly"}  # by-hand is never scheduled
+    assert set(runs) == {"q1-service", "q3-config", "weekly", "staging"}  # by-hand: never
+    assert [t.isoformat() for t in runs["staging"]] == [  # one interval after the start
+        "2026-12-05T12:00:00+00:00", "2026-12-05T18:00:00+00:00"]
     assert [t.isoformat() for t in runs["q1-service"]] == [
         "2027-01-15T10:00:00+00:00", "2028-01-15T10:00:00+00:00"]
     assert [t.isoformat() for t in runs["q3-config"]] == [
@@ -85,7 +88,9 @@ def test_the_schedule_runs_each_quarterly_test_in_its_quarter_and_a_crontab_as_w
         ({"fault": "corrupt_config", "table": "config"}, "needs table and column"),
         ({"fault": "corrupt_config", "table": "c; DROP TABLE x", "column": "a"}, "table"),
         ({"fault": "sandbox"}, "fault sandbox needs kind"),
-        ({**KILL_WEB, "schedule": "Q5"}, "expected Q1..Q4 or a five-field crontab"),
+        ({**KILL_WEB, "schedule": "Q5"}, "expected Q1..Q4, a five-field crontab line"),
+        ({**KILL_WEB, "schedule": "every soon"}, "'every soon': a duration such as"),
+        ({**KILL_WEB, "schedule": "every 500ms"}, "at least 1s between drills"),
         ({**KILL_WEB, "at": "25:00"}, "expected HH:MM"),
     ],
 )
@@ -150,3 +155,106 @@ def test_a_scheduled_drill_is_run_by_the_leading_sidecar_only(
         assert ran == ["q1-service"]
     finally:
         journal.close()
+
+
+def test_a_drill_whose_fault_cannot_be_injected_fails_and_a_second_failure_pages_no_one_again(
+    tmp_path: Path,
+) -> None:
+    """The staging engine is away when the drill is due: that is a failed drill (paged at
+    the policy's severity), and failing again while a person holds it opens nothing new."""
+    from watchdog.commands.drillcmd import drill_once
+    from watchdog.drill.run import report
+    from watchdog.metrics import Metrics
+    from watchdog.policy.drillspecs import DrillSpec
+    from watchdog.store.journal import open_journal
+
+    policy = load_policy(policy_file(tmp_path, {"q1-service": KILL_WEB}, drill=True))
+
+    def engine_away(_spec: DrillSpec) -> str:
+        raise ConnectionError("Docker engine at unix:///run/staging.sock: connection refused")
+
+    journal = open_journal(str(tmp_path / "journal.db"))
+    metrics = Metrics.for_policy(policy)
+    said: list[str] = []
+    try:
+        runs = [drill_once(policy, "q1-service", ("Compose project shop", engine_away), journal,
+                           outbox=None, metrics=metrics, time_scale=1.0, progress=said.append)
+                for _ in range(2)]
+        (first, paged), (again, still) = runs
+        assert not first.passed and first.state == "not injected"
+        assert first.reason == ("the fault could not be injected: Docker engine at "
+                                "unix:///run/staging.sock: connection refused")
+        assert paged is not None and paged.new
+        assert still is not None and not still.new and still.incident == paged.incident
+        incident = journal.find_open("drill/q1-service")
+        assert incident is not None and incident.id == paged.incident
+        assert (incident.severity.value, incident.state) == ("P2", "escalated")
+        drills = [e for e in journal.timeline(paged.incident) if e.kind == "drill"]
+        assert len(drills) == 2
+        assert "Paged as incident" in report(first, paged)
+        assert "Not paged again: still open as incident" in report(again, still)
+        assert 'watchdog_drills_total{outcome="failed",scenario="q1-service"} 2.0' in (
+            metrics.exposition().decode())
+        assert any("not injected: Docker engine" in line for line in said)
+    finally:
+        journal.close()
+
+
+def test_scheduled_drills_fire_on_their_interval_and_run_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two drills due together each follow 'the first incident after my fault': run at
+    once they would claim each other's. The scheduler fires both (every 10 s of policy
+    time, at a hundredfold clock) and they run one after the other."""
+    import asyncio
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    import httpx
+
+    from watchdog.drill import scheduled
+    from watchdog.metrics import Metrics
+    from watchdog.settings import Settings
+    from watchdog.store.journal import open_journal
+
+    every = {**KILL_WEB, "schedule": "every 10s"}
+    path = policy_file(tmp_path, {"a": every, "b": every}, drill=True)
+    policy = load_policy(path)
+    settings = Settings(orchestrator=f"docker+unix://{tmp_path}/no-engine.sock",
+                        state=str(tmp_path / "journal.db"), time_scale=100)
+    running: list[str] = []
+    spans: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def drill_once(_policy: Any, name: str, *_: Any, **__: Any) -> tuple[Any, None]:
+        with lock:
+            running.append(name)
+            spans.append(("start", name) if len(running) == 1 else ("overlap", name))
+        time.sleep(0.05)
+        with lock:
+            running.remove(name)
+        return SimpleNamespace(reason="passed"), None
+
+    monkeypatch.setattr(scheduled, "drill_once", drill_once)
+    journal = open_journal(settings.state)
+
+    async def a_while() -> None:
+        async with httpx.AsyncClient() as client:
+            drills = scheduled.start_drills(policy, settings, journal, client, Metrics(),
+                                            str(path))
+            assert drills is not None
+            try:
+                for _ in range(100):  # until each ran twice, at most 5 s
+                    if sum(1 for _k, n in spans if n == "b") >= 2 and len(spans) >= 4:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                drills.shutdown(wait=False)
+
+    try:
+        asyncio.run(a_while())
+    finally:
+        journal.close()
+    assert {n for _k, n in spans} == {"a", "b"} and len(spans) >= 4, spans
+    assert [k for k, _n in spans if k == "overlap"] == [], spans

@@ -24,7 +24,7 @@ import httpx
 
 from watchdog.commands.journalfile import existing_journal
 from watchdog.drill.faults import Injector, docker_injector, postgres_injector, sandbox_injector
-from watchdog.drill.run import DrillResult, open_failure, record, report, run_drill
+from watchdog.drill.run import DrillResult, Failure, open_failure, record, report, run_drill
 from watchdog.metrics import Metrics
 from watchdog.notify.outbox import Outbox
 from watchdog.policy.schema import Policy
@@ -82,8 +82,10 @@ def drill_once(
     metrics: Metrics,
     time_scale: float,
     progress: Callable[[str], None],
-) -> tuple[DrillResult, int | None]:
-    """Run, record, count and (when failed) page one drill; the result, the page's incident."""
+) -> tuple[DrillResult, Failure | None]:
+    """Run, record, count and (when failed) open one drill's incident; the result, the failure.
+
+    With an `outbox`, a new failure is paged here; without one the caller pages it."""
     spec = policy.drills.scenarios[name]
     where, inject = target
     timeout = spec.timeout / time_scale
@@ -96,14 +98,14 @@ def drill_once(
     metrics.drills.labels(name, result.outcome).inc()
     if result.recover_seconds is not None and result.passed:
         metrics.drill_recovery.labels(name).observe(result.recover_seconds)
-    paged = None
+    failure = None
     if not result.passed:
-        paged = open_failure(journal, result, policy.drills.page_severity, at=now)
-        if outbox is not None:
-            outbox.incident_moved(paged, "detected", "escalated", f"drill {name} failed: "
-                                  f"{result.reason}")
+        failure = open_failure(journal, result, policy.drills.page_severity, at=now)
+        if outbox is not None and failure.new:
+            outbox.incident_moved(failure.incident, "detected", "escalated",
+                                  f"drill {name} failed: {result.reason}")
     progress(f"drill {name} {result.outcome}: {result.reason}")
-    return result, paged
+    return result, failure
 
 
 def drill_command(
@@ -126,21 +128,22 @@ def drill_command(
     journal = open_journal(existing_journal(settings))
     metrics = Metrics.for_policy(policy)
     try:
-        result, paged = drill_once(
+        result, failure = drill_once(
             policy, name, target, journal, outbox=None, metrics=metrics,
             time_scale=settings.time_scale, progress=lambda line: print(line, flush=True),
         )
-        if paged is not None:  # journaled here, delivered by the daemon's outbox worker
+        if failure is not None and failure.new:  # delivered by the daemon's outbox worker
             client = httpx.AsyncClient()
             try:
                 build_outbox(policy, settings, journal, client, metrics).incident_moved(
-                    paged, "detected", "escalated", f"drill {name} failed: {result.reason}"
+                    failure.incident, "detected", "escalated",
+                    f"drill {name} failed: {result.reason}",
                 )
             finally:
                 asyncio.run(client.aclose())
     finally:
         journal.close()
-    page = report(result, paged)
+    page = report(result, failure)
     if out is not None:
         out.write_text(page)
         print(f"report: {out}")

@@ -13,7 +13,9 @@ as the flag `drill:<name>` holding the latest result as JSON, which is what
 "when did this drill last pass" needs. A failed drill opens its own incident
 (`drill/<name>`, at the policy's `drills.page_severity`, P2 by default, state
 `escalated`) so it is paged through the normal outbox path by the policy's routes,
-and stays open until a person closes it.
+and stays open until a person closes it. A drill failing again while that incident is
+open adds an event to it and pages no one again: a staging stack drilled every hour must
+not page every hour for the one fault a person already holds.
 """
 
 from __future__ import annotations
@@ -77,7 +79,13 @@ def run_drill(
     newest = journal.list_incidents(limit=1)
     known = newest[0].id if newest else 0
     started = clock()
-    injected = inject(spec)
+    try:
+        injected = inject(spec)
+    except Exception as error:  # a drill whose fault cannot be injected has failed
+        progress(f"  +  0.0 s  not injected: {error}")
+        return DrillResult(name, target, spec.fault, f"not injected: {error}", started,
+                           state="not injected",
+                           reason=f"the fault could not be injected: {error}")
     progress(f"  +  0.0 s  injected: {injected}")
     deadline = started + timeout
     seen: dict[int, int] = {}
@@ -143,8 +151,18 @@ def last_result(journal: Journal, name: str) -> dict[str, Any] | None:
     return None if raw is None else dict(json.loads(raw))
 
 
-def open_failure(journal: Journal, result: DrillResult, severity: Severity, *, at: float) -> int:
-    """The failed drill's own incident, escalated to a human (the caller pages it)."""
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed drill's own incident, and whether it was opened now (then it is paged)."""
+
+    incident: int
+    new: bool
+
+
+def open_failure(
+    journal: Journal, result: DrillResult, severity: Severity, *, at: float
+) -> Failure:
+    """The failed drill's own incident, escalated to a human (the caller pages a new one)."""
     reason = f"drill {result.name} failed: {result.reason}"
     existing = journal.find_open(f"drill/{result.name}")
     if existing is not None:
@@ -155,10 +173,10 @@ def open_failure(journal: Journal, result: DrillResult, severity: Severity, *, a
             subject=result.name, state="escalated", reason=reason, at=at, findings=[],
         )
     journal.add_event(incident, at=at, kind="drill", summary=reason, data=result.data())
-    return incident
+    return Failure(incident, existing is None)
 
 
-def report(result: DrillResult, page_incident: int | None = None) -> str:
+def report(result: DrillResult, failure: Failure | None = None) -> str:
     """The one-page Markdown report of a drill."""
 
     def seconds(value: float | None) -> str:
@@ -182,6 +200,8 @@ def report(result: DrillResult, page_incident: int | None = None) -> str:
         "",
         f"Verdict: {result.reason}.",
     ]
-    if page_incident is not None:
-        lines += ["", f"Paged as incident {page_incident} (`watchdog explain {page_incident}`)."]
+    if failure is not None:
+        how = "Paged as" if failure.new else "Not paged again: still open as"
+        lines += ["", f"{how} incident {failure.incident} "
+                      f"(`watchdog explain {failure.incident}`)."]
     return "\n".join(lines) + "\n"

@@ -1,10 +1,12 @@
 """When the policy's drills run: APScheduler triggers from each drill's `schedule`.
 
 A quarter (`Q1`..`Q4`, the runbook's quarterly rollback tests) is a yearly cron
-trigger on `day` of the quarter's first month at `at` UTC; anything else is a
-crontab line. `next_runs` computes the coming runs without a scheduler or a clock
-(the caller gives `now`), so the schedule is checked by a unit test; `schedule_drills`
-adds one job per scheduled drill to the daemon's scheduler.
+trigger on `day` of the quarter's first month at `at` UTC; `every DURATION` is an
+interval trigger whose first run is one interval after the start (the interval divided
+by the time scale, as every policy duration is); anything else is a crontab line.
+`next_runs` computes the coming runs without a scheduler or a clock (the caller gives
+`now`), so the schedule is checked by a unit test; `schedule_drills` adds one job per
+scheduled drill to the daemon's scheduler.
 """
 
 from __future__ import annotations
@@ -13,16 +15,25 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from watchdog.policy.drillspecs import QUARTERS, DrillSpec
 from watchdog.policy.schema import Policy
 
 
-def trigger(spec: DrillSpec) -> CronTrigger | None:
-    """The drill's trigger (UTC), or None when it runs only by hand."""
+def trigger(spec: DrillSpec, start: datetime | None = None,
+            time_scale: float = 1.0) -> BaseTrigger | None:
+    """The drill's trigger (UTC), or None when it runs only by hand.
+
+    `start` is when an `every` schedule starts counting (None: when the scheduler adds it)."""
     if spec.schedule is None:
         return None
+    if spec.interval is not None:
+        seconds = spec.interval / time_scale
+        first = None if start is None else start + timedelta(seconds=seconds)
+        return IntervalTrigger(seconds=seconds, start_date=first, timezone=UTC)
     if spec.schedule in QUARTERS:
         month = 1 + 3 * QUARTERS.index(spec.schedule)
         hour, minute = spec.at.split(":")
@@ -39,7 +50,7 @@ def next_runs(policy: Policy, now: datetime, count: int = 1) -> dict[str, list[d
     """Each scheduled drill's next `count` runs after `now`, by drill name."""
     runs: dict[str, list[datetime]] = {}
     for name, spec in policy.drills.scenarios.items():
-        found = trigger(spec)
+        found = trigger(spec, start=now)
         if found is None:
             continue
         times: list[datetime] = []
@@ -56,12 +67,13 @@ def next_runs(policy: Policy, now: datetime, count: int = 1) -> dict[str, list[d
 
 
 def schedule_drills(
-    scheduler: BaseScheduler, policy: Policy, run: Callable[[str], object]
+    scheduler: BaseScheduler, policy: Policy, run: Callable[[str], object],
+    time_scale: float = 1.0,
 ) -> list[str]:
     """One job per scheduled drill, calling `run(name)`; the names scheduled."""
     scheduled = []
     for name, spec in policy.drills.scenarios.items():
-        found = trigger(spec)
+        found = trigger(spec, time_scale=time_scale)
         if found is None:
             continue
         scheduler.add_job(

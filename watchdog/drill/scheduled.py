@@ -2,10 +2,13 @@
 
 A drill waits on the daemon for minutes (that is the point), so each runs in a
 worker thread with its own journal handle, never on the event loop that runs the
-daemon. A failed drill's page is composed on the loop afterwards, by an outbox
-that only journals (the daemon's outbox worker delivers it, as every page). A
-policy whose drills would hit a live target is not scheduled at all: the refusal
-is logged once at start, as `watchdog drill` would print it.
+daemon. Drills due together run one after another: each follows the first incident
+opened after its fault, so two faults at once would each claim the other's. A failed
+drill's page is composed on the loop afterwards, by an outbox that only journals (the
+daemon's outbox worker delivers it, as every page). A policy whose drills would hit a
+live target (songnodes.yaml on the real stack) is not scheduled at all: the refusal is
+logged once at start as a warning, as `watchdog drill` would print it; its staging copy
+(`stack.drill: true`) runs them.
 """
 
 from __future__ import annotations
@@ -44,36 +47,39 @@ def start_drills(
         for name in names:
             drill_target(policy, settings, name, source)
     except DrillRefused as error:
-        log.error("drills_refused", reason=str(error), drills=names)
+        log.warning("drills_not_scheduled", reason=str(error), drills=names)
         return None
     outbox = build_outbox(policy, settings, journal, client, metrics)
+    one_at_a_time = asyncio.Lock()
 
     def in_thread(name: str) -> tuple[int | None, str]:
         handle = open_journal(settings.state)
         try:
-            result, paged = drill_once(
+            result, failure = drill_once(
                 policy, name, drill_target(policy, settings, name, source), handle,
                 outbox=None, metrics=metrics, time_scale=settings.time_scale,
                 progress=lambda line: log.info("drill_progress", drill=name, line=line.strip()),
             )
         finally:
             handle.close()
-        return paged, result.reason
+        return (failure.incident if failure is not None and failure.new else None), result.reason
 
     async def job(name: str) -> None:
-        if not leading():
-            log.info("drill_skipped", drill=name, reason="this sidecar follows; the leader runs it")
-            return
-        try:
-            paged, reason = await asyncio.to_thread(in_thread, name)
-        except Exception as error:  # a drill that cannot run is itself a failed drill
-            log.error("drill_error", drill=name, error=str(error))
-            return
+        async with one_at_a_time:
+            if not leading():
+                log.info("drill_skipped", drill=name,
+                         reason="this sidecar follows; the leader runs it")
+                return
+            try:
+                paged, reason = await asyncio.to_thread(in_thread, name)
+            except Exception as error:  # the journal failed under it: nothing to record in
+                log.error("drill_error", drill=name, error=str(error))
+                return
         if paged is not None:
             outbox.incident_moved(paged, "detected", "escalated", f"drill {name} failed: {reason}")
 
     scheduler = AsyncIOScheduler(timezone=UTC)
-    schedule_drills(scheduler, policy, job)
+    schedule_drills(scheduler, policy, job, time_scale=settings.time_scale)
     scheduler.start()
     for found in scheduler.get_jobs():
         log.info("drill_scheduled", drill=found.name, next_run=str(found.next_run_time))

@@ -4,9 +4,11 @@ A drill is the runbook's "Rollback Testing" made routine: inject a known fault i
 a drill target (the sandbox, or a Compose project whose policy says `stack.drill:
 true`), let the daemon detect, act and verify, and record what happened. The
 runbook tests one procedure per quarter (Q1 service, Q2 database, Q3
-configuration, Q4 complete system), so a drill's `schedule` is either a quarter
-(`Q1`..`Q4`: once a year, on `day` of that quarter's first month at `at` UTC) or
-a five-field crontab line; `watchdog.drill.schedule` turns either into triggers.
+configuration, Q4 complete system), so a drill's `schedule` is a quarter
+(`Q1`..`Q4`: once a year, on `day` of that quarter's first month at `at` UTC), a
+five-field crontab line, or `every DURATION` (a staging stack rehearsed all day long,
+first one interval after the daemon starts, the interval divided by the time scale like
+every policy duration); `watchdog.drill.schedule` turns each into a trigger.
 No field is a command or a statement (tests/unit/test_policy_powers.py): `unhealthy`
 freezes the service's processes and `corrupt_config` sets a named column to NULL, each
 with what the watchdog builds itself. Only the shape of a crontab line is checked here
@@ -22,7 +24,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from watchdog.model import Severity
-from watchdog.policy.durations import Duration
+from watchdog.policy.durations import Duration, parse_duration
 from watchdog.policy.identifiers import table_name
 from watchdog.policy.specbase import Strict
 
@@ -30,6 +32,7 @@ from watchdog.policy.specbase import Strict
 #: database's configuration table, and any of the sandbox's own (`sandbox`, with `kind`).
 FaultKind = Literal["kill", "pause", "unhealthy", "wrong_image", "corrupt_config", "sandbox"]
 QUARTERS = ("Q1", "Q2", "Q3", "Q4")
+EVERY = "every "
 _AT = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -53,7 +56,8 @@ class DrillSpec(Strict):
     )
     timeout: Duration = Field(300.0, gt=0, description="detect, act and verify within this")
     schedule: str | None = Field(
-        None, description="Q1..Q4 (the runbook's quarterly test) or a crontab line (UTC)"
+        None, description="Q1..Q4 (the runbook's quarterly test), a crontab line (UTC) "
+        "or `every DURATION`"
     )
     day: int = Field(15, ge=1, le=28, description="a quarter's schedule: the day of its month")
     at: str = Field("10:00", description="a quarter's schedule: HH:MM UTC")
@@ -77,13 +81,29 @@ class DrillSpec(Strict):
                 table_name(name)  # an identifier (schema.table), never a statement
         if not _AT.match(self.at):
             raise ValueError(f"at: expected HH:MM (UTC), found {self.at!r}")
-        if self.schedule is not None and self.schedule not in QUARTERS and (
-            len(self.schedule.split()) != 5
-        ):
-            raise ValueError(
-                f"schedule: expected Q1..Q4 or a five-field crontab line, found {self.schedule!r}"
-            )
+        if self.schedule is not None:
+            _check_schedule(self.schedule)
         return self
+
+    @property
+    def interval(self) -> float | None:
+        """Seconds between runs of an `every DURATION` schedule, else None."""
+        if self.schedule is None or not self.schedule.startswith(EVERY):
+            return None
+        return parse_duration(self.schedule[len(EVERY):])
+
+
+def _check_schedule(schedule: str) -> None:
+    expected = "expected Q1..Q4, a five-field crontab line or 'every DURATION' (every 6h)"
+    if schedule.startswith(EVERY):
+        try:
+            seconds = parse_duration(schedule[len(EVERY):])
+        except ValueError as error:
+            raise ValueError(f"schedule {schedule!r}: {error}") from error
+        if seconds < 1:
+            raise ValueError(f"schedule {schedule!r}: at least 1s between drills")
+    elif schedule not in QUARTERS and len(schedule.split()) != 5:
+        raise ValueError(f"schedule: {expected}, found {schedule!r}")
 
 
 class DrillsSpec(Strict):
