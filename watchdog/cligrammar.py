@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 
 from watchdog import clihandlers as handle
 
@@ -293,9 +294,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
 
     p = command("sandbox", "run the sandbox stack until interrupted", handle.sandbox,
-                "watchdog sandbox --port 18080")
+                "watchdog sandbox --port 18080",
+                "watchdog sandbox --env-file sandbox.env &  set -a; . ./sandbox.env; set +a\n"
+                "  watchdog run --policy policies/songnodes.yaml")
     p.add_argument("--port", type=int, default=0, help="its HTTP port (default: a free one)")
     p.add_argument("--state-dir", default=None, help="its folder (default: a temporary one)")
+    p.add_argument("--env-file", type=Path, default=None,
+                   help="write there the settings `watchdog run --policy "
+                   "policies/songnodes.yaml` needs to guard it (journal in --state-dir), "
+                   "once it is up")
+    p.add_argument("--time-scale", type=float, default=10.0,
+                   help="WATCHDOG_TIME_SCALE in --env-file (default 10, as the demo)")
 
     for name in ("approve", "reject"):
         p = command(

@@ -14,6 +14,7 @@ import asyncio
 import os
 import sys
 import time
+from pathlib import Path
 
 from watchdog.commands.journalfile import existing_journal
 from watchdog.logs import configure_logging
@@ -80,7 +81,6 @@ def validate(args: argparse.Namespace) -> int:
 
 def quorum_warnings(policy: Policy, people_file: str) -> list[str]:
     """What the people file cannot approve under this policy (validate and start-up say it)."""
-    from pathlib import Path
 
     from watchdog.people import People
     from watchdog.policy.quorums import unmeetable_quorums
@@ -245,7 +245,6 @@ def close(args: argparse.Namespace) -> int:
 
 
 def followups(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from watchdog.commands.followupscmd import done_command, list_command
 
@@ -290,7 +289,6 @@ def replay(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from watchdog.commands.followupscmd import report_command
 
@@ -333,7 +331,6 @@ def token(args: argparse.Namespace) -> int:
 
 
 def drill(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from watchdog.commands.drillcmd import drill_command
 
@@ -351,12 +348,25 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def sandbox(args: argparse.Namespace) -> int:
-    from watchdog.sandbox.__main__ import main as sandbox_main
+    import tempfile
 
-    argv = ["up", "--port", str(args.port)]
-    if args.state_dir:
-        argv += ["--state-dir", args.state_dir]
-    code: int = sandbox_main(argv)
+    from watchdog.demo import sandbox_settings
+    from watchdog.sandbox.controlapi import run_up
+
+    state = Path(args.state_dir or tempfile.mkdtemp(prefix="watchdog-sandbox-")).resolve()
+    env_file: Path | None = args.env_file
+
+    def write_settings(control_url: str, urls: dict[str, str]) -> None:
+        if env_file is None:
+            return
+        settings = sandbox_settings(control_url, urls, state, args.time_scale)
+        written = env_file.with_name(env_file.name + ".tmp")  # whole, or not there at all
+        written.write_text("".join(f"{name}={value}\n" for name, value in settings.items()))
+        written.replace(env_file)
+        print(f"settings for `watchdog run --policy policies/songnodes.yaml`: {env_file} "
+              f"(set -a; . {env_file}; set +a)", file=sys.stderr, flush=True)
+
+    code: int = run_up(args.port, state, write_settings)
     return code
 
 

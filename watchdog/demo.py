@@ -103,31 +103,42 @@ def free_port() -> int:
         return port
 
 
-def daemon_environment(
-    stack: SandboxStack, state: Path, listen: str, time_scale: float
+def sandbox_settings(
+    control_url: str, urls: Mapping[str, str], state: Path, time_scale: float
 ) -> dict[str, str]:
-    """What `watchdog run` needs to guard the sandbox with the songnodes policy."""
-    env = dict(os.environ)
+    """The settings `watchdog run --policy policies/songnodes.yaml` needs to guard the
+    sandbox at `control_url` (its services at `urls`), journaling in `state`."""
+    settings = {}
     for service, variable in ADDRESSES.items():
-        address = stack.urls.get(service)
+        address = urls.get(service)
         if address is None:
-            raise RuntimeError(f"the sandbox has no {service!r}; it has {sorted(stack.urls)}")
-        env[variable] = address.removeprefix("tcp://")
-    env.update(
+            raise RuntimeError(f"the sandbox has no {service!r}; it has {sorted(urls)}")
+        settings[variable] = address.removeprefix("tcp://")
+    settings.update(
         WATCHDOG_STATE=str(state / "journal.db"),
-        WATCHDOG_LISTEN=listen,
-        WATCHDOG_ORCHESTRATOR=f"sandbox+{stack.control_url}",
-        WATCHDOG_CONFIG_STORE=f"sandbox+{stack.control_url}",
+        WATCHDOG_ORCHESTRATOR=f"sandbox+{control_url}",
+        WATCHDOG_CONFIG_STORE=f"sandbox+{control_url}",
         WATCHDOG_BACKUP_DIR=str(state / "backups"),
-        WATCHDOG_TIME_SCALE=str(time_scale),
+        WATCHDOG_TIME_SCALE=f"{time_scale:g}",
         WATCHDOG_REDIS_PASSWORD="sandbox-redis",
         WATCHDOG_DOCKER_SIGNALS="false",  # the sandbox plays Docker through its own API
         # ... and PostgreSQL as a bare port: the TCP signal instead of SQL ones.
         WATCHDOG_POSTGRES_SIGNALS="false",
         WATCHDOG_DATABASE_PORT_SIGNAL="true",
-        WATCHDOG_LOG_FORMAT="json",
     )
-    return env
+    return settings
+
+
+def daemon_environment(
+    stack: SandboxStack, state: Path, listen: str, time_scale: float
+) -> dict[str, str]:
+    """What `watchdog run` needs to guard the sandbox with the songnodes policy."""
+    return {
+        **os.environ,
+        **sandbox_settings(stack.control_url, stack.urls, state, time_scale),
+        "WATCHDOG_LISTEN": listen,
+        "WATCHDOG_LOG_FORMAT": "json",
+    }
 
 
 class DaemonProcess:

@@ -82,6 +82,7 @@ def test_a_sandbox_drill_passes_and_one_too_strict_fails_and_pages_at_p2(
         printed = capsys.readouterr().out
         assert failed == 1, printed
         assert "# Drill too-strict: FAILED" in printed
+        assert "Paged through: webhook (delivered by the daemon)." in printed
         # 0.2 s: the daemon has not yet seen the crash, or not yet restarted and verified it.
         assert "no incident within 0.2 s" in printed or "incident" in printed.split(
             "Verdict:")[1], printed

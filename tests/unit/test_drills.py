@@ -191,7 +191,7 @@ def test_a_drill_whose_fault_cannot_be_injected_fails_and_a_second_failure_pages
         assert (incident.severity.value, incident.state) == ("P2", "escalated")
         drills = [e for e in journal.timeline(paged.incident) if e.kind == "drill"]
         assert len(drills) == 2
-        assert "Paged as incident" in report(first, paged)
+        assert "Escalated as incident" in report(first, paged)
         assert "Not paged again: still open as incident" in report(again, still)
         assert 'watchdog_drills_total{outcome="failed",scenario="q1-service"} 2.0' in (
             metrics.exposition().decode())

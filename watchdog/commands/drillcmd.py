@@ -127,6 +127,7 @@ def drill_command(
         return 2
     journal = open_journal(existing_journal(settings))
     metrics = Metrics.for_policy(policy)
+    channels = None
     try:
         result, failure = drill_once(
             policy, name, target, journal, outbox=None, metrics=metrics,
@@ -141,9 +142,10 @@ def drill_command(
                 )
             finally:
                 asyncio.run(client.aclose())
+            channels = sorted({d.channel for d in journal.deliveries(failure.incident)})
     finally:
         journal.close()
-    page = report(result, failure)
+    page = report(result, failure, channels)
     if out is not None:
         out.write_text(page)
         print(f"report: {out}")

@@ -176,8 +176,10 @@ def open_failure(
     return Failure(incident, existing is None)
 
 
-def report(result: DrillResult, failure: Failure | None = None) -> str:
-    """The one-page Markdown report of a drill."""
+def report(
+    result: DrillResult, failure: Failure | None = None, channels: list[str] | None = None
+) -> str:
+    """The one-page Markdown report of a drill; `channels` its page was queued to, if any."""
 
     def seconds(value: float | None) -> str:
         return "-" if value is None else f"{value:.1f} s"
@@ -201,7 +203,11 @@ def report(result: DrillResult, failure: Failure | None = None) -> str:
         f"Verdict: {result.reason}.",
     ]
     if failure is not None:
-        how = "Paged as" if failure.new else "Not paged again: still open as"
+        how = "Escalated as" if failure.new else "Not paged again: still open as"
         lines += ["", f"{how} incident {failure.incident} "
                       f"(`watchdog explain {failure.incident}`)."]
+    if channels is not None:
+        lines.append(f"Paged through: {', '.join(channels)} (delivered by the daemon)."
+                     if channels else "NOT paged: the policy routes it to no channel that "
+                     "is configured here (see the daemon's channel_off log lines).")
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -150,8 +151,14 @@ class _Stop:
         cls.requested = True
 
 
-def run_up(port: int, state_dir: Path) -> int:
-    """Run the supervisor until SIGTERM/SIGINT; returns the process exit code."""
+def run_up(
+    port: int, state_dir: Path,
+    on_ready: Callable[[str, dict[str, str]], None] | None = None,
+) -> int:
+    """Run the supervisor until SIGTERM/SIGINT; returns the process exit code.
+
+    `on_ready(control_url, urls)` is called once every service answers (the CLI writes
+    the daemon's settings file from it)."""
     signal.signal(signal.SIGTERM, _Stop.handler)
     signal.signal(signal.SIGINT, _Stop.handler)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -177,6 +184,8 @@ def run_up(port: int, state_dir: Path) -> int:
             code = 1
         else:
             urls = {name: svc.url for name, svc in supervisor.services.items() if svc.url}
+            if on_ready is not None:
+                on_ready(control_url, urls)
             print(json.dumps({"control_url": control_url, "urls": urls, "pid": os.getpid(),
                               "state_dir": str(state_dir)}), flush=True)
             while not _Stop.requested:
