@@ -206,6 +206,18 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self.drill_last_run = Gauge(
+            "watchdog_drill_last_run_timestamp_seconds",
+            "When each drill last ran, by hand or scheduled (read from the journal).",
+            ["scenario"],
+            registry=r,
+        )
+        self.drill_last_passed = Gauge(
+            "watchdog_drill_last_passed",
+            "1 if each drill's latest run passed, 0 if it failed; absent until it ran.",
+            ["scenario"],
+            registry=r,
+        )
 
     @classmethod
     def for_policy(cls, policy: Policy, registry: CollectorRegistry | None = None) -> Metrics:

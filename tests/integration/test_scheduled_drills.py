@@ -108,6 +108,9 @@ def scheduled_drill_pages_once(
     wait_for(lambda: ran_after(second), 30, "the drill's third scheduled run")
     metrics = httpx.get(daemon.url + "/metrics", timeout=5).text
     assert 'watchdog_drills_total{outcome="failed",scenario="hourly-too-strict"}' in metrics
+    # Read from the journal at start and every 15 s: a result is there within one read.
+    wait_for(lambda: 'watchdog_drill_last_passed{scenario="hourly-too-strict"} 0.0' in
+             httpx.get(daemon.url + "/metrics", timeout=5).text, 20, "the drill's result gauge")
     journal = open_journal(str(tmp_path / "journal.db"))
     try:
         incident = journal.find_open("drill/hourly-too-strict")

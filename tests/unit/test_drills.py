@@ -143,7 +143,7 @@ def test_a_scheduled_drill_is_run_by_the_leading_sidecar_only(
                                             str(path), leading=lambda: leading)
             assert drills is not None
             try:
-                [job] = drills.get_jobs()
+                job = drills.get_job("drill:q1-service")
                 await job.func(*job.args)
             finally:
                 drills.shutdown(wait=False)
@@ -258,3 +258,31 @@ def test_scheduled_drills_fire_on_their_interval_and_run_one_at_a_time(
         journal.close()
     assert {n for _k, n in spans} == {"a", "b"} and len(spans) >= 4, spans
     assert [k for k, _n in spans if k == "overlap"] == [], spans
+
+
+def test_each_drills_latest_result_by_hand_or_scheduled_is_a_gauge_read_from_the_journal(
+    tmp_path: Path,
+) -> None:
+    from watchdog.drill.run import DrillResult, record
+    from watchdog.drill.scheduled import refresh_results
+    from watchdog.metrics import Metrics
+    from watchdog.store.journal import open_journal
+
+    drills = {"q1-service": KILL_WEB, "q3-config": KILL_WEB, "never-run": KILL_WEB}
+    policy = load_policy(policy_file(tmp_path, drills, drill=True))
+    journal = open_journal(str(tmp_path / "journal.db"))
+    metrics = Metrics.for_policy(policy)
+    try:
+        record(journal, DrillResult("q1-service", "sandbox", "kill", "killed web", 1000.0,
+                                    None, True, True, True, 2.0, 9.0, "resolved"), at=1010.0)
+        record(journal, DrillResult("q3-config", "sandbox", "kill", "killed web", 2000.0),
+               at=2300.0)
+        refresh_results(policy, journal, metrics)
+    finally:
+        journal.close()
+    text = metrics.exposition().decode()
+    assert 'watchdog_drill_last_passed{scenario="q1-service"} 1.0' in text
+    assert 'watchdog_drill_last_passed{scenario="q3-config"} 0.0' in text
+    assert 'watchdog_drill_last_run_timestamp_seconds{scenario="q1-service"} 1000.0' in text
+    assert 'watchdog_drill_last_run_timestamp_seconds{scenario="q3-config"} 2000.0' in text
+    assert 'scenario="never-run"} ' not in text.split("watchdog_drill_last_run")[1]
