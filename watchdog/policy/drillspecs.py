@@ -8,10 +8,12 @@ configuration, Q4 complete system), so a drill's `schedule` is either a quarter
 (`Q1`..`Q4`: once a year, on `day` of that quarter's first month at `at` UTC) or
 a five-field crontab line; `watchdog.drill.schedule` turns either into triggers.
 No field is a command or a statement (tests/unit/test_policy_powers.py): `unhealthy`
-freezes the service's processes and `corrupt_config` sets a named column to NULL, each
-with what the watchdog builds itself. Only the shape of a crontab line is checked here
-(the pure core imports no scheduler); APScheduler parses it when `watchdog run` schedules
-it, and a bad one stops the start with exit 2 naming the line.
+freezes every process of the service's container, PID 1 included (SIGSTOP: it stays
+`running`, answers nothing, and an HTTP healthcheck turns `unhealthy`), and
+`corrupt_config` sets a named column to NULL, each with what the watchdog builds itself.
+Only the shape of a crontab line is checked here (the pure core imports no scheduler);
+APScheduler parses it when `watchdog run` schedules it, and a bad one stops the start
+with exit 2 naming the line.
 """
 
 from __future__ import annotations
