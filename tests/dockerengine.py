@@ -11,9 +11,11 @@ of Debian's `busybox-static` into
   `/www/healthy` (GET /healthy answers 200 or 404; the Docker healthcheck reads it);
 - `watchdog-test/web:broken`: the same root filesystem whose command exits 1 at
   once, a "new version" that crash-loops.
+- `watchdog-test/web:nokill` (`nokill_image`, imported on first use): GOOD without
+  the `kill` applet, as the many images with no shell tools are.
 
-Containers run with host networking, `--init` (busybox httpd as PID 1 ignores
-SIGTERM) and bind to 127.0.0.1 only.
+Containers run with host networking, `--init` unless a test asks for httpd as PID 1
+(busybox httpd as PID 1 ignores SIGTERM) and bind to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ import docker.errors
 BUSYBOX = Path("/bin/busybox")
 GOOD = "watchdog-test/web:good"
 BROKEN = "watchdog-test/web:broken"
+NOKILL = "watchdog-test/web:nokill"
+HTTPD = '["/bin/httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"]'
 MISSING = (
     "no Docker engine answers and none can be started here: install Debian's docker.io and "
     "busybox-static (make test runs scripts/provision.sh, which does) and run as root"
@@ -159,8 +163,9 @@ class Dockerd:
         self.stop()
 
 
-def _rootfs_tar(command: list[str] | None = None) -> bytes:
-    """A tar of a busybox root filesystem: /bin/busybox, its applets, an empty /www."""
+def _rootfs_tar(command: list[str] | None = None, without: tuple[str, ...] = ()) -> bytes:
+    """A tar of a busybox root filesystem: /bin/busybox, its applets but `without`, an empty
+    /www."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for folder in ("bin", "www", "tmp", "etc"):
@@ -180,6 +185,8 @@ def _rootfs_tar(command: list[str] | None = None) -> bytes:
             "true",
             "test",
         ):
+            if applet in without:
+                continue
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(link)
@@ -196,7 +203,7 @@ def build_images(client: docker.DockerClient) -> None:
         tar,
         repository="watchdog-test/web",
         tag="good",
-        changes=['CMD ["/bin/httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"]'],
+        changes=[f"CMD {HTTPD}"],
     )
     broken = client.api.import_image_from_data(
         tar,
@@ -206,6 +213,16 @@ def build_images(client: docker.DockerClient) -> None:
     )
     if not (good and broken):
         raise RuntimeError("docker import of the busybox root filesystem failed")
+
+
+def nokill_image(client: docker.DockerClient) -> str:
+    """NOKILL, imported into this engine once: an image in which `docker exec kill` fails."""
+    if not client.images.list(name=NOKILL):
+        client.api.import_image_from_data(
+            _rootfs_tar(without=("kill",)), repository="watchdog-test/web", tag="nokill",
+            changes=[f"CMD {HTTPD}"],
+        )
+    return NOKILL
 
 
 def run_service(
@@ -220,13 +237,18 @@ def run_service(
     depends_on: str = "",
     restart: str = "no",
     healthcheck: bool = True,
+    http_health: bool = False,
+    init: bool = True,
     volumes: dict[str, dict[str, str]] | None = None,
     labels: dict[str, str] | None = None,
 ) -> docker.models.containers.Container:
     """A container as Compose would label it, serving `www` on 127.0.0.1:`port`.
 
     `healthcheck=False` leaves out the Docker healthcheck (the image has none), as in
-    the many stacks where only an HTTP probe sees a running service's health fail.
+    the many stacks where only an HTTP probe sees a running service's health fail;
+    `http_health=True` makes it ask the server (GET /healthy within 1 s), as real images'
+    checks do, so a frozen server fails it where the default `cat /www/healthy` passes.
+    `init=False` runs httpd as PID 1 (Docker's `init: false`, the default in Compose).
     `volumes` are mounted besides `www` (a named volume: {name: {"bind": path}}); `labels`
     are added to Compose's (`watchdog.enable`, ...). Any image but BROKEN serves `www`
     (a tag of GOOD such as "watchdog-test/postgres:16" too).
@@ -248,13 +270,18 @@ def run_service(
         name=f"{project}-{service}-{number}",
         labels=labels,
         network_mode="host",
-        init=True,
+        init=init,
         detach=True,
         volumes={str(www): {"bind": "/www", "mode": "ro"}, **(volumes or {})},
         environment={"SERVICE": service, "PORT": str(port)},
         restart_policy={"Name": restart} if restart != "no" else None,
         healthcheck={
-            "test": ["CMD", "/bin/cat", "/www/healthy"],
+            # /bin/busybox, not /bin/wget: an engine that kept older images has no such link.
+            # No `-T 1`: Debian's static busybox wget lacks it (and crashes on it); Docker's
+            # own 1 s timeout fails a check the server does not answer.
+            "test": ["CMD", "/bin/busybox", "wget", "-q", "-O", "/dev/null",
+                     f"http://127.0.0.1:{port}/healthy"]
+            if http_health else ["CMD", "/bin/cat", "/www/healthy"],
             "interval": 1_000_000_000,
             "timeout": 1_000_000_000,
             "retries": 1,

@@ -4,27 +4,37 @@ pages at P2 through the daemon's outbox) and on a real engine's drill project.
 The daemon runs as `watchdog demo` runs it (songnodes, clock compressed tenfold) or as
 test_docker_daemon runs it (the generic policy on a throwaway Compose project, marked
 `stack.drill: true`); the drill is the real command line in this process, sharing the
-daemon's journal. Every wait is on a condition, never a fixed sleep.
+daemon's journal. Every wait is on a condition, never a fixed sleep. The `unhealthy`
+drill runs the generic policy by labels alone (no targets), its `web` checked by an HTTP
+healthcheck as real images are: a frozen server fails it and is restarted.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import psycopg
 import pytest
 import yaml
 
-from tests.dockerengine import BROKEN, GOOD
+from tests.dockerengine import BROKEN, GOOD, Projects, nokill_image, run_service, www_folder
 from tests.integration.notify_stage import WEBHOOK_TOKEN, Vendors
-from tests.integration.test_docker_daemon import compose_project, start_daemon, write_policy
+from tests.integration.test_docker_daemon import (
+    GENERIC,
+    Project,
+    compose_project,
+    start_daemon,
+    write_policy,
+)
 from tests.pgserver import PgServer
 from watchdog.cli import main
-from watchdog.demo import has_last_good, quiet, running_daemon, wait_for
+from watchdog.demo import free_port, has_last_good, quiet, running_daemon, wait_for
 from watchdog.demosetup import demo_policy
 from watchdog.drill.faults import docker_injector, postgres_injector
 from watchdog.drill.run import last_result
@@ -175,3 +185,127 @@ def test_the_engine_injectors_pause_a_service_and_deploy_a_wrong_tag_and_the_dat
         ).fetchone() or (0, 0)
     assert said == f"set metadata_enrichment_config.priority_1_provider to NULL in {rows} rows"
     assert rows > 0 and named == 0
+
+
+def answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthy", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_an_unhealthy_drill_freezes_web_running_and_the_generic_policy_restarts_it(
+    tmp_path: Path, docker_client: docker.DockerClient, docker_url: str,
+    settings_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """compose-generic.yaml by labels (no targets), marked a drill stack: `web` (init, an HTTP
+    healthcheck as real images have) frozen by `unhealthy` stays running, turns unhealthy, and
+    is restarted; `api` stays healthy, so one service of two is down (P2, not P1)."""
+    with Projects(docker_client, prefix="wdsick") as projects:
+        project = Project(projects.new(), tmp_path, docker_client, {}, {})
+        try:
+            drill_a_frozen_web(project, tmp_path, docker_url, settings_env, capsys)
+        finally:
+            if project.process is not None:
+                project.process.terminate()
+                project.process.wait(30)
+
+
+def drill_a_frozen_web(
+    project: Project, tmp_path: Path, docker_url: str, settings_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    docker_client = project.client
+    for service in ("web", "api"):
+        port = project.ports[service] = free_port()
+        www = project.www[service] = www_folder(tmp_path, f"www-{service}")
+        run_service(docker_client, project=project.name, service=service, port=port,
+                    www=www, http_health=service == "web")
+    data = yaml.safe_load(GENERIC.read_text())
+    data["stack"]["drill"] = True
+    data["drills"] = {"scenarios": {
+        "q1-sick": {"fault": "unhealthy", "service": "web", "timeout": "600s"}}}
+    # A frozen process never acts on SIGTERM: Docker SIGKILLs it after the stop timeout,
+    # 1 s here rather than the policy's 10 (step timeouts are not compressed).
+    (restart,) = data["scenarios"]["restart_service"]["steps"]
+    restart["params"]["stop_timeout"] = 1
+    path = tmp_path / "drill-generic.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    start_daemon(project, docker_url, policy=path)
+    wait_for(lambda: project.last_good_recorded("web"), 30, "web's last known good")
+    web = project.container("web")
+    since = int(time.time())
+    for name, value in {
+        "DOCKER_HOST": docker_url, "WATCHDOG_COMPOSE_PROJECT": project.name,
+        "WATCHDOG_ORCHESTRATOR": f"docker+{docker_url}", "WATCHDOG_TIME_SCALE": "10",
+        "WATCHDOG_STATE": str(tmp_path / "journal.db"),
+    }.items():
+        settings_env.setenv(name, value)
+    code = main(["drill", "q1-sick", "--policy", str(path), "--out", str(tmp_path / "sick.md")])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    froze = f"froze {project.name}-web-1: SIGSTOP to PID 1 and to every other process"
+    assert f"injected: {froze}" in printed
+    report = (tmp_path / "sick.md").read_text()
+    assert report.startswith("# Drill q1-sick: PASSED") and f"({froze})" in report
+    assert "| yes | yes | yes |" in report
+
+    # The engine's own record, in order: frozen by SIGSTOP, unhealthy with no pause nor
+    # exit before it, then the daemon's restart: SIGTERM (ignored), SIGKILL, a new start.
+    seen = [(e["Action"], e["Actor"]["Attributes"].get("signal", "")) for e in
+            docker_client.events(since=since, until=int(time.time()), decode=True,
+                                 filters={"container": web.id})
+            if not e["Action"].startswith("exec_")]
+    frozen = seen.index(("kill", "19"))
+    sick = seen.index(("health_status: unhealthy", ""), frozen)
+    assert not {a for a, _ in seen[frozen:sick]} & {"pause", "die", "stop"}, seen
+    assert "pause" not in {a for a, _ in seen}, seen
+    killed = seen.index(("kill", "9"), seen.index(("kill", "15"), sick))
+    assert ("start", "") in seen[killed:] and ("restart", "") in seen[killed:], seen
+    after = project.container("web")
+    assert after.id == web.id and after.status == "running"
+    assert after.attrs["State"]["StartedAt"] != web.attrs["State"]["StartedAt"]
+
+    (incident,) = project.incidents()
+    assert incident["key"] == "service_failure/web" and incident["state"] == "resolved"
+    assert [(s["name"], s["status"]) for s in incident["steps"]] == [
+        ("restart the failed service", "succeeded")]
+    journal = open_journal(str(tmp_path / "journal.db"))
+    try:
+        result = last_result(journal, "q1-sick")
+        assert result is not None and result["outcome"] == "passed"
+        assert result["injected"] == froze and result["incident"] == incident["id"]
+        assert [e.data["outcome"] for e in journal.timeline(incident["id"])
+                if e.kind == "drill"] == ["passed"]
+    finally:
+        journal.close()
+
+
+def test_the_unhealthy_injector_freezes_a_server_that_is_pid_1_even_without_kill_in_its_image(
+    tmp_path: Path, docker_client: docker.DockerClient, docker_url: str,
+) -> None:
+    """No init (Compose's default): httpd is PID 1, which `kill -STOP -1` inside never
+    reaches; the engine's SIGSTOP does, in an image with `kill` and in one without."""
+    with Projects(docker_client, prefix="wdfreeze") as projects:
+        project = projects.new()
+        ports = {"web": free_port(), "bare": free_port()}
+        for service, image in (("web", GOOD), ("bare", nokill_image(docker_client))):
+            run_service(docker_client, project=project, service=service, port=ports[service],
+                        www=www_folder(tmp_path, service), image=image, init=False,
+                        healthcheck=False)
+            wait_for(lambda p=ports[service]: answers(p), 10, f"{service} answering")
+        inject = docker_injector(lambda: docker.DockerClient(base_url=docker_url), project)
+        said = {s: inject(DrillSpec(fault="unhealthy", service=s)) for s in ports}
+        for service, port in ports.items():
+            with pytest.raises(httpx.TimeoutException):  # accepted by the kernel, never read
+                httpx.get(f"http://127.0.0.1:{port}/healthy", timeout=0.5)
+            container = docker_client.containers.get(f"{project}-{service}-1")
+            assert container.status == "running" and not container.attrs["State"]["Paused"]
+        assert said == {
+            "web": f"froze {project}-web-1: SIGSTOP to PID 1, its only process",
+            "bare": f"froze PID 1 of {project}-bare-1 (SIGSTOP); no kill in the image for "
+            "the others, if any",
+        }
+        # `docker restart` still ends it (SIGKILL after the stop timeout) and brings it back.
+        docker_client.containers.get(f"{project}-web-1").restart(timeout=1)
+        wait_for(lambda: answers(ports["web"]), 10, "web answering after docker restart")

@@ -5,6 +5,18 @@ actions use, and returns a line saying what it did (for the progress output and
 the journal). None of them undoes its fault: the drill exists to see the daemon do
 that. `wrong_image` recreates the service's container from the same create body
 with another image, as a `docker compose up` of a bad tag would; it never pulls.
+
+`unhealthy` is the fault docker-autoheal exists for: the container stays `running`
+(not `paused`, not exited, so Docker's restart policy never fires) while its service
+answers nothing, and an HTTP healthcheck turns `unhealthy` (one that only reads a
+file keeps passing). `kill -STOP -1` inside freezes every process but PID 1 (behind an
+init such as docker-init, that is the server), then SIGSTOP from the engine freezes
+PID 1 itself: from an ancestor PID namespace SIGSTOP is forcibly delivered
+(pid_namespaces(7)), so a server that *is* PID 1 (no init) freezes too, and so does
+PID 1 of an image without `kill`. `docker restart` still ends it: a stopped process
+acts on no SIGTERM, but the SIGKILL Docker sends after the stop timeout kills it, and
+the container starts afresh. (The `pause` fault is the other case: a cgroup freeze
+that Docker's state shows as `paused`.)
 """
 
 from __future__ import annotations
@@ -48,10 +60,7 @@ def docker_injector(connect: Callable[[], Any], project: str) -> Injector:
                 container.pause()
                 return f"paused {name}"
             if spec.fault == "unhealthy":
-                # SIGSTOP to every process but PID 1 (an init) and kill itself: the container
-                # stays running, its service answers nothing, its healthcheck fails.
-                result = container.exec_run(list(FREEZE))
-                return f"froze the processes of {name} (exit {result.exit_code})"
+                return _freeze(container)
             if spec.fault == "wrong_image":
                 return _wrong_image(client, project, container, spec.image or "")
             raise ValueError(f"a Docker drill target takes kill, pause, unhealthy or "
@@ -69,6 +78,28 @@ def _container(client: Any, project: str, service: str) -> Any:
     if not found:
         raise LookupError(f"no container of service {service!r} in Compose project {project!r}")
     return min(found, key=lambda c: c.name)
+
+
+def _freeze(container: Any) -> str:
+    """SIGSTOP to every process of `container` (module docstring); what was frozen, in words."""
+    import docker.errors  # loaded by a Docker drill only
+
+    try:
+        result = container.exec_run(list(FREEZE))  # all but PID 1 and the kill itself
+        code, said = result.exit_code, bytes(result.output or b"").decode(errors="replace")
+    except docker.errors.APIError as error:  # an engine that refuses the exec outright
+        code, said = None, str(error)
+    container.kill(signal="SIGSTOP")  # PID 1, from the engine's (ancestor) namespace
+    name = container.name
+    if code == 0:
+        return f"froze {name}: SIGSTOP to PID 1 and to every other process"
+    if "No such process" in said:
+        return f"froze {name}: SIGSTOP to PID 1, its only process"
+    if code == 127 or "not found" in said:
+        return f"froze PID 1 of {name} (SIGSTOP); no kill in the image for the others, if any"
+    if code is None:
+        return f"froze PID 1 of {name} (SIGSTOP); the engine refused kill -STOP -1 for the rest"
+    return f"froze PID 1 of {name} (SIGSTOP); kill -STOP -1 inside failed (exit {code})"
 
 
 def _wrong_image(client: Any, project: str, container: Any, image: str) -> str:

@@ -10,10 +10,12 @@ five-field crontab line, or `every DURATION` (a staging stack rehearsed all day 
 first one interval after the daemon starts, the interval divided by the time scale like
 every policy duration); `watchdog.drill.schedule` turns each into a trigger.
 No field is a command or a statement (tests/unit/test_policy_powers.py): `unhealthy`
-freezes the service's processes and `corrupt_config` sets a named column to NULL, each
-with what the watchdog builds itself. Only the shape of a crontab line is checked here
-(the pure core imports no scheduler); APScheduler parses it when `watchdog run` schedules
-it, and a bad one stops the start with exit 2 naming the line.
+freezes every process of the service's container, PID 1 included (SIGSTOP: it stays
+`running`, answers nothing, and an HTTP healthcheck turns `unhealthy`), and
+`corrupt_config` sets a named column to NULL, each with what the watchdog builds itself.
+Only the shape of a crontab line is checked here (the pure core imports no scheduler);
+APScheduler parses it when `watchdog run` schedules it, and a bad one stops the start
+with exit 2 naming the line.
 """
 
 from __future__ import annotations
