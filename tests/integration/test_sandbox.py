@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from watchdog.sandbox.catalog import PROVIDERS, SERVICES
+from watchdog.sandbox.catalog import HTTP_HEALTH_ROLES, PROVIDERS, SERVICES
 from watchdog.sandbox.control import SandboxError
 from watchdog.sandbox.gateway import Breaker
 from watchdog.sandbox.rabbitmq import DeadLetterQueue
@@ -350,6 +350,29 @@ def test_database_down_hides_behind_http_200(
     assert http.get(urls[ENRICHMENT] + "/health").json()["connections"]["database"] == "healthy"
     assert http.get(urls["rest-api"] + "/health").json()["status"] == "healthy"
     assert not sandbox_stack.control.faults()
+
+
+def test_system_down_kills_every_application_service_and_leaves_the_data_stores(
+    sandbox_stack: SandboxStack,
+) -> None:
+    control = sandbox_stack.control
+    application = sorted(n for n, role in SERVICES.items() if role in HTTP_HEALTH_ROLES)
+    assert len(application) == 9  # the nine scenario 5's daemon test kills one by one
+    result = sandbox_stack.inject("system_down")
+    assert sorted(result["killed"]) == application
+    assert result["left_running"] == sorted(set(SERVICES) - set(application))
+    running = {n: s["running"] for n, s in control.services().items()}
+    assert not any(running[n] for n in application) and all(
+        running[n] for n in ("postgres", "redis", "rabbitmq", *WORKERS))
+    (fault,) = control.faults()
+    assert fault["kind"] == "system_down" and sorted(fault["services"]) == application
+    assert "system_down" in control.request("GET", "/faults")[1]["kinds"]
+
+    for name in application[1:]:
+        control.start(name)
+    assert control.faults(), "one service still down: the system is not back"
+    control.start(application[0])
+    assert not control.faults()
 
 
 def test_provider_outage_opens_the_breaker_until_the_provider_is_taken_out(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchdog.sandbox import jsonhttp, runtime
-from watchdog.sandbox.catalog import CONFIG_TABLE, PROVIDERS
+from watchdog.sandbox.catalog import CONFIG_TABLE, HTTP_HEALTH_ROLES, PROVIDERS
 from watchdog.sandbox.supervisor import Supervisor
 from watchdog.sandbox.tables import Rows, TableStore
 
@@ -82,7 +82,7 @@ class FaultInjector:
     """Applies faults through the supervisor and the table store; remembers active ones."""
 
     KINDS = ("crash", "corrupt_config", "provider_outage", "provider_restore",
-             "dlq_overflow", "database_down", "deploy")
+             "dlq_overflow", "database_down", "deploy", "system_down")
 
     def __init__(self, supervisor: Supervisor, store: TableStore) -> None:
         self.supervisor = supervisor
@@ -140,6 +140,7 @@ class FaultInjector:
             "dlq_overflow": self.dlq_overflow,
             "database_down": self.database_down,
             "deploy": self.deploy,
+            "system_down": self.system_down,
         }
         if kind not in handlers:
             raise FaultError(404, f"unknown fault '{kind}'; known: {', '.join(self.KINDS)}")
@@ -241,3 +242,23 @@ class FaultInjector:
         return {"service": name, "version": version, "previous": before,
                 "created": done["created"],
                 "note": "the new version exits at start-up; a redeploy of a good one ends it"}
+
+    def system_down(self, body: dict[str, Any]) -> dict[str, Any]:
+        """SIGKILL every application service at once (the ones that answer GET /health);
+        none restarts. The data stores and the workers stay up: this is the runbook's
+        scenario 5 as the daemon meets it (everything the users reach is gone at once),
+        and what its quarterly Q4 test rehearses without the `down -v` that would take
+        the data with it."""
+        services = self.supervisor.services
+        killed: dict[str, int] = {}
+        for name, svc in services.items():
+            if svc.role in HTTP_HEALTH_ROLES:
+                pid = self.supervisor.kill(name)
+                if pid is not None:
+                    killed[name] = pid
+        if killed:
+            self._record("system_down", {"services": killed},
+                         lambda: any(not services[n].running for n in killed))
+        return {"killed": killed, "left_running": sorted(
+            n for n, s in services.items() if s.role not in HTTP_HEALTH_ROLES and s.running),
+            "note": "killed; the sandbox restarts none of them"}
