@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     backup_dir: Path = Field(Path(""), description="CSV backups of tables (default: backups "
                              "in the state directory)")
     time_scale: float = Field(1.0, gt=0, description="divide policy durations by this (drills)")
+    scheduled_drills: bool = Field(
+        True, description="run the policy's scheduled drills (false: `watchdog drill` by hand "
+        "only; the demo and the test suite's daemons set it, so no quarterly drill lands in "
+        "their faults)",
+    )
     log_format: str = Field("auto", description="json, console, or auto (console on a terminal)")
     log_level: str = "info"
     people: Path | None = Field(

@@ -286,3 +286,40 @@ def test_each_drills_latest_result_by_hand_or_scheduled_is_a_gauge_read_from_the
     assert 'watchdog_drill_last_run_timestamp_seconds{scenario="q1-service"} 1000.0' in text
     assert 'watchdog_drill_last_run_timestamp_seconds{scenario="q3-config"} 2000.0' in text
     assert 'scenario="never-run"} ' not in text.split("watchdog_drill_last_run")[1]
+
+
+def test_scheduled_drills_can_be_turned_off_and_their_results_are_still_read(
+    tmp_path: Path,
+) -> None:
+    """The demo and the suite's daemons run songnodes.yaml, whose four quarterly drills
+    would otherwise fire into their own faults at 10:00 UTC on the 15th."""
+    import asyncio
+
+    import httpx
+
+    from watchdog.drill import scheduled
+    from watchdog.metrics import Metrics
+    from watchdog.settings import Settings
+    from watchdog.store.journal import open_journal
+
+    path = policy_file(tmp_path, {"q1-service": {**KILL_WEB, "schedule": "Q1"}}, drill=True)
+    policy = load_policy(path)
+    jobs: dict[bool, list[str]] = {}
+    journal = open_journal(str(tmp_path / "journal.db"))
+
+    async def scheduled_ids(enabled: bool) -> None:
+        settings = Settings(orchestrator="sandbox+http://127.0.0.1:9",
+                            state=str(tmp_path / "journal.db"), scheduled_drills=enabled)
+        async with httpx.AsyncClient() as client:
+            drills = scheduled.start_drills(policy, settings, journal, client, Metrics(),
+                                            str(path))
+            assert drills is not None
+            jobs[enabled] = sorted(job.id for job in drills.get_jobs())
+            drills.shutdown(wait=False)
+
+    try:
+        for enabled in (True, False):
+            asyncio.run(scheduled_ids(enabled))
+    finally:
+        journal.close()
+    assert jobs == {True: ["drill-results", "drill:q1-service"], False: ["drill-results"]}

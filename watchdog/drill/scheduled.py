@@ -73,6 +73,9 @@ def start_drills(
     except DrillRefused as error:
         log.warning("drills_not_scheduled", reason=str(error), drills=names)
         names = []
+    if names and not settings.scheduled_drills:
+        log.info("drills_not_scheduled", reason="WATCHDOG_SCHEDULED_DRILLS=false", drills=names)
+        names = []
     if names:
         _schedule(scheduler, policy, settings, journal, client, metrics, source, leading)
     scheduler.start()
