@@ -42,6 +42,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from tests.alertmanager_payloads import alert, webhook
 from tests.api_stand import Key, Stand
+from watchdog.api.access import WINDOW_SECONDS
 from watchdog.api.alertmanager import WebhookV4
 from watchdog.api.approvals import DecisionBody
 
@@ -232,7 +233,7 @@ def send(fuzzed: Stand, attempt: Attempt, tally: Tally) -> None:
             case.body["csrf"] = csrf
             if path == "/ui/signin" and key.web:
                 case.body.update(name=key.web, token=fuzzed.tokens[key.web])
-    fuzzed.health.ticks, fuzzed.health.last_tick_at = 1, time.time()  # a daemon ticking
+    fuzzed.health.ticks, fuzzed.health.last_tick_at = 1, fuzzed.clock()  # a daemon ticking
     before = fuzzed.data_version()
     try:
         if attempt.raw is not None:
@@ -290,6 +291,10 @@ def named(answer: Any) -> bool:
     return False
 
 
+#: Every this many cases the stand's clock skips the sign-in throttle's minute (SkippingClock).
+THROTTLE_OPENS_EVERY = 50
+
+
 def run(fuzzed: Stand, cases: int, *, seed_value: int = 13,
         progress: Callable[[Tally], None] | None = None) -> Tally:
     """`cases` cases over every route of the stand's app, judged into one tally."""
@@ -302,6 +307,8 @@ def run(fuzzed: Stand, cases: int, *, seed_value: int = 13,
     @given(attempts(schema, fuzzed.keys))
     def one(attempt: Attempt) -> None:
         send(fuzzed, attempt, tally)
+        if tally.cases % THROTTLE_OPENS_EVERY == 0:
+            fuzzed.clock.skip(WINDOW_SECONDS + 1)
         if progress is not None and tally.cases % 500 == 0:
             progress(tally)
 

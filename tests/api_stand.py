@@ -83,12 +83,29 @@ def keys(tokens: dict[str, str], alertmanager: str) -> list[Key]:
 # ---- the stand: a served app over a journal with history ---------------------------
 
 
+class SkippingClock:
+    """The app's clock: the wall clock, moved on by `skip`. The fuzz's own failed keys shut
+    the sign-in throttle (5 a minute from 127.0.0.1) for the rest of a minute; letting that
+    minute pass every so many cases (not seconds) makes which valid cases get through
+    depend on the cases alone, not on how fast a loaded machine sends them."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def skip(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 class Stand:
     """The daemon's app on a real uvicorn, its journal, and the keys to call it with."""
 
     def __init__(self, folder: Path, base: str, app: FastAPI, journal: Journal, health: Health,
-                 keys: list[Key], tokens: dict[str, str]) -> None:
+                 keys: list[Key], tokens: dict[str, str], clock: SkippingClock) -> None:
         self.folder, self.base, self.app, self.journal = folder, base, app, journal
+        self.clock = clock
         self.health = health
         self.keys, self.tokens = keys, tokens
         self.policy = load_policy(POLICY)
@@ -149,8 +166,9 @@ def stand(folder: Path) -> Iterator[Stand]:
     journal.set_state(resolved, state="resolved", at=now, reason="verified", closed=True)
     journal.set_state(escalated, state="escalated", at=now, reason="rejected", closed=True)
     health = Health(started_at=now)
+    clock = SkippingClock()
     app = create_app(
-        journal, Metrics.for_policy(policy), health, time.time,
+        journal, Metrics.for_policy(policy), health, clock,
         alerts=AlertIntake(policy, journal, time.time),
         receiver=ReceiverSettings(token=SecretStr(ALERTMANAGER_TOKEN)),
         people=People(crew.path, policy.roles),
@@ -159,7 +177,7 @@ def stand(folder: Path) -> Iterator[Stand]:
     )
     with served(app) as base:
         fuzzed = Stand(folder, base, app, journal, health, keys(crew.tokens, ALERTMANAGER_TOKEN),
-                       crew.tokens)
+                       crew.tokens, clock)
         for key in fuzzed.keys:  # signed in before the fuzz's failures can throttle it
             if key.web is not None:
                 fuzzed.web(key.web)

@@ -172,8 +172,23 @@ class HaStage:
             found[:] = [self.member(leading[0])]
             return True
 
-        wait_for(settled, seconds, f"exactly one leader (roles now {self.roles()})")
+        try:
+            wait_for(settled, seconds, "exactly one leader")
+        except TimeoutError as error:
+            raise TimeoutError(f"{error}: {self.diagnosis()}") from None
         return found[0]
+
+    def diagnosis(self) -> str:
+        """Roles, the lease row and every session of the database with what it waits on,
+        for a failure message: who holds what when no one can lead."""
+        sessions = self.rows(
+            "SELECT pid, application_name, client_port, state, wait_event_type, wait_event,"
+            " backend_xid IS NOT NULL AS writing, pg_blocking_pids(pid) AS blocked_by,"
+            " round(extract(epoch FROM now() - xact_start)::numeric, 1) AS xact_seconds,"
+            " left(query, 120) AS query FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return (f"roles {self.roles()}; lease {self.lease()}; sessions: "
+                + "; ".join(str(row) for row in sessions))
 
     # ------------------------------------------------------------ the journal's tables
 
