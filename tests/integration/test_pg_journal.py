@@ -196,7 +196,8 @@ def test_a_leader_frozen_inside_a_write_cannot_keep_the_journal_from_a_take_over
     pg_url: str,
 ) -> None:
     """SIGSTOP between two statements of a write holds the journal's write lock, which a
-    take-over must wait for; the server ends the idle transaction (3 s) and the lock with it."""
+    take-over must wait for: a second, then it ends that session (the server would end the
+    idle transaction after 3 s) and the lock with it."""
     first, second = Lease(pg_url, "songnodes", "wd-a"), Lease(pg_url, "songnodes", "wd-b")
     leader = open_journal(pg_url, fence=("songnodes", 1))
     try:
@@ -205,15 +206,15 @@ def test_a_leader_frozen_inside_a_write_cannot_keep_the_journal_from_a_take_over
         frozen.execute("BEGIN")
         frozen.execute("SELECT pg_advisory_xact_lock(%s)", (leader._write_key,))  # type: ignore[attr-defined]
         expire(pg_url, "songnodes")
-        taken = second.claim()  # waits for the lock until the server ends the frozen one
+        taken = second.claim()  # waits for the lock, then ends the frozen session
         assert (taken.leading, taken.token, taken.clean) == (True, 2, False)
         def write() -> int:
             return leader.open_incident(
                 key="k/late", severity=Severity.P2, scenario="s", subject="late",
                 state="detected", reason="woken", at=3.0, findings=())
 
-        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
-            write()  # the server ended its session; the handle connects again ...
+        with pytest.raises(psycopg.errors.AdminShutdown):
+            write()  # the take-over ended its session; the handle connects again ...
 
         def refused() -> bool:
             try:
@@ -227,6 +228,43 @@ def test_a_leader_frozen_inside_a_write_cannot_keep_the_journal_from_a_take_over
         wait_for(refused, 10, "the woken leader's write refused as fenced")
     finally:
         leader.close()
+        first.close()
+        second.close()
+
+
+def test_a_leader_frozen_mid_pipeline_is_ended_by_the_take_over(pg_url: str) -> None:
+    """A write sent as a pipeline (psycopg's executemany) and frozen before its Sync leaves
+    its session 'active', reading the rest: neither idle_in_transaction_session_timeout nor
+    statement_timeout ends it, and it holds the journal's write lock for as long as the
+    process stays frozen (a CI run saw a follower wait 50 s). The take-over waits a
+    second for the lock, then ends the session that has held it longer than that."""
+    open_journal(pg_url).close()
+    first, second = Lease(pg_url, "songnodes", "wd-a"), Lease(pg_url, "songnodes", "wd-b")
+    dsn = pg_url.split("?", maxsplit=1)[0]
+    frozen = psycopg.connect(dsn, autocommit=True)
+    try:
+        assert first.claim().token == 1
+        pipeline = frozen.pgconn
+        pipeline.enter_pipeline_mode()
+        pipeline.send_query_params(b"BEGIN", None)
+        pipeline.send_query_params(b"SELECT pg_advisory_xact_lock($1::bigint)",
+                                   [str(first._write_key).encode()])
+        pipeline.flush()  # ... and no Sync: the process froze here
+        session = pipeline.backend_pid
+
+        def state() -> str | None:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                row = conn.execute("SELECT state FROM pg_stat_activity WHERE pid = %s",
+                                   (session,)).fetchone()
+            return None if row is None else str(row[0])
+
+        wait_for(lambda: state() == "active", 5, "the pipeline's session holding the lock")
+        expire(pg_url, "songnodes")
+        taken = second.claim()
+        assert (taken.leading, taken.token, taken.clean) == (True, 2, False)
+        assert state() is None  # the frozen session was ended, and its lock with it
+    finally:
+        frozen.close()
         first.close()
         second.close()
 

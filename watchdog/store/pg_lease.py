@@ -13,6 +13,17 @@ term, a follower takes the lease once it is released (a clean hand-over) or expi
 the token under the journal's write lock, after any write of the old term commits and
 before any later one can. Each term is a row of `leadership_log`, saying whether the
 hand-over was clean. Its own connection, so a busy journal never delays a renewal.
+
+A take-over waits at most LOCK_WAIT_MS for that lock. A leader frozen between two
+statements of a write is ended by the server (idle_in_transaction_session_timeout), but
+one frozen in the middle of a pipeline (psycopg's `executemany` sends many statements
+before one Sync) leaves its session `active`, reading the rest, which no server timeout
+reaches: it would hold the lock for as long as the process stays frozen. So when the
+wait runs out, the follower ends (`pg_terminate_backend`) every session that has held
+the write lock's transaction open for over STALE_WRITE_S, none of which can be a live
+journal write (each runs its statements back to back in milliseconds), and takes the
+lease at once. The ended transaction rolls back; the woken leader finds its connection
+gone and, connected again, its writes fenced.
 """
 
 from __future__ import annotations
@@ -21,6 +32,8 @@ import secrets
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import structlog
 
 from watchdog.store.pg_base import (
     CONNECT_TIMEOUT_S,
@@ -38,6 +51,9 @@ if TYPE_CHECKING:
 
 DEFAULT_LEASE_SECONDS = 4.0
 _NOW = "extract(epoch FROM clock_timestamp())"
+LOCK_WAIT_MS = 1000  # a take-over's wait for the journal's write lock
+STALE_WRITE_S = 1.0  # a write transaction open this long holds the lock for a frozen client
+log = structlog.get_logger("watchdog.lease")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +145,13 @@ class Lease:
                 if self.token is not None and (term := self._renew(conn)) is not None:
                     return term
                 self.token = None
-                with conn.transaction():
-                    return self._take_or_follow(conn)
+                try:
+                    with conn.transaction():
+                        return self._take_or_follow(conn)
+                except psycopg.errors.LockNotAvailable:
+                    self._end_stale_writers(conn)
+                    with conn.transaction():
+                        return self._take_or_follow(conn)
         except psycopg.Error as error:
             conn.close()
             raise JournalUnavailable(
@@ -157,6 +178,7 @@ class Lease:
         if held is not None and not held[4] and not held[5]:
             return Term(False, int(held[2]), str(held[1]), float(held[3]))
         # Free: every write of the old term commits before the token rises.
+        conn.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT_MS}ms'")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_key,))
         token = 1 if held is None else int(held[2]) + 1
         previous = None if held is None else str(held[1])
@@ -187,6 +209,29 @@ class Lease:
         )
         self.token = token
         return Term(True, token, self.instance, since, began=True, clean=clean, previous=previous)
+
+    def _end_stale_writers(self, conn: psycopg.Connection[Any]) -> None:
+        """End the sessions holding the journal's write lock in a transaction open for over
+        STALE_WRITE_S: a leader frozen mid-pipeline (module docstring)."""
+        key = self._write_key & 0xFFFF_FFFF_FFFF_FFFF  # pg_locks splits it into two oids
+        ended = conn.execute(
+            "SELECT a.pid, a.application_name, a.client_addr::text, a.state,"
+            " extract(epoch FROM clock_timestamp() - a.xact_start), pg_terminate_backend(a.pid)"
+            " FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND l.classid = %s::oid AND l.objid = %s::oid AND a.pid <> pg_backend_pid()"
+            f" AND a.xact_start < clock_timestamp() - interval '{STALE_WRITE_S} s'",
+            (key >> 32, key & 0xFFFF_FFFF),
+        ).fetchall()
+        for pid, application, address, state, seconds, done in ended:
+            log.warning(
+                "stale_writer_ended", stack=self.stack, instance=self.instance, pid=pid,
+                application=application, address=address, state=state,
+                held_seconds=round(float(seconds), 1), ended=bool(done),
+                reason="it held the journal's write lock past the lease; its client is frozen "
+                "or gone",
+            )
 
     def release(self) -> None:
         """Hand the lease over at a clean stop: a follower takes it at its next claim."""
