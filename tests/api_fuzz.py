@@ -181,6 +181,7 @@ class Attempt:
     raw_type: str | None
     csrf: bool  # a web key's session puts its real CSRF token in the form
     grant: int | None  # instead of `key`, the grant-th key valid for the case's route
+    decide: bool = False  # with a granted key, a decision route gets a well-formed decision
 
 
 @dataclass
@@ -212,6 +213,7 @@ def attempts(schema: Any, keyring: list[Key]) -> st.SearchStrategy[Attempt]:
         raw_type=RAW_TYPES,
         csrf=st.integers(0, 7).map(bool),
         grant=st.sampled_from([None, None, None, 0, 1, 2]),  # half the cases: a valid key
+        decide=st.integers(0, 2).map(lambda n: n == 0),
     )
 
 
@@ -223,8 +225,14 @@ def send(fuzzed: Stand, attempt: Attempt, tally: Tally) -> None:
     if attempt.grant is not None and granting:
         key = granting[attempt.grant % len(granting)]
     if attempt.incident is not None and "incident_id" in case.path_parameters:
-        known = fuzzed.incidents()
+        # A granted key on an incident that waits for a person: the decision is taken, not
+        # refused at the door (some thirty in a thousand cases; any incident otherwise).
+        known = (attempt.grant is not None and fuzzed.waiting()) or fuzzed.incidents()
         case.path_parameters["incident_id"] = known[attempt.incident % len(known)]
+        if attempt.decide and attempt.grant is not None and JSON_BODIES.get(path) is DecisionBody:
+            # A third of those: a body the route takes, so the decision itself runs (a
+            # thousand generated bodies alone reach it a handful of times, or not at all).
+            case.body = {"comment": "fuzzed: a decision past the doors"}
     headers = dict(key.headers)
     cookies: dict[str, str] = {}
     if key.web is not None:

@@ -120,6 +120,10 @@ class Stand:
     def incidents(self) -> list[int]:
         return [r.id for r in self.journal.list_incidents(limit=200, include_closed=True)]
 
+    def waiting(self) -> list[int]:
+        """Open incidents whose plan waits for a person: where a granted key goes deepest."""
+        return [r.id for r in self.journal.open_incidents() if r.state == "awaiting_approval"]
+
     def replenish(self) -> None:
         """Keep incidents awaiting approval at each severity, as the fuzz decides and closes."""
         waiting = {r.scenario for r in self.journal.open_incidents()

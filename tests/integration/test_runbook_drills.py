@@ -92,8 +92,11 @@ def test_the_shipped_quarterly_drills_pass_on_the_sandbox_q2_once_the_on_call_ap
             assert result is not None and result["outcome"] == "passed", (drill, result)
             incident = journal.incident(result["incident"])
             assert (incident.scenario, incident.state) == (scenario, "resolved"), drill
-            drilled = [e.data for e in journal.timeline(incident.id) if e.kind == "drill"]
+            timeline = journal.timeline(incident.id)
+            drilled = [e.data for e in timeline if e.kind == "drill"]
             assert [d["name"] for d in drilled] == [drill]
+            (said,) = [e.summary for e in timeline if e.kind == "drill_fault"]
+            assert said.startswith(f"a drill: this follows drill {drill}'s fault"), said
             incidents[drill] = incident.id
         (start,) = [s for s in journal.steps(incidents["q4-system"]) if s.action == "service.start"]
         assert all(name in start.output for name in application), start.output

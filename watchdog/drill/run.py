@@ -5,7 +5,9 @@ The drill never acts itself beyond the fault: the daemon that guards the target
 The drill follows that through the journal (the incidents opened after the fault,
 their steps and events), which works the same on SQLite and PostgreSQL and needs
 no API token. A drill passes when an incident opened (detected), a step of its
-plan succeeded (acted) and it ended `resolved` (verified), within the timeout.
+plan succeeded (acted) and it ended `resolved` (verified), within the timeout. The
+incident says at once that it follows a drill's fault (a `drill_fault` event), so the
+person its page reached reads on the web page that it is a rehearsal.
 
 Results are stored without a new table (no migration beside the shadow table's):
 as a `drill` event on the incident the fault caused (the data is the result), and
@@ -99,6 +101,10 @@ def run_drill(
             if result.incident is None:
                 progress(f"  +{incident.opened_at - started:5.1f} s  detected: incident "
                          f"{incident.id} {incident.severity.value} {incident.scenario}")
+                # Said on the incident at once: whoever its page reached reads it is a drill.
+                journal.add_event(incident.id, at=clock(), kind="drill_fault",
+                                  summary=f"a drill: this follows drill {name}'s fault "
+                                  f"({injected}); the drill waits for it to be resolved")
             for event in journal.timeline(incident.id)[seen.get(incident.id, 0):]:
                 progress(f"  +{event.at - started:5.1f} s  {event.kind}: {event.summary}")
             seen[incident.id] = len(journal.timeline(incident.id))
