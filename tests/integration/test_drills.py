@@ -1,5 +1,5 @@
-"""`watchdog drill` against a real daemon: on the sandbox (one drill passes, one fails and
-pages at P2 through the daemon's outbox) and on a real engine's drill project.
+"""`watchdog drill` against a real daemon: on the sandbox and on a real engine's drill project,
+one drill passes and one fails and pages at P2 through the daemon's outbox.
 
 The daemon runs as `watchdog demo` runs it (songnodes, clock compressed tenfold) or as
 test_docker_daemon runs it (the generic policy on a throwaway Compose project, marked
@@ -122,8 +122,8 @@ def test_a_sandbox_drill_passes_and_one_too_strict_fails_and_pages_at_p2(
         journal.close()
 
 
-def test_a_drill_on_a_real_engines_drill_project_kills_a_service_the_daemon_restarts(
-    tmp_path: Path, docker_client: docker.DockerClient, docker_url: str,
+def test_a_drill_on_a_real_engines_drill_project_passes_and_a_too_strict_one_fails_and_pages(
+    tmp_path: Path, docker_client: docker.DockerClient, docker_url: str, fakes: Vendors,
     settings_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     with compose_project(docker_client, tmp_path, prefix="wddrill") as project:
@@ -132,8 +132,11 @@ def test_a_drill_on_a_real_engines_drill_project_kills_a_service_the_daemon_rest
             data = yaml.safe_load(path.read_text())
             data["stack"]["drill"] = True
             data["drills"] = {"scenarios": {
-                "q1-service": {"fault": "kill", "service": "web", "timeout": "600s"}}}
+                "q1-service": {"fault": "kill", "service": "web", "timeout": "600s"},
+                "too-strict": {"fault": "kill", "service": "api", "timeout": "2s"}}}
             path.write_text(yaml.safe_dump(data, sort_keys=False))
+            settings_env.setenv("WATCHDOG_WEBHOOK_URL", fakes.webhook.hook_url)  # the daemon's
+            settings_env.setenv("WATCHDOG_WEBHOOK_TOKEN", WEBHOOK_TOKEN)  # pager, and the drill's
             start_daemon(project, docker_url, policy=path)
             wait_for(lambda: project.last_good_recorded("web"), 30, "web's last known good")
             before = project.container("web").id
@@ -152,6 +155,22 @@ def test_a_drill_on_a_real_engines_drill_project_kills_a_service_the_daemon_rest
             assert after.id == before and after.attrs["State"]["Running"]
             (incident,) = project.incidents()
             assert incident["state"] == "resolved" and incident["key"] == "service_failure/web"
+
+            # 0.2 s to detect, act and verify a killed api: no daemon does; paged at P2.
+            assert main(["drill", "too-strict", "--policy", str(path)]) == 1
+            printed = capsys.readouterr().out
+            assert f"killed {project.name}-api-1" in printed and "FAILED" in printed, printed
+            assert "Paged through: webhook (delivered by the daemon)." in printed
+
+            def drill_paged() -> list[dict[str, Any]]:
+                return [e for e in fakes.webhook.events() if e["event"] == "trigger"
+                        and e["incident"]["scenario"] == "drill_failed"]
+
+            wait_for(lambda: bool(drill_paged()), 20, "the failed drill's page")
+            (page,) = drill_paged()
+            assert page["incident"]["severity"] == "P2" and page["incident"]["state"] == (
+                "escalated")
+            assert "drill too-strict failed" in page["incident"]["why_now"]
         finally:
             if project.process is not None:
                 project.process.terminate()
