@@ -84,8 +84,11 @@ else:
     from watchdog.heap import settle_heap
 
     settle_heap()  # as the daemon does once it is built
+from watchdog.commands.listener import KEEP_ALIVE_SECONDS
+
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-            loop="asyncio")  # as the daemon runs it: its own asyncio loop
+            loop="asyncio",  # as the daemon runs it: its own asyncio loop,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS)  # and its keep-alive
 """
 
 

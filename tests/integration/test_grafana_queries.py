@@ -10,6 +10,7 @@ concrete durations, must parse and return data.
 
 from __future__ import annotations
 
+import http.client
 import math
 import re
 import subprocess
@@ -167,3 +168,26 @@ def test_a_bad_query_fails_with_prometheus_text(run: Run) -> None:
     with pytest.raises(promstack.PromStackError, match="parse error"):
         promstack.query(run.prometheus, concrete("sum by (le (watchdog_paused)"))
 
+
+
+def test_a_scrape_connection_idle_past_uvicorns_default_keep_alive_is_still_served(
+    run: Run,
+) -> None:
+    """A client reusing a keep-alive connection the server has just closed gets an error
+    for a request never read (Go's transport, Alertmanager's and Prometheus's, does not
+    resend a POST). The daemon keeps idle connections longer than its clients do
+    (KEEP_ALIVE_SECONDS), so one idle for 6 s (uvicorn's default closes at 5) still works."""
+    host, port = run.daemon_listen.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        answers = []
+        for pause in (0.0, 6.0):
+            time.sleep(pause)
+            conn.request("GET", "/healthz")  # on the same socket: nothing closed it
+            reply = conn.getresponse()
+            reply.read()
+            answers.append(reply.status)
+        assert conn.sock is not None  # still the first connection, never reopened
+    finally:
+        conn.close()
+    assert answers == [200, 200], answers

@@ -25,7 +25,7 @@ import uvicorn
 from watchdog.api.app import create_app
 from watchdog.commands.daemonkeys import register_daemon_secrets
 from watchdog.commands.journalfile import journal_path, journal_place
-from watchdog.commands.listener import listening_socket
+from watchdog.commands.listener import KEEP_ALIVE_SECONDS, listening_socket
 from watchdog.commands.runner import Shared, build_daemon
 from watchdog.drill.scheduled import start_drills
 from watchdog.engine.alerts import AlertIntake
@@ -154,6 +154,7 @@ async def _serve(
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
+                timeout_keep_alive=KEEP_ALIVE_SECONDS,
             )
         )
         drills = start_drills(policy, settings, journal, client, metrics, journal_at,
