@@ -81,7 +81,6 @@ def validate(args: argparse.Namespace) -> int:
 
 def quorum_warnings(policy: Policy, people_file: str) -> list[str]:
     """What the people file cannot approve under this policy (validate and start-up say it)."""
-
     from watchdog.people import People
     from watchdog.policy.quorums import unmeetable_quorums
 
@@ -245,7 +244,6 @@ def close(args: argparse.Namespace) -> int:
 
 
 def followups(args: argparse.Namespace) -> int:
-
     from watchdog.commands.followupscmd import done_command, list_command
 
     settings = settings_for(args)
@@ -289,7 +287,6 @@ def replay(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-
     from watchdog.commands.followupscmd import report_command
 
     settings = settings_for(args)
@@ -331,7 +328,6 @@ def token(args: argparse.Namespace) -> int:
 
 
 def drill(args: argparse.Namespace) -> int:
-
     from watchdog.commands.drillcmd import drill_command
 
     return drill_command(
