@@ -105,9 +105,10 @@ def run_drill(
                 journal.add_event(incident.id, at=clock(), kind="drill_fault",
                                   summary=f"a drill: this follows drill {name}'s fault "
                                   f"({injected}); the drill waits for it to be resolved")
-            for event in journal.timeline(incident.id)[seen.get(incident.id, 0):]:
+            timeline = journal.timeline(incident.id)  # once: a second read could skip one
+            for event in timeline[seen.get(incident.id, 0):]:
                 progress(f"  +{event.at - started:5.1f} s  {event.kind}: {event.summary}")
-            seen[incident.id] = len(journal.timeline(incident.id))
+            seen[incident.id] = len(timeline)
             acted = any(s.status == "succeeded" for s in journal.steps(incident.id))
             closed = incident.closed_at is not None or incident.state in FINAL
             result = DrillResult(
